@@ -1,0 +1,44 @@
+"""The ``layerseg`` command. One module per subcommand in this package, each with
+``register(subparsers)``; the core packages know no command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import LayersegError
+
+# subcommand modules of this package, in the order `layerseg --help` lists them
+SUBCOMMANDS = ["info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="layerseg",
+        description="Layer segmentation and aging markers for high-frequency facial ultrasound "
+                    "(research software, not a medical device).")
+    p.add_argument("--version", action="version", version=f"layerseg {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``layerseg`` console command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LayersegError as e:
+        print(f"layerseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``layerseg info PATH...``: read files or dataset folders and print each frame's calibration."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import LayersegError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("info", help="read frames and print their size, spacing and elastography",
+                       description="Read each file (DICOM, PNG/TIFF/JPEG + spacing, NIfTI/NRRD, "
+                                   "RF .npy/.mat) or dataset folder and print what layerseg sees: "
+                                   "frames, size, spacing and its provenance, elastography.")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--spacing", nargs=2, type=float, metavar=("AXIAL_MM", "LATERAL_MM"),
+                   help="explicit pixel spacing for files that carry none (recorded as 'user')")
+    p.set_defaults(func=run)
+
+
+def _describe(frame) -> str:
+    r, c = frame.shape
+    if frame.spacing_mm is not None:
+        ay, ax = frame.spacing_mm
+        sp = (f"spacing {ay:.4g} x {ax:.4g} mm ({frame.meta.calibration}), "
+              f"{r * ay:.2f} mm deep x {c * ax:.2f} mm wide")
+    else:
+        sp = "no spacing"
+    el = ""
+    if frame.elasto is not None:
+        n = int(frame.elasto_valid.sum())
+        el = f", elastography {frame.elasto_kind} ({n} valid px)"
+    f = f", {frame.meta.frequency_mhz:g} MHz" if frame.meta.frequency_mhz else ""
+    return f"{r} x {c} px {frame.intensity}, {sp}{f}{el}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import read, read_dataset
+
+    failed = 0
+    files: list[Path] = []
+    for p in args.paths:
+        if p.is_dir() and (p / "manifest.csv").is_file():
+            try:
+                ds = read_dataset(p)
+                print(f"{p}: dataset of {len(ds)} frame(s)")
+                for item in ds:
+                    print(f"  {item.id}: {_describe(item.frame)}")
+            except LayersegError as e:
+                print(f"FAILED {e}", file=sys.stderr)
+                failed += 1
+        elif p.is_dir():
+            files += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
+                            and not q.name.endswith(".json"))
+        else:
+            files.append(p)
+    spacing = tuple(args.spacing) if args.spacing else None
+    for path in files:
+        try:
+            series = read(path, spacing=spacing)
+            print(f"{path}: {len(series)} frame(s)")
+            print(f"  frame 0: {_describe(series[0])}")
+        except LayersegError as e:
+            print(f"FAILED {e}", file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"{failed} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0

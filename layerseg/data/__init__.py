@@ -1,0 +1,1 @@
+"""Data files shipped with layerseg (region profiles, reference tables)."""
