@@ -1,0 +1,751 @@
+"""DICOM ultrasound reader: calibrated, lazily decoded frames with optional elastography.
+
+Spacing comes from the Sequence of Ultrasound Regions (PhysicalDeltaX/Y in cm), the image is
+cropped to the tissue region, and a colour/elastography view beside (or over) the B-mode is
+decoded through a colour bar and registered to the B-mode grid. Frames of a multi-frame file are
+decoded one at a time, when asked for.
+
+Never imports torch or MONAI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
+                      LayersegError, ReadError, UnsupportedFormatError, WrongModalityError)
+from ..frame import Frame, FrameMeta, FrameSeries
+from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UltrasoundRegion,
+                       parse_regions, physical_origin_mm)
+
+__all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA_MIN",
+           "COLOUR_FRACTION_MAX", "US_SOP_CLASSES"]
+
+COLOUR_CHROMA_MIN = 24.0
+"""A pixel counts as coloured when max(R,G,B) - min(R,G,B) exceeds this (0-255 scale): above the
+chroma noise of JPEG-compressed grey images."""
+
+COLOUR_FRACTION_MAX = 0.005
+"""An RGB image (or region) is effectively grey when at most this fraction of its pixels is
+coloured (calipers, markers)."""
+
+US_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume Storage",
+    "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
+    "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage (retired)",
+    "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame Image Storage (retired)",
+}
+
+_SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
+                          "PALETTE COLOR", "YBR_RCT", "YBR_ICT")
+
+_DEFAULT_SALT_ENV = "LAYERSEG_DEID_SALT"
+
+
+# ---------------------------------------------------------------------------- de-identification
+def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) -> str | None:
+    """A pseudonymous key for a subject or study: a truncated, salted SHA-256.
+
+    Parameters
+    ----------
+    *parts : str
+        Identifying values (for example PatientID and IssuerOfPatientID, or StudyInstanceUID).
+        Empty or None parts are skipped; when all are empty the result is None.
+    salt : str, optional
+        Secret salt. Defaults to the ``LAYERSEG_DEID_SALT`` environment variable, else the fixed
+        string ``"layerseg"``; set a secret salt for real data, since IDs are guessable.
+    length : int
+        Number of hex characters kept (default 16, i.e. 64 bits).
+
+    Returns
+    -------
+    str or None
+        ``length`` lowercase hex characters; the identifying values cannot be read back.
+    """
+    vals = [str(p).strip() for p in parts if p is not None and str(p).strip()]
+    if not vals:
+        return None
+    if salt is None:
+        salt = os.environ.get(_DEFAULT_SALT_ENV, "layerseg")
+    h = hashlib.sha256()
+    h.update(salt.encode("utf-8"))
+    for v in vals:
+        h.update(b"\x1f")
+        h.update(v.encode("utf-8"))
+    return h.hexdigest()[: int(length)]
+
+
+# ---------------------------------------------------------------------------- colour helpers
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    return rgb.max(axis=-1) - rgb.min(axis=-1)
+
+
+def is_effectively_grey(rgb: np.ndarray, chroma_min: float = COLOUR_CHROMA_MIN,
+                        fraction_max: float = COLOUR_FRACTION_MAX) -> bool:
+    """True when at most `fraction_max` of the pixels of `rgb` (shape (rows, cols, 3), 0-255)
+    have a chroma ``max - min`` above `chroma_min`."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    if rgb.size == 0:
+        return True
+    return float((_chroma(rgb) > chroma_min).mean()) <= fraction_max
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    from skimage.color import rgb2gray  # float input keeps its 0-255 scale
+
+    return rgb2gray(np.asarray(rgb, dtype=np.float32)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- header handling
+def _err_name(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _read_header(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(str(path), stop_before_pixels=False, defer_size="256 KB")
+            except InvalidDicomError:
+                ds = pydicom.dcmread(str(path), force=True, defer_size="256 KB")
+    except FileNotFoundError:
+        raise ReadError("file not found", path) from None
+    except IsADirectoryError:
+        raise ReadError("is a directory, not a DICOM file", path) from None
+    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
+            NotImplementedError) as e:
+        raise CorruptFileError(f"cannot parse the DICOM header ({_err_name(e)}); the file is "
+                               "truncated or malformed", path) from e
+    has_dicm = _has_dicm_prefix(path)
+    if len(ds) == 0 or not any(tag.group >= 0x0008 for tag in ds.keys()):
+        if has_dicm:
+            raise CorruptFileError("the DICOM file stops after its file meta header: it holds no "
+                                   "data set (truncated?)", path)
+        raise UnsupportedFormatError("not a DICOM file (no DICOM data elements found)", path)
+    _check_truncation(ds, path)
+    return ds
+
+
+def _check_dicom_content(path: Path) -> None:
+    from .read import _looks_like_bare_dicom
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError as e:
+        raise ReadError(f"cannot open the file ({e.strerror or e})", path) from e
+    if not head:
+        raise UnsupportedFormatError("not a DICOM file: the file is empty", path)
+    if head[128:132] != b"DICM" and not _looks_like_bare_dicom(head):
+        raise UnsupportedFormatError(f"not a DICOM file (no 'DICM' marker at byte 128 and no "
+                                     f"DICOM data set at the start; first bytes "
+                                     f"{head[:8]!r})", path)
+
+
+def _has_dicm_prefix(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _check_truncation(ds, path: Path) -> None:
+    """Raise `CorruptFileError` when an element's value is shorter than its declared length
+    (pydicom reads a truncated file silently)."""
+    size = path.stat().st_size
+    for tag in ds.keys():
+        raw = ds.get_item(tag)
+        length = getattr(raw, "length", None)
+        if length is None or length == 0xFFFFFFFF:
+            continue
+        value = getattr(raw, "value", None)
+        tell = getattr(raw, "value_tell", None)
+        short = (isinstance(value, bytes) and len(value) < length) or \
+            (value is None and tell is not None and tell + length > size)
+        if short:
+            raise CorruptFileError(f"the file is truncated: element {tag} declares {length} "
+                                   f"bytes but the file ends before them ({size} bytes in all)",
+                                   path)
+
+
+def _transfer_syntax(ds):
+    from pydicom.uid import (UID, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                             ImplicitVRLittleEndian)
+
+    fm = getattr(ds, "file_meta", None)
+    ts = fm.get("TransferSyntaxUID") if fm is not None else None
+    if ts:
+        return UID(ts)
+    implicit, little = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _check_modality(ds, path, allow_other_modality: bool) -> None:
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    sop = str(ds.get("SOPClassUID", "") or "")
+    if allow_other_modality or modality == "US":
+        return
+    if not modality and (sop in US_SOP_CLASSES or "SequenceOfUltrasoundRegions" in ds):
+        return
+    what = f"modality {modality!r}" if modality else "no Modality (0008,0060)"
+    if sop:
+        import pydicom.uid
+
+        what += f", SOP class {pydicom.uid.UID(sop).name}"
+    raise WrongModalityError(f"not an ultrasound image ({what}); layerseg reads ultrasound (US) "
+                             "DICOM only (pass allow_other_modality=True to force)", path)
+
+
+def _check_image_header(ds, path) -> tuple[int, int, int, str, int]:
+    has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    if not has_pixels:
+        raise WrongModalityError("holds no pixel data (7FE0,0010): not an image (a report or "
+                                 "presentation state?), or the file is truncated", path)
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        n = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise CorruptFileError(f"image header incomplete or malformed ({_err_name(e)})",
+                               path) from e
+    if rows < 2 or cols < 2:
+        raise InvalidImageError(f"image is {rows} x {cols} pixels; a frame needs at least "
+                                "2 x 2", path)
+    if n < 1:
+        raise InvalidImageError(f"NumberOfFrames is {n}: the file holds no frame", path)
+    pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if pi not in _SUPPORTED_PHOTOMETRIC:
+        raise UnsupportedFormatError(f"photometric interpretation {pi!r} is not supported "
+                                     f"(supported: {', '.join(_SUPPORTED_PHOTOMETRIC)})", path)
+    return rows, cols, n, pi, spp
+
+
+# ---------------------------------------------------------------------------- layout
+@dataclass
+class _Layout:
+    """How each frame is cut: B-mode box, optional colour box, spacings, provenance."""
+
+    bmode_region: UltrasoundRegion | None
+    spacing_mm: tuple[float, float] | None
+    calibration: str | None
+    colour_region: UltrasoundRegion | None = None
+    colour_spacing_mm: tuple[float, float] | None = None
+    colour_bar_region: UltrasoundRegion | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def _region_spacing_or_none(r: UltrasoundRegion, path):
+    try:
+        return r.spacing_mm(path), None
+    except CalibrationError as e:
+        return None, e
+
+
+def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path,
+                 spacing, region: int | None, first_rgb) -> _Layout:
+    """Choose the B-mode (tissue) region, the colour region and the spacing.
+
+    `first_rgb` is a callable returning frame 0 as (rows, cols, 3) float RGB, or None for grey
+    images; it is called only when grey/colour content must decide between tissue regions.
+    """
+    user = spacing is not None
+    two_d = [r for r in regions if r.is_2d]
+    bar = next((r for r in regions if r.data_type == DATA_COLOUR_BAR), None)
+
+    def finish(bm, colour, notes):
+        if user:
+            sp, cal = tuple(float(s) for s in spacing), "user"
+            if bm is not None:
+                hs, _ = _region_spacing_or_none(bm, path)
+                if hs is not None:
+                    notes["header_spacing_mm"] = list(hs)
+        else:
+            sp, cal = bm.spacing_mm(path), "dicom_region"
+        csp = None
+        if colour is not None:
+            csp, err = _region_spacing_or_none(colour, path)
+            if csp is None:
+                if user:
+                    csp = sp
+                else:
+                    raise err
+        return _Layout(bm, sp, cal, colour, csp, bar, notes)
+
+    if region is not None:
+        if not 0 <= region < len(regions):
+            raise CalibrationError(f"region={region} asked for, but the file has "
+                                   f"{len(regions)} ultrasound region(s)", path)
+        bm = regions[region]
+        bm.check_bounds(rows, cols, path)
+        others = [r for r in two_d if r is not bm and r.data_type in (DATA_TISSUE,
+                                                                       DATA_COLOUR_FLOW)]
+        colour = None
+        for r in others:
+            try:
+                r.check_bounds(rows, cols, path)
+                colour = r
+                break
+            except CalibrationError:
+                continue
+        return finish(bm, colour, {"region_choice": f"region {region} chosen by the caller"})
+
+    tissue = [r for r in two_d if r.data_type == DATA_TISSUE]
+    flow = [r for r in two_d if r.data_type == DATA_COLOUR_FLOW]
+
+    if not tissue:
+        # no tissue region: PixelSpacing, or the caller's spacing, or nothing
+        notes: dict[str, Any] = {}
+        if regions:
+            notes["regions_ignored"] = ("no 2D tissue region among: "
+                                        + "; ".join(r.describe() for r in regions))
+        if user:
+            return _Layout(None, tuple(float(s) for s in spacing), "user", notes=notes)
+        ps = ds.get("PixelSpacing")
+        if ps is not None and len(ps) == 2:
+            try:
+                sp = (float(ps[0]), float(ps[1]))
+            except (TypeError, ValueError):
+                sp = None
+            if sp is not None and all(np.isfinite(sp)) and min(sp) > 0:
+                notes["calibration_note"] = ("spacing from PixelSpacing (0028,0030); the file "
+                                             "has no ultrasound tissue region")
+                return _Layout(None, sp, "dicom_pixel_spacing", notes=notes)
+        why = ("its ultrasound regions hold no 2D tissue region ("
+               + "; ".join(r.describe() for r in regions) + ")") if regions else \
+            "it has neither a Sequence of Ultrasound Regions nor PixelSpacing"
+        raise CalibrationError(f"no physical calibration: {why}; pass spacing=(axial_mm, "
+                               "lateral_mm) to read it with your own calibration", path)
+
+    # validate tissue regions' bounds (a user spacing lets broken regions be skipped)
+    good, bound_errors = [], []
+    for r in tissue:
+        try:
+            r.check_bounds(rows, cols, path)
+            good.append(r)
+        except CalibrationError as e:
+            bound_errors.append(e)
+    if not good:
+        if user:
+            return _Layout(None, tuple(float(s) for s in spacing), "user",
+                           notes={"regions_ignored": str(bound_errors[0].problem)})
+        raise bound_errors[0]
+    if bound_errors and not user:
+        raise bound_errors[0]
+
+    colour_cands = []
+    for r in flow:
+        try:
+            r.check_bounds(rows, cols, path)
+            colour_cands.append(r)
+        except CalibrationError as e:
+            if not user:
+                raise
+            del e
+
+    notes = {}
+    if len(good) == 1:
+        bm = good[0]
+    else:
+        # several tissue regions: the grey one is the B-mode, a colourful one the elastography
+        rgb = first_rgb() if first_rgb is not None else None
+        if rgb is not None:
+            greyness = [is_effectively_grey(rgb[r.box()]) for r in good]
+        else:
+            greyness = [True] * len(good)
+        grey = [r for r, g in zip(good, greyness) if g]
+        colourful = [r for r, g in zip(good, greyness) if not g]
+        if len(grey) == 1:
+            bm = grey[0]
+            colour_cands = colourful + colour_cands
+            notes["region_choice"] = (f"region {bm.index}: the only grey one of "
+                                      f"{len(good)} tissue regions")
+        else:
+            pool = grey or colourful
+            spacings = {}
+            for r in pool:
+                s, err = _region_spacing_or_none(r, path)
+                spacings[r.index] = s
+            distinct = {s for s in spacings.values()}
+            if len(distinct) > 1 and not user:
+                desc = "; ".join(f"{r.describe()} spacing {spacings[r.index]}" for r in pool)
+                raise CalibrationError(
+                    f"contradictory ultrasound regions: {len(pool)} "
+                    f"{'grey' if grey else 'colour'} tissue regions with different spacings "
+                    f"({desc}); choose one with region=<index>", path)
+            bm = min(pool, key=lambda r: (r.x0, r.y0))
+            notes["region_choice"] = (f"region {bm.index}: the first (leftmost) of "
+                                      f"{len(pool)} tissue regions with the same spacing")
+            if grey and colourful:
+                colour_cands = colourful + colour_cands
+    colour = colour_cands[0] if colour_cands else None
+    return finish(bm, colour, notes)
+
+
+# ---------------------------------------------------------------------------- colour bar
+def _resolve_colour_bar(colour_bar, path, layout: _Layout):
+    """The caller's colour bar as a ColourBar, a callable(rgb_full) -> ColourBar, or None."""
+    if colour_bar is None:
+        return None
+    from . import colour as _colour
+
+    if isinstance(colour_bar, _colour.ColourBar):
+        return colour_bar
+    if isinstance(colour_bar, (str, os.PathLike)):
+        return _colour.load_lut(colour_bar)
+    if isinstance(colour_bar, dict):
+        opts = dict(colour_bar)
+        try:
+            vmin, vmax = float(opts.pop("vmin")), float(opts.pop("vmax"))
+        except KeyError as e:
+            raise ColourBarError(f"colour_bar dict needs 'vmin' and 'vmax' (the values at the "
+                                 f"bar's ends); missing {e}", path) from None
+        box = opts.pop("box", None)
+        if box is None:
+            r = layout.colour_bar_region
+            if r is None:
+                raise ColourBarError("colour_bar gives no 'box' and the file has no colour-bar "
+                                     "ultrasound region (RegionDataType 14) to sample", path)
+            box = (r.y0, r.x0, r.y1 + 1, r.x1 + 1)
+        cache: dict[str, Any] = {}
+
+        def sample(rgb_full):
+            if "bar" not in cache:
+                cache["bar"] = _colour.sample_colour_bar(rgb_full, box, vmin, vmax,
+                                                        source=str(path), **opts)
+            return cache["bar"]
+
+        return sample
+    raise ColourBarError(f"colour_bar must be a ColourBar, a LUT file path, or a dict with "
+                         f"'box', 'vmin', 'vmax'; got {type(colour_bar).__name__}", path)
+
+
+def _register(values: np.ndarray, valid: np.ndarray, src_region: UltrasoundRegion,
+              src_spacing, dst_region: UltrasoundRegion | None, dst_spacing,
+              dst_shape) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a colour region's values onto the B-mode grid through physical coordinates."""
+    from scipy import ndimage
+
+    ay, ax = dst_spacing
+    by, bx = src_spacing
+    if dst_region is not None:
+        oy, ox = physical_origin_mm(dst_region, dst_spacing)
+    else:
+        oy, ox = 0.0, 0.0
+    sy, sx = physical_origin_mm(src_region, src_spacing)
+    rows = (oy + np.arange(dst_shape[0]) * ay - sy) / by
+    cols = (ox + np.arange(dst_shape[1]) * ax - sx) / bx
+    if (np.allclose(rows, np.round(rows), atol=1e-6) and np.allclose(cols, np.round(cols),
+                                                                        atol=1e-6)):
+        ri, ci = np.round(rows).astype(int), np.round(cols).astype(int)
+        inr = (ri >= 0) & (ri < values.shape[0])
+        inc = (ci >= 0) & (ci < values.shape[1])
+        out = np.full(dst_shape, np.nan, np.float32)
+        ok = np.zeros(dst_shape, bool)
+        sub = np.ix_(ri[inr], ci[inc])
+        out[np.ix_(inr, inc)] = values[sub]
+        ok[np.ix_(inr, inc)] = valid[sub]
+        return out, ok
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    filled = np.where(valid, values, 0).astype(np.float64)
+    v = ndimage.map_coordinates(filled, [rr, cc], order=1, mode="constant", cval=0.0)
+    w = ndimage.map_coordinates(valid.astype(np.float64), [rr, cc], order=1, mode="constant",
+                                cval=0.0)
+    ok = w > 1 - 1e-6
+    return np.where(ok, v, np.nan).astype(np.float32), ok
+
+
+# ---------------------------------------------------------------------------- the reader
+class _Decoder:
+    """Decodes frame i of a DICOM file to float32 grey (rows, cols) or RGB (rows, cols, 3),
+    0-255 scale, one frame at a time."""
+
+    def __init__(self, path: Path, ds, pi: str, n: int):
+        self.path, self.pi, self.n = path, pi, n
+        self.header = ds
+        self.ts = _transfer_syntax(ds)
+        self.has_meta = bool(getattr(ds, "file_meta", None)
+                             and ds.file_meta.get("TransferSyntaxUID"))
+        self.bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
+        self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+        self._ds_full = None
+
+    def _raw(self, i: int) -> np.ndarray:
+        from pydicom.pixels import pixel_array
+
+        index = i if self.n > 1 else None
+        if self.has_meta:
+            arr = pixel_array(str(self.path), index=index)
+        else:
+            if self._ds_full is None:
+                import pydicom
+                from pydicom.dataset import FileMetaDataset
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = pydicom.dcmread(str(self.path), force=True)
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.TransferSyntaxUID = self.ts
+                self._ds_full = ds
+            arr = pixel_array(self._ds_full, index=index)
+        return arr
+
+    def __call__(self, i: int) -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                arr = self._raw(i)
+        except LayersegError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as e:  # pydicom and its plugins raise many types; name it, chain it
+            low = str(e).lower()
+            if "plugin" in low or ("decoder" in low and "available" in low):
+                raise UnsupportedFormatError(
+                    f"cannot decode pixel data of transfer syntax {self.ts.name} "
+                    f"({_err_name(e)}); install the decoder package pydicom names", self.path
+                ) from e
+            raise CorruptFileError(f"cannot decode frame {i} ({self.ts.name}): {_err_name(e)}; "
+                                   "the pixel data are truncated or malformed", self.path) from e
+        return self._to_display(arr, i)
+
+    def _to_display(self, arr: np.ndarray, i: int) -> np.ndarray:
+        if self.is_float:
+            a = np.asarray(arr, dtype=np.float32)
+            if not np.isfinite(a).all():
+                bad = int((~np.isfinite(a)).sum())
+                raise InvalidImageError(f"frame {i} holds {bad} NaN/inf pixel(s)", self.path)
+            return a
+        if self.pi == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            try:
+                rgb = apply_color_lut(arr, self.header)
+            except Exception as e:
+                raise CorruptFileError(f"cannot apply the palette colour lookup table "
+                                       f"({_err_name(e)})", self.path) from e
+            desc = self.header.get("RedPaletteColorLookupTableDescriptor")
+            bits = int(desc[2]) if desc is not None and len(desc) == 3 else 8
+            bits = 8 if bits not in (8, 16) else bits
+            return (rgb.astype(np.float32) * np.float32(255.0 / (2 ** bits - 1)))
+        a = arr.astype(np.float32)
+        if arr.dtype.kind == "i" or self.signed:
+            a = a + np.float32(2 ** (self.bits_stored - 1))
+        top = float(2 ** self.bits_stored - 1)
+        if self.pi == "MONOCHROME1":
+            a = np.float32(top) - a
+        if self.bits_stored != 8:
+            a = a * np.float32(255.0 / top)
+        return a
+
+
+def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = None,
+               frames: Sequence[int] | slice | None = None, *,
+               colour: Literal["refuse", "luminance"] = "refuse",
+               colour_bar: Any = None, elasto_kind: Literal["swe_kpa", "strain"] = "swe_kpa",
+               max_colour_distance: float | None = None, region: int | None = None,
+               allow_other_modality: bool = False, salt: str | None = None) -> FrameSeries:
+    """Read an ultrasound DICOM file as a lazy series of calibrated frames.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A DICOM file (with or without the 128-byte preamble); single- or multi-frame;
+        uncompressed, JPEG baseline, JPEG 2000 or another transfer syntax pydicom can decode.
+    spacing : (float, float), optional
+        ``(axial_mm, lateral_mm)``. Overrides the header and is recorded as
+        ``meta.calibration == "user"``; required for files without calibration.
+    frames : sequence of int or slice, optional
+        The frame indices to expose (default: all). Frames are decoded only when indexed.
+    colour : {'refuse', 'luminance'}
+        What to do with a B-mode region that holds colour and no `colour_bar` was given:
+        refuse (`InvalidImageError`) or convert to luminance. Effectively grey colour images
+        (see `is_effectively_grey`) are always converted to luminance.
+    colour_bar : ColourBar, path, or dict, optional
+        Colour bar of the elastography overlay: a `layerseg.io.colour.ColourBar`, a LUT file for
+        `layerseg.io.colour.load_lut`, or ``{"box": (row0, col0, row1, col1), "vmin": ..., "vmax": ..., **options}``
+        for `layerseg.io.colour.sample_colour_bar`, sampled once from the first decoded
+        frame (the full screen image, end-exclusive box; it defaults to the file's colour-bar
+        region, RegionDataType 14). With it, a colour region beside the B-mode (or colour over
+        it) becomes `Frame.elasto`, registered to the B-mode grid.
+    elasto_kind : {'swe_kpa', 'strain'}
+        What the colour bar's values are.
+    max_colour_distance : float, optional
+        Passed to `layerseg.io.colour.decode_colour` as ``max_distance``.
+    region : int, optional
+        Index (in the Sequence of Ultrasound Regions) of the B-mode region, to settle an
+        ambiguous layout.
+    allow_other_modality : bool
+        Read a non-US DICOM (for example a secondary capture of an ultrasound screen).
+    salt : str, optional
+        Salt of the de-identified subject/study keys (see `deidentify_key`).
+
+    Returns
+    -------
+    FrameSeries
+        Frames with ``bmode`` float32 (rows, cols) display grey levels 0-255 cropped to the
+        tissue region, ``spacing_mm`` (axial, lateral) and metadata.
+
+    Raises
+    ------
+    ReadError
+        Missing file. `UnsupportedFormatError`: not DICOM, or an unsupported pixel encoding.
+    CorruptFileError
+        Truncated or malformed header or pixel data.
+    WrongModalityError
+        Another modality (CT, MR...) or no pixel data.
+    CalibrationError
+        No calibration, region bounds outside the image, non-centimetre units, or
+        contradictory tissue regions (unless `spacing` is given).
+    InvalidImageError
+        Empty or 1-pixel image, NaN/inf pixels, colour where grey is expected.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ReadError("file not found", p)
+    if p.is_dir():
+        raise ReadError("is a directory, not a DICOM file", p)
+    if colour not in ("refuse", "luminance"):
+        raise ValueError(f"colour must be 'refuse' or 'luminance', got {colour!r}")
+    _check_dicom_content(p)
+    ds = _read_header(p)
+    _check_modality(ds, p, allow_other_modality)
+    rows, cols, n, pi, spp = _check_image_header(ds, p)
+    if spacing is not None:
+        from ..frame import _check_spacing
+
+        spacing = _check_spacing(spacing, p)
+    decoder = _Decoder(p, ds, pi, n)
+    is_colour = pi != "MONOCHROME1" and pi != "MONOCHROME2"
+
+    def first_rgb():
+        a = decoder(0)
+        return a if a.ndim == 3 else None
+
+    layout = _plan_layout(ds, parse_regions(ds), rows, cols, p, spacing, region,
+                          first_rgb if is_colour else None)
+    bar_source = _resolve_colour_bar(colour_bar, p, layout)
+
+    if frames is None:
+        indices = list(range(n))
+    elif isinstance(frames, slice):
+        indices = list(range(n))[frames]
+    else:
+        indices = [int(i) for i in frames]
+        bad = [i for i in indices if not -n <= i < n]
+        if bad:
+            raise IndexError(f"{p}: frame(s) {bad} out of range for {n} frame(s)")
+        indices = [i % n for i in indices]
+
+    meta_common = _common_meta(ds, p, layout, salt)
+
+    def load(k: int) -> Frame:
+        i = indices[k]
+        img = decoder(i)
+        return _make_frame(img, i, p, layout, bar_source, colour, elasto_kind,
+                           max_colour_distance, meta_common)
+
+    return FrameSeries(len(indices), load, source=str(p))
+
+
+def _common_meta(ds, path: Path, layout: _Layout, salt) -> dict[str, Any]:
+    maker = str(ds.get("Manufacturer", "") or "").strip()
+    model = str(ds.get("ManufacturerModelName", "") or "").strip()
+    device = " ".join(s for s in (maker, model) if s) or None
+    freq = None
+    r = layout.bmode_region
+    if r is not None and r.frequency_khz:
+        freq = r.frequency_khz / 1000.0
+    elif ds.get("TransducerFrequency"):
+        try:
+            freq = float(ds.TransducerFrequency) / 1000.0
+        except (TypeError, ValueError):
+            freq = None
+    extra: dict[str, Any] = dict(layout.notes)
+    extra["transfer_syntax"] = str(_transfer_syntax(ds).name)
+    extra["photometric"] = str(ds.get("PhotometricInterpretation", ""))
+    if r is not None:
+        extra["bmode_region"] = {"index": r.index, "x0": r.x0, "y0": r.y0, "x1": r.x1,
+                                 "y1": r.y1}
+    if layout.colour_region is not None:
+        c = layout.colour_region
+        extra["colour_region"] = {"index": c.index, "x0": c.x0, "y0": c.y0, "x1": c.x1,
+                                  "y1": c.y1}
+    return dict(
+        source=str(path), frequency_mhz=freq, device=device, calibration=layout.calibration,
+        subject_key=deidentify_key(ds.get("PatientID"), ds.get("IssuerOfPatientID"), salt=salt),
+        study_key=deidentify_key(ds.get("StudyInstanceUID"), salt=salt),
+        extra=extra)
+
+
+def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, bar_source, colour,
+                elasto_kind, max_distance, meta_common) -> Frame:
+    full = img
+    r = layout.bmode_region
+    crop = full[r.box()] if r is not None else full
+    elasto = valid = None
+    extra = dict(meta_common["extra"])
+    bar = None
+    if bar_source is not None:
+        bar = bar_source(full) if callable(bar_source) else bar_source
+    if crop.ndim == 3:
+        if is_effectively_grey(crop):
+            bmode = _luminance(crop)
+        elif bar is not None and layout.colour_region is None:
+            elasto, valid = _decode(crop, bar, max_distance, path)
+            bmode = _luminance(crop)
+            extra["elasto_layout"] = "overlay"
+        elif colour == "luminance":
+            bmode = _luminance(crop)
+            extra["colour_converted"] = "luminance"
+        else:
+            frac = float((_chroma(crop) > COLOUR_CHROMA_MIN).mean())
+            raise InvalidImageError(
+                f"frame {i}: the B-mode region holds colour ({100 * frac:.1f}% of its pixels "
+                "are coloured), where a grey B-mode is expected; give the elastography colour "
+                "bar (colour_bar=...) to decode it, or colour='luminance' to convert to grey",
+                path)
+    else:
+        bmode = crop
+    if bar is not None and layout.colour_region is not None and full.ndim == 3:
+        c = layout.colour_region
+        vals, ok = _decode(full[c.box()], bar, max_distance, path)
+        elasto, valid = _register(vals, ok, c, layout.colour_spacing_mm, r, layout.spacing_mm,
+                                  bmode.shape)
+        extra["elasto_layout"] = "side_by_side"
+    elif bar is None and layout.colour_region is not None:
+        extra["elasto_ignored"] = "a colour region is present but no colour_bar was given"
+    meta = FrameMeta(source=meta_common["source"], frame_index=i,
+                     frequency_mhz=meta_common["frequency_mhz"], device=meta_common["device"],
+                     calibration=meta_common["calibration"],
+                     subject_key=meta_common["subject_key"], study_key=meta_common["study_key"],
+                     extra=extra)
+    return Frame(bmode=bmode, spacing_mm=layout.spacing_mm, intensity="display",
+                 elasto=elasto, elasto_kind=elasto_kind if elasto is not None else None,
+                 elasto_valid=valid, meta=meta)
+
+
+def _decode(rgb: np.ndarray, bar, max_distance, path):
+    from .colour import decode_colour
+
+    kw = {} if max_distance is None else {"max_distance": max_distance}
+    values, valid = decode_colour(rgb, bar, source=str(path), **kw)
+    return np.asarray(values, np.float32), np.asarray(valid, bool)

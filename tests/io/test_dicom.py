@@ -1,0 +1,536 @@
+"""Tests of layerseg.io.dicom: DICOM files the tests write with pydicom, and pydicom's own
+ultrasound example files."""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+
+from layerseg.errors import (CalibrationError, ColourBarError, CorruptFileError,
+                             InvalidImageError, ReadError, UnsupportedFormatError,
+                             WrongModalityError)
+from layerseg.io import deidentify_key, read, read_dicom
+from layerseg.io.colour import ColourBar, default_colour_bar, encode_colour
+
+US_SINGLE = "1.2.840.10008.5.1.4.1.1.6.1"
+US_MULTI = "1.2.840.10008.5.1.4.1.1.3.1"
+PATIENT_ID, PATIENT_NAME = "PID-998877", "Doe^Jane"
+
+
+# ---------------------------------------------------------------------------- writers
+def region(x0, y0, x1, y1, dy_cm, dx_cm, *, data_type=1, spatial=1, ux=3, uy=3, freq_khz=None,
+           ref=None):
+    it = Dataset()
+    it.RegionSpatialFormat = spatial
+    it.RegionDataType = data_type
+    it.RegionFlags = 0
+    it.RegionLocationMinX0, it.RegionLocationMinY0 = x0, y0
+    it.RegionLocationMaxX1, it.RegionLocationMaxY1 = x1, y1
+    it.PhysicalUnitsXDirection, it.PhysicalUnitsYDirection = ux, uy
+    it.PhysicalDeltaX, it.PhysicalDeltaY = dx_cm, dy_cm
+    if ref is not None:
+        it.ReferencePixelX0, it.ReferencePixelY0 = ref[0], ref[1]
+        it.ReferencePixelPhysicalValueX, it.ReferencePixelPhysicalValueY = ref[2], ref[3]
+    if freq_khz is not None:
+        it.TransducerFrequency = freq_khz
+    return it
+
+
+def write_dicom(path, pixels, *, photometric=None, regions=(), modality="US", jpeg=False,
+                bits_stored=None, pixel_spacing=None, extra=None, pixels_tag="PixelData"):
+    """Write `pixels` (frames, rows, cols[, 3]) or (rows, cols[, 3]) as a DICOM file."""
+    a = np.asarray(pixels)
+    multi = a.ndim == 4 or (a.ndim == 3 and a.shape[-1] != 3)
+    frames = a if multi else a[None]
+    colour = frames.ndim == 4
+    ds = Dataset()
+    fm = FileMetaDataset()
+    fm.MediaStorageSOPClassUID = US_MULTI if multi else US_SINGLE
+    fm.MediaStorageSOPInstanceUID = generate_uid()
+    fm.TransferSyntaxUID = JPEGBaseline8Bit if jpeg else ExplicitVRLittleEndian
+    ds.file_meta = fm
+    ds.SOPClassUID, ds.SOPInstanceUID = fm.MediaStorageSOPClassUID, fm.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4.5.6", generate_uid()
+    ds.Manufacturer, ds.ManufacturerModelName = "Acme Ultrasound", "HF-24"
+    ds.Rows, ds.Columns = frames.shape[1], frames.shape[2]
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = photometric or (
+        ("YBR_FULL_422" if jpeg else "RGB") if colour else "MONOCHROME2")
+    if colour:
+        ds.PlanarConfiguration = 0
+    if multi:
+        ds.NumberOfFrames = frames.shape[0]
+    if regions:
+        ds.SequenceOfUltrasoundRegions = Sequence(list(regions))
+    if pixel_spacing is not None:
+        ds.PixelSpacing = list(pixel_spacing)
+    for k, v in (extra or {}).items():
+        setattr(ds, k, v)
+    if pixels_tag == "FloatPixelData":
+        ds.BitsAllocated = 32
+        ds.FloatPixelData = frames.astype(np.float32).tobytes()
+    else:
+        bits = 16 if frames.dtype.itemsize == 2 else 8
+        ds.BitsAllocated = bits
+        ds.BitsStored = bits_stored or bits
+        ds.HighBit = ds.BitsStored - 1
+        ds.PixelRepresentation = 0
+        if jpeg:
+            encoded = []
+            for f in frames:
+                buf = _io.BytesIO()
+                Image.fromarray(f.astype(np.uint8)).save(buf, format="JPEG", quality=95,
+                                                          subsampling=1)
+                encoded.append(buf.getvalue())
+            ds.PixelData = encapsulate(encoded)
+            ds["PixelData"].VR = "OB"
+            ds.LossyImageCompression = "01"
+        else:
+            ds.PixelData = frames.astype(np.uint16 if bits == 16 else np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)
+
+
+def speckle(rng, shape):
+    """Layered bands times Rayleigh speckle, uint8 grey."""
+    rows = np.arange(shape[0])[:, None]
+    bands = 60 + 90 * ((rows // 12) % 2)
+    img = bands * rng.rayleigh(0.8, size=shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def grey_rgb(g):
+    return np.repeat(np.asarray(g)[..., None], 3, axis=-1)
+
+
+# ---------------------------------------------------------------------------- spacing + crop
+def test_multiframe_rgb_region_spacing_and_crop(tmp_path, rng):
+    n, rows, cols = 3, 120, 160
+    frames = np.stack([grey_rgb(speckle(rng, (rows, cols))) for _ in range(n)])
+    frames[:, :5, :, :] = (255, 0, 0)  # coloured banner outside the tissue region
+    frames[:, :, 150:, :] = (0, 200, 0)
+    r = region(10, 5, 149, 104, dy_cm=0.0025, dx_cm=0.005, freq_khz=24000)
+    p = write_dicom(tmp_path / "us.dcm", frames, regions=[r])
+    series = read_dicom(p)
+    assert len(series) == n
+    for i in (0, 2):
+        f = series[i]
+        assert f.spacing_mm == pytest.approx((0.025, 0.05))
+        assert f.meta.calibration == "dicom_region"
+        assert f.shape == (100, 140)
+        np.testing.assert_allclose(f.bmode, frames[i, 5:105, 10:150, 0], atol=1e-3)
+        assert f.meta.frame_index == i
+    assert series[0].meta.frequency_mhz == pytest.approx(24.0)
+    assert series[0].meta.device == "Acme Ultrasound HF-24"
+
+
+def test_frames_are_decoded_lazily(tmp_path, rng, monkeypatch):
+    frames = np.stack([speckle(rng, (40, 50)) for _ in range(6)])
+    p = write_dicom(tmp_path / "cine.dcm", frames,
+                    regions=[region(0, 0, 49, 39, 0.002, 0.004)])
+    import pydicom.pixels
+
+    calls = []
+    real = pydicom.pixels.pixel_array
+
+    def spy(src, **kw):
+        calls.append(kw.get("index"))
+        return real(src, **kw)
+
+    monkeypatch.setattr(pydicom.pixels, "pixel_array", spy)
+    series = read_dicom(p)
+    assert calls == []
+    f = series[4]
+    assert calls == [4]
+    np.testing.assert_array_equal(f.bmode, frames[4])
+    sub = read_dicom(p, frames=[5, 1])
+    assert len(sub) == 2 and sub[0].meta.frame_index == 5
+    np.testing.assert_array_equal(sub[1].bmode, frames[1])
+
+
+def test_jpeg_baseline_multiframe_decodes(tmp_path, rng):
+    g = np.stack([speckle(rng, (64, 80)) for _ in range(4)])
+    rgb = np.stack([grey_rgb(x) for x in g])
+    r = region(0, 0, 79, 63, 0.0025, 0.0025)
+    p = write_dicom(tmp_path / "jpeg_rgb.dcm", rgb, jpeg=True, regions=[r])
+    assert pydicom.dcmread(p).file_meta.TransferSyntaxUID == JPEGBaseline8Bit
+    s = read_dicom(p)
+    assert len(s) == 4
+    for i in range(4):
+        err = np.abs(s[i].bmode - g[i].astype(np.float32))
+        assert err.mean() < 4.0, err.mean()  # JPEG quality 95 of speckle
+        assert s[i].spacing_mm == pytest.approx((0.025, 0.025))
+    pm = write_dicom(tmp_path / "jpeg_grey.dcm", g, jpeg=True, regions=[r],
+                     photometric="MONOCHROME2")
+    sg = read_dicom(pm)
+    assert np.abs(sg[3].bmode - g[3]).mean() < 4.0
+
+
+def test_monochrome1_16bit_inverted_and_scaled(tmp_path, rng):
+    v = rng.integers(0, 4096, size=(30, 40)).astype(np.uint16)
+    p = write_dicom(tmp_path / "m1.dcm", v, photometric="MONOCHROME1", bits_stored=12,
+                    regions=[region(0, 0, 39, 29, 0.003, 0.003)])
+    f = read_dicom(p)[0]
+    np.testing.assert_allclose(f.bmode, (4095 - v.astype(np.float64)) * 255 / 4095, atol=1e-3)
+    p2 = write_dicom(tmp_path / "m2.dcm", v, bits_stored=12,
+                     regions=[region(0, 0, 39, 29, 0.003, 0.003)])
+    np.testing.assert_allclose(read_dicom(p2)[0].bmode, v.astype(np.float64) * 255 / 4095,
+                               atol=1e-3)
+
+
+def test_palette_colour_applies_lut(tmp_path, rng):
+    idx = rng.integers(0, 256, size=(30, 40)).astype(np.uint8)
+    lut = ((255 - np.arange(256)) * 257).astype(np.uint16)  # inverted grey, 16-bit entries
+    extra = {}
+    for c in ("Red", "Green", "Blue"):
+        extra[f"{c}PaletteColorLookupTableDescriptor"] = [256, 0, 16]
+        extra[f"{c}PaletteColorLookupTableData"] = lut.tobytes()
+    p = write_dicom(tmp_path / "pal.dcm", idx, photometric="PALETTE COLOR", extra=extra,
+                    regions=[region(0, 0, 39, 29, 0.003, 0.003)])
+    f = read_dicom(p)[0]
+    np.testing.assert_allclose(f.bmode, 255.0 - idx, atol=1e-2)
+
+
+def test_ybr_full_converted_to_rgb(tmp_path, rng):
+    from pydicom.pixels import convert_color_space
+
+    g = speckle(rng, (30, 40))
+    ybr = convert_color_space(grey_rgb(g), "RGB", "YBR_FULL")
+    p = write_dicom(tmp_path / "ybr.dcm", ybr, photometric="YBR_FULL",
+                    regions=[region(0, 0, 39, 29, 0.003, 0.003)])
+    np.testing.assert_allclose(read_dicom(p)[0].bmode, g, atol=1.01)
+
+
+# ---------------------------------------------------------------------------- elastography
+def _elasto_scene(rng, colour_shape, colour_dy, colour_dx, bm_dy=0.003, bm_dx=0.003):
+    """B-mode region left (80 x 100 px), elastography region right, colour bar at the far right.
+
+    Truth: stiffness linear in physical depth and width. Returns image, regions, truth function."""
+    bar = default_colour_bar(0.0, 180.0)
+    rows, cols = 90, 240
+    img = np.zeros((rows, cols, 3), np.uint8)
+    img[0:80, 0:100] = grey_rgb(speckle(rng, (80, 100)))
+    cr, cc = colour_shape
+    y_mm = np.arange(cr)[:, None] * colour_dy * 10
+    x_mm = np.arange(cc)[None, :] * colour_dx * 10
+
+    def truth(y, x):
+        return 20.0 + 30.0 * y + 20.0 * x  # 20-150 kPa over the field
+
+    values = truth(y_mm, x_mm)
+    img[0:cr, 110:110 + cc] = encode_colour(values, bar)
+    img[0:3, 110:110 + cc] = 128  # grey showing through: must come back invalid
+    bar_rows = np.linspace(180, 0, 80)
+    img[0:80, 225:232] = encode_colour(bar_rows, bar)[:, None, :]
+    regs = [region(0, 0, 99, 79, bm_dy, bm_dx),
+            region(110, 0, 110 + cc - 1, cr - 1, colour_dy, colour_dx, data_type=2),
+            region(225, 0, 231, 79, 0, 0, data_type=14, spatial=0, ux=0, uy=0)]
+    return img, regs, truth, bar
+
+
+def test_side_by_side_elastography_round_trip_same_grid(tmp_path, rng):
+    img, regs, truth, bar = _elasto_scene(rng, (80, 100), 0.003, 0.003)
+    p = write_dicom(tmp_path / "sbs.dcm", img, regions=regs)
+    f = read_dicom(p, colour_bar=bar)[0]
+    assert f.shape == (80, 100) and f.elasto.shape == f.shape
+    assert f.elasto_kind == "swe_kpa"
+    assert not f.elasto_valid[:3].any()  # the grey rows
+    ok = f.elasto_valid
+    assert ok.mean() > 0.85
+    yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
+    err = np.abs(f.elasto - truth(yy, xx))[ok]
+    assert err.max() <= bar.step + 1e-3
+    # the same through the bar drawn in the image (colour-bar region, end values given)
+    f2 = read_dicom(p, colour_bar={"vmin": 0.0, "vmax": 180.0})[0]
+    ok2 = f2.elasto_valid
+    assert ok2.mean() > 0.85
+    step2 = 180.0 / 79
+    assert np.abs(f2.elasto - truth(yy, xx))[ok2].max() <= step2 + bar.step
+    # through a LUT file
+    lut = tmp_path / "bar.csv"
+    lut.write_text("value,r,g,b\n" + "\n".join(
+        f"{float(v)!r},{c[0]:.17g},{c[1]:.17g},{c[2]:.17g}"
+        for v, c in zip(bar.values, bar.colours)))
+    f3 = read_dicom(p, colour_bar=lut, elasto_kind="strain")[0]
+    assert f3.elasto_kind == "strain"
+    np.testing.assert_allclose(f3.elasto[ok], f.elasto[ok], atol=1e-4)
+
+
+def test_side_by_side_registered_when_spacings_differ(tmp_path, rng):
+    # colour view at half resolution: 40 x 50 px of 0.006 cm over the same 2.4 x 3.0 mm field
+    img, regs, truth, bar = _elasto_scene(rng, (40, 50), 0.006, 0.006)
+    p = write_dicom(tmp_path / "sbs2.dcm", img, regions=regs)
+    f = read_dicom(p, colour_bar=bar)[0]
+    assert f.elasto.shape == (80, 100)
+    ok = f.elasto_valid
+    assert ok.mean() > 0.8
+    yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
+    # bilinear resampling of a linear field is exact up to the bar quantisation
+    assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
+    assert not ok[:, 99].any()  # beyond the colour field's last sample: outside, invalid
+
+
+def test_side_by_side_without_bar_gives_bmode_only(tmp_path, rng):
+    img, regs, _, _ = _elasto_scene(rng, (80, 100), 0.003, 0.003)
+    p = write_dicom(tmp_path / "sbs.dcm", img, regions=regs)
+    f = read_dicom(p)[0]
+    assert f.elasto is None and f.shape == (80, 100)
+    assert "elasto_ignored" in f.meta.extra
+
+
+def test_colour_bar_that_does_not_match_is_refused(tmp_path, rng):
+    img, regs, _, _ = _elasto_scene(rng, (80, 100), 0.003, 0.003)
+    p = write_dicom(tmp_path / "sbs.dcm", img, regions=regs)
+    wrong = ColourBar([[0, 0, 0], [40, 40, 40]], [0.0, 1.0])
+    with pytest.raises(ColourBarError, match="sbs.dcm"):
+        read_dicom(p, colour_bar=wrong)[0]
+
+
+def test_overlay_in_tissue_region_and_colour_refusal(tmp_path, rng):
+    bar = default_colour_bar(0.0, 100.0)
+    img = grey_rgb(speckle(rng, (60, 80)))
+    img[20:40, 30:60] = encode_colour(np.full((20, 30), 55.0), bar)
+    p = write_dicom(tmp_path / "ov.dcm", img, regions=[region(0, 0, 79, 59, 0.003, 0.003)])
+    with pytest.raises(InvalidImageError, match="colour"):
+        read_dicom(p)[0]
+    assert read_dicom(p, colour="luminance")[0].meta.extra["colour_converted"] == "luminance"
+    f = read_dicom(p, colour_bar=bar)[0]
+    assert f.elasto_valid[22:38, 33:57].all()
+    assert not f.elasto_valid[:18].any()
+    np.testing.assert_allclose(f.elasto[f.elasto_valid], 55.0, atol=bar.step)
+
+
+# ---------------------------------------------------------------------------- calibration
+def test_region_outside_image_refused_unless_spacing_given(tmp_path, rng):
+    g = speckle(rng, (40, 50))
+    p = write_dicom(tmp_path / "out.dcm", g, regions=[region(0, 0, 60, 39, 0.003, 0.003)])
+    with pytest.raises(CalibrationError, match="outside"):
+        read_dicom(p)
+    f = read_dicom(p, spacing=(0.03, 0.04))[0]
+    assert f.meta.calibration == "user" and f.spacing_mm == (0.03, 0.04)
+    assert f.shape == (40, 50)
+
+
+def test_non_centimetre_units_refused(tmp_path, rng):
+    p = write_dicom(tmp_path / "sec.dcm", speckle(rng, (40, 50)),
+                    regions=[region(0, 0, 49, 39, 0.003, 0.003, uy=4)])
+    with pytest.raises(CalibrationError, match="PhysicalUnitsYDirection = 4 \\(seconds\\)"):
+        read_dicom(p)
+
+
+def test_no_calibration_refused_user_spacing_recorded(tmp_path, rng):
+    g = speckle(rng, (40, 50))
+    p = write_dicom(tmp_path / "nocal.dcm", g)
+    with pytest.raises(CalibrationError, match="no physical calibration"):
+        read_dicom(p)
+    f = read_dicom(p, spacing=(0.02, 0.05))[0]
+    assert f.meta.calibration == "user" and f.spacing_mm == (0.02, 0.05)
+    np.testing.assert_array_equal(f.bmode, g)
+
+
+def test_user_spacing_overrides_region(tmp_path, rng):
+    p = write_dicom(tmp_path / "r.dcm", speckle(rng, (40, 50)),
+                    regions=[region(5, 5, 44, 34, 0.003, 0.004)])
+    f = read_dicom(p, spacing=(0.01, 0.01))[0]
+    assert f.spacing_mm == (0.01, 0.01) and f.meta.calibration == "user"
+    assert f.shape == (30, 40)
+    assert f.meta.extra["header_spacing_mm"] == pytest.approx([0.03, 0.04])
+
+
+def test_pixel_spacing_fallback(tmp_path, rng):
+    p = write_dicom(tmp_path / "ps.dcm", speckle(rng, (40, 50)), pixel_spacing=(0.021, 0.042))
+    f = read_dicom(p)[0]
+    assert f.spacing_mm == pytest.approx((0.021, 0.042))
+    assert f.meta.calibration == "dicom_pixel_spacing"
+
+
+def test_contradictory_tissue_regions(tmp_path, rng):
+    img = np.zeros((40, 100), np.uint8)
+    img[:, :45] = speckle(rng, (40, 45))
+    img[:, 50:95] = speckle(rng, (40, 45))
+    regs = [region(0, 0, 44, 39, 0.003, 0.003), region(50, 0, 94, 39, 0.005, 0.005)]
+    p = write_dicom(tmp_path / "two.dcm", img, regions=regs)
+    with pytest.raises(CalibrationError, match="contradictory"):
+        read_dicom(p)
+    f = read_dicom(p, region=1)[0]
+    assert f.spacing_mm == pytest.approx((0.05, 0.05))
+    np.testing.assert_array_equal(f.bmode, img[:, 50:95])
+    same = [region(0, 0, 44, 39, 0.003, 0.003), region(50, 0, 94, 39, 0.003, 0.003)]
+    p2 = write_dicom(tmp_path / "dual.dcm", img, regions=same)
+    np.testing.assert_array_equal(read_dicom(p2)[0].bmode, img[:, :45])
+
+
+# ---------------------------------------------------------------------------- metadata
+def test_no_patient_identifiers_in_frame(tmp_path, rng):
+    p = write_dicom(tmp_path / "id.dcm", speckle(rng, (40, 50)),
+                    regions=[region(0, 0, 49, 39, 0.003, 0.003)])
+    f = read_dicom(p, salt="s3cret")[0]
+    text = repr(dataclasses.asdict(f.meta))
+    assert PATIENT_ID not in text and "Doe" not in text and "Jane" not in text
+    assert f.meta.subject_key is not None and len(f.meta.subject_key) == 16
+    assert f.meta.study_key is not None and f.meta.study_key != f.meta.subject_key
+    other = read_dicom(p, salt="other")[0]
+    assert other.meta.subject_key != f.meta.subject_key
+
+
+def test_deidentify_key():
+    k = deidentify_key("PID-1", salt="a")
+    assert len(k) == 16 and int(k, 16) >= 0
+    assert k == deidentify_key("PID-1", salt="a")
+    assert k != deidentify_key("PID-2", salt="a") != deidentify_key("PID-1", salt="b")
+    assert deidentify_key("", None, salt="a") is None
+    assert "PID" not in k
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_truncated_file(tmp_path, rng):
+    p = write_dicom(tmp_path / "full.dcm", speckle(rng, (40, 50)),
+                    regions=[region(0, 0, 49, 39, 0.003, 0.003)])
+    data = p.read_bytes()
+    for cut in (len(data) - 500, 200, 400):
+        q = tmp_path / f"cut{cut}.dcm"
+        q.write_bytes(data[:cut])
+        with pytest.raises(CorruptFileError, match=q.name):
+            read_dicom(q)[0]
+
+
+def test_non_dicom_and_missing(tmp_path):
+    t = tmp_path / "notes.dcm"
+    t.write_text("hello, this is not a DICOM file at all\n" * 10)
+    with pytest.raises(UnsupportedFormatError, match="notes.dcm"):
+        read_dicom(t)
+    with pytest.raises(ReadError, match="not found"):
+        read_dicom(tmp_path / "absent.dcm")
+
+
+def test_other_modality(tmp_path, rng):
+    p = write_dicom(tmp_path / "ct.dcm", speckle(rng, (40, 50)), modality="CT")
+    with pytest.raises(WrongModalityError, match="'CT'"):
+        read_dicom(p)
+
+
+def test_no_pixel_data(tmp_path):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = US_SINGLE
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.Modality = US_SINGLE, "US"
+    p = tmp_path / "nopix.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    with pytest.raises(WrongModalityError, match="no pixel data"):
+        read_dicom(p)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40)])
+def test_tiny_image(tmp_path, shape):
+    p = write_dicom(tmp_path / "tiny.dcm", np.zeros(shape, np.uint8))
+    with pytest.raises(InvalidImageError, match="tiny.dcm.*at least 2 x 2"):
+        read_dicom(p, spacing=(0.1, 0.1))
+
+
+def test_nan_pixels(tmp_path):
+    a = np.ones((20, 30), np.float32)
+    a[3, 4] = np.nan
+    p = write_dicom(tmp_path / "nan.dcm", a, pixels_tag="FloatPixelData")
+    with pytest.raises(InvalidImageError, match="nan.dcm.*NaN"):
+        read_dicom(p, spacing=(0.1, 0.1))[0]
+
+
+def test_bad_user_spacing(tmp_path, rng):
+    p = write_dicom(tmp_path / "s.dcm", speckle(rng, (20, 30)))
+    with pytest.raises(InvalidImageError, match="s.dcm"):
+        read_dicom(p, spacing=(0.0, 0.1))
+
+
+# ---------------------------------------------------------------------------- pydicom examples
+def _testdata(name):
+    from pydicom.data import get_testdata_file
+
+    try:
+        path = get_testdata_file(name, download=False)
+    except Exception:  # noqa: BLE001 - any lookup failure means the file is not installed
+        path = None
+    if path is None or not Path(path).is_file():
+        pytest.skip(f"pydicom test file {name} is not installed")
+    return Path(path)
+
+
+def _header(path):
+    return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def test_example_philips_cx50_palette_refused_region_outside_image():
+    p = _testdata("examples_palette.dcm")
+    h = _header(p)
+    assert h.PhotometricInterpretation == "PALETTE COLOR"
+    tissue = [r for r in h.SequenceOfUltrasoundRegions
+              if r.RegionSpatialFormat == 1 and r.RegionDataType == 1]
+    assert len(tissue) == 1
+    r = tissue[0]
+    # the header's tissue region reaches beyond the stored image: its calibration is unusable
+    assert r.RegionLocationMaxY1 >= h.Rows
+    with pytest.raises(CalibrationError, match=f"rows {r.RegionLocationMinY0}-"
+                                               f"{r.RegionLocationMaxY1}.*outside the "
+                                               f"{h.Rows} x {h.Columns}"):
+        read(p)
+    # with the caller's spacing it reads; the screen holds colour graphics
+    with pytest.raises(InvalidImageError, match="colour"):
+        read(p, spacing=(0.2, 0.2))[0]
+    f = read(p, spacing=(0.2, 0.2), colour="luminance")[0]
+    assert f.shape == (h.Rows, h.Columns) and f.meta.calibration == "user"
+    assert f.meta.device == f"{h.Manufacturer} {h.ManufacturerModelName}"
+    assert f.bmode.max() > 200  # the LUT's 16-bit entries scaled to 0-255
+
+
+def test_example_sonosite_jpeg_cine_refused_region_outside_image():
+    p = _testdata("examples_ybr_color.dcm")
+    h = _header(p)
+    assert h.file_meta.TransferSyntaxUID == JPEGBaseline8Bit
+    assert h.PhotometricInterpretation == "YBR_FULL_422"
+    r = h.SequenceOfUltrasoundRegions[0]
+    assert r.RegionLocationMaxX1 >= h.Columns  # exported at 640 x 480, stored at 320 x 240
+    with pytest.raises(CalibrationError, match="outside the 240 x 320"):
+        read(p)
+    s = read(p, spacing=(0.5, 0.5), colour="luminance")
+    assert len(s) == int(h.NumberOfFrames) == 30
+    from pydicom.pixels import pixel_array
+
+    ref = pixel_array(p, index=29).astype(np.float32).mean(axis=-1)
+    f = s[29]
+    assert f.shape == (240, 320)
+    assert np.median(np.abs(f.bmode - ref)) < 1.0
+
+
+@pytest.mark.parametrize("name", ["examples_rgb_color.dcm", "examples_jpeg2k.dcm",
+                                  "ExplVR_BigEnd.dcm"])
+def test_example_ge_logiq_without_calibration_refused(name):
+    p = _testdata(name)
+    h = _header(p)
+    assert h.Modality == "US" and "LOGIQ" in h.ManufacturerModelName
+    assert "SequenceOfUltrasoundRegions" not in h and "PixelSpacing" not in h
+    with pytest.raises(CalibrationError, match="no physical calibration"):
+        read(p)
+    # readable with the caller's spacing; the colour-flow screens are colour, not grey B-mode
+    with pytest.raises(InvalidImageError, match="holds colour"):
+        read(p, spacing=(0.1, 0.1))[0]
+    f = read(p, spacing=(0.1, 0.1), colour="luminance")[0]
+    assert f.shape == (h.Rows, h.Columns)
+    assert f.meta.calibration == "user"
+    from pydicom.pixels import pixel_array
+
+    rgb = pixel_array(p).astype(np.float32)
+    grey = rgb.max(-1) - rgb.min(-1) < 1
+    np.testing.assert_allclose(f.bmode[grey], rgb[..., 0][grey], atol=1e-3)
