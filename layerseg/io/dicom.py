@@ -100,9 +100,12 @@ def is_effectively_grey(rgb: np.ndarray, chroma_min: float = COLOUR_CHROMA_MIN,
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2gray  # float input keeps its 0-255 scale
+    """Grey levels of an RGB frame, as `layerseg.io.images.rgb_to_grey` makes them (the grey level
+    itself for grey stored as colour, else ITU-R BT.601 luminance), so that DICOM and PNG exports
+    of one screen read alike."""
+    from .images import rgb_to_grey
 
-    return rgb2gray(np.asarray(rgb, dtype=np.float32)).astype(np.float32)
+    return rgb_to_grey(rgb, colour="luminance")
 
 
 # ---------------------------------------------------------------------------- header handling

@@ -1,0 +1,182 @@
+"""Tests of layerseg.io.read: content sniffing, dispatch, errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from layerseg.errors import ReadError, UnsupportedFormatError
+from layerseg.frame import Frame, FrameSeries
+from layerseg.io import read, read_frame, sniff_format
+
+US = "1.2.840.10008.5.1.4.1.1.6.1"
+
+
+def _us_dataset(g: np.ndarray) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = US, generate_uid()
+    ds.Modality = "US"
+    ds.Rows, ds.Columns = g.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelSpacing = [0.02, 0.05]
+    ds.PixelData = g.astype(np.uint8).tobytes()
+    return ds
+
+
+def write_dicom(path, g, preamble=True):
+    ds = _us_dataset(g)
+    if preamble:
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = US
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True)
+    return Path(path)
+
+
+@pytest.fixture
+def grey(rng):
+    return rng.integers(0, 256, size=(30, 40)).astype(np.uint8)
+
+
+def test_dicom_dispatched_by_content_not_extension(tmp_path, grey):
+    p = write_dicom(tmp_path / "scan.png", grey)  # misleading extension
+    assert sniff_format(p) == "dicom"
+    s = read(p)
+    assert isinstance(s, FrameSeries) and len(s) == 1
+    f = s[0]
+    np.testing.assert_array_equal(f.bmode, grey)
+    assert f.spacing_mm == pytest.approx((0.02, 0.05))
+    assert f.meta.calibration == "dicom_pixel_spacing"
+
+
+def test_preambleless_dicom(tmp_path, grey):
+    p = write_dicom(tmp_path / "raw_dataset", grey, preamble=False)
+    assert p.read_bytes()[128:132] != b"DICM"
+    assert sniff_format(p) == "dicom"
+    np.testing.assert_array_equal(read_frame(p).bmode, grey)
+
+
+def test_png_dispatched_with_sidecar(tmp_path, grey):
+    p = tmp_path / "shot.dat"  # no image extension: content decides
+    Image.fromarray(grey).save(p, format="PNG")
+    (tmp_path / "shot.json").write_text(json.dumps({"spacing_mm": [0.03, 0.06]}))
+    assert sniff_format(p) == "png"
+    f = read_frame(p)
+    np.testing.assert_array_equal(f.bmode, grey)
+    assert f.spacing_mm == pytest.approx((0.03, 0.06)) and f.meta.calibration == "sidecar"
+    g = read_frame(p, spacing=(0.01, 0.02))
+    assert g.spacing_mm == (0.01, 0.02) and g.meta.calibration == "user"
+
+
+def _write_each(tmp_path, grey):
+    """One file per format, each under a meaningless extension."""
+    import nibabel as nib
+    import nrrd
+    import scipy.io
+
+    out = {}
+    p = tmp_path / "a.bin"
+    Image.fromarray(grey).save(p, format="JPEG")
+    out["jpeg"] = p
+    p = tmp_path / "b.bin"
+    Image.fromarray(grey).save(p, format="TIFF")
+    out["tiff"] = p
+    img = nib.Nifti1Image(grey[None].astype(np.float32), np.eye(4))
+    p = tmp_path / "c.nii"
+    nib.save(img, p)
+    out["nifti"] = p.rename(tmp_path / "c.bin")
+    p = tmp_path / "d.nii.gz"
+    nib.save(img, p)
+    out["nifti_gz"] = p.rename(tmp_path / "d.bin")
+    p = tmp_path / "e.nrrd"
+    nrrd.write(str(p), grey)
+    out["nrrd"] = p.rename(tmp_path / "e.bin")
+    p = tmp_path / "f.npy"
+    np.save(p, grey)
+    out["npy"] = p.rename(tmp_path / "f.bin")
+    p = tmp_path / "g.mat"
+    scipy.io.savemat(p, {"rf": grey.astype(float)})
+    out["mat"] = p.rename(tmp_path / "g.bin")
+    try:
+        import h5py
+    except ImportError:
+        h5py = None
+    if h5py is not None:
+        p = tmp_path / "h.bin"
+        with h5py.File(p, "w") as f:
+            f["rf"] = grey
+        out["hdf5"] = p
+    return out
+
+
+def test_sniff_every_format(tmp_path, grey):
+    for name, path in _write_each(tmp_path, grey).items():
+        expected = "nifti" if name == "nifti_gz" else name
+        assert sniff_format(path) == expected, name
+
+
+def test_unknown_empty_missing_folder(tmp_path):
+    t = tmp_path / "notes.dcm"
+    t.write_text("just some text, with a .dcm extension\n")
+    with pytest.raises(UnsupportedFormatError, match="notes.dcm.*unknown format"):
+        read(t)
+    e = tmp_path / "empty.png"
+    e.write_bytes(b"")
+    with pytest.raises(UnsupportedFormatError, match="empty.png.*empty"):
+        read(e)
+    with pytest.raises(ReadError, match="absent.dcm.*not found"):
+        read(tmp_path / "absent.dcm")
+    with pytest.raises(ReadError, match="folder"):
+        read(tmp_path)
+    z = tmp_path / "x.gz"
+    z.write_bytes(gzip.compress(b"hello world" * 100))
+    with pytest.raises(UnsupportedFormatError, match="gzip"):
+        read(z)
+
+
+def test_extension_breaks_ties(tmp_path, grey):
+    # a dual-personality file: TIFF header in the DICOM preamble
+    p = write_dicom(tmp_path / "dual.dcm", grey)
+    data = bytearray(p.read_bytes())
+    data[0:4] = b"II*\x00"
+    for name, expected in (("dual.dcm", "dicom"), ("dual.tif", "tiff"), ("dual.xyz", "dicom")):
+        q = tmp_path / name
+        q.write_bytes(bytes(data))
+        assert sniff_format(q) == expected
+
+
+def test_unknown_option_named(tmp_path, grey):
+    p = write_dicom(tmp_path / "s.dcm", grey)
+    with pytest.raises(TypeError, match="no_such_option"):
+        read(p, no_such_option=1)
+
+
+def test_read_frame_index(tmp_path, grey):
+    p = write_dicom(tmp_path / "s.dcm", grey)
+    assert isinstance(read_frame(p, 0), Frame)
+    assert read_frame(p, -1).meta.frame_index == 0
+    with pytest.raises(IndexError, match="s.dcm"):
+        read_frame(p, 3)
+
+
+def test_import_io_pulls_no_torch_or_monai():
+    code = ("import sys, layerseg, layerseg.io; "
+            "bad = [m for m in ('torch', 'monai', 'lightning') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
