@@ -35,7 +35,8 @@ from ..errors import ConfigError, ProfileError
 from ..layers.profiles import LABEL_INDEX, LABEL_NAMES, N_LABELS, canonical_region
 
 __all__ = ["STIFFNESS_LAYERS", "draw_layer_stiffness", "stiffness_table", "modulus_map",
-           "simulate_swe", "simulate_strain", "series_strain", "random_valid_box"]
+           "simulate_swe", "simulate_strain", "series_strain", "random_valid_box",
+           "render_elasto_overlay", "draw_colour_bar"]
 
 STIFFNESS_LAYERS: tuple[str, ...] = LABEL_NAMES[1:]
 """Layer names that get a modulus: every label except background."""
@@ -432,3 +433,81 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
             "stress_median_kpa": float(np.median(stress[cols])) if cols.any() else None,
             "layers": layers}
     return out, info
+
+
+# ---------------------------------------------------------------------------------- colour
+def render_elasto_overlay(bmode_grey: np.ndarray, values: np.ndarray, valid: np.ndarray | None,
+                          bar, alpha: float = 1.0) -> np.ndarray:
+    """Paint an elastography map in colour over the grey B-mode, as a scanner displays it.
+
+    Parameters
+    ----------
+    bmode_grey : ndarray, shape (rows, cols)
+        Display grey levels 0-255 (any numeric dtype; rounded and clipped).
+    values : ndarray, shape (rows, cols)
+        kPa or strain, in the bar's unit; values beyond the bar's ends take its end colours.
+    valid : ndarray of bool, shape (rows, cols), or None
+        Where to paint colour; None -> ``isfinite(values)``. Invalid pixels show the B-mode grey.
+    bar : layerseg.io.colour.ColourBar
+        The colour map (`layerseg.io.colour.default_colour_bar` for a jet-like one).
+    alpha : float
+        Opacity of the colour, in (0, 1]. 1 (default, as shear-wave displays usually are) keeps
+        the colours exactly on the bar, so `layerseg.io.colour.decode_colour` recovers the values
+        to within the bar's step; below 1 the colours mix with the grey and decode less exactly.
+
+    Returns
+    -------
+    ndarray of uint8, shape (rows, cols, 3)
+        RGB screen image.
+    """
+    from ..io.colour import encode_colour
+
+    g = np.asarray(bmode_grey)
+    if g.ndim != 2 or g.dtype.kind not in "biuf":
+        raise ConfigError(f"bmode_grey must be a 2-D numeric grey image, got shape {g.shape} "
+                          f"dtype {g.dtype}")
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != g.shape:
+        raise ConfigError(f"values shape {v.shape} differs from the B-mode shape {g.shape}")
+    ok = np.isfinite(v)
+    if valid is not None:
+        m = np.asarray(valid, dtype=bool)
+        if m.shape != g.shape:
+            raise ConfigError(f"valid mask shape {m.shape} differs from the B-mode shape "
+                              f"{g.shape}")
+        ok &= m
+    a = float(alpha)
+    if not (math.isfinite(a) and 0 < a <= 1):
+        raise ConfigError(f"alpha must lie in (0, 1], got {alpha!r}")
+    grey = np.clip(np.rint(np.nan_to_num(g.astype(np.float64))), 0, 255)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    col = encode_colour(np.where(ok, v, np.nan), bar).astype(np.float64)
+    rgb[ok] = a * col[ok] + (1 - a) * rgb[ok]
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def draw_colour_bar(height: int, width: int, bar) -> np.ndarray:
+    """Draw a vertical colour bar, maximum at the top, as scanners place it beside the overlay.
+
+    Row ``i`` shows the value ``vmax - (vmax - vmin) * i / (height - 1)``, so
+    ``layerseg.io.colour.sample_colour_bar(rgb, (0, 0, height, width), bar.vmin, bar.vmax)``
+    recovers the bar.
+
+    Parameters
+    ----------
+    height, width : int
+        Size in pixels (height >= 2, width >= 1).
+    bar : layerseg.io.colour.ColourBar
+
+    Returns
+    -------
+    ndarray of uint8, shape (height, width, 3)
+    """
+    from ..io.colour import encode_colour
+
+    h, w = int(height), int(width)
+    if h < 2 or w < 1:
+        raise ConfigError(f"a colour bar needs height >= 2 and width >= 1, got {h} x {w}")
+    vals = np.linspace(bar.vmax, bar.vmin, h)
+    col = encode_colour(vals, bar)
+    return np.ascontiguousarray(np.broadcast_to(col[:, None, :], (h, w, 3)))

@@ -6,7 +6,8 @@ import pytest
 from scipy.stats import norm
 
 from layerseg.errors import ConfigError, LayersegError, ProfileError
-from layerseg.simulate.elasto import (STIFFNESS_LAYERS, draw_layer_stiffness, modulus_map,
+from layerseg.simulate.elasto import (STIFFNESS_LAYERS, draw_colour_bar, draw_layer_stiffness,
+                                      modulus_map, render_elasto_overlay,
                                       random_valid_box, series_strain, simulate_strain,
                                       simulate_swe, stiffness_table)
 
@@ -265,3 +266,61 @@ def test_strain_noise_and_blur_and_seed():
     assert np.nanmean(a[lab == 3]) > 2 * np.nanmean(a[lab == 2])
     with pytest.raises(ConfigError):
         simulate_strain(lab, (0.03, 0.05), KPA, np.random.default_rng(0), compression=1.5)
+
+
+# ---------------------------------------------------------------------------------- colour
+def _overlay_case(seed=0):
+    rng = np.random.default_rng(seed)
+    lab = layered(rows=90, cols=70)
+    kpa, _ = simulate_swe(lab, (0.03, 0.05), KPA, rng, resolution_mm=0.5, noise_frac=0.2,
+                          valid_box=(8, 80, 10, 60))
+    grey = rng.uniform(0, 255, lab.shape)
+    return grey, kpa
+
+
+def test_overlay_round_trip_through_decode_colour():
+    from layerseg.io.colour import decode_colour, default_colour_bar
+
+    bar = default_colour_bar(0.0, 40.0)
+    grey, kpa = _overlay_case()
+    valid = np.isfinite(kpa)
+    rgb = render_elasto_overlay(grey, kpa, valid, bar)
+    assert rgb.dtype == np.uint8 and rgb.shape == kpa.shape + (3,)
+    # grey shows through unchanged wherever there is no value
+    np.testing.assert_array_equal(rgb[~valid], np.repeat(np.rint(grey[~valid])[:, None], 3, 1))
+    vals, ok = decode_colour(rgb, bar, bleed_px=0)
+    np.testing.assert_array_equal(ok, valid)
+    truth = np.clip(kpa[valid], bar.vmin, bar.vmax)
+    assert np.abs(vals[valid] - truth).max() <= bar.step
+
+
+def test_drawn_colour_bar_is_sampled_back():
+    from layerseg.io.colour import decode_colour, default_colour_bar, sample_colour_bar
+
+    bar = default_colour_bar(0.0, 40.0)
+    img = draw_colour_bar(120, 9, bar)
+    assert img.shape == (120, 9, 3) and img.dtype == np.uint8
+    assert (img == img[:, :1]).all()  # one colour per row
+    sampled = sample_colour_bar(img, (0, 0, 120, 9), bar.vmin, bar.vmax)
+    grey, kpa = _overlay_case(1)
+    rgb = render_elasto_overlay(grey, kpa, None, bar)
+    vals, ok = decode_colour(rgb, sampled, bleed_px=0)
+    valid = np.isfinite(kpa)
+    np.testing.assert_array_equal(ok, valid)
+    row_step = (bar.vmax - bar.vmin) / 119
+    assert np.abs(vals[valid] - np.clip(kpa[valid], 0, 40)).max() <= row_step + bar.step
+
+
+def test_overlay_alpha_and_errors():
+    from layerseg.io.colour import default_colour_bar, encode_colour
+
+    bar = default_colour_bar(0.0, 40.0)
+    grey, kpa = _overlay_case(2)
+    valid = np.isfinite(kpa)
+    half = render_elasto_overlay(grey, kpa, valid, bar, alpha=0.5)
+    want = 0.5 * encode_colour(kpa, bar)[valid] + 0.5 * np.rint(grey[valid])[:, None]
+    assert np.abs(half[valid].astype(float) - want).max() <= 1.0
+    with pytest.raises(ConfigError):
+        render_elasto_overlay(grey, kpa[:5], None, bar)
+    with pytest.raises(ConfigError):
+        render_elasto_overlay(grey, kpa, None, bar, alpha=0)
