@@ -1,0 +1,312 @@
+"""NIfTI (``.nii``, ``.nii.gz``, Analyze ``.hdr``/``.img``) and NRRD (``.nrrd``, ``.nhdr``) frames.
+
+Axis convention (the same as `layerseg.io.dataset.load_array`): the volume is indexed as stored
+(no reorientation through the affine or the space directions), with
+
+- axis 0 = x = lateral (image columns),
+- axis 1 = y = depth (image rows; index 0 at the transducer),
+- axis 2 = frames (a cine loop or a sweep; its step is kept in ``meta.extra['frame_step']``).
+
+So frame ``k`` is ``volume[:, :, k].T``, shape ``(rows, cols) = (depth, lateral)``, and its spacing
+is ``(axial, lateral) = (step of axis 1, step of axis 0)`` in mm. Axes of length 1 beyond the first
+two are dropped (a 2-D image saved as ``(x, y, 1)`` is one frame); more than three remaining axes is
+refused. This matches what annotation tools (ITK-SNAP, 3D Slicer) write for a 2-D image with x
+across and y down.
+
+Spacing comes from the header (calibration ``'header'``): NIfTI ``pixdim`` (zooms) in the unit of
+``xyzt_units`` (metres and microns are converted; an unknown unit is taken as mm, except that zooms
+of exactly 1 x 1 with an unknown unit are nibabel's placeholder and count as no spacing); NRRD
+``space directions`` (the length of each axis' vector) or ``spacings``, in ``space units`` (mm when
+absent). ``spacing=(axial_mm, lateral_mm)`` overrides it (calibration ``'user'``). A volume without
+spacing gives frames with ``spacing_mm=None``.
+
+Intensities are taken as they are: ``intensity='display'`` (default) needs grey levels 0-255 and
+refuses other ranges with a message; ``intensity='envelope'`` takes non-negative linear amplitudes.
+Colour volumes (NIfTI RGB types, NRRD colour axes) are refused.
+
+Frames are decoded lazily: NIfTI through nibabel's array proxy (``dataobj[:, :, k]`` reads one
+slice), NRRD by memory-mapping raw attached data; compressed NRRD is decompressed once, on the first
+frame asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
+                      ReadError, UnsupportedFormatError)
+from ..frame import Frame, FrameMeta, FrameSeries
+
+__all__ = ["read_volume", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
+
+_UNIT_TO_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "millimetre": 1.0,
+               "m": 1000.0, "meter": 1000.0, "meters": 1000.0, "metre": 1000.0,
+               "cm": 10.0, "centimeter": 10.0, "um": 1e-3, "micron": 1e-3, "microns": 1e-3,
+               "µm": 1e-3, "micrometer": 1e-3}
+
+
+def _kind(p: Path) -> str:
+    n = p.name.lower()
+    if n.endswith(NRRD_SUFFIXES):
+        return "nrrd"
+    if n.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    # content: NRRD starts with "NRRD000", NIfTI-1 has a 348-byte header with magic at 344
+    try:
+        with open(p, "rb") as f:
+            head = f.read(352)
+    except OSError as e:
+        raise ReadError(f"cannot read the file ({e})", p) from None
+    if head.startswith(b"NRRD"):
+        return "nrrd"
+    if (len(head) >= 348 and head[344:347] in (b"n+1", b"ni1")) or head[4:8] == b"n+2\0":
+        return "nifti"
+    raise UnsupportedFormatError("not a NIfTI or NRRD file (by name or content)", p)
+
+
+def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "display"
+                ) -> FrameSeries:
+    """Read a NIfTI or NRRD image or stack as frames.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.nii``, ``.nii.gz``, ``.hdr`` or ``.nrrd``/``.nhdr`` (also recognised by content).
+    spacing : (float, float), optional
+        ``(axial_mm, lateral_mm)``; overrides the header (calibration ``'user'``).
+    intensity : {'display', 'envelope'}
+        What the voxel values are: display grey 0-255 (default) or a linear envelope >= 0.
+
+    Returns
+    -------
+    FrameSeries
+        One frame per index of axis 2 (see the module docstring for the axis convention), each
+        with ``bmode`` float32 ``(rows, cols) = (axis 1, axis 0)``.
+
+    Raises
+    ------
+    ReadError, UnsupportedFormatError, CorruptFileError
+        Missing, unrecognised, malformed or truncated file.
+    InvalidImageError
+        Empty or single-pixel frames, NaN/inf voxels, values outside the intensity's range,
+        colour data.
+    CalibrationError
+        Header spacing that is zero, negative or in an unknown unit.
+    """
+    p = Path(path)
+    if intensity not in ("display", "envelope"):
+        raise InvalidImageError(f"intensity must be 'display' or 'envelope', got {intensity!r}", p)
+    if not p.is_file():
+        raise ReadError("file does not exist" if not p.exists() else "not a file", p)
+    if p.stat().st_size == 0:
+        raise CorruptFileError("file is empty (0 bytes)", p)
+    src = _NiftiSource(p) if _kind(p) == "nifti" else _NrrdSource(p)
+    shape = src.shape
+    keep = [0, 1] + [i for i in range(2, len(shape)) if shape[i] != 1]
+    if len(shape) < 2:
+        raise InvalidImageError(f"volume has {len(shape)} axis/axes (shape {shape}); a frame needs "
+                                "two", p)
+    if len(keep) > 3:
+        raise UnsupportedFormatError(f"volume of shape {shape} has more than one non-singleton "
+                                     "axis beyond x and y; expected (x, y) or (x, y, frames)", p)
+    nx, ny = shape[0], shape[1]
+    if nx * ny == 0:
+        raise InvalidImageError(f"volume is empty (shape {shape})", p)
+    if nx == 1 and ny == 1:
+        raise InvalidImageError("each frame is a single pixel; a frame needs at least 2 x 2", p)
+    if nx < 2 or ny < 2:
+        raise InvalidImageError(f"frames are too small ({ny} x {nx} pixels); a frame needs at "
+                                "least 2 x 2", p)
+    frame_axis = keep[2] if len(keep) == 3 else None
+    n = shape[frame_axis] if frame_axis is not None else 1
+    if spacing is not None:
+        sp, calib = spacing, "user"
+    else:
+        sp = src.spacing_mm()
+        calib = "header" if sp is not None else None
+    extra = {"format": src.format, "volume_shape": list(shape), **src.extra}
+    if calib == "user":
+        extra["spacing_override"] = True
+
+    def load(k: int) -> Frame:
+        idx = [0] * len(shape)
+        idx[0], idx[1] = slice(None), slice(None)
+        if frame_axis is not None:
+            idx[frame_axis] = k
+        a = src.slice(tuple(idx))
+        if a.dtype.kind == "c" or a.dtype.fields is not None:
+            raise UnsupportedFormatError(f"voxel type {a.dtype} (complex or colour) is not a grey "
+                                         "B-mode; convert the volume to grey", p)
+        img = np.asarray(a, dtype=np.float32).T
+        bad = ~np.isfinite(img)
+        if bad.any():
+            raise InvalidImageError(f"frame {k} holds {int(bad.sum())} NaN/inf voxel(s)", p)
+        if intensity == "display" and img.size and (img.min() < 0 or img.max() > 255):
+            raise InvalidImageError(
+                f"frame {k} ranges {img.min():g} to {img.max():g}, outside display grey 0-255; "
+                "pass intensity='envelope' for linear amplitudes, or rescale the volume", p)
+        if intensity == "envelope" and img.min() < 0:
+            raise InvalidImageError(f"frame {k} has negative values; an envelope must be >= 0", p)
+        meta = FrameMeta(source=str(p), frame_index=k, calibration=calib, extra=dict(extra))
+        try:
+            return Frame(img, sp, intensity=intensity, meta=meta)
+        except InvalidImageError as e:
+            if calib == "header" and "spacing" in e.problem:
+                raise CalibrationError(f"header {e.problem}", p) from None
+            raise
+
+    first = load(0)
+    cache = {0: first}
+    return FrameSeries(n, lambda k: cache.pop(k) if k in cache else load(k), source=str(p))
+
+
+class _NiftiSource:
+    format = "nifti"
+
+    def __init__(self, p: Path):
+        import nibabel as nib
+        self.path = p
+        try:
+            img = nib.load(str(p))
+        except FileNotFoundError as e:
+            raise ReadError(f"a file of the NIfTI/Analyze pair is missing ({e.filename})",
+                            p) from None
+        except Exception as e:  # noqa: BLE001 - nibabel raises many types for bad headers
+            raise CorruptFileError(f"cannot be read as NIfTI ({type(e).__name__}: {e})",
+                                   p) from e
+        self.img = img
+        dt = img.header.get_data_dtype()
+        if dt.fields is not None:
+            raise UnsupportedFormatError(f"NIfTI holds colour voxels ({dt}); convert it to grey",
+                                         p)
+        self.shape = tuple(int(s) for s in img.shape)
+        self.extra: dict[str, Any] = {}
+
+    def spacing_mm(self):
+        h = self.img.header
+        zooms = [float(z) for z in h.get_zooms()]
+        try:
+            unit = h.get_xyzt_units()[0]
+        except Exception:  # noqa: BLE001 - Analyze headers have no units
+            unit = "unknown"
+        dx, dy = zooms[0], zooms[1]
+        if unit == "unknown" and dx == 1.0 and dy == 1.0:
+            self.extra["header_spacing_ignored"] = "pixdim 1 x 1 with no unit (placeholder)"
+            return None
+        scale = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3, "unknown": 1.0}.get(unit)
+        if scale is None:
+            raise CalibrationError(f"NIfTI spatial unit {unit!r} is not a length", self.path)
+        if unit == "unknown":
+            self.extra["spacing_unit_assumed"] = "mm"
+        if not all(math.isfinite(z) and z > 0 for z in (dx, dy)):
+            raise CalibrationError(f"NIfTI pixdim ({dx}, {dy}) must be positive; fix the header "
+                                   "or pass spacing=(axial_mm, lateral_mm)", self.path)
+        if len(zooms) > 2:
+            self.extra["frame_step"] = zooms[2]
+        return dy * scale, dx * scale
+
+    def slice(self, idx):
+        try:
+            return np.asarray(self.img.dataobj[idx])
+        except LayersegError:
+            raise
+        except Exception as e:  # noqa: BLE001 - truncated data and the like
+            raise CorruptFileError(f"NIfTI voxel data cannot be read ({type(e).__name__}: {e}); "
+                                   "the file may be truncated", self.path) from e
+
+
+class _NrrdSource:
+    format = "nrrd"
+
+    def __init__(self, p: Path):
+        import nrrd
+        self.path = p
+        self._data = None
+        self._mm = None
+        try:
+            with open(p, "rb") as fh:
+                hdr = nrrd.read_header(fh)
+                self._offset = fh.tell()
+        except Exception as e:  # noqa: BLE001 - pynrrd raises NRRDError and parse errors
+            raise CorruptFileError(f"cannot be read as NRRD ({type(e).__name__}: {e})", p) from e
+        self.header = hdr
+        try:
+            from nrrd.reader import _determine_datatype
+            _determine_datatype(hdr)
+            self.shape = tuple(int(s) for s in hdr["sizes"])
+        except Exception as e:  # noqa: BLE001 - unknown type, missing sizes
+            raise CorruptFileError(f"malformed NRRD header ({type(e).__name__}: {e})", p) from e
+        kinds = [str(k).lower() for k in hdr.get("kinds", [])]
+        if any("color" in k or k in ("vector", "rgb") for k in kinds):
+            raise UnsupportedFormatError(f"NRRD has a colour/vector axis (kinds {kinds}); convert "
+                                         "it to grey", p)
+        self.extra = {}
+
+    def spacing_mm(self):
+        h = self.header
+        n = len(self.shape)
+        steps = [None] * n
+        sd = h.get("space directions")
+        if sd is not None:
+            sd = np.asarray(sd, dtype=float)
+            # rows of NaN mark non-spatial axes; the matrix has one row per axis
+            for i in range(min(n, sd.shape[0])):
+                row = sd[i]
+                if np.all(np.isfinite(row)):
+                    steps[i] = float(np.linalg.norm(row))
+        elif h.get("spacings") is not None:
+            for i, s in enumerate(np.asarray(h["spacings"], dtype=float)[:n]):
+                steps[i] = float(s) if math.isfinite(s) else None
+        if steps[0] is None or steps[1] is None:
+            return None
+        units = h.get("space units")
+        u = str(units[0]).strip().lower() if units else "mm"
+        if u not in _UNIT_TO_MM:
+            raise CalibrationError(f"NRRD space unit {u!r} is not a known length unit", self.path)
+        s = _UNIT_TO_MM[u]
+        dx, dy = steps[0], steps[1]
+        if not (dx > 0 and dy > 0):
+            raise CalibrationError(f"NRRD axis steps ({dx}, {dy}) must be positive", self.path)
+        if n > 2 and steps[2] is not None:
+            self.extra["frame_step"] = steps[2] * s
+        return dy * s, dx * s
+
+    def _array(self):
+        import nrrd
+        if self._mm is not None:
+            return self._mm
+        if self._data is not None:
+            return self._data
+        h = self.header
+        raw = str(h.get("encoding", "")).lower() == "raw"
+        detached = any(k in h for k in ("data file", "datafile"))
+        skips = any(h.get(k, 0) for k in ("byte skip", "byteskip", "line skip", "lineskip"))
+        try:
+            if raw and not detached and not skips:
+                from nrrd.reader import _determine_datatype
+                dt = _determine_datatype(h)
+                need = int(np.prod(self.shape)) * dt.itemsize
+                if self.path.stat().st_size - self._offset < need:
+                    raise CorruptFileError(f"NRRD data is truncated (needs {need} bytes after the "
+                                           "header)", self.path)
+                self._mm = np.memmap(self.path, dtype=dt, mode="r", offset=self._offset,
+                                     shape=self.shape, order="F")
+                return self._mm
+            self._data, _ = nrrd.read(str(self.path))
+            return self._data
+        except LayersegError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise CorruptFileError(f"NRRD data cannot be read ({type(e).__name__}: {e}); the "
+                                   "file may be truncated", self.path) from e
+
+    def slice(self, idx):
+        return np.array(self._array()[idx])

@@ -1,0 +1,185 @@
+import nibabel as nib
+import nrrd
+import numpy as np
+import pytest
+
+from layerseg.errors import (CalibrationError, CorruptFileError, InvalidImageError, ReadError,
+                             UnsupportedFormatError)
+from layerseg.io.dataset import load_array
+from layerseg.io.volumes import read_volume
+
+
+def _nifti(path, data, zooms=None, unit="mm"):
+    img = nib.Nifti1Image(data, np.eye(4))
+    if zooms is not None:
+        img.header.set_zooms(zooms)
+    if unit is not None:
+        img.header.set_xyzt_units(xyz=unit)
+    nib.save(img, str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nifti_2d_axes_and_spacing(tmp_path, rng, suffix):
+    x, y = 30, 20                                          # lateral, depth
+    vol = rng.integers(0, 256, (x, y)).astype(np.uint8)
+    p = _nifti(tmp_path / f"a{suffix}", vol, zooms=(0.05, 0.025))
+    fs = read_volume(p)
+    assert len(fs) == 1
+    f = fs[0]
+    assert f.shape == (y, x)                                # (rows=depth, cols=lateral)
+    np.testing.assert_array_equal(f.bmode, vol.T)
+    assert f.spacing_mm == pytest.approx((0.025, 0.05)) and f.meta.calibration == "header"
+    # the same convention as the dataset loader
+    a, sp = load_array(p)
+    np.testing.assert_array_equal(a, f.bmode)
+    assert sp == pytest.approx(f.spacing_mm)
+
+
+def test_nifti_3d_stack_lazy(tmp_path, rng, monkeypatch):
+    vol = rng.uniform(0, 255, (24, 16, 5)).astype(np.float32)
+    p = _nifti(tmp_path / "cine.nii", vol, zooms=(0.04, 0.02, 33.0))
+    fs = read_volume(p)
+    assert len(fs) == 5
+    f3 = fs[3]
+    np.testing.assert_array_equal(f3.bmode, vol[:, :, 3].T)
+    assert f3.meta.frame_index == 3 and f3.meta.extra["frame_step"] == pytest.approx(33.0)
+    assert f3.spacing_mm == pytest.approx((0.02, 0.04))
+    # a frame reads one slice of the proxy, never the whole volume
+    import layerseg.io.volumes as mod
+    seen = []
+    orig = mod._NiftiSource.slice
+    monkeypatch.setattr(mod._NiftiSource, "slice",
+                        lambda self, idx: seen.append(idx) or orig(self, idx))
+    fs[4]
+    assert seen == [(slice(None), slice(None), 4)]
+
+
+def test_nifti_units_and_placeholder(tmp_path, rng):
+    vol = rng.integers(0, 256, (10, 12)).astype(np.uint8)
+    f = read_volume(_nifti(tmp_path / "m.nii", vol, zooms=(5e-5, 2.5e-5), unit="meter"))[0]
+    assert f.spacing_mm == pytest.approx((0.025, 0.05))
+    f = read_volume(_nifti(tmp_path / "u.nii", vol, zooms=(50, 25), unit="micron"))[0]
+    assert f.spacing_mm == pytest.approx((0.025, 0.05))
+    f = read_volume(_nifti(tmp_path / "p.nii", vol, unit=None))[0]  # pixdim 1, no unit
+    assert f.spacing_mm is None and f.meta.calibration is None
+    assert "header_spacing_ignored" in f.meta.extra
+    f = read_volume(tmp_path / "p.nii", spacing=(0.02, 0.03))[0]
+    assert f.spacing_mm == (0.02, 0.03) and f.meta.calibration == "user"
+
+
+def test_nifti_singleton_axes_dropped(tmp_path, rng):
+    vol = rng.integers(0, 256, (10, 12, 1, 3)).astype(np.uint8)
+    fs = read_volume(_nifti(tmp_path / "s.nii", vol, zooms=(0.1, 0.1, 1, 1)))
+    assert len(fs) == 3
+    np.testing.assert_array_equal(fs[2].bmode, vol[:, :, 0, 2].T)
+
+
+def test_nrrd_raw_and_gzip(tmp_path, rng):
+    vol = rng.integers(0, 256, (20, 14, 4)).astype(np.uint16)
+    # axis 0 lateral 0.06 mm, axis 1 depth 0.03 mm, axis 2 frames (non-spatial: a NaN row)
+    hdr = {"space directions": [[0.06, 0, 0], [0, 0.03, 0], [np.nan, np.nan, np.nan]],
+           "space units": ["mm", "mm", ""], "kinds": ["domain", "domain", "list"]}
+    for enc in ("raw", "gzip"):
+        p = tmp_path / f"v_{enc}.nrrd"
+        nrrd.write(str(p), vol, {**hdr, "encoding": enc})
+        fs = read_volume(p)
+        assert len(fs) == 4
+        for k in range(4):
+            np.testing.assert_array_equal(fs[k].bmode, vol[:, :, k].T)
+        assert fs[1].spacing_mm == pytest.approx((0.03, 0.06))
+        assert fs[1].meta.calibration == "header"
+
+
+def test_nrrd_spacings_units_and_none(tmp_path, rng):
+    img = rng.integers(0, 256, (12, 9)).astype(np.uint8)
+    p = tmp_path / "s.nrrd"
+    nrrd.write(str(p), img, {"spacings": [5e-5, 2.5e-5], "space units": ["m", "m"]})
+    f = read_volume(p)[0]
+    assert f.spacing_mm == pytest.approx((0.025, 0.05))
+    q = tmp_path / "n.nrrd"
+    nrrd.write(str(q), img)
+    f = read_volume(q)[0]
+    assert f.spacing_mm is None and f.meta.calibration is None
+    np.testing.assert_array_equal(f.bmode, img.T)
+
+
+def test_envelope_intensity_and_range_errors(tmp_path, rng):
+    vol = rng.uniform(0, 5000, (10, 12)).astype(np.float32)
+    p = _nifti(tmp_path / "e.nii", vol, zooms=(0.1, 0.1))
+    with pytest.raises(InvalidImageError, match="intensity='envelope'") as ei:
+        read_volume(p)
+    assert "e.nii" in str(ei.value)
+    f = read_volume(p, intensity="envelope")[0]
+    assert f.intensity == "envelope"
+    np.testing.assert_array_equal(f.bmode, vol.T)
+    with pytest.raises(InvalidImageError, match="intensity"):
+        read_volume(p, intensity="log")
+    neg = _nifti(tmp_path / "neg.nii", vol - 10000, zooms=(0.1, 0.1))
+    with pytest.raises(InvalidImageError, match="negative"):
+        read_volume(neg, intensity="envelope")
+
+
+def test_nan_empty_single_pixel(tmp_path, rng):
+    vol = rng.uniform(0, 255, (10, 12, 2)).astype(np.float32)
+    vol[2, 3, 1] = np.nan
+    fs = read_volume(_nifti(tmp_path / "nan.nii", vol, zooms=(0.1, 0.1, 1)))
+    with pytest.raises(InvalidImageError, match="NaN") as ei:
+        fs[1]
+    assert "nan.nii" in str(ei.value)
+    with pytest.raises(InvalidImageError, match="single pixel"):
+        read_volume(_nifti(tmp_path / "one.nii", np.zeros((1, 1, 4), np.uint8)))
+    with pytest.raises(InvalidImageError, match="too small"):
+        read_volume(_nifti(tmp_path / "thin.nii", np.zeros((1, 9), np.uint8)))
+    e = tmp_path / "empty.nii"
+    e.write_bytes(b"")
+    with pytest.raises(CorruptFileError, match="empty"):
+        read_volume(e)
+
+
+def test_bad_files(tmp_path, rng):
+    with pytest.raises(ReadError, match="does not exist"):
+        read_volume(tmp_path / "nope.nii")
+    g = tmp_path / "garbage.nii"
+    g.write_bytes(b"this is not a nifti header" * 20)
+    with pytest.raises(CorruptFileError, match="NIfTI") as ei:
+        read_volume(g)
+    assert "garbage.nii" in str(ei.value)
+    t = _nifti(tmp_path / "trunc.nii", rng.integers(0, 256, (64, 64, 3)).astype(np.uint8),
+               zooms=(0.1, 0.1, 1))
+    t.write_bytes(t.read_bytes()[:2000])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        read_volume(t)
+    n = tmp_path / "trunc.nrrd"
+    nrrd.write(str(n), rng.integers(0, 256, (64, 64)).astype(np.uint8), {"encoding": "raw"})
+    n.write_bytes(n.read_bytes()[:1000])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        read_volume(n)
+    b = tmp_path / "bad.nrrd"
+    b.write_text("NRRD0004\ntype: nonsense\n\n")
+    with pytest.raises(CorruptFileError, match="NRRD"):
+        read_volume(b)
+    u = tmp_path / "thing.bin"
+    u.write_bytes(b"\x00" * 400)
+    with pytest.raises(UnsupportedFormatError, match="not a NIfTI or NRRD"):
+        read_volume(u)
+
+
+def test_too_many_axes_colour_and_bad_spacing(tmp_path, rng):
+    with pytest.raises(UnsupportedFormatError, match="more than one"):
+        read_volume(_nifti(tmp_path / "4d.nii", np.zeros((5, 5, 2, 2), np.uint8)))
+    c = tmp_path / "rgb.nrrd"
+    nrrd.write(str(c), np.zeros((3, 8, 8), np.uint8), {"kinds": ["RGB-color", "domain", "domain"]})
+    with pytest.raises(UnsupportedFormatError, match="colour"):
+        read_volume(c)
+    rgb = np.zeros((8, 8), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    with pytest.raises(UnsupportedFormatError, match="colour"):
+        read_volume(_nifti(tmp_path / "rgb.nii", rgb))
+    s = tmp_path / "cm.nrrd"
+    nrrd.write(str(s), np.zeros((8, 8), np.uint8), {"spacings": [1.0, 1.0],
+                                                    "space units": ["furlong", "furlong"]})
+    with pytest.raises(CalibrationError, match="unit"):
+        read_volume(s)
+    big = _nifti(tmp_path / "big.nii", np.zeros((8, 8), np.uint8), zooms=(20.0, 30.0))
+    with pytest.raises(CalibrationError, match="implausible"):
+        read_volume(big)
