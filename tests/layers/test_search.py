@@ -1,0 +1,216 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from layerseg.bench.search import ordered_search_plain
+from layerseg.errors import ConfigError, ProfileError, ScoreMapError, SpacingRequiredError
+from layerseg.layers import (Profile, get_profile, labels_to_surfaces, labelling_score,
+                             order_violations, ordered_search)
+
+SMALL = Profile("test", ("dermis", "fat", "muscle"), (2, 3, 6))
+
+
+def brute_force_column(col_scores, profile, mn=None, mx=None, absent=None):
+    """Best total over every ordered labelling of one column (all ordered integer surfaces)."""
+    n = col_scores.shape[1]
+    K = profile.n_layers
+    mn = [0] * K if mn is None else mn
+    mx = [n] * K if mx is None else mx
+    absent = [True] * K if absent is None else absent
+    labs = (0,) + profile.labels
+    best = -np.inf
+    for s in itertools.combinations_with_replacement(range(n + 1), K + 1):
+        t = np.diff(s)
+        if any(not ((t[k] == 0 and (absent[k] or mn[k] == 0)) or mn[k] <= t[k] <= mx[k])
+               for k in range(K)):
+            continue
+        lab = np.zeros(n, int)
+        for k in range(K):
+            lab[s[k]:s[k + 1]] = labs[k + 1]
+        best = max(best, col_scores[lab, np.arange(n)].sum())
+    return best
+
+
+def test_per_column_matches_brute_force_default_profile(rng):
+    p = get_profile()
+    sc = rng.normal(size=(8, 5, 12))
+    r = ordered_search(sc, p)
+    assert r.labels.dtype == np.uint8 and r.labels.shape == (5, 12)
+    assert r.surfaces.shape == (8, 12)
+    assert order_violations(r.labels, p) == 0
+    for c in range(12):
+        got = labelling_score(sc[:, :, c:c + 1], r.surfaces[:, c:c + 1], p)
+        assert got == pytest.approx(brute_force_column(sc[:, :, c], p), abs=1e-9)
+    assert r.score == pytest.approx(labelling_score(sc, r.surfaces, p))
+    np.testing.assert_array_equal(labels_to_surfaces(r.labels, p), r.surfaces)
+
+
+def test_per_column_with_thickness_limits_matches_brute_force(rng):
+    # spacing 0.5 mm axial: limits in mm are half the rows
+    mn, mx, absent = [2, 1, 3], [4, 9, 5], [False, True, True]
+    for trial in range(15):
+        sc = rng.normal(size=(8, 9, 3)) + rng.normal(size=(8, 1, 1))
+        r = ordered_search(sc, SMALL, spacing_mm=(0.5, 0.1),
+                           min_thickness_mm=[1.0, 0.5, 1.5], max_thickness_mm=[2.0, 4.5, 2.5],
+                           absent_ok=["fat", "muscle"])
+        assert r.flags == []
+        t = np.diff(r.surfaces, axis=0)
+        for k in range(3):
+            assert (((t[k] == 0) & absent[k]) | ((t[k] >= mn[k]) & (t[k] <= mx[k]))).all()
+        for c in range(3):
+            want = brute_force_column(sc[:, :, c], SMALL, mn, mx, absent)
+            got = labelling_score(sc[:, :, c:c + 1], r.surfaces[:, c:c + 1], SMALL)
+            assert got == pytest.approx(want, abs=1e-9)
+
+
+@pytest.mark.parametrize("region", ["default", "forehead"])
+def test_kernel_matches_plain_implementation(rng, region):
+    sc = rng.normal(size=(8, 60, 25)).astype(np.float32)
+    kw = dict(spacing_mm=(0.05, 0.1), min_thickness_mm={"dermis": 0.5, "smas": 0.2},
+              max_thickness_mm={"epidermis": 0.3, "dermis": 1.5, "fat": 1.0},
+              absent_ok=["smas"])
+    r = ordered_search(sc, region, **kw)
+    np.testing.assert_array_equal(r.surfaces, ordered_search_plain(sc, region, **kw))
+    # float32 and float64 give the same answer
+    r64 = ordered_search(sc.astype(np.float64), region, **kw)
+    np.testing.assert_array_equal(r.surfaces, r64.surfaces)
+
+
+def smooth_truth(rng, n_rows, n_cols, K):
+    """Smooth, ordered true surfaces (sines of random phase), layers 6-16 rows thick."""
+    x = np.arange(n_cols)
+    top = 8 + 4 * np.sin(2 * np.pi * x / n_cols + rng.uniform(0, 6))
+    s = [top]
+    for k in range(K):
+        th = rng.uniform(6, 10) + 3 * np.sin(2 * np.pi * x / (n_cols / 2) + rng.uniform(0, 6))
+        s.append(s[-1] + th)
+    s = np.round(np.array(s))
+    assert s[-1].max() < n_rows
+    return s
+
+
+def noisy_scores(rng, s, profile, n_rows, noise):
+    from layerseg.layers import surfaces_to_labels
+    lab = surfaces_to_labels(s, profile, n_rows)
+    sc = rng.normal(0, noise, size=(8,) + lab.shape)
+    sc[lab, np.arange(n_rows)[:, None], np.arange(lab.shape[1])] += 1.0
+    return sc
+
+
+def test_smoothness_lowers_surface_error(rng):
+    p = SMALL
+    n_rows, n_cols = 60, 120
+    errs_col, errs_smooth = [], []
+    for _ in range(3):
+        truth = smooth_truth(rng, n_rows, n_cols, p.n_layers)
+        sc = noisy_scores(rng, truth, p, n_rows, noise=2.0)
+        r0 = ordered_search(sc, p)
+        r1 = ordered_search(sc, p, max_jump_px=1)
+        assert r1.flags == []
+        assert np.abs(np.diff(r1.surfaces, axis=1)).max() <= 1
+        errs_col.append(np.abs(r0.surfaces - truth).mean())
+        errs_smooth.append(np.abs(r1.surfaces - truth).mean())
+        # the smooth answer is a feasible labelling, so it cannot beat the unconstrained optimum
+        assert r1.score <= r0.score + 1e-9
+    assert np.mean(errs_smooth) < 0.5 * np.mean(errs_col)
+    assert np.mean(errs_smooth) < 1.5
+
+
+@pytest.mark.parametrize("jump", [0, 1, 3])
+def test_smooth_search_never_breaks_limits(rng, jump):
+    p = get_profile("forehead")
+    mn = {"epidermis": 0.1, "dermis": 0.3, "smas": 0.1}
+    mx = {"epidermis": 0.2, "dermis": 0.8, "fat": 0.6, "muscle": 0.5}
+    for _ in range(3):
+        sc = rng.normal(size=(8, 50, 40))
+        r = ordered_search(sc, p, spacing_mm=(0.05, 0.1), min_thickness_mm=mn,
+                           max_thickness_mm=mx, max_jump_px=jump, absent_ok=["smas"])
+        s = r.surfaces
+        assert np.abs(np.diff(s, axis=1)).max() <= jump
+        assert order_violations(r.labels, p) == 0
+        t = np.diff(s, axis=0)
+        assert (t >= 0).all()
+        for name, lo in mn.items():
+            tk = t[p.position(name)]
+            ok = (tk >= round(lo / 0.05)) | ((tk == 0) & (name == "smas"))
+            assert ok.all(), name
+        for name, hi in mx.items():
+            assert (t[p.position(name)] <= round(hi / 0.05)).all(), name
+        assert r.score == pytest.approx(labelling_score(sc, s, p))
+        # coordinate ascent starts from the best flat answer and never loses score
+        flat = ordered_search(sc.sum(axis=2, keepdims=True), p, spacing_mm=(0.05, 0.1),
+                              min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=["smas"])
+        assert r.score >= labelling_score(sc, np.repeat(flat.surfaces, 40, axis=1), p) - 1e-9
+
+
+def test_impossible_limits_drop_deepest_minimum_with_flag(rng):
+    sc = rng.normal(size=(8, 20, 6))
+    r = ordered_search(sc, SMALL, spacing_mm=(0.1, 0.1),
+                       min_thickness_mm={"dermis": 0.8, "fat": 0.8, "muscle": 0.8})
+    assert len(r.flags) == 1 and "min_thickness_mm[muscle] dropped" in r.flags[0]
+    t = np.diff(r.surfaces, axis=0)
+    assert (t[0] >= 8).all() and (t[1] >= 8).all()
+    # still the exact optimum under the limits that remain
+    for c in range(6):
+        want = brute_force_column(sc[:, :, c], SMALL, [8, 8, 0], None, [False, False, True])
+        got = labelling_score(sc[:, :, c:c + 1], r.surfaces[:, c:c + 1], SMALL)
+        assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_unroundable_limit_is_flagged(rng):
+    r = ordered_search(rng.normal(size=(8, 10, 3)), SMALL, spacing_mm=(0.1, 0.1),
+                       min_thickness_mm={"fat": 0.21}, max_thickness_mm={"fat": 0.29})
+    assert any("max_thickness_mm[fat] dropped" in f for f in r.flags)
+    assert (np.diff(r.surfaces, axis=0)[1] >= 3).all()
+
+
+def test_bad_input(rng):
+    good = rng.normal(size=(8, 10, 4))
+    with pytest.raises(ScoreMapError, match=r"\(8, rows, cols\)"):
+        ordered_search(good[:7])
+    with pytest.raises(ScoreMapError, match=r"\(8, rows, cols\)"):
+        ordered_search(good[:, :, 0])
+    bad = good.copy()
+    bad[3, 5, 2] = np.nan
+    with pytest.raises(ScoreMapError, match="NaN or infinite values in 1 column"):
+        ordered_search(bad)
+    bad[3, 5, 2] = -np.inf
+    with pytest.raises(ScoreMapError, match="first column 2"):
+        ordered_search(bad)
+    with pytest.raises(ProfileError, match="unknown facial region"):
+        ordered_search(good, "elbow")
+    with pytest.raises(SpacingRequiredError):
+        ordered_search(good, min_thickness_mm={"dermis": 0.1})
+    with pytest.raises(ConfigError, match="exceeds"):
+        ordered_search(good, spacing_mm=(0.1, 0.1), min_thickness_mm={"dermis": 0.5},
+                       max_thickness_mm={"dermis": 0.2})
+    with pytest.raises(ConfigError, match="unknown layer"):
+        ordered_search(good, spacing_mm=(0.1, 0.1), min_thickness_mm={"skin": 0.5})
+    with pytest.raises(ConfigError, match="one value per layer"):
+        ordered_search(good, spacing_mm=(0.1, 0.1), min_thickness_mm=[0.1, 0.2])
+    with pytest.raises(ConfigError, match="max_jump_px"):
+        ordered_search(good, max_jump_px=-1)
+    with pytest.raises(ConfigError, match="absent_ok"):
+        ordered_search(good, absent_ok=["cartilage"])
+
+
+def test_smoothness_on_tilted_frame_with_limits(rng):
+    # seven tilted layers (one absent) moving 60 rows across the frame; the smooth answer must
+    # follow them despite heavy noise, and stay within the limits
+    p = get_profile()
+    n_rows, n_cols = 160, 200
+    top = 10 + 0.3 * np.arange(n_cols)
+    depth = np.concatenate([[0], np.cumsum([3, 15, 12, 4, 0, 10, 5])])
+    truth = np.round(top[None, :] + depth[:, None])
+    sc = noisy_scores(rng, truth, p, n_rows, noise=2.0)
+    r0 = ordered_search(sc, p)
+    r1 = ordered_search(sc, p, spacing_mm=(0.05, 0.1), max_jump_px=1,
+                        min_thickness_mm={"epidermis": 0.1, "dermis": 0.3},
+                        max_thickness_mm={"epidermis": 0.25})
+    err0 = np.abs(r0.surfaces - truth).mean()
+    err1 = np.abs(r1.surfaces - truth).mean()
+    assert err1 < 0.3 * err0 and err1 < 1.5
+    assert np.abs(np.diff(r1.surfaces, axis=1)).max() <= 1
+    t = np.diff(r1.surfaces, axis=0)
+    assert (t[0] >= 2).all() and (t[0] <= 5).all() and (t[1] >= 6).all()
