@@ -198,7 +198,8 @@ def _region(x0, y0, x1, y1, data_type, spatial, *, units_x=0, units_y=0, dx=0.0,
 def write_exam_dicom(path: str | os.PathLike, frames: Sequence[Frame], *, patient_name: str,
                      patient_id: str, study_uid: str | None = None, jpeg: bool = False,
                      layout: str = "side_by_side", bar=None, frequency_mhz: float | None = None,
-                     jpeg_quality: int = 92, frame_time_ms: float = 50.0) -> Path:
+                     jpeg_quality: int = 92, frame_time_ms: float = 50.0,
+                     patient_sex: str | None = None, patient_age: float | None = None) -> Path:
     """Write frames as one multi-frame ultrasound DICOM, B-mode beside its colour elastography.
 
     See the module docstring for the screen layout, the regions and the private block that
@@ -229,6 +230,10 @@ def write_exam_dicom(path: str | os.PathLike, frames: Sequence[Frame], *, patien
         Pillow JPEG quality (1-95).
     frame_time_ms : float
         FrameTime (ms), the frame increment pointer's target.
+    patient_sex : {'F', 'M'} or None
+        PatientSex (empty when None).
+    patient_age : float or None
+        PatientAge in whole years (``"045Y"``; empty when None).
 
     Returns
     -------
@@ -297,13 +302,23 @@ def write_exam_dicom(path: str | os.PathLike, frames: Sequence[Frame], *, patien
     ds.PatientName = str(patient_name)
     ds.PatientID = str(patient_id)
     ds.PatientBirthDate = ""
-    ds.PatientSex = ""
+    sex = "" if patient_sex is None else str(patient_sex).strip().upper()[:1]
+    if sex not in ("", "F", "M", "O"):
+        raise ConfigError(f"patient_sex must be 'F', 'M', 'O' or None, got {patient_sex!r}")
+    ds.PatientSex = sex
+    if patient_age is not None:
+        age = float(patient_age)
+        if not (math.isfinite(age) and 0 <= age < 1000):
+            raise ConfigError(f"patient_age must be a number of years, got {patient_age!r}")
+        ds.PatientAge = f"{int(age):03d}Y"
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = series
     ds.StudyID = ""
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
     ds.PatientOrientation = ""
+    ds.ContentDate = ""
+    ds.ContentTime = ""
     ds.BurnedInAnnotation = "NO"
 
     srows, scols = lay["screen"]
