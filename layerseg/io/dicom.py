@@ -5,6 +5,32 @@ cropped to the tissue region, and a colour/elastography view beside (or over) th
 decoded through a colour bar and registered to the B-mode grid. Frames of a multi-frame file are
 decoded one at a time, when asked for.
 
+Layout rules
+------------
+- Only 2D regions (RegionSpatialFormat 1) are images. A tissue region (RegionDataType 1) is the
+  B-mode; its PhysicalDeltaX/Y must be in cm (PhysicalUnitsX/YDirection 3) and are converted to
+  mm; the frame is cropped to its inclusive bounds RegionLocationMinX0..MaxX1, MinY0..MaxY1.
+- A colour-flow region (RegionDataType 2), or a second tissue region whose pixels are in colour
+  while the other is grey, is the elastography view of a side-by-side layout. With a colour bar
+  it is decoded and resampled onto the B-mode grid through physical coordinates (reference pixel
+  and its physical value where given, else the two regions' top-left corners coincide).
+- Colour inside the B-mode region: an overlay, decoded in place when a colour bar is given.
+- Several grey tissue regions: the same spacing -> the leftmost (noted in ``meta.extra``);
+  different spacings -> `CalibrationError` (choose with ``region=``).
+- No tissue region: PixelSpacing (provenance ``dicom_pixel_spacing``), else `CalibrationError`.
+- Any region used whose bounds leave the image (a resized export) -> `CalibrationError`.
+- ``spacing=`` from the caller overrides all of it (provenance ``user``; the header spacing, if
+  any, is kept in ``meta.extra['header_spacing_mm']``); the B-mode is still cropped to a usable
+  tissue region, or is the whole image when the regions are unusable.
+
+Grey levels: MONOCHROME1 is inverted; more than 8 stored bits are scaled linearly onto 0-255;
+PALETTE COLOR goes through its lookup table; YBR is converted to RGB by pydicom. An RGB region
+counts as grey when at most `COLOUR_FRACTION_MAX` of its pixels have a chroma above
+`COLOUR_CHROMA_MIN` (JPEG chroma noise and small coloured markers stay below), and is then
+converted as `layerseg.io.images.rgb_to_grey` does.
+
+Patient identity never enters a `Frame`: subject and study keys are `deidentify_key` hashes.
+
 Never imports torch or MONAI.
 """
 
@@ -584,10 +610,11 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
         (see `is_effectively_grey`) are always converted to luminance.
     colour_bar : ColourBar, path, or dict, optional
         Colour bar of the elastography overlay: a `layerseg.io.colour.ColourBar`, a LUT file for
-        `layerseg.io.colour.load_lut`, or ``{"box": (row0, col0, row1, col1), "vmin": ..., "vmax": ..., **options}``
-        for `layerseg.io.colour.sample_colour_bar`, sampled once from the first decoded
-        frame (the full screen image, end-exclusive box; it defaults to the file's colour-bar
-        region, RegionDataType 14). With it, a colour region beside the B-mode (or colour over
+        `layerseg.io.colour.load_lut`, or
+        ``{"box": (row0, col0, row1, col1), "vmin": ..., "vmax": ..., **options}`` for
+        `layerseg.io.colour.sample_colour_bar`, sampled once from the first decoded frame
+        (the full screen image, end-exclusive box; it defaults to the file's colour-bar region,
+        RegionDataType 14). With it, a colour region beside the B-mode (or colour over
         it) becomes `Frame.elasto`, registered to the B-mode grid.
     elasto_kind : {'swe_kpa', 'strain'}
         What the colour bar's values are.
@@ -649,6 +676,10 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
 
     if frames is None:
         indices = list(range(n))
+    elif isinstance(frames, (int, np.integer)):
+        indices = [int(frames) % n] if -n <= int(frames) < n else None
+        if indices is None:
+            raise IndexError(f"{p}: frame {frames} out of range for {n} frame(s)")
     elif isinstance(frames, slice):
         indices = list(range(n))[frames]
     else:

@@ -534,3 +534,45 @@ def test_example_ge_logiq_without_calibration_refused(name):
     rgb = pixel_array(p).astype(np.float32)
     grey = rgb.max(-1) - rgb.min(-1) < 1
     np.testing.assert_allclose(f.bmode[grey], rgb[..., 0][grey], atol=1e-3)
+
+
+def test_jpeg2000_lossless_12bit_multiframe(tmp_path, rng):
+    from pydicom.uid import JPEG2000Lossless
+
+    v = rng.integers(0, 4096, size=(2, 64, 80)).astype(np.uint16)
+    p = write_dicom(tmp_path / "raw.dcm", v, bits_stored=12,
+                    regions=[region(0, 0, 79, 63, 0.0025, 0.005)])
+    ds = pydicom.dcmread(p)
+    try:
+        ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    except RuntimeError as e:  # pragma: no cover - encoder plugin missing
+        pytest.skip(f"no JPEG 2000 encoder: {e}")
+    q = tmp_path / "j2k.dcm"
+    ds.save_as(q, enforce_file_format=True)
+    s = read_dicom(q)
+    assert len(s) == 2 and s[1].meta.extra["transfer_syntax"].startswith("JPEG 2000")
+    np.testing.assert_allclose(s[1].bmode, v[1].astype(np.float64) * 255 / 4095, atol=1e-3)
+    assert s[1].spacing_mm == pytest.approx((0.025, 0.05))
+
+
+def test_second_tissue_region_in_colour_is_the_elastography(tmp_path, rng):
+    # some scanners label both views of a side-by-side layout as tissue: the grey one is B-mode
+    img, regs, truth, bar = _elasto_scene(rng, (80, 100), 0.003, 0.003)
+    regs[1].RegionDataType = 1
+    regs = [regs[1], regs[0], regs[2]]  # colour view listed first
+    p = write_dicom(tmp_path / "sbs_tt.dcm", img, regions=regs)
+    f = read_dicom(p, colour_bar=bar)[0]
+    np.testing.assert_allclose(f.bmode, img[0:80, 0:100, 0], atol=1e-3)
+    assert f.meta.extra["elasto_layout"] == "side_by_side"
+    yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
+    ok = f.elasto_valid
+    assert ok.mean() > 0.85
+    assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
+
+
+def test_frames_out_of_range(tmp_path, rng):
+    p = write_dicom(tmp_path / "c.dcm", np.stack([speckle(rng, (20, 30))] * 3),
+                    pixel_spacing=(0.1, 0.1))
+    with pytest.raises(IndexError, match="c.dcm"):
+        read_dicom(p, frames=[0, 3])
+    assert len(read_dicom(p, frames=slice(1, None))) == 2
