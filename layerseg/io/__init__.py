@@ -13,10 +13,11 @@ from .dataset import (Dataset, DatasetItem, DatasetWriter, load_array, read_data
 from .dicom import deidentify_key, read_dicom
 from .images import read_image, read_sidecar, rgb_to_grey
 from .read import read, read_frame, sniff_format
+from .volumes import read_volume
 
 __all__ = ["read", "read_frame", "sniff_format",
            "read_dicom", "deidentify_key",
-           "read_image", "read_sidecar", "rgb_to_grey",
+           "read_image", "read_sidecar", "rgb_to_grey", "read_volume",
            "ColourBar", "load_lut", "sample_colour_bar", "decode_colour", "encode_colour",
            "default_colour_bar",
            "Dataset", "DatasetItem", "DatasetWriter", "read_dataset", "write_frame_files",

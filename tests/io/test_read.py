@@ -180,3 +180,23 @@ def test_import_io_pulls_no_torch_or_monai():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_nifti_and_nrrd_dispatched_with_header_spacing(tmp_path, grey):
+    import nibabel as nib
+    import nrrd
+
+    vol = grey.T[:, :, None].astype(np.float32)  # axis 0 lateral, axis 1 depth, axis 2 frames
+    img = nib.Nifti1Image(vol, np.diag([0.05, 0.02, 1.0, 1.0]))
+    img.header.set_xyzt_units("mm")
+    for name in ("v.nii", "v.nii.gz"):  # nibabel itself needs the NIfTI extension
+        nib.save(img, tmp_path / name)
+        assert sniff_format(tmp_path / name) == "nifti"
+        f = read_frame(tmp_path / name)
+        np.testing.assert_array_equal(f.bmode, grey)
+        assert f.spacing_mm == pytest.approx((0.02, 0.05)) and f.meta.calibration == "header"
+    p = tmp_path / "v.nrrd"
+    nrrd.write(str(p), vol[:, :, 0], {"spacings": [0.05, 0.02]})
+    f = read_frame(p.rename(tmp_path / "v.data"))
+    np.testing.assert_array_equal(f.bmode, grey)
+    assert f.spacing_mm == pytest.approx((0.02, 0.05))
