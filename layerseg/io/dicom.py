@@ -144,8 +144,8 @@ def _read_header(path: Path):
     from pydicom.errors import InvalidDicomError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
                 ds = pydicom.dcmread(str(path), stop_before_pixels=False, defer_size="256 KB")
             except InvalidDicomError:
@@ -158,6 +158,9 @@ def _read_header(path: Path):
             NotImplementedError) as e:
         raise CorruptFileError(f"cannot parse the DICOM header ({_err_name(e)}); the file is "
                                "truncated or malformed", path) from e
+    eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
+    if eof:
+        raise CorruptFileError(f"the file is truncated: {eof[0]}", path)
     has_dicm = _has_dicm_prefix(path)
     if len(ds) == 0 or not any(tag.group >= 0x0008 for tag in ds.keys()):
         if has_dicm:
@@ -515,6 +518,22 @@ class _Decoder:
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
         self._ds_full = None
+        self._check_decoder()
+
+    def _check_decoder(self) -> None:
+        from pydicom.pixels import get_decoder
+
+        try:
+            dec = get_decoder(self.ts)
+        except NotImplementedError:
+            raise UnsupportedFormatError(f"pixel data in transfer syntax {self.ts.name} "
+                                         f"({self.ts}), which pydicom cannot decode",
+                                         self.path) from None
+        if not dec.is_available:
+            missing = "; ".join(getattr(dec, "missing_dependencies", [])) or "a decoder plugin"
+            raise UnsupportedFormatError(f"no decoder installed for transfer syntax "
+                                         f"{self.ts.name}; install one of ({missing})",
+                                         self.path)
 
     def _raw(self, i: int) -> np.ndarray:
         from pydicom.pixels import pixel_array
@@ -546,12 +565,6 @@ class _Decoder:
         except MemoryError:
             raise
         except Exception as e:  # pydicom and its plugins raise many types; name it, chain it
-            low = str(e).lower()
-            if "plugin" in low or ("decoder" in low and "available" in low):
-                raise UnsupportedFormatError(
-                    f"cannot decode pixel data of transfer syntax {self.ts.name} "
-                    f"({_err_name(e)}); install the decoder package pydicom names", self.path
-                ) from e
             raise CorruptFileError(f"cannot decode frame {i} ({self.ts.name}): {_err_name(e)}; "
                                    "the pixel data are truncated or malformed", self.path) from e
         return self._to_display(arr, i)

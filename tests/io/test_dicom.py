@@ -576,3 +576,36 @@ def test_frames_out_of_range(tmp_path, rng):
     with pytest.raises(IndexError, match="c.dcm"):
         read_dicom(p, frames=[0, 3])
     assert len(read_dicom(p, frames=slice(1, None))) == 2
+
+
+def test_truncated_or_damaged_jpeg_cine(tmp_path, rng):
+    g = np.stack([speckle(rng, (40, 48)) for _ in range(3)])
+    p = write_dicom(tmp_path / "cine.dcm", g, jpeg=True, photometric="MONOCHROME2",
+                    regions=[region(0, 0, 47, 39, 0.003, 0.003)])
+    data = p.read_bytes()
+    q = tmp_path / "cut.dcm"
+    q.write_bytes(data[: len(data) - 700])
+    with pytest.raises(CorruptFileError, match="cut.dcm.*truncated"):
+        read_dicom(q)
+    # damage the last frame's JPEG stream: its start-of-image marker
+    last = data.rfind(b"\xff\xd8\xff")
+    bad = bytearray(data)
+    bad[last:last + 4] = b"\x00\x00\x00\x00"
+    r = tmp_path / "damaged.dcm"
+    r.write_bytes(bytes(bad))
+    s = read_dicom(r)
+    np.testing.assert_allclose(s[0].bmode, g[0], atol=40)  # intact frames still decode
+    with pytest.raises(CorruptFileError, match="damaged.dcm.*frame 2"):
+        s[2]
+
+
+def test_undecodable_transfer_syntax(tmp_path, rng):
+    p = write_dicom(tmp_path / "x.dcm", speckle(rng, (20, 30)), pixel_spacing=(0.1, 0.1))
+    ds = pydicom.dcmread(p)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML  # video: no pixel decoder
+    ds.PixelData = encapsulate([b"\x00" * 64])
+    ds["PixelData"].VR = "OB"
+    q = tmp_path / "odd.dcm"
+    ds.save_as(q, enforce_file_format=False)
+    with pytest.raises(UnsupportedFormatError, match="odd.dcm.*transfer syntax"):
+        read_dicom(q)
