@@ -94,6 +94,21 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
         lo_t = mn[k]
         hi_t = mx[k]
         Pk = P[k + 1]
+        if lo_t == 0 and hi_t >= n:
+            # no limits: the window is every a <= b, a running maximum
+            run = _NEG
+            ra = -1
+            for b in range(n + 1):
+                v = g[k, b] - Pk[b]
+                if v >= run and v > _NEG:
+                    run = v
+                    ra = b
+                if ra >= 0:
+                    g[k + 1, b] = run + Pk[b]
+                else:
+                    g[k + 1, b] = _NEG
+                arg[k + 1, b] = ra
+            continue
         for a in range(n + 1):
             h[a] = g[k, a] - Pk[a]
         head = 0
