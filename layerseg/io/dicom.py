@@ -154,8 +154,7 @@ def _read_header(path: Path):
         raise ReadError("file not found", path) from None
     except IsADirectoryError:
         raise ReadError("is a directory, not a DICOM file", path) from None
-    except (EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-            NotImplementedError) as e:
+    except Exception as e:  # pydicom raises many types on malformed input
         raise CorruptFileError(f"cannot parse the DICOM header ({_err_name(e)}); the file is "
                                "truncated or malformed", path) from e
     eof = [str(w.message) for w in caught if "end of file" in str(w.message).lower()]
@@ -669,23 +668,31 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
     if colour not in ("refuse", "luminance"):
         raise ValueError(f"colour must be 'refuse' or 'luminance', got {colour!r}")
     _check_dicom_content(p)
-    ds = _read_header(p)
-    _check_modality(ds, p, allow_other_modality)
-    rows, cols, n, pi, spp = _check_image_header(ds, p)
     if spacing is not None:
         from ..frame import _check_spacing
 
         spacing = _check_spacing(spacing, p)
-    decoder = _Decoder(p, ds, pi, n)
-    is_colour = pi != "MONOCHROME1" and pi != "MONOCHROME2"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns on odd values as it converts them
+            ds = _read_header(p)
+            _check_modality(ds, p, allow_other_modality)
+            rows, cols, n, pi, spp = _check_image_header(ds, p)
+            decoder = _Decoder(p, ds, pi, n)
+            is_colour = pi != "MONOCHROME1" and pi != "MONOCHROME2"
 
-    def first_rgb():
-        a = decoder(0)
-        return a if a.ndim == 3 else None
+            def first_rgb():
+                a = decoder(0)
+                return a if a.ndim == 3 else None
 
-    layout = _plan_layout(ds, parse_regions(ds), rows, cols, p, spacing, region,
-                          first_rgb if is_colour else None)
-    bar_source = _resolve_colour_bar(colour_bar, p, layout)
+            layout = _plan_layout(ds, parse_regions(ds), rows, cols, p, spacing, region,
+                                  first_rgb if is_colour else None)
+            bar_source = _resolve_colour_bar(colour_bar, p, layout)
+            meta_common = _common_meta(ds, p, layout, salt)
+    except (LayersegError, MemoryError):
+        raise
+    except Exception as e:  # a malformed element pydicom only converts when it is accessed
+        raise CorruptFileError(f"malformed DICOM header ({_err_name(e)})", p) from e
 
     if frames is None:
         indices = list(range(n))
@@ -701,8 +708,6 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
         if bad:
             raise IndexError(f"{p}: frame(s) {bad} out of range for {n} frame(s)")
         indices = [i % n for i in indices]
-
-    meta_common = _common_meta(ds, p, layout, salt)
 
     def load(k: int) -> Frame:
         i = indices[k]

@@ -609,3 +609,25 @@ def test_undecodable_transfer_syntax(tmp_path, rng):
     ds.save_as(q, enforce_file_format=False)
     with pytest.raises(UnsupportedFormatError, match="odd.dcm.*transfer syntax"):
         read_dicom(q)
+
+
+def test_corrupted_bytes_raise_only_layerseg_errors(tmp_path, rng):
+    """Damage a valid file at seeded random places: every failure is a named layerseg error."""
+    from layerseg.errors import LayersegError
+
+    p = write_dicom(tmp_path / "ok.dcm", np.stack([speckle(rng, (24, 32))] * 2),
+                    regions=[region(0, 0, 31, 23, 0.003, 0.003, freq_khz=24000)])
+    data = p.read_bytes()
+    fuzz = np.random.default_rng(7)
+    for k in range(60):
+        bad = bytearray(data)
+        pos = fuzz.integers(0, len(data) - 2200, size=3)  # header part, not the pixels
+        for q in pos:
+            bad[q] = int(fuzz.integers(0, 256))
+        f = tmp_path / f"fz{k}.dcm"
+        f.write_bytes(bytes(bad))
+        try:
+            for fr in read_dicom(f):
+                assert fr.bmode.shape[0] >= 2
+        except LayersegError as e:
+            assert f.name in str(e)
