@@ -232,3 +232,23 @@ def test_decode_bad_input(rng):
         decode_colour(x, bar, source="f.tif")
     with pytest.raises(ColourBarError, match="vmin < vmax"):
         bar.rescaled(5, 5)
+
+
+@pytest.mark.parametrize("quality,subsampling", [(95, 1), (85, 2)])
+def test_round_trip_jpeg_compressed(rng, quality, subsampling):
+    # a real JPEG (4:2:2 or 4:2:0 chroma, DCT quantisation): no grey or text pixel is ever taken
+    # for the overlay, and the decoded values stay close to the truth
+    import io
+    bar = default_colour_bar(0, 180)
+    rgb, truth = _scene(rng, bar)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality, subsampling=subsampling)
+    buf.seek(0)
+    jpg = np.asarray(Image.open(buf).convert("RGB"))
+    values, valid = decode_colour(jpg, bar, bleed_rows=2 if subsampling == 2 else 0)
+    overlay = np.isfinite(truth)
+    assert not valid[~overlay].any()
+    assert valid[overlay].mean() > 0.6
+    err = np.abs(values[valid] - truth[valid])
+    assert np.median(err) <= 2 * bar.step
+    assert np.percentile(err, 99) <= 0.05 * (bar.vmax - bar.vmin)
