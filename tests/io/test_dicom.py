@@ -76,8 +76,6 @@ def write_dicom(path, pixels, *, photometric=None, regions=(), modality="US", jp
         ds.SequenceOfUltrasoundRegions = Sequence(list(regions))
     if pixel_spacing is not None:
         ds.PixelSpacing = list(pixel_spacing)
-    for k, v in (extra or {}).items():
-        setattr(ds, k, v)
     if pixels_tag == "FloatPixelData":
         ds.BitsAllocated = 32
         ds.FloatPixelData = frames.astype(np.float32).tobytes()
@@ -99,6 +97,8 @@ def write_dicom(path, pixels, *, photometric=None, regions=(), modality="US", jp
             ds.LossyImageCompression = "01"
         else:
             ds.PixelData = frames.astype(np.uint16 if bits == 16 else np.uint8).tobytes()
+    for k, v in (extra or {}).items():
+        setattr(ds, k, v)
     ds.save_as(path, enforce_file_format=True)
     return Path(path)
 
@@ -631,3 +631,12 @@ def test_corrupted_bytes_raise_only_layerseg_errors(tmp_path, rng):
                 assert fr.bmode.shape[0] >= 2
         except LayersegError as e:
             assert f.name in str(e)
+
+
+def test_signed_16bit_shifted_to_display_range(tmp_path, rng):
+    v = rng.integers(-32768, 32768, size=(20, 30)).astype(np.int16)
+    p = write_dicom(tmp_path / "s16.dcm", v.view(np.uint16),
+                    regions=[region(0, 0, 29, 19, 0.003, 0.003)],
+                    extra={"PixelRepresentation": 1})
+    f = read_dicom(p)[0]
+    np.testing.assert_allclose(f.bmode, (v.astype(np.float64) + 32768) * 255 / 65535, atol=1e-3)
