@@ -12,7 +12,8 @@ between theirs) and marks invalid every pixel whose colour is farther than `max_
 bar: B-mode grey showing through, white or grey text, and the half-grey colours that 4:2:2 chroma
 subsampling bleeds across the overlay's edges (``bleed_px`` also drops pixels within two columns of
 an invalid one: with 4:2:2 chroma a pixel shares its chroma with its pair neighbour, and a grey
-neighbour carrying half the overlay's chroma can pass the distance test itself). A bar that does not match the overlay at all (most
+neighbour carrying half the overlay's chroma can pass the distance test itself; ``bleed_rows`` does
+the same along the columns for 4:2:0 chroma). A bar that does not match the overlay at all (most
 coloured pixels far from every bar colour) raises `ColourBarError`.
 
 `encode_colour` is the inverse (values -> RGB through the bar); the simulator renders overlays with
@@ -312,7 +313,8 @@ def sample_colour_bar(rgb, box, vmin: float, vmax: float, orientation: str = "ve
 
 
 def decode_colour(rgb, bar: ColourBar, max_distance: float = DEFAULT_MAX_DISTANCE, *,
-                  bleed_px: int = 2, bleed_rows: int = 0, mask=None, source=None) -> tuple[np.ndarray, np.ndarray]:
+                  bleed_px: int = 2, bleed_rows: int = 0, mask=None, source=None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Decode a colour overlay into values through a colour bar.
 
     Parameters

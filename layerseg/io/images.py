@@ -12,9 +12,10 @@ Pixel values
 - 32-bit float (TIFF): taken as display grey 0-255, or as a linear envelope when the sidecar says
   ``"intensity": "envelope"``; NaN/inf pixels are refused.
 - Colour (RGB, RGBA, palette, CMYK, YCbCr JPEG): if R, G and B agree within one level everywhere it
-  is grey stored as colour and is read as grey. Otherwise ``colour='refuse'`` (the default) raises
-  `InvalidImageError` saying how to proceed, and ``colour='luminance'`` converts it with ITU-R BT.601
-  weights, ``Y = 0.299 R + 0.587 G + 0.114 B``. An alpha channel is dropped.
+  is grey stored as colour and is read as grey (the mean of R, G, B). Otherwise
+  ``colour='refuse'`` (the default) raises `InvalidImageError` saying how to proceed, and
+  ``colour='luminance'`` converts it with ITU-R BT.601 weights, ``Y = 0.299 R + 0.587 G +
+  0.114 B``. An alpha channel is dropped.
 
 Spacing
 -------
@@ -51,9 +52,10 @@ optional::
      "max_distance": 40, "bleed_px": 2}        # see colour.decode_colour
 
 An overlay box inside the B-mode box is an overlay on the B-mode: the elastography is decoded on the
-B-mode grid (invalid outside the box) and the B-mode is the image's luminance, so under the overlay
-it shows the overlay's brightness, not tissue. An overlay box beside the B-mode box (no overlap) is a
-side-by-side layout: it must have the B-mode box's size and is registered to it pixel for pixel.
+B-mode grid (invalid outside the box) and the B-mode is the image's luminance, so under the
+overlay it shows the overlay's brightness, not tissue. An overlay box beside the B-mode box (no
+overlap) is a side-by-side layout: it must have the B-mode box's size and is registered to it pixel
+for pixel.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given
   (memory-mapped, frames decoded lazily). Acquisition parameters come from the arguments, or from a
   sidecar ``<stem>.json`` beside the file with keys ``fs_mhz``, ``f0_mhz``, ``line_pitch_mm``,
   ``c_m_s``, ``dynamic_range_db``, ``iq``, ``pixel_mm``, ``spacing_mm`` (arguments win).
-- ``.mat`` (MATLAB v5 through scipy.io.loadmat, v7.3/HDF5 through h5py): the data variable is
+- ``.mat`` (MATLAB v5 through scipy.io.loadmat, loaded whole; v7.3/HDF5 through h5py, read frame
+  by frame): the data variable is
   `variable` or the first present of `RF_NAMES`, else the only 2-D/3-D numeric array. MATLAB
   order is ``(samples, lines)`` or ``(samples, lines, frames)`` (frames last). Parameters not given
   as arguments are taken from scalar variables named as in `MAT_PARAM_NAMES`; a sampling or centre
@@ -31,8 +32,9 @@ in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given
   speed in m/s. ``meta.extra['mat_parameters']`` records which variables were used.
 - USTB UFF (``.uff``/``.h5``, through pyuff-ustb where installed): ``BeamformedData`` on a
   ``LinearScan``; the grid comes from the scan's ``z_axis``/``x_axis`` (calibration
-  ``'header'``), the data are IQ or RF as stored. Channel data (not beamformed) and sector scans
-  (not scan-converted) are refused with `UnsupportedFormatError`.
+  ``'header'``), the data are IQ or RF as stored (read whole through pyuff-ustb, then one frame
+  log-compressed at a time). Channel data (not beamformed), sector scans (not scan-converted) and
+  data with several uncompounded channels or waves are refused with `UnsupportedFormatError`.
 """
 
 from __future__ import annotations
@@ -390,6 +392,8 @@ def _mat_params(scalars: dict[str, float]) -> tuple[dict, dict]:
         for nm in names:
             if nm in scalars:
                 v = scalars[nm]
+                if not v > 0:
+                    continue  # e.g. modulation_frequency 0 for RF data
                 if key in ("fs_mhz", "f0_mhz") and v > 1e4:
                     v = v / 1e6
                 if key == "line_pitch_mm" and v < 0.01:
