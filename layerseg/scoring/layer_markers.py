@@ -1,0 +1,208 @@
+"""Layer-specific aging markers: the subepidermal low-echogenic band (SLEB), the upper-to-lower
+dermis echogenicity ratio, and the density of fibrous septa in the superficial fat.
+
+Each function takes the display grey image, the label map (restricted to columns that obey the
+profile) and the spacing, and returns a dict of measures with a ``*_reason`` entry where a measure
+is empty. Definitions (all configurable through the arguments):
+
+SLEB
+    Grey is smoothed (Gaussian, ``sigma = (0.02, 0.1)`` mm axial x lateral) to average speckle.
+    A dermis pixel is low-echogenic when its smoothed grey is below
+    ``relative_threshold x`` the median smoothed grey of the lower half of the dermis (the frame's
+    own bright reference, so the rule does not depend on gain). In each dermis column the band is
+    the run of consecutive low-echogenic pixels that starts within ``start_mm`` of the dermis top;
+    its thickness is the run length in mm, corrected to the normal of the dermis top
+    (``x cos(slope)``). A column holds a band when the run is at least ``min_thickness_mm``. The SLEB
+    is present when at least ``min_coverage`` of the dermis columns hold a band; then
+    ``sleb_thickness_mm`` is the median band thickness and ``sleb_fraction_of_dermis`` the mean
+    band/dermis thickness ratio over those columns. An absent SLEB is a measurement: presence False,
+    thickness 0 and fraction 0.
+Upper/lower dermis ratio
+    Each dermis column is split at its middle row; the ratio is mean grey of the upper halves over
+    mean grey of the lower halves (Crisan's LEPs/LEPi idea, in mean grey levels).
+Fat septa density
+    The superficial fat's central band (its middle half, per column) is averaged into a lateral
+    profile over the longest run of fat columns; septa are the profile's peaks with prominence at
+    least ``min_prominence_grey`` grey levels, at least ``min_spacing_mm`` apart
+    (`scipy.signal.find_peaks`); the density is peaks per mm of that run's width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+from scipy.signal import find_peaks
+
+__all__ = ["sleb_markers", "dermis_upper_lower_ratio", "fat_septa_density", "SLEB_DEFAULTS",
+           "SEPTA_DEFAULTS"]
+
+SLEB_DEFAULTS = {"relative_threshold": 0.5, "start_mm": 0.06, "min_thickness_mm": 0.04,
+                 "min_coverage": 0.5, "smooth_mm": (0.02, 0.1)}
+"""Default SLEB rule parameters (see the module notes)."""
+
+SEPTA_DEFAULTS = {"min_prominence_grey": 15.0, "min_spacing_mm": 0.15, "min_width_mm": 1.0}
+"""Default septa detection parameters (see the module notes)."""
+
+
+def _runs_in_column(col_mask: np.ndarray) -> tuple[int, int] | None:
+    idx = np.flatnonzero(col_mask)
+    if idx.size == 0:
+        return None
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def _smooth(grey, spacing_mm, smooth_mm):
+    ay, ax = spacing_mm
+    return gaussian_filter(grey, (smooth_mm[0] / ay, smooth_mm[1] / ax), mode="nearest")
+
+
+def sleb_markers(grey: np.ndarray, labels: np.ndarray, spacing_mm, *, dermis_label: int = 2,
+                 relative_threshold: float = SLEB_DEFAULTS["relative_threshold"],
+                 start_mm: float = SLEB_DEFAULTS["start_mm"],
+                 min_thickness_mm: float = SLEB_DEFAULTS["min_thickness_mm"],
+                 min_coverage: float = SLEB_DEFAULTS["min_coverage"],
+                 smooth_mm=SLEB_DEFAULTS["smooth_mm"]) -> dict:
+    """SLEB presence, thickness (mm) and fraction of the dermis; see the module notes.
+
+    Parameters
+    ----------
+    grey : ndarray of float, shape (rows, cols)
+        Display grey 0-255.
+    labels : ndarray of int, shape (rows, cols)
+        Label map (columns out of profile order already cleared to background).
+    spacing_mm : (float, float) or None
+
+    Returns
+    -------
+    dict
+        ``sleb_present`` (bool), ``sleb_thickness_mm``, ``sleb_fraction_of_dermis``,
+        ``sleb_coverage`` (share of dermis columns holding a band), ``sleb_reason``.
+    """
+    out = {"sleb_present": None, "sleb_thickness_mm": None, "sleb_fraction_of_dermis": None,
+           "sleb_coverage": None, "sleb_reason": None}
+    if spacing_mm is None:
+        out["sleb_reason"] = "no pixel spacing"
+        return out
+    ay, ax = spacing_mm
+    derm = labels == dermis_label
+    cols = np.flatnonzero(derm.any(axis=0))
+    if cols.size == 0:
+        out["sleb_reason"] = "no dermis in the frame"
+        return out
+    sm = _smooth(grey, spacing_mm, smooth_mm)
+    tops = np.empty(cols.size)
+    bots = np.empty(cols.size)
+    lower = []
+    for i, c in enumerate(cols):
+        t, b = _runs_in_column(derm[:, c])
+        tops[i], bots[i] = t, b
+        lower.append(sm[t + (b - t) // 2:b, c])
+    ref = float(np.median(np.concatenate(lower)))
+    if ref <= 0:
+        out["sleb_reason"] = "lower dermis is black: no reference echogenicity"
+        return out
+    thr = relative_threshold * ref
+    start_px = max(1, int(round(start_mm / ay)))
+    # slope of the dermis top (mm per mm) for the normal correction
+    slope = np.gradient(tops * ay, cols * ax) if cols.size > 1 else np.zeros(1)
+    cosang = 1.0 / np.sqrt(1.0 + slope ** 2)
+    band_mm = np.zeros(cols.size)
+    frac = np.zeros(cols.size)
+    for i, c in enumerate(cols):
+        t, b = int(tops[i]), int(bots[i])
+        low = sm[t:b, c] < thr
+        first = np.flatnonzero(low[:start_px])
+        if first.size == 0:
+            continue
+        s = int(first[0])
+        e = s
+        while e < low.size and low[e]:
+            e += 1
+        band_mm[i] = (e - s) * ay * cosang[i]
+        frac[i] = (e - s) / (b - t)
+    has = band_mm >= min_thickness_mm
+    cov = float(has.mean())
+    out["sleb_coverage"] = cov
+    present = cov >= min_coverage
+    out["sleb_present"] = bool(present)
+    if present:
+        out["sleb_thickness_mm"] = float(np.median(band_mm[has]))
+        out["sleb_fraction_of_dermis"] = float(np.mean(frac[has]))
+    else:
+        out["sleb_thickness_mm"] = 0.0
+        out["sleb_fraction_of_dermis"] = 0.0
+    return out
+
+
+def dermis_upper_lower_ratio(grey: np.ndarray, labels: np.ndarray, *, dermis_label: int = 2
+                             ) -> dict:
+    """Mean grey of the upper half of the dermis over that of its lower half (per-column split).
+
+    Returns
+    -------
+    dict
+        ``dermis_echo_ratio_upper_lower``, ``dermis_echo_ratio_reason``.
+    """
+    out = {"dermis_echo_ratio_upper_lower": None, "dermis_echo_ratio_reason": None}
+    derm = labels == dermis_label
+    up, lo = [], []
+    for c in np.flatnonzero(derm.any(axis=0)):
+        t, b = _runs_in_column(derm[:, c])
+        if b - t < 2:
+            continue
+        m = t + (b - t) // 2
+        up.append(grey[t:m, c])
+        lo.append(grey[m + (b - t) % 2:b, c])
+    if not up:
+        out["dermis_echo_ratio_reason"] = "no dermis column at least 2 pixels thick"
+        return out
+    lo_mean = float(np.concatenate(lo).mean())
+    if lo_mean <= 0:
+        out["dermis_echo_ratio_reason"] = "lower dermis is black"
+        return out
+    out["dermis_echo_ratio_upper_lower"] = float(np.concatenate(up).mean()) / lo_mean
+    return out
+
+
+def fat_septa_density(grey: np.ndarray, labels: np.ndarray, spacing_mm, *, fat_label: int = 3,
+                      min_prominence_grey: float = SEPTA_DEFAULTS["min_prominence_grey"],
+                      min_spacing_mm: float = SEPTA_DEFAULTS["min_spacing_mm"],
+                      min_width_mm: float = SEPTA_DEFAULTS["min_width_mm"]) -> dict:
+    """Septa per mm of width in the superficial fat; see the module notes.
+
+    Returns
+    -------
+    dict
+        ``fat_septa_per_mm``, ``fat_septa_count``, ``fat_septa_width_mm``, ``fat_septa_reason``.
+    """
+    out = {"fat_septa_per_mm": None, "fat_septa_count": None, "fat_septa_width_mm": None,
+           "fat_septa_reason": None}
+    if spacing_mm is None:
+        out["fat_septa_reason"] = "no pixel spacing"
+        return out
+    ay, ax = spacing_mm
+    fat = labels == fat_label
+    thick = fat.sum(axis=0) >= 3
+    v = np.concatenate(([False], thick, [False])).astype(np.int8)
+    d = np.diff(v)
+    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    if starts.size == 0:
+        out["fat_septa_reason"] = "no superficial fat at least 3 pixels thick"
+        return out
+    i = int(np.argmax(stops - starts))
+    a, b = int(starts[i]), int(stops[i])
+    width = (b - a) * ax
+    if width < min_width_mm:
+        out["fat_septa_reason"] = (f"superficial fat spans only {width:.2f} mm of consecutive "
+                                   f"columns (need {min_width_mm:g} mm)")
+        return out
+    prof = np.empty(b - a)
+    for j, c in enumerate(range(a, b)):
+        t, bb = _runs_in_column(fat[:, c])
+        q = (bb - t) // 4
+        prof[j] = grey[t + q:bb - q, c].mean()
+    dist = max(1, int(round(min_spacing_mm / ax)))
+    peaks, _ = find_peaks(prof, prominence=min_prominence_grey, distance=dist)
+    out.update(fat_septa_per_mm=peaks.size / width, fat_septa_count=int(peaks.size),
+               fat_septa_width_mm=float(width))
+    return out
