@@ -32,8 +32,8 @@ in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given
   speed in m/s. ``meta.extra['mat_parameters']`` records which variables were used.
 - USTB UFF (``.uff``/``.h5``, through pyuff-ustb where installed): ``BeamformedData`` on a
   ``LinearScan``; the grid comes from the scan's ``z_axis``/``x_axis`` (calibration
-  ``'header'``), the data are IQ or RF as stored (read whole through pyuff-ustb, then one frame
-  log-compressed at a time). Channel data (not beamformed), sector scans (not scan-converted) and
+  ``'header'``), the data are IQ or RF as stored (each frame read from the HDF5 file only when
+  asked for). Channel data (not beamformed), sector scans (not scan-converted) and
   data with several uncompounded channels or waves are refused with `UnsupportedFormatError`.
 """
 
@@ -532,9 +532,9 @@ def _read_uff(p: Path, given, variable) -> FrameSeries:
     try:
         bd = uff.read(loc)
         scan = bd.scan
-        data = np.asarray(bd.data)
         fs_hz = bd.sampling_frequency
         f_mod = bd.modulation_frequency
+        data = _UffArray(uff._reader[loc]["data"])
     except Exception as e:  # noqa: BLE001
         raise CorruptFileError(f"UFF beamformed data {loc!r} cannot be read "
                                f"({type(e).__name__}: {e})", p) from e
@@ -574,8 +574,13 @@ def _read_uff(p: Path, given, variable) -> FrameSeries:
         idx[pa] = slice(None)
         if fa is not None:
             idx[fa] = k
+        try:
+            a = data[tuple(idx)]
+        except Exception as e:  # noqa: BLE001 - h5py errors on damaged files
+            raise CorruptFileError(f"UFF frame {k} cannot be read ({type(e).__name__}: {e})",
+                                   p) from e
         # pixels run z fastest (USTB: X(:) of an (Nz, Nx) grid)
-        return data[tuple(idx)].reshape(nx, nz).T
+        return a.reshape(nx, nz).T
 
     params = _params({k: given.get(k) for k in ("iq", "pixel_mm", "dynamic_range_db",
                                                 "reference")},
@@ -589,3 +594,23 @@ def _read_uff(p: Path, given, variable) -> FrameSeries:
     first = load(0)
     cache = {0: first}
     return FrameSeries(n, lambda k: cache.pop(k) if k in cache else load(k), source=str(p))
+
+
+class _UffArray:
+    """Lazy view of a UFF data set (real, or complex stored as real/imag): slicing reads only
+    the slice from the HDF5 file."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        attrs = reader.attrs or {}
+        self.is_complex = "complex" in attrs and bool(np.squeeze(attrs["complex"]))
+        with (reader["real"] if self.is_complex else reader).read() as ds:
+            self.shape = tuple(ds.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, idx):
+        if self.is_complex:
+            with self.reader["real"].read() as re_, self.reader["imag"].read() as im_:
+                return np.asarray(re_[idx]) + 1j * np.asarray(im_[idx])
+        with self.reader.read() as ds:
+            return np.asarray(ds[idx])

@@ -237,7 +237,7 @@ def test_read_mat_v73_hdf5(tmp_path):
     assert fs[0].meta.extra["format"] == "mat-v7.3"
 
 
-def test_read_uff_beamformed(tmp_path):
+def test_read_uff_beamformed(tmp_path, monkeypatch):
     pyuff = pytest.importorskip("pyuff_ustb")
     nx, nz = 12, 40
     x = np.linspace(-3e-3, 3e-3, nx)
@@ -259,6 +259,14 @@ def test_read_uff_beamformed(tmp_path):
                       dynamic_range_db=40)
     np.testing.assert_allclose(f.bmode, ref.bmode, atol=1e-3)
     assert f.meta.frequency_mhz == pytest.approx(24.0)
+    # frames are read one at a time from the HDF5 file
+    import layerseg.io.rf as mod
+    seen = []
+    orig = mod._UffArray.__getitem__
+    monkeypatch.setattr(mod._UffArray, "__getitem__",
+                        lambda self, idx: seen.append(idx) or orig(self, idx))
+    np.testing.assert_array_equal(fs[1].bmode, f.bmode)
+    assert seen == [(slice(None), 0, 0, 1)]
 
 
 def test_read_uff_refusals(tmp_path):
