@@ -71,7 +71,6 @@ import numpy as np
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
                       LayersegError, ReadError, UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
-from . import colour as _colour
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
@@ -419,7 +418,8 @@ class _ImageFrames:
             raise InvalidImageError(f"elastography map type {m.dtype} is not numeric", mp)
         return m.astype(np.float32)
 
-    def _colour_bar(self, raw) -> _colour.ColourBar:
+    def _colour_bar(self, raw):
+        from . import colour as _colour  # scipy.spatial only when an overlay is decoded
         if self._bar is not None:
             return self._bar
         el, sp = self.side["elasto"], self.side_path
@@ -453,6 +453,7 @@ class _ImageFrames:
         if raw.ndim != 3:
             raise ColourBarError("sidecar describes a colour elastography overlay, but the image "
                                  "is grey", self.path)
+        from . import colour as _colour
         bar = self._colour_bar(raw)
         kw = {"source": str(self.path)}
         if "max_distance" in el:
