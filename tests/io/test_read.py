@@ -200,3 +200,27 @@ def test_nifti_and_nrrd_dispatched_with_header_spacing(tmp_path, grey):
     f = read_frame(p.rename(tmp_path / "v.data"))
     np.testing.assert_array_equal(f.bmode, grey)
     assert f.spacing_mm == pytest.approx((0.02, 0.05))
+
+
+def test_rf_npy_dispatched_by_content(tmp_path, rng):
+    fs, f0, c = 100.0, 24.0, 1540.0
+    t = np.arange(400)[:, None] / fs  # microseconds
+    rf = np.sin(2 * np.pi * f0 * t) * (1 + rng.random((1, 32))) * np.exp(-t)
+    p = tmp_path / "lines.bin"  # content, not extension
+    with open(p, "wb") as fh:
+        np.save(fh, rf.astype(np.float32))
+    assert sniff_format(p) == "npy"
+    f = read_frame(p, fs_mhz=fs, f0_mhz=f0, line_pitch_mm=0.1)
+    assert f.shape == (400, 32)
+    # sample k lies at depth k * c / (2 fs): 1540 m/s over 2 x 100 MHz = 7.7 um
+    assert f.spacing_mm == pytest.approx((c / (2 * fs) / 1000, 0.1))
+    assert f.meta.calibration == "rf_sampling" and f.dynamic_range_db == 60.0
+
+
+def test_public_names_resolve():
+    import layerseg.io as lio
+
+    for name in lio.__all__:
+        assert getattr(lio, name) is not None, name
+    with pytest.raises(AttributeError):
+        lio.no_such_reader  # noqa: B018
