@@ -301,6 +301,7 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
     bar = next((r for r in regions if r.data_type == DATA_COLOUR_BAR), None)
 
     def finish(bm, colour, notes):
+        hs = None
         if user:
             sp, cal = tuple(float(s) for s in spacing), "user"
             if bm is not None:
@@ -313,10 +314,13 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
         if colour is not None:
             csp, err = _region_spacing_or_none(colour, path)
             if csp is None:
-                if user:
-                    csp = sp
-                else:
+                if not user:
                     raise err
+                csp = sp  # the caller's spacing for both views
+            elif user:
+                # the caller corrects the scale: apply the same correction to the colour view
+                ratio = (1.0, 1.0) if hs is None else (sp[0] / hs[0], sp[1] / hs[1])
+                csp = (csp[0] * ratio[0], csp[1] * ratio[1]) if hs is not None else sp
         return _Layout(bm, sp, cal, colour, csp, bar, notes)
 
     if region is not None:

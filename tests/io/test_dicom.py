@@ -640,3 +640,16 @@ def test_signed_16bit_shifted_to_display_range(tmp_path, rng):
                     extra={"PixelRepresentation": 1})
     f = read_dicom(p)[0]
     np.testing.assert_allclose(f.bmode, (v.astype(np.float64) + 32768) * 255 / 65535, atol=1e-3)
+
+
+def test_user_spacing_rescales_the_colour_view_too(tmp_path, rng):
+    # colour view at half resolution; the caller doubles the scale of both views
+    img, regs, truth, bar = _elasto_scene(rng, (40, 50), 0.006, 0.006)
+    p = write_dicom(tmp_path / "sbs2.dcm", img, regions=regs)
+    f = read_dicom(p, colour_bar=bar, spacing=(0.06, 0.06))[0]
+    assert f.meta.calibration == "user"
+    ok = f.elasto_valid
+    assert ok.mean() > 0.8
+    # registration is unchanged in pixels: the header's field, sampled on the B-mode grid
+    yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
+    assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
