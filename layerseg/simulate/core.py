@@ -1,0 +1,273 @@
+"""`simulate_frame`: one simulated 24 MHz facial frame with its exact truth.
+
+Pipeline: anatomy (region, sex, age) -> layered phantom in image space (apparent depth at
+1540 m/s) -> scatterers + specular reflectors -> depth-dependent PSF convolution (IQ) -> noise,
+TGC -> envelope -> log compression -> grey frame; label map from the label surfaces with
+`layerseg.layers.surfaces_to_labels`; optional elastography from `layerseg.simulate.elasto`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..frame import Frame, FrameMeta
+from ..layers import get_profile, surfaces_to_labels
+from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display
+from .anatomy import draw_anatomy, layer_acoustics
+from .phantom import Artefacts, build_phantom
+
+__all__ = ["SimulatedFrame", "simulate_frame", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
+           "DEFAULT_WIDTH_MM"]
+
+DEVICE = "layerseg-sim"
+DEFAULT_SHAPE = (512, 512)
+DEFAULT_DEPTH_MM = 12.0
+DEFAULT_WIDTH_MM = 12.8
+
+
+@dataclass
+class SimulatedFrame:
+    """A simulated frame and its truth.
+
+    Attributes
+    ----------
+    frame : Frame
+        Display B-mode (grey 0-255 float32), spacing, dynamic range, optional elastography,
+        meta (region, frequency, device ``layerseg-sim``, calibration ``simulator``).
+    labels : uint8 ndarray (rows, cols)
+        Label map 0-7 obeying the region profile.
+    truth : dict
+        JSON-able ground truth (see `simulate_frame`).
+    iq : complex64 ndarray (rows * up, cols) or None
+        Beamformed IQ at baseband (f0) on the fine axial grid, before TGC, when asked.
+    rf : float32 ndarray or None
+        RF lines (``truth['acoustics']['rf_fs_mhz']`` sampling), before TGC, when asked.
+    """
+
+    frame: Frame
+    labels: np.ndarray
+    truth: dict
+    iq: np.ndarray | None = None
+    rf: np.ndarray | None = None
+
+
+def _rng(seed_or_rng) -> tuple[np.random.Generator, Any]:
+    if isinstance(seed_or_rng, np.random.Generator):
+        return seed_or_rng, None
+    if isinstance(seed_or_rng, np.random.SeedSequence):
+        return np.random.default_rng(seed_or_rng), seed_or_rng.entropy
+    if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
+        return np.random.default_rng(int(seed_or_rng)), int(seed_or_rng)
+    raise ConfigError(f"seed_or_rng must be an int, a SeedSequence or a numpy Generator, got "
+                      f"{type(seed_or_rng).__name__}")
+
+
+def _pick(value, vary, draw, nominal):
+    if value is not None:
+        return value
+    return draw() if vary else nominal
+
+
+def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45,
+                   sex: str = "F", frequency_mhz: float = 24.0,
+                   shape: tuple[int, int] = DEFAULT_SHAPE, depth_mm: float = DEFAULT_DEPTH_MM,
+                   width_mm: float = DEFAULT_WIDTH_MM, vary: bool = True,
+                   gain_db: float | None = None, dynamic_range_db: float | None = None,
+                   tgc: bool = True, tgc_db_cm_mhz: float | None = None,
+                   focus_mm: float | None = None, f_number: float | None = None,
+                   fractional_bandwidth: float | None = None, noise_db: float | None = None,
+                   tilt_deg: float | None = None, standoff_mm: float | None = None,
+                   artefacts: Artefacts | None = None, missing_muscle: bool | None = None,
+                   missing_deep_fat: bool | None = None, bone: bool | None = None,
+                   partial_bone: bool | None = None, with_elasto: bool = True,
+                   elasto_kind: str = "swe_kpa", return_iq: bool = False,
+                   return_rf: bool = False) -> SimulatedFrame:
+    """Simulate one facial HFUS frame with exact ground truth.
+
+    Parameters
+    ----------
+    seed_or_rng : int, SeedSequence or numpy Generator
+        All randomness comes from it: same seed, same bytes.
+    region : str or None
+        Facial region or alias (``forehead``, ``temple``, ``zygoma``, ``cheek``, ``nasolabial``,
+        ``chin``, ``jaw``; None / ``default`` draws cheek anatomy with the default profile).
+    age : float
+        Years (10-100).
+    sex : {'F', 'M'}
+    frequency_mhz : float
+        Transmit centre frequency, 15-50 MHz.
+    shape : (rows, cols)
+        Output pixel grid; with `depth_mm` and `width_mm` it sets the spacing (default 512 x 512
+        over 12 mm x 12.8 mm: 0.0234 x 0.025 mm per pixel).
+    vary : bool
+        Draw every setting left as None from its variation range (a model must survive them);
+        False uses the nominal value. Ranges and nominal values (our choice): gain -6..6 (0) dB,
+        dynamic range 50-70 (60) dB, TGC slope 0.3-0.7 (0.5) dB/cm/MHz, focus 1.5-5 (3) mm under
+        the skin, F-number 1.8-3 (2), fractional bandwidth 0.5-0.75 (0.6), noise -64..-56 (-60)
+        dB, tilt -8..8 (0) degrees, stand-off 0.1-5 (0.3) mm, artefacts (none).
+    gain_db, dynamic_range_db, tgc, tgc_db_cm_mhz, focus_mm, f_number, fractional_bandwidth, noise_db
+        Imaging settings (see `layerseg.simulate.acoustics.AcousticParams`; `focus_mm` is from the
+        probe face).
+    tilt_deg, standoff_mm, artefacts
+        Probe tilt, gel/pad thickness and gel artefacts (`Artefacts`).
+    missing_muscle, missing_deep_fat, bone, partial_bone : bool or None
+        Force anatomy variations; None draws them from the region's table.
+    with_elasto : bool
+        Attach an elastography map (`elasto_kind` ``swe_kpa`` or ``strain``).
+    return_iq, return_rf : bool
+        Also return the IQ (fine grid) and/or RF lines.
+
+    Returns
+    -------
+    SimulatedFrame
+        ``truth`` holds: ``seed``, ``region``, ``age``, ``sex``, ``profile``, ``layers`` (per
+        layer: ``thickness_anatomical_mm`` (mean over columns, as drawn),
+        ``thickness_apparent_mm`` (mean over columns of the label surfaces' difference),
+        ``present_fraction``, ``sound_speed_m_s``, ``truncated``, ``stiffness_kpa``),
+        ``surfaces_rows`` ((K+1) x cols label surfaces), ``epidermis_anatomical_mm``,
+        ``sleb`` (present, anatomical thickness), ``upper_lower_dermis_db``, ``acoustics`` (all
+        settings and derived pulse/beam sizes), ``phantom`` (stand-off, tilt, artefacts...),
+        ``entry_echo`` (definition), ``elasto`` (info from the elastography module).
+    """
+    rng, seed_repr = _rng(seed_or_rng)
+    n_rows, n_cols = (int(v) for v in shape)
+    if n_rows < 16 or n_cols < 16:
+        raise ConfigError(f"shape must be at least 16 x 16 pixels, got {shape}")
+    if not (2.0 <= depth_mm <= 40.0 and 2.0 <= width_mm <= 40.0):
+        raise ConfigError(f"depth_mm and width_mm must lie in 2-40 mm, got {depth_mm}, {width_mm}")
+    if elasto_kind not in ("swe_kpa", "strain"):
+        raise ConfigError(f"elasto_kind must be 'swe_kpa' or 'strain', got {elasto_kind!r}")
+    spacing = (depth_mm / n_rows, width_mm / n_cols)
+    prof = get_profile(region)
+    u = rng.uniform
+
+    def draw_standoff():
+        r = rng.random()
+        return u(0.1, 0.8) if r < 0.5 else (u(0.8, 3.0) if r < 0.85 else u(3.0, 5.0))
+
+    standoff = float(_pick(standoff_mm, vary, draw_standoff, 0.3))
+    if not (0.0 <= standoff <= 5.0):
+        raise ConfigError(f"standoff_mm must lie in 0-5 mm, got {standoff}")
+    params = AcousticParams(
+        frequency_mhz=float(frequency_mhz),
+        fractional_bandwidth=float(_pick(fractional_bandwidth, vary, lambda: u(0.5, 0.75), 0.6)),
+        f_number=float(_pick(f_number, vary, lambda: u(1.8, 3.0), 2.0)),
+        focus_mm=float(_pick(focus_mm, vary, lambda: standoff + u(1.5, 5.0), standoff + 3.0)),
+        noise_db=float(_pick(noise_db, vary, lambda: u(-64, -56), -60.0)),
+        tgc=bool(tgc),
+        tgc_db_cm_mhz=float(_pick(tgc_db_cm_mhz, vary, lambda: u(0.3, 0.7), 0.5)),
+        gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),
+        dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)))
+    tilt = float(_pick(tilt_deg, vary, lambda: u(-8, 8), 0.0))
+    if not (-30.0 <= tilt <= 30.0):
+        raise ConfigError(f"tilt_deg must lie in -30..30 degrees, got {tilt}")
+    if artefacts is None:
+        if vary:
+            artefacts = Artefacts(
+                lens_reverb=int(rng.integers(1, 4)) if rng.random() < 0.4 else 0,
+                lens_mm=float(u(0.3, 0.6)),
+                skin_reverb=bool(standoff > 1.0 and rng.random() < 0.3),
+                hairs=int(rng.integers(1, 3)) if rng.random() < 0.15 else 0,
+                bubbles=int(rng.integers(1, 3)) if rng.random() < 0.15 else 0)
+        else:
+            artefacts = Artefacts()
+
+    an = draw_anatomy(region, age, sex, rng, missing_muscle=missing_muscle,
+                      missing_deep_fat=missing_deep_fat, bone=bone, partial_bone=partial_bone)
+    med, geo = build_phantom(an, params, n_rows, n_cols, spacing, rng, standoff_mm=standoff,
+                             tilt_deg=tilt, artefacts=artefacts)
+    res = form_iq(med, params, rng)
+    grey = iq_to_display(res.envelope, params)
+    labels = surfaces_to_labels(geo.surfaces_rows, prof, n_rows).astype(np.uint8)
+
+    # ------------------------------------------------------------------ truth
+    dz, dx = spacing
+    S = geo.surfaces_rows
+    layers_truth: dict[str, dict] = {}
+    for k, ly in enumerate(prof.layers):
+        th_rows = S[k + 1] - S[k]
+        d = {"thickness_apparent_mm": float(th_rows.mean() * dz),
+             "present_fraction": float(np.mean(th_rows > 0)),
+             "sound_speed_m_s": float(layer_acoustics(ly)["sound_speed_m_s"]),
+             "truncated": bool(geo.truncated.get(ly, False))}
+        if ly in geo.anat_thickness_mm:
+            d["thickness_anatomical_mm"] = float(np.mean(geo.anat_thickness_mm[ly]))
+        else:
+            d["thickness_anatomical_mm"] = None
+        layers_truth[ly] = d
+    layers_truth["epidermis"]["definition"] = (
+        "apparent = -6 dB extent of the expected entry-echo envelope; anatomical = epidermis")
+    layers_truth["dermis"]["definition"] = (
+        "apparent = from the entry echo's lower -6 dB point to the dermis bottom")
+    ac = params.describe()
+    ac.update(attenuation_db_cm_mhz={ly: layer_acoustics(ly)["atten_db_cm_mhz"]
+                                     for ly in ("gel",) + prof.layers},
+              sound_speed_m_s={ly: layer_acoustics(ly)["sound_speed_m_s"]
+                               for ly in ("gel",) + prof.layers},
+              backscatter_db={ly: layer_acoustics(ly)["backscatter_db"]
+                              for ly in ("gel",) + prof.layers},
+              scatterers_per_cell={ly: layer_acoustics(ly)["per_cell"]
+                                   for ly in ("gel",) + prof.layers},
+              fine_axial_step_mm=med.dz_f_mm, noise_rms_ref=res.noise_rms,
+              iq_fs_mhz=C_REF / (2.0 * med.dz_f_mm * 1e3))
+    truth: dict[str, Any] = {
+        "seed": seed_repr, "region": an.region, "age": float(age), "sex": sex,
+        "profile": list(prof.layers), "spacing_mm": [dz, dx], "shape": [n_rows, n_cols],
+        "layers": layers_truth,
+        "surfaces_rows": np.round(S, 4).tolist(),
+        "epidermis_anatomical_mm": layers_truth["epidermis"]["thickness_anatomical_mm"],
+        "sleb": {"present": an.sleb_mm > 0, "thickness_anatomical_mm": an.sleb_mm,
+                 "thickness_apparent_mm": geo.extras.get("sleb_apparent_mm", 0.0)},
+        "upper_lower_dermis_db": an.upper_lower_dermis_db,
+        "sun_exposure": an.sun_exposure,
+        "bone": {"present": an.bone_present, "partial": an.bone_partial},
+        "acoustics": ac, "phantom": geo.extras,
+        "entry_echo": {"definition": "label 1 spans, per column, the -6 dB extent of the "
+                       "expected envelope of the skin-surface echo + epidermis + "
+                       "dermo-epidermal junction through the axial pulse",
+                       "mean_apparent_mm": float(np.mean(geo.echo_bottom_mm - geo.echo_top_mm))},
+        "skin_surface_mean_mm": float(np.mean(geo.skin_mm)),
+    }
+    meta = FrameMeta(source=None, frequency_mhz=float(frequency_mhz), device=DEVICE,
+                     calibration="simulator", region=an.region,
+                     extra={"simulator": "layerseg.simulate", "seed": seed_repr})
+    elasto = kind = None
+    if with_elasto:
+        from . import elasto as _el
+        kpa = _el.draw_layer_stiffness(an.region, sex, age, rng)
+        if elasto_kind == "swe_kpa":
+            elasto, info = _el.simulate_swe(labels, spacing, kpa, rng)
+        else:
+            elasto, info = _el.simulate_strain(labels, spacing, kpa, rng)
+        kind = elasto_kind
+        for ly in prof.layers:
+            layers_truth[ly]["stiffness_kpa"] = float(kpa[ly])
+        truth["elasto"] = {"kind": kind, **info}
+    frame = Frame(grey, spacing_mm=spacing, intensity="display",
+                  dynamic_range_db=params.dynamic_range_db, elasto=elasto, elasto_kind=kind,
+                  meta=meta)
+    iq = res.iq if (return_iq or return_rf) else None
+    rf = None
+    if return_rf:
+        rf, fs = iq_to_rf(res.iq, params.frequency_mhz, med.dz_f_mm)
+        truth["acoustics"]["rf_fs_mhz"] = fs
+    return SimulatedFrame(frame, labels, truth, iq if return_iq else None, rf)
+
+
+def iq_to_rf(iq: np.ndarray, f0_mhz: float, dz_f_mm: float) -> tuple[np.ndarray, float]:
+    """Upsample baseband IQ (fine grid, axis 0 = depth) by FFT and remodulate to RF at f0.
+
+    Returns the float32 RF array and its sampling frequency in MHz (>= 4 f0)."""
+    from scipy.signal import resample
+    fs_iq = C_REF / (2.0 * dz_f_mm * 1e3)
+    k = max(1, int(math.ceil(4.0 * f0_mhz / fs_iq)))
+    up = resample(iq, iq.shape[0] * k, axis=0) if k > 1 else iq
+    fs = fs_iq * k
+    t = np.arange(up.shape[0]) / fs + 0.5 / fs_iq
+    rf = np.real(up * np.exp(2j * math.pi * f0_mhz * t)[:, None])
+    return rf.astype(np.float32), float(fs)

@@ -1,0 +1,424 @@
+"""Layered facial phantom in image space: smooth random interfaces, per-layer scatterer maps,
+specular reflectors, fat septa, muscle streaks, bone shadowing, stand-off gel, artefacts, and the
+label surfaces (with the entry echo as imaged).
+
+Depths here are *apparent* millimetres from the probe face (the scanner's 1540 m/s image space):
+every layer's anatomical thickness is multiplied by ``1540 / c_layer`` before it is stacked.
+
+The entry echo (label 1) is defined from the simulated echo: in each column, the extent over which
+the *expected* envelope of the entry echo (skin-surface specular echo + epidermis scatterers +
+dermo-epidermal junction echo, through the axial pulse) stays within -6 dB of its peak. The
+anatomical epidermis thickness is kept in the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import fft as sp_fft
+from scipy.ndimage import gaussian_filter1d
+from scipy.special import erf
+
+from .acoustics import (C_REF, FWHM_PER_SIGMA, REF_DENSITY_PER_CELL, AcousticParams, Medium,
+                        SpecularPoints, choose_up, lateral_fwhm_mm, margin_cols, padded_cols,
+                        pulse_sigma_z_mm, reference_intensity, resolution_cell_mm2)
+from .anatomy import Anatomy, anatomy_table, layer_acoustics
+
+__all__ = ["PhantomGeometry", "Artefacts", "build_phantom", "entry_echo_extent",
+           "TISSUE_RESOLUTION_CELL_MM2"]
+
+TISSUE_RESOLUTION_CELL_MM2 = resolution_cell_mm2(AcousticParams())
+"""Resolution cell (mm^2) of the nominal 24 MHz probe, at which the table's scatterers per
+resolution cell are defined (tissue densities are per mm^2 from then on)."""
+
+_CV = {"epidermis": 0.10, "dermis": 0.10, "fat": 0.15, "smas": 0.15, "deep_fat": 0.18,
+       "muscle": 0.10}
+"""Coefficient of lateral variation of each layer's thickness across the frame (our choice)."""
+
+
+@dataclass
+class Artefacts:
+    """Artefact settings of a frame (all our choice of magnitudes).
+
+    lens_reverb : int
+        Number of reverberation lines in the gel (0 = none), at multiples of `lens_mm`.
+    lens_mm : float
+    skin_reverb : bool
+        Add the first multiple of the skin echo (probe face <-> skin) at twice its depth.
+    hairs, bubbles : int
+        Number of hair cross-sections and air bubbles in the gel (each shadows what lies below).
+    """
+
+    lens_reverb: int = 0
+    lens_mm: float = 0.4
+    skin_reverb: bool = False
+    hairs: int = 0
+    bubbles: int = 0
+
+
+@dataclass
+class PhantomGeometry:
+    """What `build_phantom` returns besides the medium.
+
+    Attributes
+    ----------
+    surfaces_rows : float64 (K+1, n_cols)
+        Label surfaces (row units, entry echo as imaged) for the profile.
+    anat_thickness_mm : dict[str, ndarray (n_cols,)]
+        Anatomical thickness per column as drawn (before truncation by bone or the image bottom).
+    truncated : dict[str, bool]
+        Layer cut by the image bottom, or extended to it / down to the bone.
+    echo_top_mm, echo_bottom_mm, skin_mm : ndarray (n_cols,)
+    extras : dict
+        JSON-able description (septa count, artefacts, bone edge...).
+    """
+
+    surfaces_rows: np.ndarray
+    anat_thickness_mm: dict
+    truncated: dict
+    echo_top_mm: np.ndarray
+    echo_bottom_mm: np.ndarray
+    skin_mm: np.ndarray
+    extras: dict = field(default_factory=dict)
+
+
+def _curve(rng, n, dx, corr_mm):
+    """Smooth zero-mean unit-SD random curve of `n` samples, correlation length `corr_mm`."""
+    w = rng.standard_normal(n + 64)
+    c = gaussian_filter1d(w, max(corr_mm / dx, 0.5), mode="wrap")[32:32 + n]
+    sd = c.std()
+    return (c - c.mean()) / (sd if sd > 0 else 1.0)
+
+
+def _smooth_noise(rng, shape, sig_rows, sig_cols):
+    """Zero-mean unit-SD Gaussian random field with Gaussian correlation (sigmas in pixels),
+    periodic, made by filtering white noise in the Fourier domain (float32)."""
+    w = rng.standard_normal(shape).astype(np.float32)
+    f = sp_fft.rfft2(w, workers=-1)
+    kz = sp_fft.fftfreq(shape[0])[:, None]
+    kx = sp_fft.rfftfreq(shape[1])[None, :]
+    f *= np.exp(-2.0 * math.pi ** 2 * ((sig_rows * kz) ** 2 + (sig_cols * kx) ** 2))
+    out = sp_fft.irfft2(f, s=shape, workers=-1).astype(np.float32)
+    sd = float(out.std())
+    return out / (sd if sd > 0 else 1.0)
+
+
+def _density_amp(layer: str):
+    a = layer_acoustics(layer)
+    dens = a["per_cell"] / TISSUE_RESOLUTION_CELL_MM2
+    if a["per_cell"] <= 0:
+        return 0.0, 0.0
+    amp = math.sqrt(10.0 ** (a["backscatter_db"] / 10.0) * REF_DENSITY_PER_CELL / a["per_cell"])
+    return dens, amp
+
+
+def _specular_amp(db: float, p: AcousticParams, dzf: float, dx: float) -> float:
+    """Point amplitude such that a flat coherent line of such points (one per column) peaks at
+    `db` re the reference echo rms at the focus (see `acoustics.reference_intensity`)."""
+    sig = float(lateral_fwhm_mm(p.focus_mm, p)) / FWHM_PER_SIGMA
+    ref = math.sqrt(reference_intensity(p, dzf, dx))
+    return 10.0 ** (db / 20.0) * ref / (math.sqrt(2.0 * math.pi) * sig / dx)
+
+
+def entry_echo_extent(epi_app_mm, p: AcousticParams, *, surface_db: float, dej_db: float,
+                      epi_db: float):
+    """-6 dB extent of the expected entry-echo envelope, relative to the skin surface.
+
+    Parameters
+    ----------
+    epi_app_mm : ndarray (n,)
+        Apparent epidermis thickness per column (mm).
+    p : AcousticParams
+    surface_db, dej_db : float
+        Peak levels of the skin-surface and dermo-epidermal-junction specular echoes (dB re the
+        reference echo).
+    epi_db : float
+        Mean backscatter of the epidermis (dB re the reference tissue).
+
+    Returns
+    -------
+    top, bottom : ndarray (n,)
+        Offsets (mm, top < 0) of the upper and lower -6 dB points from the skin surface.
+    """
+    e = np.atleast_1d(np.asarray(epi_app_mm, dtype=float))
+    s = pulse_sigma_z_mm(p)
+    u = np.arange(-5 * s, float(e.max()) + 5 * s, s / 20.0)
+    U, E = u[None, :], e[:, None]
+    t = (10 ** (surface_db / 10) * np.exp(-U ** 2 / s ** 2)
+         + 10 ** (dej_db / 10) * np.exp(-(U - E) ** 2 / s ** 2)
+         + 10 ** (epi_db / 10) * 0.5 * (erf(U / s) - erf((U - E) / s)))
+    ok = t >= 0.25 * t.max(axis=1, keepdims=True)
+    i0 = ok.argmax(axis=1)
+    i1 = ok.shape[1] - 1 - ok[:, ::-1].argmax(axis=1)
+    rows = np.arange(len(e))
+    thr = 0.25 * t.max(axis=1)
+
+    def interp(ia, ib):
+        ta, tb = t[rows, ia], t[rows, ib]
+        f = np.where(tb != ta, (thr - ta) / np.where(tb != ta, tb - ta, 1.0), 0.0)
+        return u[ia] + np.clip(f, 0, 1) * (u[ib] - u[ia])
+
+    top = interp(np.maximum(i0 - 1, 0), i0)
+    bot = interp(i1, np.minimum(i1 + 1, len(u) - 1))
+    return top, bot
+
+
+def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spacing_mm,
+                  rng: np.random.Generator, *, standoff_mm: float = 0.3, tilt_deg: float = 0.0,
+                  artefacts: Artefacts | None = None, septa_per_mm2: float = 0.2,
+                  roughness_mm: float = 0.02):
+    """Build the fine-grid medium and the label surfaces of one frame.
+
+    Parameters
+    ----------
+    an : Anatomy
+    p : AcousticParams
+    n_rows, n_cols : int
+        Output image size (pixels).
+    spacing_mm : (float, float)
+        Output pixel spacing (axial, lateral), apparent mm.
+    rng : numpy Generator
+    standoff_mm : float
+        Gel / stand-off pad thickness between the probe face and the skin (0-5 mm, at the centre).
+    tilt_deg : float
+        Probe tilt: the skin and all layers slope by this angle across the frame.
+    artefacts : Artefacts, optional
+    septa_per_mm2 : float
+        Fibrous septa per mm^2 of fat (our choice).
+    roughness_mm : float
+        SD of the skin-surface undulation.
+
+    Returns
+    -------
+    medium : Medium
+    geometry : PhantomGeometry
+    """
+    art = artefacts or Artefacts()
+    dz, dx = spacing_mm
+    depth = n_rows * dz
+    up = choose_up(p, dz)
+    m = margin_cols(p, depth, dx)
+    nxp = padded_cols(n_cols, m)
+    nzf = n_rows * up
+    dzf = dz / up
+    x = (np.arange(nxp) - m + 0.5) * dx
+    width = n_cols * dx
+    tab = anatomy_table()
+    spec = tab["specular_db"]
+
+    # ---------------------------------------------------------------- interfaces (apparent mm)
+    ramp = math.tan(math.radians(tilt_deg)) * (x - width / 2)
+    skin = standoff_mm + ramp + roughness_mm * _curve(rng, nxp, dx, 0.8)
+    skin += max(0.0, 0.03 - float(skin.min()))
+    layers = list(an.profile)
+    K = len(layers)
+    soft = [ly for ly in layers if ly != "bone"]
+    anat = {}
+    app = {}
+    for ly in soft:
+        mean = an.thickness_mm.get(ly, 0.0)
+        th = mean * np.clip(1.0 + _CV[ly] * _curve(rng, nxp, dx, rng.uniform(2.5, 6.0)), 0.3, 2.0)
+        anat[ly] = th
+        app[ly] = th * C_REF / layer_acoustics(ly)["sound_speed_m_s"]
+    S = np.zeros((K + 1, nxp))
+    S[0] = skin
+    for k, ly in enumerate(layers):
+        S[k + 1] = S[k] + (app[ly] if ly != "bone" else 0.0)
+    # bone: top at the bottom of the soft layers, optionally dipping out of view at one side
+    kb = layers.index("bone")
+    bone_top = S[kb].copy()
+    extras = {}
+    if an.bone_present:
+        bone_top += 0.3 * _curve(rng, nxp, dx, 3.0)
+        if an.bone_partial:
+            xe = rng.uniform(0.2, 0.8) * width
+            side = 1.0 if rng.random() < 0.5 else -1.0
+            dip = 2.0 * depth / (1.0 + np.exp(-side * (x - xe) / rng.uniform(0.3, 1.0)))
+            bone_top = bone_top + dip
+            extras["bone_edge_mm"] = float(xe)
+    else:
+        bone_top = np.full(nxp, np.inf)
+    # the deepest present soft layer extends down to the bone (or the image bottom)
+    present = np.array([[app[ly][c] > 0 for c in range(nxp)] for ly in soft])
+    last = np.where(present.any(axis=0), K - 2 - np.argmax(present[::-1], axis=0), -1)
+    trunc = {ly: False for ly in layers}
+    floor = np.minimum(bone_top, depth)
+    for c in range(nxp):
+        q = last[c]
+        for k in range(q + 1, kb + 1):
+            S[k, c] = floor[c]
+        S[kb + 1:, c] = depth
+    S = np.minimum(np.maximum.accumulate(np.clip(S, 0.0, depth), axis=0), depth)
+    for k, ly in enumerate(soft):
+        cut = np.any(np.abs((S[k + 1] - S[k]) - app[ly]) > 1e-9)
+        trunc[ly] = bool(cut)
+    trunc["bone"] = True
+
+    # ---------------------------------------------------------------- entry echo (label 1)
+    epi_app = app["epidermis"]
+    top, bot = entry_echo_extent(epi_app, p, surface_db=spec["skin_surface"],
+                                 dej_db=spec["dej"],
+                                 epi_db=layer_acoustics("epidermis")["backscatter_db"])
+    echo_top = np.clip(skin + top, 0.0, depth)
+    echo_bot = np.clip(skin + bot, 0.0, depth)
+    L = S.copy()
+    L[0] = echo_top
+    L[1] = np.minimum(np.maximum(echo_bot, echo_top), S[2])
+    L = np.maximum.accumulate(L, axis=0)
+    surfaces_rows = L[:, m:m + n_cols] / dz
+
+    # ---------------------------------------------------------------- fine-grid medium
+    z = (np.arange(nzf) + 0.5) * dzf
+    idx = np.zeros((nzf, nxp), np.int16)
+    for k in range(K):
+        inside = (z[:, None] >= S[k][None, :]) & (z[:, None] < S[k + 1][None, :])
+        idx[inside] = k + 1
+    names = ["gel"] + layers
+    dens_t = np.zeros(K + 1, np.float32)
+    amp_t = np.zeros(K + 1, np.float32)
+    att_t = np.zeros(K + 1, np.float32)
+    for i, ly in enumerate(names):
+        a = layer_acoustics(ly)
+        dens_t[i], amp_t[i] = _density_amp(ly)
+        att_t[i] = a["atten_db_cm_mhz"] * a["sound_speed_m_s"] / C_REF
+    density = dens_t[idx]
+    amp_db = np.zeros((nzf, nxp), np.float32)
+    atten = att_t[idx]
+    # tissue texture: smooth log-amplitude field (collagen bundles, lobules), 1.5 dB SD (ours)
+    tex = np.repeat(1.5 * _smooth_noise(rng, (n_rows, nxp), 0.05 / dz, 0.1 / dx), up, axis=0)
+    amp_db += tex
+    zz = z[:, None]
+    # dermis: upper/lower echo ratio and SLEB
+    kd = layers.index("dermis") + 1
+    d_top, d_bot = S[1], S[2]
+    frac = np.clip((zz - d_top) / np.maximum(d_bot - d_top, 1e-6), 0, 1)
+    amp_db += np.where(idx == kd, an.upper_lower_dermis_db * (0.5 - frac), 0.0)
+    if an.sleb_mm > 0:
+        sleb_app = an.sleb_mm * C_REF / layer_acoustics("dermis")["sound_speed_m_s"]
+        sl = sleb_app * np.clip(1 + 0.3 * _curve(rng, nxp, dx, 2.0), 0.2, 2.0)
+        in_sleb = (idx == kd) & (zz < d_top + sl[None, :])
+        amp_db[in_sleb] += tab["aging"]["sleb"]["backscatter_db"]
+        extras["sleb_apparent_mm"] = float(np.mean(sl[m:m + n_cols]))
+    # muscle streaks (perimysium): laterally elongated bright streaks, +8 dB (ours)
+    if "muscle" in layers:
+        km = layers.index("muscle") + 1
+        st = np.repeat(_smooth_noise(rng, (n_rows, nxp), 0.015 / dz, 0.6 / dx), up, axis=0)
+        amp_db += np.where((idx == km) & (st > 1.2), 9.0, 0.0).astype(np.float32)
+        amp_db += np.where(idx == km, 2.0 * st, 0.0).astype(np.float32)
+    amplitude = (amp_t[idx] * 10.0 ** (amp_db / 20.0)).astype(np.float32)
+    # fat septa: thin oblique dense bright bands inside fat and deep fat
+    fat_ids = [layers.index(f) + 1 for f in ("fat", "deep_fat") if f in layers]
+    fat_mask = np.isin(idx, fat_ids)
+    area = float(fat_mask.sum()) * dzf * dx
+    n_sep = rng.poisson(septa_per_mm2 * area)
+    sep_dens, sep_amp = _density_amp("smas")
+    sep_amp *= 10 ** (3.0 / 20)
+    if n_sep:
+        fz, fx = np.nonzero(fat_mask)
+        pick = rng.integers(0, fz.size, n_sep)
+        for i in range(n_sep):
+            z0, x0 = (fz[pick[i]] + 0.5) * dzf, x[fx[pick[i]]]
+            ang = math.radians(rng.uniform(15, 65)) * (1 if rng.random() < 0.5 else -1)
+            length = rng.uniform(0.4, 2.5)
+            bend = rng.normal(0, 0.25)
+            t_ = np.linspace(-length / 2, length / 2, int(length / (0.5 * min(dzf, dx))) + 2)
+            wav = 0.04 * _curve(rng, t_.size, 0.5 * min(dzf, dx), 0.15)
+            px = x0 + t_ * math.cos(ang) - wav * math.sin(ang)
+            pz = z0 + t_ * math.sin(ang) + wav * math.cos(ang) + bend * (t_ ** 2 - length ** 2 / 12)
+            thick = rng.uniform(0.015, 0.04)
+            s_amp = sep_amp * 10 ** (rng.uniform(-8.0, 2.0) / 20)
+            for off in np.arange(-thick / 2, thick / 2 + 1e-9, dzf):
+                jj = np.floor((pz + off) / dzf).astype(int)
+                cc = np.floor(px / dx + m).astype(int)
+                ok = (jj >= 0) & (jj < nzf) & (cc >= 0) & (cc < nxp)
+                jj, cc = jj[ok], cc[ok]
+                keep = fat_mask[jj, cc]
+                density[jj[keep], cc[keep]] = sep_dens
+                amplitude[jj[keep], cc[keep]] = s_amp
+        extras["septa"] = int(n_sep)
+
+    # ---------------------------------------------------------------- specular reflectors
+    sp = SpecularPoints()
+    cols = np.arange(nxp)
+
+    def line(zs, db, sel=None, jitter=0.15):
+        a = _specular_amp(db, p, dzf, dx) * np.clip(1 + jitter * rng.standard_normal(nxp), 0.2, 2)
+        ok = np.isfinite(zs) & (zs < depth)
+        if sel is not None:
+            ok &= sel
+        sp.add(zs[ok], cols[ok], a[ok])
+        # steep segments: fill the depth gap between neighbouring columns (no dashed edges)
+        pair = ok[:-1] & ok[1:]
+        dzs = np.diff(zs)
+        n = np.where(pair, np.floor(np.abs(dzs) / dzf), 0).astype(np.int64)
+        if n.sum():
+            c0 = np.repeat(np.arange(nxp - 1), n)
+            k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 1
+            f = k / (np.repeat(n, n) + 1.0)
+            sp.add(zs[c0] + f * dzs[c0], c0 + (f >= 0.5), a[c0] * np.sqrt(dx / (dx + np.abs(dzs[c0]))))
+
+    line(skin, spec["skin_surface"], jitter=0.08)
+    line(skin + epi_app, spec["dej"])
+    if "smas" in layers:
+        ks = layers.index("smas")
+        has = S[ks + 1] > S[ks]
+        line(S[ks], spec["smas"], has)
+        line(S[ks + 1], spec["smas"] - 3, has)
+    if "muscle" in layers:
+        kmu = layers.index("muscle")
+        line(S[kmu], spec["fascia"], S[kmu + 1] > S[kmu])
+    if an.bone_present:
+        line(S[kb], spec["periosteum"], S[kb + 1] > S[kb], jitter=0.1)
+    # artefacts in the gel
+    gel_top = 0.0
+    if art.lens_reverb:
+        for n in range(1, art.lens_reverb + 1):
+            zr = np.full(nxp, n * art.lens_mm)
+            line(zr, -6.0 - 8.0 * (n - 1), zr < skin - 0.05, jitter=0.05)
+    if art.skin_reverb:
+        line(2 * skin, spec["skin_surface"] - 26.0, jitter=0.1)
+        sp.amp[-1] = sp.amp[-1] * _unattenuate(atten, sp.z_mm[-1], sp.col[-1], dzf, p)
+    for kind, count in (("hair", art.hairs), ("bubble", art.bubbles)):
+        for _ in range(count):
+            gap = skin - gel_top
+            cx = int(rng.integers(m, m + n_cols))
+            if gap[cx] < 0.15:
+                continue
+            r = rng.uniform(0.03, 0.05) if kind == "hair" else rng.uniform(0.05, 0.2)
+            zc = gel_top + rng.uniform(r + 0.02, max(r + 0.03, gap[cx] - r - 0.02))
+            xs = x[cx] + np.linspace(-r, r, max(3, int(2 * r / dx) + 1))
+            cc = np.clip(np.round(xs / dx + m - 0.5).astype(int), 0, nxp - 1)
+            ztop = zc - np.sqrt(np.maximum(r ** 2 - (xs - x[cx]) ** 2, 0))
+            sp.add(ztop, cc, _specular_amp(18.0 if kind == "hair" else 24.0, p, dzf, dx))
+            # shadow: a thin row of strong attenuation under the object
+            extra_db = (12.0 if kind == "hair" else 30.0)  # one-way, at f0 (ours)
+            jz = min(nzf - 1, int((zc + r) / dzf))
+            atten[jz, cc] += extra_db / (p.frequency_mhz * dzf / 10.0)
+            if kind == "bubble":  # ring-down (comet tail) under the bubble, unattenuated
+                for n in range(1, 5):
+                    zt = np.full(cc.size, zc + r + n * 2 * r)
+                    a = _specular_amp(12.0 - 5 * n, p, dzf, dx) * np.ones(cc.size)
+                    sp.add(zt, cc, a)
+        extras[kind + "s"] = int(count)
+    extras.update(standoff_mm=float(standoff_mm), tilt_deg=float(tilt_deg),
+                  lens_reverb=int(art.lens_reverb), skin_reverb=bool(art.skin_reverb))
+
+    med = Medium(density.astype(np.float32), amplitude.astype(np.float32),
+                 atten.astype(np.float32), sp, dzf, dx, m, up, n_cols)
+    geo = PhantomGeometry(surfaces_rows, {ly: anat[ly][m:m + n_cols] for ly in soft}, trunc,
+                          echo_top[m:m + n_cols], echo_bot[m:m + n_cols], skin[m:m + n_cols],
+                          extras)
+    return med, geo
+
+
+def _unattenuate(atten, z_mm, col, dzf, p):
+    """Factor that undoes the tissue attenuation the IQ former will apply at (z, col), for
+    reflectors whose path runs through the gel only (reverberations)."""
+    from .acoustics import db_cm_mhz_to_np_mm_mhz, sigma_f_mhz
+    a = 2.0 * np.cumsum(db_cm_mhz_to_np_mm_mhz(atten.astype(np.float64)) * dzf, axis=0)
+    j = np.clip((np.asarray(z_mm) / dzf).astype(int), 0, atten.shape[0] - 1)
+    aa = a[j, np.asarray(col)]
+    sf = sigma_f_mhz(p)
+    return np.exp(aa * p.frequency_mhz - 0.5 * (aa * sf) ** 2)

@@ -1,0 +1,141 @@
+"""simulate_frame: label maps obey the profile, truth agrees with the labels, determinism."""
+
+import json
+
+import numpy as np
+import pytest
+
+from layerseg.errors import ConfigError, ProfileError
+from layerseg.frame import Frame
+from layerseg.layers import get_profile, labels_to_surfaces, order_violations
+from layerseg.simulate import SIM_REGIONS, simulate_frame
+from layerseg.simulate.acoustics import C_REF
+
+SMALL = dict(shape=(160, 128), depth_mm=8.0, width_mm=6.4)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    out = {}
+    for i, reg in enumerate(SIM_REGIONS):
+        out[reg] = simulate_frame(i, region=reg, age=30 + 6 * i, sex="FM"[i % 2],
+                                  with_elasto=False, standoff_mm=0.3, **SMALL)
+    return out
+
+
+def test_frame_fields(frames):
+    s = frames["cheek"]
+    f = s.frame
+    assert isinstance(f, Frame)
+    assert f.shape == (160, 128) and f.intensity == "display"
+    assert f.bmode.dtype == np.float32 and 0 <= f.bmode.min() and f.bmode.max() <= 255
+    assert f.spacing_mm == pytest.approx((8.0 / 160, 6.4 / 128))
+    assert f.dynamic_range_db == s.truth["acoustics"]["dynamic_range_db"]
+    assert f.meta.device == "layerseg-sim" and f.meta.calibration == "simulator"
+    assert f.meta.region == "cheek" and f.meta.frequency_mhz == 24.0
+    assert s.labels.dtype == np.uint8 and s.labels.shape == f.shape
+    json.dumps(s.truth)  # JSON-able
+
+
+@pytest.mark.parametrize("region", SIM_REGIONS)
+def test_labels_obey_profile(frames, region):
+    s = frames[region]
+    assert order_violations(s.labels, region) == 0
+    assert s.labels.max() <= 7
+    # skin present in every column: entry echo then dermis
+    prof = get_profile(region)
+    assert np.all((s.labels == 1).any(axis=0)) and np.all((s.labels == 2).any(axis=0))
+    assert s.truth["profile"] == list(prof.layers)
+
+
+@pytest.mark.parametrize("region", SIM_REGIONS)
+def test_truth_matches_labels(frames, region):
+    s = frames[region]
+    dz = s.frame.spacing_mm[0]
+    prof = get_profile(region)
+    for ly, lab in zip(prof.layers, prof.labels):
+        from_map = (s.labels == lab).sum(axis=0).mean() * dz
+        t = s.truth["layers"][ly]["thickness_apparent_mm"]
+        assert abs(from_map - t) <= dz, (ly, from_map, t)
+    # the truth surfaces give back the label map's surfaces within one pixel
+    surf = np.asarray(s.truth["surfaces_rows"])
+    back = labels_to_surfaces(s.labels, prof)
+    assert np.all(np.abs(np.round(surf) - back) <= 1)
+
+
+@pytest.mark.parametrize("region", SIM_REGIONS)
+def test_anatomical_vs_apparent_sound_speed(frames, region):
+    """Layers bounded by two anatomical interfaces and not cut by the image bottom or the bone:
+    apparent thickness = anatomical x 1540 / c within one pixel."""
+    s = frames[region]
+    dz = s.frame.spacing_mm[0]
+    checked = 0
+    for ly in ("fat", "smas", "deep_fat", "muscle"):
+        t = s.truth["layers"].get(ly)
+        if t is None or t["truncated"] or t["thickness_anatomical_mm"] is None:
+            continue
+        want = t["thickness_anatomical_mm"] * C_REF / t["sound_speed_m_s"]
+        assert abs(t["thickness_apparent_mm"] - want) <= dz, ly
+        if t["sound_speed_m_s"] != C_REF and want > 0.3:
+            assert abs(t["thickness_apparent_mm"] - t["thickness_anatomical_mm"]) > 1e-3
+        checked += 1
+    assert checked >= 1
+
+
+def test_entry_echo_is_thicker_than_epidermis(frames):
+    for s in frames.values():
+        ep = s.truth["layers"]["epidermis"]
+        assert ep["thickness_apparent_mm"] > ep["thickness_anatomical_mm"] * C_REF / 1730 * 0.9
+        assert 0.04 < ep["thickness_apparent_mm"] < 0.4
+
+
+def test_same_seed_same_bytes_and_different_seeds_differ():
+    a = simulate_frame(7, region="jaw", **SMALL)
+    b = simulate_frame(7, region="jaw", **SMALL)
+    c = simulate_frame(8, region="jaw", **SMALL)
+    assert a.frame.bmode.tobytes() == b.frame.bmode.tobytes()
+    assert a.labels.tobytes() == b.labels.tobytes()
+    assert json.dumps(a.truth, sort_keys=True) == json.dumps(b.truth, sort_keys=True)
+    assert a.frame.bmode.tobytes() != c.frame.bmode.tobytes()
+
+
+def test_elastography_attached():
+    s = simulate_frame(3, region="jaw", vary=False, **SMALL)
+    f = s.frame
+    assert f.elasto is not None and f.elasto_kind == "swe_kpa"
+    assert f.elasto.shape == f.shape
+    assert all("stiffness_kpa" in v for v in s.truth["layers"].values())
+    s2 = simulate_frame(3, region="jaw", vary=False, elasto_kind="strain", **SMALL)
+    assert s2.frame.elasto_kind == "strain"
+
+
+def test_variations_forced():
+    s = simulate_frame(4, region="cheek", missing_muscle=True, missing_deep_fat=True, bone=False,
+                       vary=False, with_elasto=False, **SMALL)
+    assert not np.isin(s.labels, [5, 6, 7]).any()
+    s = simulate_frame(4, region="forehead", bone=True, partial_bone=False, vary=False,
+                       with_elasto=False, shape=(240, 128), depth_mm=12.0, width_mm=6.4)
+    assert (s.labels == 7).any()
+
+
+def test_rf_and_iq():
+    s = simulate_frame(5, region="cheek", vary=False, with_elasto=False, return_iq=True,
+                       return_rf=True, **SMALL)
+    assert s.iq.dtype == np.complex64 and s.iq.shape[1] == 128
+    assert s.rf.dtype == np.float32 and s.rf.shape[1] == 128
+    assert s.truth["acoustics"]["rf_fs_mhz"] >= 4 * 24.0
+
+
+@pytest.mark.parametrize("kw,err", [(dict(region="elbow"), ProfileError),
+                                    (dict(sex="X"), ConfigError),
+                                    (dict(frequency_mhz=80.0), ConfigError),
+                                    (dict(standoff_mm=9.0), ConfigError),
+                                    (dict(shape=(4, 4)), ConfigError)])
+def test_bad_input(kw, err):
+    with pytest.raises(err):
+        simulate_frame(0, **{**SMALL, **kw})
+
+
+def test_bad_seed():
+    with pytest.raises(ConfigError):
+        simulate_frame("abc", **SMALL)
