@@ -54,6 +54,11 @@ from .surfaces import as_profile, check_spacing, surfaces_to_labels
 __all__ = ["SearchResult", "ordered_search", "search_limits_rows", "labelling_score"]
 
 _NEG = -np.inf
+_GAIN_RTOL = 1e-9
+"""A surface move is kept only when it raises the total by more than this (relative); stops ties
+from cycling."""
+_GUIDE_TRUNCATION_ROWS = 8.0
+"""Per-column depths further than this from the smooth start path cost no more (outliers)."""
 
 
 @dataclass
@@ -148,37 +153,50 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
     return best
 
 
+_TILE = 8
+"""Columns per parallel task: one cache line of float64 scores, read row by row."""
+
+
 @njit(cache=True, parallel=True)
 def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad):
     n_lab, n, n_cols = scores.shape
     n_layers = mn.shape[0]
-    for c in prange(n_cols):
-        P = np.empty((n_layers + 1, n + 1))
+    n_tiles = (n_cols + _TILE - 1) // _TILE
+    for ti in prange(n_tiles):
+        c0 = ti * _TILE
+        w = min(_TILE, n_cols - c0)
+        # prefix sums of the tile's columns, reading the score rows contiguously
+        P = np.empty((_TILE, n_layers + 1, n + 1))
+        acc = np.zeros(_TILE)
+        ok = np.ones(_TILE, dtype=np.bool_)
+        for j in range(n_layers + 1):
+            lab = labs[j]
+            for t in range(w):
+                acc[t] = 0.0
+                P[t, j, 0] = 0.0
+            for r in range(n):
+                for t in range(w):
+                    v = scores[lab, r, c0 + t]
+                    if not np.isfinite(v):
+                        ok[t] = False
+                    acc[t] += v
+                    P[t, j, r + 1] = acc[t]
         g = np.empty((n_layers + 1, n + 1))
         h = np.empty(n + 1)
         arg = np.empty((n_layers + 1, n + 1), dtype=np.int64)
         dq = np.empty(n + 1, dtype=np.int64)
         s = np.empty(n_layers + 1)
-        ok = True
-        for j in range(n_layers + 1):
-            lab = labs[j]
-            acc = 0.0
-            P[j, 0] = 0.0
-            for r in range(n):
-                v = scores[lab, r, c]
-                if not np.isfinite(v):
-                    ok = False
-                acc += v
-                P[j, r + 1] = acc
-        bad[c] = not ok
-        if not ok:
-            totals[c] = np.nan
+        for t in range(w):
+            c = c0 + t
+            bad[c] = not ok[t]
+            if not ok[t]:
+                totals[c] = np.nan
+                for j in range(n_layers + 1):
+                    surfaces[j, c] = n
+                continue
+            totals[c] = _column_dp(P[t], n, mn, mx, absent, g, h, arg, dq, s)
             for j in range(n_layers + 1):
-                surfaces[j, c] = n
-            continue
-        totals[c] = _column_dp(P, n, mn, mx, absent, g, h, arg, dq, s)
-        for j in range(n_layers + 1):
-            surfaces[j, c] = s[j]
+                surfaces[j, c] = s[j]
 
 
 @njit(cache=True)
@@ -248,7 +266,7 @@ def _surface_pass(scores, labs, mn, mx, absent, S, j, jump, V, arg, U, allowed, 
             best = V[n_cols - 1, d]
             bd = d
     gain = best - cur_total
-    if bd < 0 or not gain > 1e-9 * (1.0 + abs(cur_total)):
+    if bd < 0 or not gain > _GAIN_RTOL * (1.0 + abs(cur_total)):
         return 0.0
     d = bd
     for c in range(n_cols - 1, -1, -1):
@@ -530,7 +548,7 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
             d = arg[c, d]
 
 
-def _guided_start(guide, n, mn, mx, absent, jump, trunc=8.0):
+def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):
     """Feasible surfaces near the per-column answer `guide`: each surface, top down, is the
     jump-limited path closest to its per-column depths among those that keep the order and
     thickness limits with the surface above and leave room for the obligatory layers below."""
