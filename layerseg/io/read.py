@@ -82,7 +82,7 @@ def _signatures(b: bytes) -> list[str]:
     if any(b[o:o + 8] == _HDF5_SIG for o in (0, 512) if len(b) >= o + 8):
         if "hdf5" not in found:
             found.append("hdf5")
-    if not found and "dicom" not in found and _looks_like_bare_dicom(b):
+    if not found and _looks_like_bare_dicom(b):
         found.append("dicom")
     return found
 

@@ -653,3 +653,23 @@ def test_user_spacing_rescales_the_colour_view_too(tmp_path, rng):
     # registration is unchanged in pixels: the header's field, sampled on the B-mode grid
     yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
     assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
+
+
+def test_side_by_side_registered_through_reference_pixels(tmp_path, rng):
+    # the colour view's physical x = 0 lies at its column 10 (ReferencePixelX0), the B-mode's at
+    # its column 0: colour column c shows x = (c - 10) * dx
+    img, regs, truth, bar = _elasto_scene(rng, (80, 100), 0.003, 0.003)
+    y_mm = np.arange(80)[:, None] * 0.03
+    x_mm = (np.arange(100)[None, :] - 10) * 0.03
+    img[0:80, 110:210] = encode_colour(truth(y_mm, np.maximum(x_mm, 0)), bar)
+    img[0:3, 110:210] = 128
+    for r, ref_x in ((regs[0], 0), (regs[1], 10)):
+        r.ReferencePixelX0, r.ReferencePixelY0 = ref_x, 0
+        r.ReferencePixelPhysicalValueX = r.ReferencePixelPhysicalValueY = 0.0
+    p = write_dicom(tmp_path / "ref.dcm", img, regions=regs)
+    f = read_dicom(p, colour_bar=bar)[0]
+    ok = f.elasto_valid
+    assert not ok[:, 90:].any()  # beyond the colour view's last column
+    assert ok[5:, :88].mean() > 0.9
+    yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
+    assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
