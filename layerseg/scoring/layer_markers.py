@@ -114,12 +114,18 @@ def sleb_markers(grey: np.ndarray, labels: np.ndarray, spacing_mm, *, dermis_lab
         first = np.flatnonzero(low[:start_px])
         if first.size == 0:
             continue
-        s = int(first[0])
-        e = s
+        e = int(first[0])
         while e < low.size and low[e]:
             e += 1
-        band_mm[i] = (e - s) * ay * cosang[i]
-        frac[i] = (e - s) / (b - t)
+        # the band runs from the dermis top (the entry echo blurs its first rows) to where the
+        # smoothed grey crosses half-way between the band's level and the reference: the edge
+        # at half height, unbiased by the smoothing
+        col = sm[t:b, c]
+        half = 0.5 * (float(np.median(col[int(first[0]):e])) + ref)
+        while e < col.size and col[e] < half:
+            e += 1
+        band_mm[i] = e * ay * cosang[i]
+        frac[i] = e / (b - t)
     has = band_mm >= min_thickness_mm
     cov = float(has.mean())
     out["sleb_coverage"] = cov
