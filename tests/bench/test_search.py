@@ -27,7 +27,7 @@ def test_run_and_format_small():
     assert len(res) == 1
     r = res[0]
     assert r["rows"] == 32 and r["cols"] == 24 and r["plain_scaled_from_cols"] == 8
-    for key in ("numba", "numba_limits", "plain", "vectorised", "read_once"):
+    for key in ("numba", "numba_limits", "numba_smooth", "plain", "vectorised", "read_once"):
         assert r[key] > 0
     table = format_search_benchmark(res)
     assert "| 32 x 24 |" in table and "plain / numba" in table
