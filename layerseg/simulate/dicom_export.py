@@ -81,7 +81,6 @@ RIGHT_MARGIN = 12
 
 _DEFAULT_RANGE = {"swe_kpa": (0.0, 60.0), "strain": (0.0, 0.05)}
 _UNIT = {"swe_kpa": "kPa", "strain": "1"}
-_UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for generate_uid
 
 
 def default_exam_bar(kind: str):

@@ -85,8 +85,8 @@ def draw_layer_stiffness(region: str | None, sex: str | None, age: float,
     """Draw one subject's Young's modulus per layer.
 
     ``E = e_ref * sex_factor * exp(slope * (age - ref_age)) * exp(cv * z - cv**2 / 2)`` with
-    ``z ~ N(0, 1)`` drawn per layer in `STIFFNESS_LAYERS` order (so the mean over subjects equals the
-    table's value at the reference age). The parameters per layer and region, and where each comes
+    ``z ~ N(0, 1)`` drawn per layer in `STIFFNESS_LAYERS` order (so the mean over subjects equals
+    the table's value at the reference age). The parameters per layer and region, and where each comes
     from, are in ``layerseg/data/sim_stiffness.json`` / ``sim_stiffness.md``: masseter (region
     ``jaw``) 9.5 kPa in women and 11.7 kPa in men at 50 y rising slightly with age, temporalis
     (``temple``) 8.8 kPa, dermis falling with age, deep fat falling strongly with age.
