@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import LayersegError
 
 # subcommand modules of this package, in the order `layerseg --help` lists them
-SUBCOMMANDS = ["info", "score"]
+SUBCOMMANDS = ["info", "simulate", "score"]
 
 
 def build_parser() -> argparse.ArgumentParser:

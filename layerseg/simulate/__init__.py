@@ -5,7 +5,8 @@ compression), elastography and dataset/DICOM writers. Never imports torch."""
 from .acoustics import AcousticParams
 from .anatomy import SIM_REGIONS, draw_anatomy
 from .core import SimulatedFrame, simulate_frame
+from .dataset import plan_dataset, simulate_dataset
 from .phantom import Artefacts
 
-__all__ = ["simulate_frame", "SimulatedFrame", "AcousticParams", "Artefacts", "SIM_REGIONS",
+__all__ = ["simulate_frame", "SimulatedFrame", "simulate_dataset", "plan_dataset", "AcousticParams", "Artefacts", "SIM_REGIONS",
            "draw_anatomy"]

@@ -60,7 +60,8 @@ def _rng(seed_or_rng) -> tuple[np.random.Generator, Any]:
     if isinstance(seed_or_rng, np.random.Generator):
         return seed_or_rng, None
     if isinstance(seed_or_rng, np.random.SeedSequence):
-        return np.random.default_rng(seed_or_rng), seed_or_rng.entropy
+        return (np.random.default_rng(seed_or_rng),
+                {"entropy": int(seed_or_rng.entropy), "spawn_key": list(seed_or_rng.spawn_key)})
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
         return np.random.default_rng(int(seed_or_rng)), int(seed_or_rng)
     raise ConfigError(f"seed_or_rng must be an int, a SeedSequence or a numpy Generator, got "

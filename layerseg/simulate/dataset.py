@@ -1,0 +1,224 @@
+"""`simulate_dataset`: many simulated frames written as the DESIGN.md dataset layout (manifest +
+images + labels + elastography + truth JSON), or as scanner-style multi-frame DICOM exams.
+
+Subjects (pseudonymous ``simNNNNN`` ids) have a sex, an age, several regions and 1-3 frames per
+region (one *exam* = one subject and region, one probe frequency and one elastography kind). The
+plan is drawn from ``SeedSequence(seed, spawn_key=(0,))`` and frame ``i`` is simulated from
+``SeedSequence(seed, spawn_key=(1, i))``, so the bytes written do not depend on the number of
+workers. Workers write their own files; the manifest is assembled in frame order at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+from ..layers.profiles import canonical_region
+from .anatomy import SIM_REGIONS
+
+__all__ = ["simulate_dataset", "plan_dataset", "ExamPlan"]
+
+_FREQS = (18.0, 20.0, 22.0, 30.0, 33.0)
+
+
+@dataclass(frozen=True)
+class ExamPlan:
+    """One subject-region exam: the frames' dataset indices and ids and the shared settings."""
+
+    subject_id: str
+    sex: str
+    age: float
+    region: str
+    split: str
+    frequency_mhz: float
+    elasto_kind: str
+    jpeg: bool
+    indices: tuple[int, ...]
+    frame_ids: tuple[str, ...]
+
+
+def plan_dataset(n: int, *, seed: int = 0, region: str | None = None,
+                 age_range: tuple[float, float] = (20, 80)) -> list[ExamPlan]:
+    """Subjects, exams and frame ids of a dataset of `n` frames (deterministic in `seed`).
+
+    Parameters
+    ----------
+    n : int
+        Number of frames (>= 1).
+    seed : int
+    region : str or None
+        Only this region (alias allowed); None: 2-4 regions per subject from `SIM_REGIONS`.
+    age_range : (min, max)
+        Uniform subject ages in years (10-100).
+
+    Returns
+    -------
+    list of ExamPlan
+        Frame indices run 0..n-1 in order over the exams.
+    """
+    if int(n) < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    lo, hi = (float(a) for a in age_range)
+    if not (10 <= lo <= hi <= 100):
+        raise ConfigError(f"age_range must satisfy 10 <= min <= max <= 100, got {age_range}")
+    reg = None if region is None else canonical_region(region)
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0,)))
+    exams: list[ExamPlan] = []
+    i = 0
+    subj = 0
+    while i < n:
+        sid = f"sim{subj:05d}"
+        sex = "F" if rng.random() < 0.5 else "M"
+        age = round(float(rng.uniform(lo, hi)), 1)
+        u = rng.random()
+        split = "train" if u < 0.7 else ("val" if u < 0.85 else "test")
+        regs = [reg] if reg else list(rng.choice(SIM_REGIONS, size=int(rng.integers(2, 5)),
+                                                 replace=False))
+        for r in regs:
+            k = min(int(rng.integers(1, 4)), n - i)
+            if k <= 0:
+                break
+            freq = 24.0 if rng.random() < 0.7 else float(rng.choice(_FREQS))
+            kind = "swe_kpa" if rng.random() < 0.8 else "strain"
+            jpeg = bool(rng.random() < 0.5)
+            idx = tuple(range(i, i + k))
+            ids = tuple(f"{sid}_{r}_{j + 1:02d}" for j in range(k))
+            exams.append(ExamPlan(sid, sex, age, str(r), split, freq, kind, jpeg, idx, ids))
+            i += k
+        subj += 1
+    return exams
+
+
+def _frame_seed(seed: int, index: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(int(seed), spawn_key=(1, int(index)))
+
+
+def _run_exam(args) -> list[dict[str, Any]]:
+    exam, seed, root, fmt, image_format, sim_kwargs = args
+    from ..io.dataset import write_frame_files
+    from .core import simulate_frame
+
+    root = Path(root)
+    rows, frames = [], []
+    for idx, fid in zip(exam.indices, exam.frame_ids):
+        s = simulate_frame(_frame_seed(seed, idx), region=exam.region, age=exam.age,
+                           sex=exam.sex, frequency_mhz=exam.frequency_mhz,
+                           elasto_kind=exam.elasto_kind, **sim_kwargs)
+        s.frame.meta.subject_key = exam.subject_id
+        s.truth["seed"] = {"dataset_seed": int(seed), "index": int(idx)}
+        s.truth.update(subject_id=exam.subject_id, frame_id=fid)
+        if fmt == "dataset":
+            row = write_frame_files(root, s.frame, fid, label=s.labels, truth=s.truth,
+                                    image_format=image_format)
+        else:
+            row = write_frame_files(root / "truth_frames", s.frame, fid, label=s.labels,
+                                    truth=s.truth, image_format=image_format)
+            frames.append(s.frame)
+        row.update(subject_id=exam.subject_id, split=exam.split, age=exam.age, sex=exam.sex,
+                   region=exam.region)
+        rows.append(row)
+    if fmt == "dicom":
+        from .dicom_export import write_exam_dicom
+        path = root / "dicom" / exam.subject_id / f"{exam.region}.dcm"
+        write_exam_dicom(path, frames, patient_name=f"SIM^{exam.subject_id.upper()}",
+                         patient_id=exam.subject_id, jpeg=exam.jpeg, patient_sex=exam.sex,
+                         patient_age=exam.age)
+        for k, row in enumerate(rows):
+            row.update(dicom=path.relative_to(root).as_posix(), dicom_frame=k)
+    return rows
+
+
+def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
+                     region: str | None = None, age_range: tuple[float, float] = (20, 80),
+                     workers: int = 1, fmt: str = "dataset", progress: bool = True,
+                     image_format: str = "png", **sim_kwargs) -> Path:
+    """Simulate `n` frames into the folder `out`.
+
+    Parameters
+    ----------
+    out : path
+        Output folder; must not hold a manifest already.
+    n : int
+        Number of frames.
+    seed : int
+        Dataset seed; frame ``i`` uses ``SeedSequence(seed, spawn_key=(1, i))``.
+    region : str or None
+        One region for all frames, or None for several regions per subject.
+    age_range : (min, max)
+        Subject ages (years).
+    workers : int
+        Parallel processes (1 = in this process). The output bytes do not depend on it.
+    fmt : {'dataset', 'dicom'}
+        ``dataset``: DESIGN.md layout (``manifest.csv``, ``images/``, ``labels/``, ``elasto/``,
+        ``truth/``). ``dicom``: one multi-frame US DICOM per exam under
+        ``dicom/<subject>/<region>.dcm`` (B-mode beside the colour elastography, JPEG baseline
+        for about half the exams, synthetic patient names), with the frames' labels, truth and
+        images in ``truth_frames/`` (a dataset layout) and ``exams.csv`` listing the exams.
+    progress : bool
+        Show a tqdm progress bar (frames).
+    image_format : {'png', 'npy'}
+        B-mode image files (8-bit PNG, or float32 .npy keeping the exact grey levels).
+    **sim_kwargs
+        Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
+
+    Returns
+    -------
+    Path
+        The output folder.
+    """
+    if fmt not in ("dataset", "dicom"):
+        raise ConfigError(f"fmt must be 'dataset' or 'dicom', got {fmt!r}")
+    if image_format not in ("png", "npy"):
+        raise ConfigError(f"image_format must be 'png' or 'npy', got {image_format!r}")
+    if int(workers) < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    root = Path(out)
+    for name in ("manifest.csv", "exams.csv"):
+        if (root / name).exists():
+            raise DatasetError(f"{name} exists; refusing to overwrite a dataset", root)
+    exams = plan_dataset(n, seed=seed, region=region, age_range=age_range)
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = [(e, int(seed), str(root), fmt, image_format, sim_kwargs) for e in exams]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=int(n), unit="frame", desc="simulate")
+    results: list[list[dict]] = []
+    try:
+        if int(workers) == 1:
+            for j in jobs:
+                results.append(_run_exam(j))
+                if bar:
+                    bar.update(len(j[0].indices))
+        else:
+            import multiprocessing as mp
+            with ProcessPoolExecutor(int(workers), mp_context=mp.get_context("spawn")) as ex:
+                for res, j in zip(ex.map(_run_exam, jobs), jobs):
+                    results.append(res)
+                    if bar:
+                        bar.update(len(j[0].indices))
+    finally:
+        if bar:
+            bar.close()
+    rows = [r for res in results for r in res]
+    from ..io.dataset import write_manifest
+    if fmt == "dataset":
+        write_manifest(root, rows)
+    else:
+        write_manifest(root / "truth_frames", rows)
+        with open(root / "exams.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["dicom", "subject_id", "region", "sex", "age", "split", "frequency_mhz",
+                        "elasto_kind", "jpeg", "n_frames", "frame_ids"])
+            for e in exams:
+                w.writerow([f"dicom/{e.subject_id}/{e.region}.dcm", e.subject_id, e.region,
+                            e.sex, e.age, e.split, e.frequency_mhz, e.elasto_kind, int(e.jpeg),
+                            len(e.indices), " ".join(e.frame_ids)])
+    return root
