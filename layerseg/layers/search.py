@@ -405,6 +405,20 @@ def search_limits_rows(profile, n_rows: int, spacing_mm=None, min_thickness_mm=N
     return mn, mx, absent, flags
 
 
+def _check_jump(max_jump_px, K: int) -> np.ndarray:
+    try:
+        jump = np.asarray(max_jump_px, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        jump = None
+    if jump is not None and jump.size == 1:
+        jump = np.repeat(jump, K + 1)
+    if jump is None or jump.size != K + 1 or np.any(~np.isfinite(jump)) or np.any(jump < 0) \
+            or np.any(jump != np.round(jump)):
+        raise ConfigError(f"max_jump_px must be a non-negative whole number of rows, or one per "
+                          f"surface ({K + 1}), got {max_jump_px!r}")
+    return jump.astype(np.int64)
+
+
 def labelling_score(scores, surfaces, profile=None) -> float:
     """Total score of the labelling defined by integer surfaces (for checks and comparisons).
 
@@ -440,9 +454,10 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
         Per-layer limits in mm: a dict by layer name, K values in profile order, or one value
         for every layer. A layer with a positive minimum must be present in every column unless
         listed in `absent_ok`.
-    max_jump_px : int, optional
-        Largest change of any surface's depth, in rows, between neighbouring columns. None: the
-        columns are solved independently (exact).
+    max_jump_px : int or sequence of K+1 int, optional
+        Largest change of a surface's depth, in rows, between neighbouring columns (one for all
+        surfaces, or one per surface, top first). None: the columns are solved independently
+        (exact).
     absent_ok : iterable of str, optional
         Layers that may be absent (zero thickness) even though they have a minimum thickness.
     max_passes : int
@@ -478,6 +493,7 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
                                                max_thickness_mm, absent_ok)
     labs = np.array((0,) + prof.labels, dtype=np.int64)
     K = prof.n_layers
+    jump = None if max_jump_px is None else _check_jump(max_jump_px, K)
     surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
     totals = np.empty(n_cols, dtype=np.float64)
     bad = np.zeros(n_cols, dtype=np.bool_)
@@ -489,10 +505,6 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     if max_jump_px is None:
         labels = surfaces_to_labels(surfaces, prof, n)
         return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact")
-    jump = int(max_jump_px)
-    if jump < 0 or jump != max_jump_px:
-        raise ConfigError(f"max_jump_px must be a non-negative whole number of rows, got "
-                          f"{max_jump_px!r}")
     S, passes, converged = _smooth_search(sc, labs, mn, mx, absent, jump, int(max_passes),
                                           surfaces)
     if not converged:
@@ -570,7 +582,7 @@ def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):
             lo = prev + mn[k - 1]
             hi = np.minimum(prev + mx[k - 1], n - room[k])
             alt = prev if absent[k - 1] else np.full(n_cols, -1, dtype=np.int64)
-        _fit_surface(np.ascontiguousarray(guide[k]), lo, hi, np.ascontiguousarray(alt), jump,
+        _fit_surface(np.ascontiguousarray(guide[k]), lo, hi, np.ascontiguousarray(alt), int(jump[k]),
                      trunc, V, arg, out)
         S[k] = out
     return S
@@ -589,7 +601,8 @@ def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
         order = range(K + 1) if passes % 2 == 0 else range(K, -1, -1)
         gain = 0.0
         for j in order:
-            gain += _surface_pass(sc, labs, mn, mx, absent, S, j, jump, V, arg, U, allowed, dq)
+            gain += _surface_pass(sc, labs, mn, mx, absent, S, j, int(jump[j]), V, arg, U, allowed,
+                                  dq)
         passes += 1
         if gain == 0.0:
             return S, passes, True

@@ -214,3 +214,15 @@ def test_smoothness_on_tilted_frame_with_limits(rng):
     assert np.abs(np.diff(r1.surfaces, axis=1)).max() <= 1
     t = np.diff(r1.surfaces, axis=0)
     assert (t[0] >= 2).all() and (t[0] <= 5).all() and (t[1] >= 6).all()
+
+
+def test_per_surface_jump_limits(rng):
+    sc = rng.normal(size=(8, 40, 50))
+    jumps = [0, 3, 1, 2]
+    r = ordered_search(sc, SMALL, max_jump_px=jumps)
+    d = np.abs(np.diff(r.surfaces, axis=1)).max(axis=1)
+    assert (d <= jumps).all()
+    assert order_violations(r.labels, SMALL) == 0
+    for bad in ([1, 2], 1.5, "x", [1, -1, 1, 1], np.nan):
+        with pytest.raises(ConfigError, match="max_jump_px"):
+            ordered_search(sc, SMALL, max_jump_px=bad)
