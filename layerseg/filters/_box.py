@@ -1,0 +1,147 @@
+"""Private Numba kernels for the local-statistics (box window) filters: Lee, Kuan, Frost, and the
+local coefficient of variation used to estimate the speckle scale.
+
+Every kernel takes a padded image ``P`` (``np.pad(image, ((wr//2,), (wc//2,)), "symmetric")``,
+which is scipy.ndimage's ``'reflect'`` boundary), the window sides and plain numbers, and writes
+into a preallocated ``out`` of the unpadded shape. Rows are split into ``n_chunks`` blocks run in
+parallel; inside a block the window sums are kept with running (add-new, drop-old) updates in
+float64, so the cost per pixel does not grow with the window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._config import CV2_FLOOR, FASTMATH
+
+LEE, KUAN, LOCAL_CV = 0, 1, 2
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _init_colsums(P, a, wr, s1, s2):
+    for j in range(P.shape[1]):
+        s1[j] = 0.0
+        s2[j] = 0.0
+    for k in range(wr):
+        for j in range(P.shape[1]):
+            v = np.float64(P[a + k, j])
+            s1[j] += v
+            s2[j] += v * v
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _advance_colsums(P, i, wr, s1, s2):
+    """Column sums for output row ``i`` from those of row ``i - 1``."""
+    for j in range(P.shape[1]):
+        vn = np.float64(P[i + wr - 1, j])
+        vo = np.float64(P[i - 1, j])
+        s1[j] += vn - vo
+        s2[j] += vn * vn - vo * vo
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _adaptive_kernel(P, wr, wc, mode, cu2, n_chunks, out):
+    """Lee (mode 0), Kuan (mode 1) or the local coefficient of variation (mode 2).
+
+    Lee: ``out = m + W (x - m)``, ``W = clip(1 - cu2 / ci2, 0, 1)``;
+    Kuan: ``W = clip((1 - cu2 / ci2) / (1 + cu2), 0, 1)``; ``ci2 = var / m**2`` over the window
+    (population variance). Local CV: ``out = sqrt(var) / m`` (0 where ``m == 0``).
+    """
+    rows, cols = out.shape
+    rr, rc = wr // 2, wc // 2
+    inv_n = 1.0 / (wr * wc)
+    pc = P.shape[1]
+    for ch in prange(n_chunks):
+        a = ch * rows // n_chunks
+        b = (ch + 1) * rows // n_chunks
+        if a >= b:
+            continue
+        s1 = np.empty(pc)
+        s2 = np.empty(pc)
+        _init_colsums(P, a, wr, s1, s2)
+        for i in range(a, b):
+            if i > a:
+                _advance_colsums(P, i, wr, s1, s2)
+            h1 = 0.0
+            h2 = 0.0
+            for j in range(wc):
+                h1 += s1[j]
+                h2 += s2[j]
+            for j in range(cols):
+                if j > 0:
+                    h1 += s1[j + wc - 1] - s1[j - 1]
+                    h2 += s2[j + wc - 1] - s2[j - 1]
+                m = h1 * inv_n
+                var = h2 * inv_n - m * m
+                if var < 0.0:
+                    var = 0.0
+                m2 = m * m
+                if mode == LOCAL_CV:
+                    out[i, j] = np.sqrt(var) / m if m > 0.0 else 0.0
+                    continue
+                x = np.float64(P[i + rr, j + rc])
+                if m2 <= 0.0 or var <= CV2_FLOOR * m2:
+                    w = 0.0
+                else:
+                    w = 1.0 - cu2 * m2 / var
+                    if mode == KUAN:
+                        w = w / (1.0 + cu2)
+                    if w < 0.0:
+                        w = 0.0
+                    elif w > 1.0:
+                        w = 1.0
+                out[i, j] = m + w * (x - m)
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _frost_kernel(P, wr, wc, damping, dist_idx, dist_val, n_chunks, out):
+    """Frost filter: ``out = sum_k m_k x_k / sum_k m_k`` over the window, with
+    ``m_k = exp(-damping * ci2 * |t_k|)``, ``ci2 = var / mean**2`` of the window and ``|t_k|`` the
+    Euclidean distance (pixels) of neighbour k from the centre. ``dist_idx[wr, wc]`` indexes the
+    distinct distances ``dist_val``, so only ``len(dist_val)`` exponentials are taken per pixel.
+    """
+    rows, cols = out.shape
+    inv_n = 1.0 / (wr * wc)
+    pc = P.shape[1]
+    nd = dist_val.shape[0]
+    for ch in prange(n_chunks):
+        a = ch * rows // n_chunks
+        b = (ch + 1) * rows // n_chunks
+        if a >= b:
+            continue
+        s1 = np.empty(pc)
+        s2 = np.empty(pc)
+        e = np.empty(nd)
+        _init_colsums(P, a, wr, s1, s2)
+        for i in range(a, b):
+            if i > a:
+                _advance_colsums(P, i, wr, s1, s2)
+            h1 = 0.0
+            h2 = 0.0
+            for j in range(wc):
+                h1 += s1[j]
+                h2 += s2[j]
+            for j in range(cols):
+                if j > 0:
+                    h1 += s1[j + wc - 1] - s1[j - 1]
+                    h2 += s2[j + wc - 1] - s2[j - 1]
+                m = h1 * inv_n
+                var = h2 * inv_n - m * m
+                if var < 0.0:
+                    var = 0.0
+                m2 = m * m
+                if m2 <= 0.0 or var <= CV2_FLOOR * m2:
+                    out[i, j] = m
+                    continue
+                k = damping * var / m2
+                for u in range(nd):
+                    e[u] = np.exp(-k * dist_val[u])
+                num = 0.0
+                den = 0.0
+                for y in range(wr):
+                    for x in range(wc):
+                        wgt = e[dist_idx[y, x]]
+                        num += wgt * P[i + y, j + x]
+                        den += wgt
+                out[i, j] = num / den

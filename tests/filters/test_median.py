@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from layerseg.errors import FilterInputError
+from layerseg.filters import median_filter
+from layerseg.filters.median import NETWORK_MAX, median_network
+
+
+@pytest.mark.parametrize("n", [9, 15, 25, 49])
+def test_network_selects_the_median(n, rng):
+    a, b, op, out = median_network(n)
+    for _ in range(200):
+        v = rng.permutation(n).astype(float)
+        buf = v.copy()
+        for x, y, o in zip(a, b, op):
+            lo, hi = min(buf[x], buf[y]), max(buf[x], buf[y])
+            if o in (0, 1):
+                buf[x] = lo
+            if o in (0, 2):
+                buf[y] = hi
+        assert buf[out] == np.median(v)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [3, 5, 7, 9, (3, 5), (7, 1)])
+@pytest.mark.parametrize("shape", [(23, 31), (40, 17)])
+def test_equals_scipy_exactly(rng, dtype, size, shape):
+    img = rng.normal(size=shape).astype(dtype)
+    img[3, 4:9] = img[3, 4]                  # ties
+    out = median_filter(img, size)
+    assert out.dtype == dtype and out.shape == img.shape
+    np.testing.assert_array_equal(out, ndi.median_filter(img, size=size))
+
+
+def test_large_window_path_equals_scipy(rng):
+    img = rng.random((30, 33)).astype(np.float32)
+    assert 11 * 11 > NETWORK_MAX
+    np.testing.assert_array_equal(median_filter(img, 11), ndi.median_filter(img, size=11))
+
+
+def test_integer_input_and_constant(rng):
+    img = rng.integers(0, 255, (21, 22), dtype=np.uint8)
+    out = median_filter(img, 5)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ndi.median_filter(img.astype(np.float32), size=5))
+    const = np.full((10, 12), 7.5)
+    np.testing.assert_array_equal(median_filter(const, 3), const)
+
+
+@pytest.mark.parametrize("size", [2, 4, (5, 6), 0, -3])
+def test_even_or_bad_window(size):
+    with pytest.raises(FilterInputError, match="odd"):
+        median_filter(np.ones((20, 20)), size)
+
+
+def test_too_large_window_and_bad_pixels():
+    with pytest.raises(FilterInputError, match="larger than the image"):
+        median_filter(np.ones((5, 40)), 7)
+    with pytest.raises(FilterInputError, match="NaN"):
+        median_filter(np.full((6, 6), np.nan), 3)
+    with pytest.raises(FilterInputError, match="float16"):
+        median_filter(np.ones((6, 6), np.float16), 3)
