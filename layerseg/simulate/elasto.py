@@ -71,13 +71,16 @@ def _sex_key(sex) -> str | None:
     raise ConfigError(f"sex must be 'F', 'M' or None (unknown), got {sex!r}")
 
 
-def _layer_params(region: str, layer: str) -> dict:
+@lru_cache(maxsize=None)
+def _layer_params(region: str, layer: str) -> tuple[float, float, float, float, dict]:
+    """(e_ref_kpa, ref_age_years, age_slope_per_year, cv, sex_factor) of a layer in a region."""
     t = stiffness_table()
     p = dict(t["layers"][layer])
     over = t["regions"].get(region, {}).get(layer, {})
     p.update({k: v for k, v in over.items() if k != "factor"})
-    p["e_ref_kpa"] = float(p["e_ref_kpa"]) * float(over.get("factor", 1.0))
-    return p
+    e_ref = float(p["e_ref_kpa"]) * float(over.get("factor", 1.0))
+    return (e_ref, float(p["ref_age_years"]), float(p["age_slope_per_year"]), float(p["cv"]),
+            {k: float(v) for k, v in p["sex_factor"].items()})
 
 
 def draw_layer_stiffness(region: str | None, sex: str | None, age: float,
@@ -118,12 +121,9 @@ def draw_layer_stiffness(region: str | None, sex: str | None, age: float,
     z = rng.standard_normal(len(STIFFNESS_LAYERS))
     out = {}
     for zi, layer in zip(z, STIFFNESS_LAYERS):
-        p = _layer_params(reg, layer)
-        sf = 1.0 if sk is None else float(p["sex_factor"][sk])
-        cv = float(p["cv"])
-        e = (p["e_ref_kpa"] * sf * math.exp(float(p["age_slope_per_year"])
-                                             * (a - float(p["ref_age_years"])))
-             * math.exp(cv * zi - 0.5 * cv * cv))
+        e_ref, ref_age, slope, cv, sex_factor = _layer_params(reg, layer)
+        sf = 1.0 if sk is None else sex_factor[sk]
+        e = e_ref * sf * math.exp(slope * (a - ref_age)) * math.exp(cv * zi - 0.5 * cv * cv)
         out[layer] = float(e)
     return out
 
@@ -164,6 +164,13 @@ def _nonneg(name: str, v) -> float:
         raise ConfigError(f"{name} must be a number, got {v!r}") from None
     if not (math.isfinite(f) and f >= 0):
         raise ConfigError(f"{name} must be finite and >= 0, got {v!r}")
+    return f
+
+
+def _fraction(name: str, v) -> float:
+    f = _nonneg(name, v)
+    if f >= 1:
+        raise ConfigError(f"{name} must lie in [0, 1), got {v!r}")
     return f
 
 
@@ -264,6 +271,15 @@ def _correlated_noise(shape, sigma_px, rng) -> np.ndarray:
     return z
 
 
+def _dropouts(shape, sigma_px, frac: float, rng) -> np.ndarray:
+    """Holes of low shear-wave / tracking quality: blobs of the resolution cell's size covering
+    about `frac` of the frame (True = dropped). Draws nothing when `frac` is 0."""
+    if frac <= 0:
+        return np.zeros(shape, bool)
+    z = _correlated_noise(shape, sigma_px, rng)
+    return z > np.quantile(z, 1.0 - frac)
+
+
 def _layer_info(lab: np.ndarray, spacing, resolution_mm: float, layer_kpa) -> dict[str, Any]:
     """Per layer present: modulus, median vertical thickness (mm) over the columns holding it, and
     whether that is thinner than the resolution."""
@@ -283,8 +299,8 @@ def _layer_info(lab: np.ndarray, spacing, resolution_mm: float, layer_kpa) -> di
 def simulate_swe(labels: np.ndarray, spacing_mm: tuple[float, float],
                  layer_kpa: dict[str, float], rng: np.random.Generator, *,
                  resolution_mm: float = 1.0, noise_frac: float = 0.1,
-                 valid_box: tuple[int, int, int, int] | None = None
-                 ) -> tuple[np.ndarray, dict[str, Any]]:
+                 valid_box: tuple[int, int, int, int] | None = None,
+                 dropout_frac: float = 0.0) -> tuple[np.ndarray, dict[str, Any]]:
     """A shear-wave elastography map (Young's modulus, kPa) of a layered label map.
 
     The true modulus (`modulus_map`) is averaged over tissue with a Gaussian of full width at half
@@ -310,6 +326,10 @@ def simulate_swe(labels: np.ndarray, spacing_mm: tuple[float, float],
         Relative SD of the multiplicative noise (>= 0).
     valid_box : (row0, row1, col0, col1) or None
         Half-open pixel bounds of the acquisition box; random (`random_valid_box`) when None.
+    dropout_frac : float
+        Fraction (0-1) of the frame lost to low-quality holes (blobs of the resolution cell's
+        size, as scanners blank pixels whose shear-wave quality is poor); 0 (default) = none.
+        Drawn after the noise, and only when > 0.
 
     Returns
     -------
@@ -317,7 +337,8 @@ def simulate_swe(labels: np.ndarray, spacing_mm: tuple[float, float],
         Modulus in kPa; NaN outside the box, on background and on bone.
     info : dict
         JSON-serialisable: ``kind`` ('swe_kpa'), ``valid_box`` [row0, row1, col0, col1],
-        ``resolution_mm``, ``sigma_px`` [axial, lateral], ``noise_frac`` and ``layers``: per layer
+        ``resolution_mm``, ``sigma_px`` [axial, lateral], ``noise_frac``, ``dropout_frac`` and
+        ``layers``: per layer
         present ``{"kpa", "median_thickness_mm", "thinner_than_resolution"}``.
     """
     lab = _check_labels(labels)
@@ -331,10 +352,11 @@ def simulate_swe(labels: np.ndarray, spacing_mm: tuple[float, float],
     blurred = _masked_blur(np.nan_to_num(true), tissue, sig)
     z = _correlated_noise(lab.shape, sig, rng)
     kpa = blurred * np.exp(nf * z - 0.5 * nf * nf)
-    valid = tissue & box_mask
+    df = _fraction("dropout_frac", dropout_frac)
+    valid = tissue & box_mask & ~_dropouts(lab.shape, sig, df, rng)
     out = np.where(valid, kpa, np.nan).astype(np.float32)
     info = {"kind": "swe_kpa", "valid_box": list(box), "resolution_mm": res,
-            "sigma_px": [float(sig[0]), float(sig[1])], "noise_frac": nf,
+            "sigma_px": [float(sig[0]), float(sig[1])], "noise_frac": nf, "dropout_frac": df,
             "layers": _layer_info(lab, spacing, res, layer_kpa)}
     return out, info
 
@@ -370,8 +392,8 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
                     layer_kpa: dict[str, float], rng: np.random.Generator, *,
                     compression: float = 0.01, resolution_mm: float = 0.5,
                     noise_std: float | None = None,
-                    valid_box: tuple[int, int, int, int] | None = None
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
+                    valid_box: tuple[int, int, int, int] | None = None,
+                    dropout_frac: float = 0.0) -> tuple[np.ndarray, dict[str, Any]]:
     """A strain-elastography map of a layered label map under uniform axial compression.
 
     The exact series-spring strain (`series_strain`: stress uniform per column, ``strain_i =
@@ -398,6 +420,9 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
         SD of the additive strain noise; None -> 10 % of `compression`.
     valid_box : (row0, row1, col0, col1) or None
         Half-open pixel bounds of the valid box; random when None.
+    dropout_frac : float
+        Fraction (0-1) of the frame lost to decorrelation holes (resolution-sized blobs); 0
+        (default) = none. Drawn after the noise, and only when > 0.
 
     Returns
     -------
@@ -405,8 +430,8 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
         Unitless strain; NaN outside the box, on background and on bone.
     info : dict
         JSON-serialisable: ``kind`` ('strain'), ``compression``, ``valid_box``, ``resolution_mm``,
-        ``sigma_px``, ``noise_std``, ``stress_median_kpa`` and ``layers``: per layer present
-        ``{"kpa", "median_thickness_mm", "thinner_than_resolution", "strain_mean"}`` (the mean
+        ``sigma_px``, ``noise_std``, ``dropout_frac``, ``stress_median_kpa`` and ``layers``: per
+        layer present ``{"kpa", "median_thickness_mm", "thinner_than_resolution", "strain_mean"}`` (the mean
         exact strain of the layer over the frame, before blur and noise).
     """
     lab = _check_labels(labels)
@@ -422,14 +447,15 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
     sig = _sigma_px(res, spacing)
     blurred = _masked_blur(strain, tissue, sig)
     z = _correlated_noise(lab.shape, sig, rng)
-    valid = tissue & box_mask
+    df = _fraction("dropout_frac", dropout_frac)
+    valid = tissue & box_mask & ~_dropouts(lab.shape, sig, df, rng)
     out = np.where(valid, blurred + ns * z, np.nan).astype(np.float32)
     layers = _layer_info(lab, spacing, res, layer_kpa)
     for name, d in layers.items():
         d["strain_mean"] = float(strain[lab == LABEL_INDEX[name]].mean())
     cols = stress > 0
     info = {"kind": "strain", "compression": c, "valid_box": list(box), "resolution_mm": res,
-            "sigma_px": [float(sig[0]), float(sig[1])], "noise_std": ns,
+            "sigma_px": [float(sig[0]), float(sig[1])], "noise_std": ns, "dropout_frac": df,
             "stress_median_kpa": float(np.median(stress[cols])) if cols.any() else None,
             "layers": layers}
     return out, info

@@ -324,3 +324,38 @@ def test_overlay_alpha_and_errors():
         render_elasto_overlay(grey, kpa[:5], None, bar)
     with pytest.raises(ConfigError):
         render_elasto_overlay(grey, kpa, None, bar, alpha=0)
+
+
+def test_swe_noise_correlated_over_the_resolution_cell():
+    # white noise filtered by a Gaussian of SD s has autocorrelation exp(-lag^2 / (4 s^2))
+    lab = np.full((400, 400), 3)
+    spacing = (0.02, 0.04)
+    kpa, info = simulate_swe(lab, spacing, KPA, np.random.default_rng(11), resolution_mm=0.4,
+                             noise_frac=0.02, valid_box=(0, 400, 0, 400))
+    n = np.log(kpa / KPA["fat"])
+    n = (n - n.mean()) / n.std()
+    for axis, s in enumerate(info["sigma_px"]):
+        lag = int(round(s))
+        a = np.moveaxis(n, axis, 0)
+        r = (a[:-lag] * a[lag:]).mean()
+        assert r == pytest.approx(math.exp(-lag ** 2 / (4 * s ** 2)), abs=0.06)
+
+
+@pytest.mark.parametrize("fn", [simulate_swe, simulate_strain])
+def test_dropout_holes(fn):
+    lab = np.full((200, 200), 2)
+    full = (0, 200, 0, 200)
+    a, ia = fn(lab, (0.03, 0.05), KPA, np.random.default_rng(1), valid_box=full,
+               dropout_frac=0.1)
+    b, ib = fn(lab, (0.03, 0.05), KPA, np.random.default_rng(1), valid_box=full)
+    lost = np.isnan(a).mean()
+    assert lost == pytest.approx(0.1, abs=0.01) and ia["dropout_frac"] == 0.1
+    assert np.isfinite(b).all() and ib["dropout_frac"] == 0
+    ok = np.isfinite(a)
+    np.testing.assert_array_equal(a[ok], b[ok])  # holes only blank pixels, values unchanged
+    # holes are blobs of the resolution cell, not salt-and-pepper
+    from scipy import ndimage
+    _, n_blobs = ndimage.label(~ok)
+    assert n_blobs < 0.02 * (~ok).sum()
+    with pytest.raises(ConfigError):
+        fn(lab, (0.03, 0.05), KPA, np.random.default_rng(1), dropout_frac=1.0)
