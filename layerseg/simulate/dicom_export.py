@@ -12,6 +12,7 @@ Screen layout (``layout="side_by_side"``), all rows starting at row 0, frame ``r
     columns [cols + GAP, 2 cols + GAP)      B-mode + colour overlay      region 1: tissue (1)
     columns [2 cols + GAP + BAR_GAP, +BAR_WIDTH), rows [BAR_MARGIN, rows - BAR_MARGIN)
                                             the colour bar, max on top   region 2: colour bar (14)
+    RIGHT_MARGIN columns after the bar      its end values as white text (outside every region)
 
 With ``layout="overlay"`` the colour lies over the B-mode in one view (region 0) and the bar
 follows at ``cols + BAR_GAP``. Frames without elastography show grey in the overlay view.
@@ -77,15 +78,16 @@ BAR_GAP = 12
 BAR_WIDTH = 16
 BAR_MARGIN_FRAC = 0.1
 """The bar spans the view's rows less this fraction at the top and at the bottom."""
-RIGHT_MARGIN = 12
+RIGHT_MARGIN = 44
+"""Columns right of the bar; the bar's end values are printed there in white, as on a screen."""
 
-_DEFAULT_RANGE = {"swe_kpa": (0.0, 60.0), "strain": (0.0, 0.05)}
+_DEFAULT_RANGE = {"swe_kpa": (0.0, 40.0), "strain": (0.0, 0.05)}
 _UNIT = {"swe_kpa": "kPa", "strain": "1"}
 
 
 def default_exam_bar(kind: str):
-    """The bar `write_exam_dicom` uses when none is given: layerseg's jet map over 0-60 kPa (shear
-    wave; facial tissue stays well below 60 kPa) or 0-0.05 strain (our choices)."""
+    """The bar `write_exam_dicom` uses when none is given: layerseg's jet map over 0-40 kPa (shear
+    wave; simulated facial tissue stays below about 30 kPa) or 0-0.05 strain (our choices)."""
     from ..io.colour import default_colour_bar
 
     if kind not in _DEFAULT_RANGE:
@@ -143,8 +145,29 @@ def _grey(f: Frame) -> np.ndarray:
     return np.clip(np.rint(g), 0, 255).astype(np.uint8)
 
 
-def _screen(f: Frame, lay: dict, bar, bar_img) -> np.ndarray:
+def _background(lay: dict, bar, kind) -> np.ndarray:
+    """The screen without the views: black, the colour bar and its end values printed beside."""
     out = np.zeros(lay["screen"] + (3,), np.uint8)
+    if bar is None:
+        return out
+    r0, c0, r1, c1 = lay["bar"]
+    out[r0:r1, c0:c1] = draw_colour_bar(r1 - r0, c1 - c0, bar)
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.fromarray(out)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=10)
+    unit = " kPa" if kind == "swe_kpa" else ""
+    draw.text((c1 + 3, r0), f"{bar.vmax:g}{unit}", fill=(255, 255, 255), font=font)
+    draw.text((c1 + 3, max(r0, r1 - 11)), f"{bar.vmin:g}", fill=(255, 255, 255), font=font)
+    text = np.array(img)
+    # text never touches the bar itself
+    text[r0:r1, c0:c1] = out[r0:r1, c0:c1]
+    return np.ascontiguousarray(text)
+
+
+def _screen(f: Frame, lay: dict, bar, background: np.ndarray) -> np.ndarray:
+    out = background.copy()
     grey = _grey(f)
     r0, c0, r1, c1 = lay["bmode"]
     out[r0:r1, c0:c1] = grey[..., None]
@@ -154,8 +177,6 @@ def _screen(f: Frame, lay: dict, bar, bar_img) -> np.ndarray:
             out[r0:r1, c0:c1] = render_elasto_overlay(grey, f.elasto, f.elasto_valid, bar)
         else:
             out[r0:r1, c0:c1] = grey[..., None]
-        r0, c0, r1, c1 = lay["bar"]
-        out[r0:r1, c0:c1] = bar_img
     return out
 
 
@@ -252,11 +273,7 @@ def write_exam_dicom(path: str | os.PathLike, frames: Sequence[Frame], *, patien
     elif kind is None:
         bar = None
     lay = screen_layout(rows, cols, layout)
-    if bar is not None:
-        br0, bc0, br1, bc1 = lay["bar"]
-        bar_img = draw_colour_bar(br1 - br0, bc1 - bc0, bar)
-    else:
-        bar_img = None
+    if bar is None:
         lay = {**lay, "screen": (rows, cols)}
     if frequency_mhz is None:
         frequency_mhz = frames[0].meta.frequency_mhz
@@ -358,7 +375,8 @@ def write_exam_dicom(path: str | os.PathLike, frames: Sequence[Frame], *, patien
         blk.add_new(0x08, "LO", layout)
     ds.SequenceOfUltrasoundRegions = regions
 
-    screens = [_screen(f, lay, bar, bar_img) for f in frames]
+    background = _background(lay, bar, kind)
+    screens = [_screen(f, lay, bar, background) for f in frames]
     if jpeg:
         ds.PhotometricInterpretation = "YBR_FULL_422"
         ds.LossyImageCompression = "01"

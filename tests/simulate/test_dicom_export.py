@@ -4,11 +4,11 @@ import pytest
 
 from layerseg.errors import ConfigError
 from layerseg.frame import Frame, FrameMeta
-from layerseg.io.colour import ColourBar, decode_colour, default_colour_bar
+from layerseg.io.colour import ColourBar, decode_colour
 from layerseg.simulate.dicom_export import (MANUFACTURER, PRIVATE_CREATOR, PRIVATE_GROUP,
-                                            US_MULTIFRAME_SOP_CLASS, screen_layout,
-                                            write_exam_dicom)
-from layerseg.simulate.elasto import simulate_strain, simulate_swe
+                                            US_MULTIFRAME_SOP_CLASS, default_exam_bar,
+                                            screen_layout, write_exam_dicom)
+from layerseg.simulate.elasto import draw_colour_bar, simulate_strain, simulate_swe
 
 SPACING = (0.03, 0.05)
 KPA = {"epidermis": 20.0, "dermis": 12.0, "fat": 4.0, "smas": 10.0, "deep_fat": 5.0,
@@ -73,15 +73,16 @@ def test_header_round_trip(tmp_path, jpeg):
         assert r.TransducerFrequency == 24000
     # the bar's value scale in the bar region and exactly in the private block
     b = regs[2]
-    assert b.ReferencePixelPhysicalValueY == pytest.approx(60.0)
+    ref = default_exam_bar("swe_kpa")
+    assert b.ReferencePixelPhysicalValueY == pytest.approx(ref.vmax)
     rows_bar = b.RegionLocationMaxY1 - b.RegionLocationMinY0 + 1
-    assert b.ReferencePixelPhysicalValueY + b.PhysicalDeltaY * (rows_bar - 1) == pytest.approx(0)
+    assert (b.ReferencePixelPhysicalValueY + b.PhysicalDeltaY * (rows_bar - 1)
+            == pytest.approx(ref.vmin, abs=1e-9))
     assert _private(ds, 0x01) == "swe_kpa"
-    assert list(_private(ds, 0x03)) == [0.0, 60.0]
+    assert list(_private(ds, 0x03)) == [ref.vmin, ref.vmax]
     assert tuple(_private(ds, 0x04)) == lay["bar"]
     bar = ColourBar(np.frombuffer(_private(ds, 0x06), np.uint8).reshape(-1, 3),
                     _private(ds, 0x05))
-    ref = default_colour_bar(0, 60)
     np.testing.assert_allclose(bar.values, ref.values)
     assert np.abs(bar.colours - ref.colours).max() <= 0.5
     # pixels: B-mode view grey and equal to the frame; overlay decodes back through the bar
@@ -92,7 +93,13 @@ def test_header_round_trip(tmp_path, jpeg):
     for k in range(3):
         view = px[k, r0:r1, c0:c1].astype(float)
         assert np.abs(view - np.rint(frames[k].bmode)[..., None]).mean() <= max(tol / 2, 0)
+    # the bar drawn in its region, its end values printed in white beside it
+    r0, c0, r1, c1 = lay["bar"]
+    np.testing.assert_allclose(px[0, r0:r1, c0:c1], px[2, r0:r1, c0:c1], atol=tol)
+    assert (px[0, :, c1:].max(axis=-1) > 200).sum() > 10
     if not jpeg:
+        np.testing.assert_array_equal(px[0, r0:r1, c0:c1], draw_colour_bar(r1 - r0, c1 - c0,
+                                                                           ref))
         r0, c0, r1, c1 = lay["elasto"]
         vals, ok = decode_colour(px[0, r0:r1, c0:c1], bar, bleed_px=0)
         truth = frames[0].elasto
