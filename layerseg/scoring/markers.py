@@ -209,6 +209,8 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
         # sub-pixel surfaces for thickness: smoothed whole-row surfaces, or the caller's own
         S_t = S if surfaces is not None else smooth_surfaces(S, opt.surface_smooth_mm, spacing)
         t_norm = thickness_normal_mm(S_t, spacing)
+        # smoothing spreads a layer into the columns next to its ends: keep its own columns only
+        t_norm[~present] = np.nan
         t_vert = thickness_vertical_mm(S, spacing)
     ref_strain = None
     if frame.elasto is not None and frame.elasto_kind == "strain" and \
