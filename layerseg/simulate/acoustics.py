@@ -107,7 +107,7 @@ class AcousticParams:
     f_number: float = 2.0
     focus_mm: float = 5.0
     aperture_mm: float | None = None
-    noise_db: float = -60.0
+    noise_db: float = -63.0
     tgc: bool = True
     tgc_db_cm_mhz: float = 0.5
     gain_db: float = 0.0
@@ -468,7 +468,7 @@ def form_iq(med: Medium, p: AcousticParams, rng: np.random.Generator, *,
         _fir_axis0(w, gg, wf)
         k = sp_fft.fftfreq(nxp)
         hn = np.exp(-2.0 * math.pi ** 2 * 0.7 ** 2 * k ** 2)
-        hn *= math.sqrt(nxp / np.sum(hn ** 2))  # unit mean power after the inverse FFT
+        hn *= nxp / math.sqrt(np.sum(hn ** 2))  # unit mean power after the inverse FFT
         spec += wf * (hn * noise_rms / math.sqrt(2.0))[None, :]
     iq = sp_fft.ifft(spec, axis=1, workers=-1)
     m = med.margin

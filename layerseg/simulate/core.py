@@ -109,7 +109,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         Draw every setting left as None from its variation range (a model must survive them);
         False uses the nominal value. Ranges and nominal values (our choice): gain -6..6 (0) dB,
         dynamic range 50-70 (60) dB, TGC slope 0.3-0.7 (0.5) dB/cm/MHz, focus 1.5-5 (3) mm under
-        the skin, F-number 1.8-3 (2), fractional bandwidth 0.5-0.75 (0.6), noise -64..-56 (-60)
+        the skin, F-number 1.8-3 (2), fractional bandwidth 0.5-0.75 (0.6), noise -67..-59 (-63)
         dB, tilt -8..8 (0) degrees, stand-off 0.1-5 (0.3) mm, artefacts (none).
     gain_db, dynamic_range_db, tgc, tgc_db_cm_mhz, focus_mm, f_number, fractional_bandwidth, noise_db
         Imaging settings (see `layerseg.simulate.acoustics.AcousticParams`; `focus_mm` is from the
@@ -159,7 +159,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         fractional_bandwidth=float(_pick(fractional_bandwidth, vary, lambda: u(0.5, 0.75), 0.6)),
         f_number=float(_pick(f_number, vary, lambda: u(1.8, 3.0), 2.0)),
         focus_mm=float(_pick(focus_mm, vary, lambda: standoff + u(1.5, 5.0), standoff + 3.0)),
-        noise_db=float(_pick(noise_db, vary, lambda: u(-64, -56), -60.0)),
+        noise_db=float(_pick(noise_db, vary, lambda: u(-67, -59), -63.0)),
         tgc=bool(tgc),
         tgc_db_cm_mhz=float(_pick(tgc_db_cm_mhz, vary, lambda: u(0.3, 0.7), 0.5)),
         gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),

@@ -1,0 +1,159 @@
+"""Acoustic model checked against the physics it claims (formulas, not stored outputs)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from layerseg.errors import ConfigError
+from layerseg.simulate.acoustics import (AcousticParams, axial_fwhm_mm, beam_amplitude,
+                                         centre_frequency_mhz, db_cm_mhz_to_np_mm_mhz,
+                                         form_iq, homogeneous_medium, lateral_fwhm_mm,
+                                         sigma_f_mhz)
+
+RAYLEIGH = math.sqrt(math.pi / (4 - math.pi))  # mean/SD of a Rayleigh envelope, 1.913
+
+
+def _iq(p, shape, spacing, seed=0, **kw):
+    med = homogeneous_medium(p, *shape, spacing, **kw)
+    return med, form_iq(med, p, np.random.default_rng(seed), noise=False)
+
+
+def _acf_fwhm(x, axis, step):
+    """FWHM (physical units) of the normalised autocovariance of `x` along `axis`, averaged over
+    the other axis."""
+    x = np.moveaxis(x, axis, 0)
+    x = x - x.mean(axis=0)
+    n = x.shape[0]
+    f = np.fft.rfft(x, 2 * n, axis=0)
+    ac = np.fft.irfft(np.abs(f) ** 2, axis=0)[:n].mean(axis=1)
+    ac /= ac[0]
+    k = int(np.argmax(ac < 0.5))
+    frac = (ac[k - 1] - 0.5) / (ac[k - 1] - ac[k])
+    return 2 * (k - 1 + frac) * step
+
+
+def test_rayleigh_dense_and_falling_with_density():
+    p = AcousticParams(tgc=False, focus_mm=2.0)
+    ratios = []
+    for per_cell in (40.0, 5.0, 1.4, 0.4):
+        med, r = _iq(p, (200, 256), (0.02, 0.02), seed=1, per_cell=per_cell)
+        z = (np.arange(r.iq.shape[0]) + 0.5) * med.dz_f_mm
+        band = np.abs(z - p.focus_mm) < 1.0
+        e = np.abs(r.iq[band])
+        ratios.append(e.mean() / e.std())
+    assert ratios[0] == pytest.approx(RAYLEIGH, rel=0.05)
+    assert ratios[1] > ratios[2] > ratios[3]
+    assert ratios[2] < 0.95 * RAYLEIGH  # dermis-like 1.4 per cell: not fully developed
+
+
+@pytest.mark.parametrize("fbw", [0.4, 0.8])
+def test_axial_speckle_size_scales_with_inverse_bandwidth(fbw):
+    p = AcousticParams(fractional_bandwidth=fbw, tgc=False, up=4, focus_mm=1.5)
+    med, r = _iq(p, (150, 200), (0.02, 0.02), seed=2, per_cell=30.0)
+    z = (np.arange(r.iq.shape[0]) + 0.5) * med.dz_f_mm
+    band = np.abs(z - p.focus_mm) < 1.0
+    inten = np.abs(r.iq[band]) ** 2
+    got = _acf_fwhm(inten, 0, med.dz_f_mm)
+    assert got == pytest.approx(axial_fwhm_mm(p), rel=0.15)
+    assert axial_fwhm_mm(p) == pytest.approx(0.441 * 1.540 / (fbw * 24.0), rel=0.01)
+
+
+@pytest.mark.parametrize("fnum", [2.0, 4.0])
+def test_lateral_speckle_size_wavelength_times_fnumber(fnum):
+    p = AcousticParams(f_number=fnum, focus_mm=3.0, tgc=False)
+    med, r = _iq(p, (300, 384), (0.02, 0.01), seed=3, per_cell=30.0)
+    z = (np.arange(r.iq.shape[0]) + 0.5) * med.dz_f_mm
+    inten = np.abs(r.iq) ** 2
+    at_focus = _acf_fwhm(inten[np.abs(z - 3.0) < 0.3], 1, 0.01)
+    pred = p.wavelength_mm * fnum / math.sqrt(2)  # two-way Gaussian beam at the focus
+    assert float(lateral_fwhm_mm(3.0, p)) == pytest.approx(pred, rel=1e-9)
+    assert at_focus == pytest.approx(pred, rel=0.15)
+    # away from the focus the speckle widens as the model predicts
+    zr = 0.5 * 7.08 * p.wavelength_mm * fnum ** 2
+    zf = 3.0 + 1.5 * zr
+    if zf < 5.8:
+        far = _acf_fwhm(inten[np.abs(z - zf) < 0.3], 1, 0.01)
+        assert far > 1.1 * at_focus
+        assert far == pytest.approx(float(lateral_fwhm_mm(zf, p)), rel=0.15)
+
+
+def test_centre_frequency_falls_with_depth_as_attenuation_predicts():
+    alpha = 1.0
+    p = AcousticParams(tgc=False)
+    med, r = _iq(p, (400, 128), (0.02, 0.025), seed=4, per_cell=30.0,
+                 atten_db_cm_mhz=alpha)
+    dz = med.dz_f_mm
+    fs = 1540.0 / (2 * dz * 1e3)  # MHz, IQ sampling rate along depth
+    n = int(0.6 / dz)
+    for z0 in (1.0, 3.0, 5.0, 7.0):
+        j0 = int(z0 / dz)
+        blk = r.iq[j0:j0 + n].astype(np.complex128)
+        spec = (np.abs(np.fft.fft(blk * np.hanning(n)[:, None], axis=0)) ** 2).mean(axis=1)
+        f = np.fft.fftfreq(n, 1 / fs)
+        fc = p.frequency_mhz + np.sum(f * spec) / np.sum(spec)
+        a = 2 * db_cm_mhz_to_np_mm_mhz(alpha) * (z0 + 0.3)
+        want = float(centre_frequency_mhz(a, p))
+        assert fc == pytest.approx(want, abs=0.6), z0
+    assert float(centre_frequency_mhz(2 * db_cm_mhz_to_np_mm_mhz(alpha) * 7.3, p)) < 20.0
+
+
+def _mean_db_profile(r, med, depths, half=0.25):
+    z = (np.arange(r.iq.shape[0]) + 0.5) * med.dz_f_mm
+    envf = np.abs(r.iq) * 10 ** (r.tgc_db / 20)[:, None]
+    return np.array([10 * np.log10(np.mean(envf[np.abs(z - d) < half] ** 2)) for d in depths])
+
+
+def test_brightness_with_and_without_tgc():
+    alpha = 0.5
+    depths = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    off = AcousticParams(tgc=False, focus_mm=3.5, f_number=3.0)
+    med, r = _iq(off, (350, 128), (0.02, 0.025), seed=5, per_cell=30.0, atten_db_cm_mhz=alpha)
+    prof_off = _mean_db_profile(r, med, depths)
+    assert np.all(np.diff(prof_off) < 0)  # falls with depth without TGC
+    # the model's prediction: focal gain x Gaussian-spectrum attenuation
+    a = 2 * db_cm_mhz_to_np_mm_mhz(alpha) * depths
+    sf = sigma_f_mhz(off)
+    beam = beam_amplitude(depths, off) ** 2 * lateral_fwhm_mm(depths, off)
+    pred = 10 * np.log10(beam * np.exp(-2 * a * 24.0 + (a * sf) ** 2))
+    assert np.all(np.abs((prof_off - prof_off[0]) - (pred - pred[0])) < 1.0)
+    # TGC matched to the attenuation: flat within 2.5 dB once the focal gain is divided out
+    on = AcousticParams(tgc=True, tgc_db_cm_mhz=alpha, focus_mm=3.5, f_number=3.0)
+    med, r = _iq(on, (350, 128), (0.02, 0.025), seed=5, per_cell=30.0, atten_db_cm_mhz=alpha)
+    prof_on = _mean_db_profile(r, med, depths) - 10 * np.log10(beam)
+    assert np.ptp(prof_on) < 2.5
+    assert np.ptp(prof_off - 10 * np.log10(beam)) > 10.0
+
+
+def test_backscatter_ratio_in_mean_log_envelope():
+    p = AcousticParams(tgc=False)
+    ratio_db = 12.0
+    med = homogeneous_medium(p, 200, 256, (0.02, 0.02), per_cell=30.0)
+    half = med.margin + 128
+    med.amplitude[:, half:] *= 10 ** (-ratio_db / 20)
+    r = form_iq(med, p, np.random.default_rng(6), noise=False)
+    logenv = 20 * np.log10(np.abs(r.iq) + 1e-30)
+    left = logenv[:, 10:110].mean()
+    right = logenv[:, 146:246].mean()
+    assert left - right == pytest.approx(ratio_db, abs=0.5)
+
+
+def test_noise_level_and_tgc_amplify_noise():
+    p = AcousticParams(tgc=True, noise_db=-40.0)
+    med = homogeneous_medium(p, 100, 128, (0.02, 0.025), per_cell=0.0)
+    r = form_iq(med, p, np.random.default_rng(7), noise=True)
+    rms = np.sqrt(np.mean(np.abs(r.iq) ** 2))
+    assert 20 * np.log10(rms) == pytest.approx(-40.0, abs=0.5)
+    # TGC (2 x 0.5 dB/cm/MHz x 24 MHz, round trip) raises the noise floor with depth
+    gain = 10 ** ((r.tgc_db[-10 * med.up:].mean() - r.tgc_db[:10 * med.up].mean()) / 20)
+    assert gain > 1.5
+    assert r.envelope[-10:].mean() / r.envelope[:10].mean() == pytest.approx(gain, rel=0.1)
+
+
+def test_params_validation():
+    with pytest.raises(ConfigError):
+        AcousticParams(frequency_mhz=10.0)
+    with pytest.raises(ConfigError):
+        AcousticParams(fractional_bandwidth=2.0)
+    p = AcousticParams(focus_mm=6.0, aperture_mm=2.0)
+    assert p.f_number == pytest.approx(3.0)
