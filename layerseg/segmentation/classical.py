@@ -1,0 +1,308 @@
+"""The training-free classical segmenter: image features -> per-label scores -> ordered search.
+
+Pipeline (every length in mm, converted with the frame's own spacing; every constant from the
+configuration, `layerseg.segmentation.config`):
+
+1. Display intensity. A ``display`` frame is used as is (grey 0-255); an ``envelope`` frame is
+   log-compressed over its dynamic range (60 dB when unknown) onto 0-255.
+2. Speckle filter from `layerseg.filters` (median by default) and a small Gaussian smoothing.
+3. Normalisation, so gain and dynamic range drop out: ``n = (I - D) / (B - D)`` with D the
+   1st percentile of the filtered frame and B the bright-tissue reference, the median over
+   columns of each column's brightest ``reference_window_mm`` (the dermis, in practice).
+4. Per-label scores, shape (8, rows, cols), higher is better, the sum of four explainable terms:
+
+   * appearance: the Gaussian log-likelihood of n under each label's (mean, sd); bone is a
+     two-mode model (its dark acoustic shadow and its very bright periosteal line);
+   * edges: a signed axial-gradient reward placed on the *surfaces*. With E(d) the gradient of n
+     (per mm) between rows d-1 and d, label k's score at row r gets ``w_k (E(r+1) - E(r))``; a
+     layer on rows [a, b) then sums to ``w_k (E(b) - E(a))`` (a telescoping sum), so the surface
+     between layer A above and B below earns ``(w_A - w_B) E(d)``: the weights choose, per pair of
+     neighbours, whether the surface should sit where the image brightens (gel -> entry echo,
+     fat -> SMAS, muscle -> bone) or darkens (dermis -> fat, SMAS -> deep fat). An absent layer
+     (a = b) earns nothing;
+   * shadow: ``below`` = the mean of n from a pixel to the frame bottom is near 0 only in a bone
+     shadow: bone earns for it, the soft-tissue labels pay for it;
+   * background depth: background below the first strong echo of a column (a rough skin guess:
+     the first row whose next ``skin_guess.window_mm`` average exceeds a threshold) pays a
+     penalty growing with depth, so the gel above the skin, not a dark deep layer, is background.
+
+5. The ordered search (`layerseg.layers.ordered_search`) under the frame's region profile, with
+   the per-layer thickness limits in mm of the configuration, and a jump limit from
+   ``max_slope_deg`` (the largest surface slope, converted to rows per column with the spacing).
+6. Adaptation: each label's appearance (mean, sd) is re-estimated from the answer, blended with
+   the prior, and the search is run again (``adapt.iterations`` rounds).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import InvalidImageError, SpacingRequiredError
+from ..frame import Frame
+from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile, get_profile
+from ..layers.search import ordered_search
+from .config import load_config, thickness_limits_mm
+
+__all__ = ["SegmentationResult", "segment_classical", "label_scores", "frame_features"]
+
+_EPS = 1e-6
+_DEFAULT_DR_DB = 60.0
+"""Dynamic range used to log-compress an envelope frame whose own range is unknown."""
+_TISSUE_LABELS = ("epidermis", "dermis", "fat", "smas", "deep_fat", "muscle")
+
+
+@dataclass
+class SegmentationResult:
+    """What a segmenter found in one frame.
+
+    Attributes
+    ----------
+    labels : ndarray of uint8, shape (rows, cols)
+        Label map 0-7, ordered under `profile` in every column.
+    surfaces : ndarray of float64, shape (K+1, cols)
+        Surface depths in rows (`layerseg.layers` conventions).
+    profile : Profile
+        The region profile used.
+    flags : list of str
+        QC flags (limits dropped by the search, ...).
+    scores : ndarray of float64, shape (8, rows, cols) or None
+        The per-label scores given to the search (higher is better), when asked for.
+    model : str
+        Which segmenter produced it.
+    """
+
+    labels: np.ndarray
+    surfaces: np.ndarray
+    profile: Profile
+    flags: list[str] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    model: str = "classical"
+
+
+def _odd(n: float) -> int:
+    k = max(1, int(round(n)))
+    return k if k % 2 else k + 1
+
+
+def _display(frame: Frame) -> np.ndarray:
+    img = frame.bmode.astype(np.float64)
+    if frame.intensity == "envelope":
+        dr = frame.dynamic_range_db or _DEFAULT_DR_DB
+        peak = float(img.max())
+        if peak <= 0:
+            raise InvalidImageError("the envelope image is zero everywhere", frame.meta.source)
+        db = 20.0 * np.log10(np.maximum(img / peak, 10.0 ** (-dr / 20.0)))
+        img = (db + dr) * (255.0 / dr)
+    return img
+
+
+def _speckle_filter(frame: Frame, img: np.ndarray, cfg: dict) -> np.ndarray:
+    from ..filters import (despeckle_srad, filter_frost, filter_kuan, filter_lee,
+                           median_filter)
+    f = cfg["filter"]
+    method = f["method"]
+    if method == "none":
+        return img
+    ay, ax = frame.spacing_mm
+    wr = min(_odd(f["size_mm"][0] / ay), img.shape[0] - (1 - img.shape[0] % 2))
+    wc = min(_odd(f["size_mm"][1] / ax), img.shape[1] - (1 - img.shape[1] % 2))
+    if method == "median":
+        return median_filter(img, (wr, wc))
+    # the multiplicative-noise filters work on the envelope of the display image
+    dr = frame.dynamic_range_db or _DEFAULT_DR_DB
+    kw = dict(input="log", dynamic_range_db=dr)
+    if method == "srad":
+        return despeckle_srad(img, **kw)
+    fn = {"lee": filter_lee, "kuan": filter_kuan, "frost": filter_frost}[method]
+    return fn(img, (wr, wc), **kw)
+
+
+def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.ndarray]:
+    """The image features the classical segmenter scores.
+
+    Parameters
+    ----------
+    frame : Frame
+        With spacing.
+    config : dict, optional
+        From `load_config` (defaults when None).
+
+    Returns
+    -------
+    dict
+        ``n`` (float64, (rows, cols)): normalised smoothed intensity (0 dark, 1 bright tissue);
+        ``edge`` (float64, (rows + 1, cols)): signed axial gradient of n per mm between rows
+        d-1 and d (0 at the frame's top and bottom), clipped; ``below`` (float64,
+        (rows, cols)): mean of n from the pixel to the frame bottom; ``skin_row`` (float64,
+        (cols,)): the rough skin guess in rows.
+    """
+    cfg = load_config(config) if config is None or "filter" not in config else config
+    ay, ax = _spacing(frame)
+    img = _speckle_filter(frame, _display(frame), cfg)
+    sy, sx = cfg["smoothing_mm"]
+    sm = ndi.gaussian_filter(img, (sy / ay, sx / ax), mode="nearest")
+    win = max(1, int(round(cfg["reference_window_mm"] / ay)))
+    prof = ndi.uniform_filter1d(sm, win, axis=0, mode="nearest")
+    bright = float(np.median(prof.max(axis=0)))
+    dark = float(np.percentile(sm, 1.0))
+    n = (sm - dark) / max(bright - dark, _EPS)
+    g = ndi.gaussian_filter(n, (cfg["gradient_sigma_mm"] / ay, sx / ax), mode="nearest")
+    rows, cols = n.shape
+    edge = np.zeros((rows + 1, cols))
+    edge[1:rows] = (g[1:] - g[:-1]) / ay
+    clip = float(cfg["edges"]["clip"])
+    np.clip(edge, -clip, clip, out=edge)
+    csum = np.cumsum(n[::-1], axis=0)[::-1]
+    below = csum / np.arange(rows, 0, -1, dtype=np.float64)[:, None]
+    # skin guess: first row whose next window_mm average exceeds the threshold
+    sg = cfg["skin_guess"]
+    w = max(1, int(round(sg["window_mm"] / ay)))
+    ahead = ndi.uniform_filter1d(n, w, axis=0, mode="nearest", origin=-(w // 2))
+    hit = ahead > sg["threshold"]
+    skin = np.where(hit.any(axis=0), hit.argmax(axis=0), rows).astype(np.float64)
+    skin = ndi.median_filter(skin, size=_odd(1.0 / ax), mode="nearest")
+    return {"n": n, "edge": edge, "below": below, "skin_row": skin}
+
+
+def _spacing(frame: Frame) -> tuple[float, float]:
+    if not isinstance(frame, Frame):
+        raise InvalidImageError(f"segment takes a layerseg.Frame, got {type(frame).__name__}; "
+                                "wrap an array as layerseg.Frame(array, spacing_mm=(axial, "
+                                "lateral))")
+    if frame.spacing_mm is None:
+        raise SpacingRequiredError("the classical segmenter needs the frame's pixel spacing "
+                                   "(its thickness limits and filters are in mm); give "
+                                   "spacing_mm", frame.meta.source)
+    return frame.spacing_mm
+
+
+def _gauss_ll(n, mean, sd):
+    z = (n - mean) / sd
+    return -0.5 * z * z - math.log(sd)
+
+
+def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
+                 appearance: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
+    """Per-label scores (higher is better) from the features of `frame_features`.
+
+    Parameters
+    ----------
+    frame : Frame
+    feats : dict
+        From `frame_features`.
+    cfg : dict
+        From `load_config`.
+    appearance : dict, optional
+        Label name -> (mean, sd) of n, replacing the configuration's (the adaptation step).
+
+    Returns
+    -------
+    ndarray of float64, shape (8, rows, cols)
+    """
+    ay, _ = _spacing(frame)
+    n, edge, below = feats["n"], feats["edge"], feats["below"]
+    rows, cols = n.shape
+    app = cfg["appearance"]
+    wa = float(app["weight"])
+    sc = np.empty((N_LABELS, rows, cols))
+    de = edge[1:] - edge[:-1]          # (rows, cols): E(r+1) - E(r)
+    we = float(cfg["edges"]["weight"])
+    wts = cfg["edges"]["w"]
+    sh = cfg["shadow"]
+    shadow = np.exp(-0.5 * (below / sh["sd"]) ** 2)
+    for lab, name in enumerate(LABEL_NAMES):
+        mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
+        ll = _gauss_ll(n, mean, sd)
+        if "bright" in app[name]:
+            ll = np.logaddexp(ll, _gauss_ll(n, app[name]["bright"], app[name]["bright_sd"]))
+            ll -= math.log(2.0)
+        s = wa * ll
+        w = float(wts.get(name, 0.0))
+        if w:
+            s += we * w * de
+        if name == "bone":
+            s += sh["weight"] * shadow
+        elif name in _TISSUE_LABELS:
+            s -= sh["weight"] * shadow
+        sc[lab] = s
+    # background below the first strong echo pays with depth
+    depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay
+    sc[0] -= cfg["background_depth_penalty_per_mm"] * np.maximum(depth_mm, 0.0)
+    return sc
+
+
+def _adapted(n: np.ndarray, labels: np.ndarray, cfg: dict) -> dict[str, tuple[float, float]]:
+    ad = cfg["adapt"]
+    app = cfg["appearance"]
+    out = {}
+    for lab, name in enumerate(LABEL_NAMES):
+        mu0, sd0 = float(app[name]["mean"]), float(app[name]["sd"])
+        if "bright" in app[name]:
+            out[name] = (mu0, sd0)
+            continue
+        v = n[labels == lab]
+        if v.size < 10:
+            out[name] = (mu0, sd0)
+            continue
+        med = float(np.median(v))
+        mad = float(np.median(np.abs(v - med))) * 1.4826
+        share = v.size / (v.size + float(ad["prior_pixels"]))
+        mu = share * med + (1.0 - share) * mu0
+        sd = share * mad + (1.0 - share) * sd0
+        out[name] = (mu, float(np.clip(sd, ad["sd_min"], ad["sd_max"])))
+    return out
+
+
+def segment_classical(frame: Frame, config: dict | str | None = None, region: str | None = None,
+                      return_scores: bool = False) -> SegmentationResult:
+    """Segment one frame with the training-free classical segmenter.
+
+    Parameters
+    ----------
+    frame : Frame
+        B-mode frame with spacing (display or envelope intensity).
+    config : dict or path, optional
+        Overrides of ``layerseg/data/classical_segmenter.json`` (see `load_config`).
+    region : str, optional
+        Facial region (selects the layer profile and thickness table); default
+        ``frame.meta.region``, then ``default``.
+    return_scores : bool
+        Keep the final per-label scores in the result.
+
+    Returns
+    -------
+    SegmentationResult
+
+    Raises
+    ------
+    InvalidImageError
+        Not a Frame.
+    SpacingRequiredError
+        The frame has no spacing.
+    ProfileError
+        Unknown region.
+    ConfigError
+        Malformed configuration.
+    """
+    ay, ax = _spacing(frame)
+    cfg = load_config(config)
+    prof = get_profile(region if region is not None else frame.meta.region)
+    feats = frame_features(frame, cfg)
+    mn, mx = thickness_limits_mm(cfg, prof, frame.meta.frequency_mhz)
+    slope = math.tan(math.radians(cfg["max_slope_deg"]))
+    jump = int(math.ceil(slope * ax / ay)) if cfg["max_slope_deg"] > 0 else None
+    appearance = None
+    flags: list[str] = []
+    for it in range(int(cfg["adapt"]["iterations"]) + 1):
+        sc = label_scores(frame, feats, cfg, appearance)
+        res = ordered_search(sc, prof, spacing_mm=(ay, ax), min_thickness_mm=mn,
+                             max_thickness_mm=mx, max_jump_px=jump)
+        flags = list(res.flags)
+        if it < cfg["adapt"]["iterations"]:
+            appearance = _adapted(feats["n"], res.labels, cfg)
+    return SegmentationResult(res.labels.astype(np.uint8), res.surfaces, prof, flags,
+                              sc if return_scores else None, "classical")
