@@ -222,6 +222,15 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         th = mean * np.clip(1.0 + _CV[ly] * _curve(rng, nxp, dx, rng.uniform(2.5, 6.0)), 0.3, 2.0)
         anat[ly] = th
         app[ly] = th * C_REF / layer_acoustics(ly)["sound_speed_m_s"]
+    # the dermis-fat junction is irregular (fat lobules indent the dermis): small-scale roughness
+    # moved from the dermis into the fat (our choice: SD 0.05 mm, correlation 0.25 mm)
+    if "fat" in app:
+        bump = 0.05 * _curve(rng, nxp, dx, 0.25)
+        bump = np.clip(bump, -0.5 * app["dermis"], 0.8 * app["fat"])
+        app["dermis"] = app["dermis"] + bump
+        app["fat"] = np.maximum(app["fat"] - bump, 0.0)
+        anat["dermis"] = app["dermis"] * layer_acoustics("dermis")["sound_speed_m_s"] / C_REF
+        anat["fat"] = app["fat"] * layer_acoustics("fat")["sound_speed_m_s"] / C_REF
     S = np.zeros((K + 1, nxp))
     S[0] = skin
     for k, ly in enumerate(layers):
@@ -314,7 +323,10 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     area = float(fat_mask.sum()) * dzf * dx
     n_sep = rng.poisson(septa_per_mm2 * area)
     sep_dens, sep_amp = _density_amp("smas")
-    sep_amp *= 10 ** (3.0 / 20)
+    # septa: dense fibrous bands (5x the SMAS scatterer density, same backscatter + 3 dB), so a
+    # thin septum images as a continuous line rather than a chain of dots (our choice)
+    sep_amp *= 10 ** (3.0 / 20) / math.sqrt(5.0)
+    sep_dens *= 5.0
     if n_sep:
         fz, fx = np.nonzero(fat_mask)
         pick = rng.integers(0, fz.size, n_sep)
