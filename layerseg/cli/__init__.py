@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import LayersegError
 
 # subcommand modules of this package, in the order `layerseg --help` lists them
-SUBCOMMANDS = ["info", "simulate", "score"]
+SUBCOMMANDS = ["info", "simulate", "score", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

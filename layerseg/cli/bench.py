@@ -1,0 +1,118 @@
+"""``layerseg bench accuracy|speed``: the accuracy and speed benchmarks (code in `layerseg.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="accuracy and speed benchmarks",
+                       description="Benchmarks run by CI and by hand: 'accuracy' scores a segmenter "
+                                   "on a labelled dataset; 'speed' times the Numba kernels.")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
+    bsub.required = True
+
+    a = bsub.add_parser(
+        "accuracy", help="segment a labelled dataset and score the answers",
+        description="Segment every frame of a labelled dataset folder (DESIGN.md layout) and "
+                    "write per-layer Dice, 95 %% Hausdorff and average symmetric surface distance "
+                    "(mm), thickness MAE (mm) and order violations as JSON, with a per-frame CSV "
+                    "beside it. A frame that fails is recorded in the CSV with its reason and the "
+                    "run goes on; the exit status is 1 when any frame failed.")
+    a.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder")
+    a.add_argument("--model", default="classical", metavar="MODEL",
+                   help="segmenter: 'classical' (default; trained models later)")
+    a.add_argument("--config", type=Path, default=None, metavar="FILE.json",
+                   help="classical segmenter configuration overrides (JSON)")
+    a.add_argument("--json", required=True, type=Path, metavar="FILE", help="summary JSON")
+    a.add_argument("--csv", type=Path, default=None, metavar="FILE",
+                   help="per-frame CSV (default: the JSON path with .csv)")
+    a.add_argument("--progress", action="store_true", help="show a progress bar")
+    a.set_defaults(func=run_accuracy)
+
+    s = bsub.add_parser(
+        "speed", help="time the Numba kernels against their baselines",
+        description="Run the speed benchmarks of layerseg.bench (filters, ordered search, "
+                    "simulator where present) and write their figures as JSON.")
+    s.add_argument("--quick", action="store_true",
+                   help="small sizes and one repeat (a smoke run for CI)")
+    s.add_argument("--json", required=True, type=Path, metavar="FILE", help="figures as JSON")
+    s.set_defaults(func=run_speed)
+
+
+def run_accuracy(args: argparse.Namespace) -> int:
+    from ..bench.accuracy import evaluate_dataset, write_accuracy
+
+    summary, rows = evaluate_dataset(args.data, model=args.model,
+                                     config=None if args.config is None else str(args.config),
+                                     progress=args.progress)
+    jp, cp = write_accuracy(summary, rows, args.json, args.csv)
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"layerseg bench accuracy: frame {r['id']} failed: {r['error']}", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {jp} and {cp} ({summary['frames']} frame(s) scored, {len(failed)} failed)",
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
+    """(name, 'module:function', kwargs) of every speed benchmark to run."""
+    if quick:
+        return [("search", "layerseg.bench.search:run_search_benchmark",
+                 {"shapes": ((128, 128),), "repeat": 1, "plain_cols": 8}),
+                ("filters", "layerseg.bench.filters:run_filter_benchmarks",
+                 {"sizes": ((128, 128),), "repeats": 1, "verbose": False}),
+                ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {"quick": True})]
+    return [("search", "layerseg.bench.search:run_search_benchmark", {}),
+            ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
+            ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {})]
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    import importlib
+
+    out: dict = {"quick": bool(args.quick), "suites": {}}
+    status = 0
+    for name, target, kw in _speed_suites(args.quick):
+        mod_name, fn_name = target.split(":")
+        try:
+            fn = getattr(importlib.import_module(mod_name), fn_name)
+        except (ImportError, AttributeError):
+            out["suites"][name] = {"status": "not available", "target": target}
+            print(f"layerseg bench speed: {name}: {target} is not available; skipped",
+                  file=sys.stderr)
+            continue
+        t0 = time.perf_counter()
+        try:
+            res = fn(**kw)
+        except Exception as e:  # noqa: BLE001 - one failing suite must not hide the others
+            out["suites"][name] = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+            print(f"layerseg bench speed: {name} failed: {e}", file=sys.stderr)
+            status = 1
+            continue
+        out["suites"][name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 3),
+                               "results": res}
+        print(f"layerseg bench speed: {name} done in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=2, default=_jsonable)
+        f.write("\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return status
+
+
+def _jsonable(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
