@@ -37,6 +37,11 @@ passes until a pass no longer improves the total. Every step keeps all constrain
 lowers the total score, so the answer always obeys the jump, order and thickness limits; it may
 be a local optimum (the tests measure how close it comes to known smooth surfaces). A pass costs
 O(K x cols x rows); the second start costs O(K x cols x rows x max_jump_px).
+
+``smooth_method="mincut"`` solves the same problem exactly as a minimum s-t cut (Li et al. 2006)
+through PyMaxflow, with (K+1) x rows x cols nodes: practical for small frames and used by the tests
+to measure the ascent (on noisy 60 x 60 frames it reaches the exact optimum or comes within 2 % of
+the exact optimum's gain over the flat answer). It cannot express "absent or at least the minimum".
 """
 
 from __future__ import annotations
@@ -438,7 +443,8 @@ def labelling_score(scores, surfaces, profile=None) -> float:
 
 def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None,
                    min_thickness_mm=None, max_thickness_mm=None, max_jump_px: int | None = None,
-                   absent_ok=None, max_passes: int = 50) -> SearchResult:
+                   absent_ok=None, max_passes: int = 50, smooth_method: str = "ascent"
+                   ) -> SearchResult:
     """The labelling that obeys a region profile in every column and has the best total score.
 
     Parameters
@@ -462,6 +468,11 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
         Layers that may be absent (zero thickness) even though they have a minimum thickness.
     max_passes : int
         Most coordinate-ascent passes with `max_jump_px` (a flag is raised when reached).
+    smooth_method : {"ascent", "mincut"}
+        With `max_jump_px`: ``"ascent"`` (default) is the fast coordinate ascent described in the
+        module docstring; ``"mincut"`` is the exact optimum as a minimum cut (Li et al. 2006,
+        through PyMaxflow), with (K+1) x rows x cols graph nodes: for small frames and for
+        checking the ascent. It cannot express `absent_ok` layers that have a minimum.
 
     Returns
     -------
@@ -494,6 +505,8 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     labs = np.array((0,) + prof.labels, dtype=np.int64)
     K = prof.n_layers
     jump = None if max_jump_px is None else _check_jump(max_jump_px, K)
+    if smooth_method not in ("ascent", "mincut"):
+        raise ConfigError(f"smooth_method must be 'ascent' or 'mincut', got {smooth_method!r}")
     surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
     totals = np.empty(n_cols, dtype=np.float64)
     bad = np.zeros(n_cols, dtype=np.bool_)
@@ -505,14 +518,19 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     if max_jump_px is None:
         labels = surfaces_to_labels(surfaces, prof, n)
         return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact")
-    S, passes, converged = _smooth_search(sc, labs, mn, mx, absent, jump, int(max_passes),
-                                          surfaces)
-    if not converged:
-        flags.append(f"smooth search stopped after max_passes={max_passes} passes before "
-                     "converging")
+    if smooth_method == "mincut":
+        S = _mincut_search(sc, labs, mn, mx, absent, jump)
+        method = "smooth exact min-cut"
+    else:
+        S, passes, converged = _smooth_search(sc, labs, mn, mx, absent, jump, int(max_passes),
+                                              surfaces)
+        if not converged:
+            flags.append(f"smooth search stopped after max_passes={max_passes} passes before "
+                         "converging")
+        method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
     total = float(_total_score(sc, labs, S))
-    return SearchResult(labels, S, flags, total, f"smooth coordinate ascent ({passes} passes)")
+    return SearchResult(labels, S, flags, total, method)
 
 
 @njit(cache=True)
@@ -628,3 +646,61 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
         if best is None or total > best[0]:
             best = (total, S, passes, converged)
     return best[1], best[2], best[3]
+
+
+def _mincut_search(sc, labs, mn, mx, absent, jump):
+    """Exact jump-limited search as a minimum s-t cut (Li et al. 2006; Ishikawa's construction)
+    with PyMaxflow. Node (j, c, d), d = 1..n, is on the source side when ``s_j[c] >= d``; every
+    constraint is an implication between two such nodes (an infinite arc), and the score of
+    surface j at depth d enters as the increments of its cost down the column."""
+    try:
+        import maxflow
+    except ImportError:  # pragma: no cover - PyMaxflow is a dev dependency
+        raise ConfigError("smooth_method='mincut' needs the PyMaxflow package "
+                          "(pip install PyMaxflow)") from None
+    _, n, n_cols = sc.shape
+    K = mn.shape[0]
+    if n < 1:
+        return np.zeros((K + 1, n_cols))
+    P = np.zeros((N_LABELS, n + 1, n_cols))
+    np.cumsum(sc, axis=1, out=P[:, 1:])
+    below = np.append(labs[1:], labs[0])
+    U = P[labs] - P[below]                     # (K+1, n+1, cols): score as a function of s_j
+    delta = -(U[:, 1:] - U[:, :-1])            # cost increment of x(j, c, d) = 1, d = 1..n
+    delta = np.ascontiguousarray(delta.transpose(0, 2, 1))   # (K+1, cols, n)
+    big = 1.0 + 4.0 * float(np.abs(delta).sum())
+    g = maxflow.Graph[float]()
+    ids = g.add_grid_nodes((K + 1, n_cols, n))
+    src = np.where(delta < 0, -delta, 0.0)
+    snk = np.where(delta > 0, delta, 0.0)
+    ai, bi = [], []                            # implications x(a) = 1 => x(b) = 1
+
+    def imply(a, b):
+        ai.append(np.ravel(a))
+        bi.append(np.ravel(b))
+
+    imply(ids[:, :, 1:], ids[:, :, :-1])       # s >= d + 1 implies s >= d
+    for j in range(K + 1):
+        J = int(jump[j])
+        if J < n and n_cols > 1:               # s_j[c] >= d  =>  s_j[c +- 1] >= d - J
+            imply(ids[j, :-1, J:], ids[j, 1:, :n - J])
+            imply(ids[j, 1:, J:], ids[j, :-1, :n - J])
+    for k in range(K):
+        lo = int(mn[k])
+        hi = int(mx[k])
+        if absent[k] and lo > 0:
+            raise ConfigError("smooth_method='mincut' cannot express 'absent or at least the "
+                              "minimum' (absent_ok); use smooth_method='ascent'")
+        if lo < n:                             # s_k >= d  =>  s_{k+1} >= d + lo
+            imply(ids[k, :, :n - lo], ids[k + 1, :, lo:])
+        snk[k, :, max(n - lo, 0):] = big      # s_k > n - lo is impossible
+        src[k + 1, :, :min(lo, n)] = big      # s_{k+1} >= lo always
+        if hi < n:                             # s_{k+1} >= d  =>  s_k >= d - hi
+            imply(ids[k + 1, :, hi:], ids[k, :, :n - hi])
+    a = np.concatenate(ai)
+    b = np.concatenate(bi)
+    g.add_edges(a, b, np.full(a.size, big), np.zeros(a.size))
+    g.add_grid_tedges(ids, src, snk)
+    g.maxflow()
+    x = ~g.get_grid_segments(ids)              # True on the source side: s_j[c] >= d
+    return x.sum(axis=2).astype(np.float64)

@@ -226,3 +226,45 @@ def test_per_surface_jump_limits(rng):
     for bad in ([1, 2], 1.5, "x", [1, -1, 1, 1], np.nan):
         with pytest.raises(ConfigError, match="max_jump_px"):
             ordered_search(sc, SMALL, max_jump_px=bad)
+
+
+@pytest.mark.parametrize("profile", [SMALL, get_profile("forehead")])
+def test_mincut_without_binding_jumps_is_the_per_column_optimum(rng, profile):
+    kw = dict(spacing_mm=(0.1, 0.1), min_thickness_mm={"dermis": 0.2},
+              max_thickness_mm={"fat": 0.4})
+    for _ in range(3):
+        sc = rng.normal(size=(8, 12, 9))
+        r0 = ordered_search(sc, profile, **kw)
+        r1 = ordered_search(sc, profile, max_jump_px=12, smooth_method="mincut", **kw)
+        assert r1.method == "smooth exact min-cut"
+        assert r1.score == pytest.approx(r0.score, abs=1e-9)
+
+
+def test_ascent_close_to_exact_mincut(rng):
+    kw = dict(spacing_mm=(0.1, 0.1), min_thickness_mm={"dermis": 0.3},
+              max_thickness_mm={"fat": 1.5})
+    gaps = []
+    for _ in range(4):
+        truth = smooth_truth(rng, 60, 60, SMALL.n_layers)
+        sc = noisy_scores(rng, truth, SMALL, 60, noise=2.0)
+        ra = ordered_search(sc, SMALL, max_jump_px=1, **kw)
+        rm = ordered_search(sc, SMALL, max_jump_px=1, smooth_method="mincut", **kw)
+        flat = ordered_search(sc.sum(axis=2, keepdims=True), SMALL, **kw)
+        flat_score = labelling_score(sc, np.repeat(flat.surfaces, 60, axis=1), SMALL)
+        s = rm.surfaces
+        assert np.abs(np.diff(s, axis=1)).max() <= 1
+        t = np.diff(s, axis=0)
+        assert (t >= 0).all() and (t[0] >= 3).all() and (t[1] <= 15).all()
+        assert rm.score >= ra.score - 1e-9          # the min-cut is the exact optimum
+        gaps.append((rm.score - ra.score) / (rm.score - flat_score))
+    # the coordinate ascent recovers nearly all of the exact optimum's gain over the flat answer
+    assert max(gaps) < 0.02
+
+
+def test_mincut_rejects_what_it_cannot_express(rng):
+    sc = rng.normal(size=(8, 10, 4))
+    with pytest.raises(ConfigError, match="absent_ok"):
+        ordered_search(sc, SMALL, spacing_mm=(0.1, 0.1), min_thickness_mm={"fat": 0.2},
+                       absent_ok=["fat"], max_jump_px=1, smooth_method="mincut")
+    with pytest.raises(ConfigError, match="smooth_method"):
+        ordered_search(sc, SMALL, max_jump_px=1, smooth_method="graphcut")
