@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._config import CV2_FLOOR, FASTMATH
+from ._config import CV2_FLOOR, ERROR_MODEL, FASTMATH
 
 LEE, KUAN, LOCAL_CV = 0, 1, 2
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _init_colsums(P, a, wr, s1, s2):
     for j in range(P.shape[1]):
         s1[j] = 0.0
@@ -30,7 +30,7 @@ def _init_colsums(P, a, wr, s1, s2):
             s2[j] += v * v
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _advance_colsums(P, i, wr, s1, s2):
     """Column sums for output row ``i`` from those of row ``i - 1``."""
     for j in range(P.shape[1]):
@@ -40,7 +40,7 @@ def _advance_colsums(P, i, wr, s1, s2):
         s2[j] += vn * vn - vo * vo
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _adaptive_kernel(P, wr, wc, mode, cu2, n_chunks, out):
     """Lee (mode 0), Kuan (mode 1) or the local coefficient of variation (mode 2).
 
@@ -94,7 +94,7 @@ def _adaptive_kernel(P, wr, wc, mode, cu2, n_chunks, out):
                 out[i, j] = m + w * (x - m)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _frost_kernel(P, wr, wc, damping, dist_idx, dist_val, n_chunks, out):
     """Frost filter: ``out = sum_k m_k x_k / sum_k m_k`` over the window, with
     ``m_k = exp(-damping * ci2 * |t_k|)``, ``ci2 = var / mean**2`` of the window and ``|t_k|`` the

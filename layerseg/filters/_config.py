@@ -49,3 +49,8 @@ NLM_CUTOFF = 5.0
 
 #: Largest window (side, in pixels) a box/median filter accepts.
 MAX_WINDOW = 101
+
+#: Numba error model of the kernels: 'numpy' (IEEE division, no ZeroDivisionError check), which
+#: lets LLVM vectorise loops with divisions. Every division in a kernel is guarded (eps floors,
+#: zero-mean branches), so no inf/NaN can arise from validated input.
+ERROR_MODEL = "numpy"

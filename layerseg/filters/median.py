@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from functools import lru_cache
 
-from ._config import FASTMATH_NONE
+from ._config import ERROR_MODEL, FASTMATH_NONE
 from ._validate import check_image, check_window
 
 __all__ = ["median_filter"]
@@ -93,7 +93,7 @@ def median_network(n: int):
             np.ascontiguousarray(arr[:, 2]), out)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH_NONE)
+@njit(parallel=True, cache=True, fastmath=FASTMATH_NONE, error_model=ERROR_MODEL)
 def _median_network_kernel(P, wr, wc, na, nb, nop, slot_out, n_chunks, out):
     """Median of each ``wr x wc`` window of ``P`` by the network ``(na, nb, nop)``, a whole
     output row at a time."""
@@ -134,7 +134,7 @@ def _median_network_kernel(P, wr, wc, na, nb, nop, slot_out, n_chunks, out):
                 out[i, j] = res[j]
 
 
-@njit(cache=True, fastmath=FASTMATH_NONE)
+@njit(cache=True, fastmath=FASTMATH_NONE, error_model=ERROR_MODEL)
 def _select_kth(a, n, k):
     """k-th smallest of ``a[:n]`` (0-based), reordering ``a`` in place (Wirth 1976)."""
     lo = 0
@@ -163,7 +163,7 @@ def _select_kth(a, n, k):
     return a[k]
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH_NONE)
+@njit(parallel=True, cache=True, fastmath=FASTMATH_NONE, error_model=ERROR_MODEL)
 def _median_kernel(P, wr, wc, n_chunks, out):
     """Median of each ``wr x wc`` window of the padded image ``P`` into ``out``."""
     rows, cols = out.shape

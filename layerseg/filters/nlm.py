@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import FilterInputError
-from ._config import FASTMATH, NLM_CUTOFF
+from ._config import ERROR_MODEL, FASTMATH, NLM_CUTOFF
 from ._validate import check_image, check_positive, to_envelope
 
 __all__ = ["denoise_nlm"]
@@ -42,7 +42,7 @@ __all__ = ["denoise_nlm"]
 L2, PEARSON = 0, 1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var_n, eps,
                    cutoff, V, W, forward):
     """Weights of the pairs (q, q+t) for anchors q in rows ra0..ra0+nr, cols ca0..ca0+nc (image
@@ -96,7 +96,7 @@ def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var
             W[u, v] = np.exp(-dist) if dist <= cutoff else 0.0
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out):
     rows, cols = out.shape
     n_tiles = (rows + tile - 1) // tile

@@ -27,14 +27,15 @@ import numba
 from numba import njit, prange
 
 from ..errors import FilterInputError
-from ._config import CV2_FLOOR, FASTMATH, RAYLEIGH_CV, SRAD_DT_MAX, SRAD_EPS_REL, SRAD_Q0_DECAY
+from ._config import (CV2_FLOOR, ERROR_MODEL, FASTMATH, RAYLEIGH_CV, SRAD_DT_MAX, SRAD_EPS_REL,
+                      SRAD_Q0_DECAY)
 from ._validate import check_positive, to_envelope
 from .adaptive import check_box, estimate_speckle_cv
 
 __all__ = ["despeckle_srad"]
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def _coef(c0, vn, vs, vw, ve, q0sq, eps):
     """SRAD diffusion coefficient of one pixel from its value and its four neighbours."""
     dn = vn - c0
@@ -53,7 +54,7 @@ def _coef(c0, vn, vs, vw, ve, q0sq, eps):
     return 0.0 if den < CV2_FLOOR else c
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _coef_row(I, r, q0sq, eps, crow):
     """Diffusion coefficients of image row ``r`` (Neumann boundary) into ``crow``."""
     rows, cols = I.shape
@@ -70,7 +71,26 @@ def _coef_row(I, r, q0sq, eps, crow):
     crow[j] = _coef(np.float64(mid[j]), up[j], dn[j], mid[j - 1], mid[j], q0sq, eps)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def _update_row(up, mid, dn, cc, cs, k, o):
+    """``o = mid + k * div(c grad)`` for one row; ``cc``/``cs``: coefficients of this row and
+    the row below. The interior loop has no boundary branches, so LLVM vectorises it."""
+    cols = mid.shape[0]
+    for j in range(1, cols - 1):
+        c0 = np.float64(mid[j])
+        div = (cs[j] * (dn[j] - c0) + cc[j] * (up[j] - c0)
+               + cc[j + 1] * (mid[j + 1] - c0) + cc[j] * (mid[j - 1] - c0))
+        o[j] = c0 + k * div
+    for j in (0, cols - 1):
+        c0 = np.float64(mid[j])
+        je = j + 1 if j < cols - 1 else cols - 1
+        jw = j - 1 if j > 0 else 0
+        div = (cs[j] * (dn[j] - c0) + cc[j] * (up[j] - c0)
+               + cc[je] * (mid[je] - c0) + cc[j] * (mid[jw] - c0))
+        o[j] = c0 + k * div
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _srad_step(I, q0sq, dt, eps, n_chunks, out):
     """One SRAD iteration of ``I`` into ``out``. Rows are split into blocks run in parallel;
     each block keeps the coefficients of the current and the next row only (the update of row
@@ -90,16 +110,7 @@ def _srad_step(I, q0sq, dt, eps, n_chunks, out):
             i_s = i + 1 if i < rows - 1 else rows - 1
             _coef_row(I, i_s, q0sq, eps, cs)
             up = I[i - 1 if i > 0 else 0]
-            mid = I[i]
-            dn = I[i_s]
-            o = out[i]
-            for j in range(cols):
-                c0 = np.float64(mid[j])
-                je = j + 1 if j < cols - 1 else cols - 1
-                jw = j - 1 if j > 0 else 0
-                div = (cs[j] * (dn[j] - c0) + cc[j] * (up[j] - c0)
-                       + cc[je] * (mid[je] - c0) + cc[j] * (mid[jw] - c0))
-                o[j] = c0 + k * div
+            _update_row(up, I[i], I[i_s], cc, cs, k, out[i])
 
 
 def _box_q0sq(I: np.ndarray, box) -> float:
