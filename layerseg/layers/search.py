@@ -213,23 +213,35 @@ def _thick_ok(t, mn, mx, absent):
     return t >= mn and t <= mx
 
 
-@njit(cache=True)
-def _surface_pass(scores, labs, mn, mx, absent, S, j, jump, V, arg, U, allowed, dq):
-    """Re-solve surface j (0..K) with the others fixed, exactly, by Viterbi along columns.
-    Updates S[j] in place when the total improves; returns the gain (>= 0)."""
+@njit(cache=True, parallel=True)
+def _gain_table(scores, lab_above, lab_below, U):
+    """U[c, d] = sum_{r<d} (score_above - score_below)[r, c], tiles of columns in parallel so the
+    score rows are read contiguously."""
     n_lab, n, n_cols = scores.shape
+    n_tiles = (n_cols + _TILE - 1) // _TILE
+    for ti in prange(n_tiles):
+        c0 = ti * _TILE
+        w = min(_TILE, n_cols - c0)
+        acc = np.zeros(_TILE)
+        for t in range(w):
+            U[c0 + t, 0] = 0.0
+        for r in range(n):
+            for t in range(w):
+                acc[t] += scores[lab_above, r, c0 + t] - scores[lab_below, r, c0 + t]
+                U[c0 + t, r + 1] = acc[t]
+
+
+@njit(cache=True)
+def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
+    """Re-solve surface j (0..K) with the others fixed, exactly, by Viterbi along columns.
+    U[c, d] is the part of the total score that depends on s_j (see `_gain_table`).
+    Updates S[j] in place when the total improves; returns the gain (>= 0)."""
+    n_cols = U.shape[0]
+    n = U.shape[1] - 1
     n_layers = mn.shape[0]
-    lab_above = labs[j]          # labs[0] is background; labs[k+1] is layer k
-    lab_below = labs[j + 1] if j < n_layers else labs[0]
     cur_total = 0.0
     for c in range(n_cols):
-        # U[d] = sum_{r<d} (score_above - score_below): the part of the total that depends on s_j
-        acc = 0.0
-        U[0] = 0.0
-        for r in range(n):
-            acc += scores[lab_above, r, c] - scores[lab_below, r, c]
-            U[r + 1] = acc
-        cur_total += U[int(S[j, c])]
+        cur_total += U[c, int(S[j, c])]
         # depths allowed by the neighbouring surfaces' order and thickness limits
         for d in range(n + 1):
             ok = True
@@ -240,7 +252,7 @@ def _surface_pass(scores, labs, mn, mx, absent, S, j, jump, V, arg, U, allowed, 
             allowed[d] = ok
         if c == 0:
             for d in range(n + 1):
-                V[0, d] = U[d] if allowed[d] else _NEG
+                V[0, d] = U[0, d] if allowed[d] else _NEG
                 arg[0, d] = -1
             continue
         # V[c, d] = U[d] + max of V[c-1] over [d - jump, d + jump] (monotone queue)
@@ -259,7 +271,7 @@ def _surface_pass(scores, labs, mn, mx, absent, S, j, jump, V, arg, U, allowed, 
             while tail > head and dq[head] < d - jump:
                 head += 1
             if allowed[d] and tail > head:
-                V[c, d] = U[d] + V[c - 1, dq[head]]
+                V[c, d] = U[c, d] + V[c - 1, dq[head]]
                 arg[c, d] = dq[head]
             else:
                 V[c, d] = _NEG
@@ -611,7 +623,7 @@ def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
     _, n, n_cols = sc.shape
     V = np.empty((n_cols, n + 1))
     arg = np.empty((n_cols, n + 1), dtype=np.int64)
-    U = np.empty(n + 1)
+    U = np.empty((n_cols, n + 1))   # recomputed per surface: cheap, and K times less memory
     allowed = np.empty(n + 1, dtype=np.bool_)
     dq = np.empty(n + 1, dtype=np.int64)
     passes = 0
@@ -619,8 +631,8 @@ def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
         order = range(K + 1) if passes % 2 == 0 else range(K, -1, -1)
         gain = 0.0
         for j in order:
-            gain += _surface_pass(sc, labs, mn, mx, absent, S, j, int(jump[j]), V, arg, U, allowed,
-                                  dq)
+            _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U)
+            gain += _surface_pass(U, mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
         passes += 1
         if gain == 0.0:
             return S, passes, True
