@@ -18,11 +18,12 @@ Without smoothness the columns are independent and each is solved exactly by dyn
 over the surfaces: with ``P_l[b]`` the prefix sum of label l's scores down the column,
 ``g_0[b] = P_0[b]`` and ``g_{k+1}[b] = P_{l_k}[b] + max_{a in A_k(b)} (g_k[a] - P_{l_k}[a])`` where
 ``A_k(b)`` holds the tops a whose thickness ``b - a`` layer k allows; the windowed maximum is kept
-with a monotone queue, so a column costs O(rows x K), and columns run in parallel (``prange``).
+with a monotone queue (a running maximum for a layer without limits), so a column costs
+O(rows x K), and tiles of columns run in parallel (``prange``).
 
 With smoothness the surfaces are coupled across columns; the exact optimum is a min-cut problem
-(Li et al. 2006). This module uses a documented approximation instead, block coordinate ascent
-from two feasible starts, keeping the better result:
+(Li et al. 2006). By default (``smooth_method="ascent"``) this module uses a documented
+approximation instead, block coordinate ascent from two feasible starts, keeping the better result:
 
 1. the best *flat* answer (the exact 1-D optimum on the column-summed scores, which meets every
    limit with zero jumps);
