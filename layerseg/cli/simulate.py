@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("dataset", "dicom"), default="dataset",
                    help="dataset layout (default) or DICOM exams")
     p.add_argument("--image-format", choices=("png", "npy"), default="png")
+    p.add_argument("--rf", choices=("rf", "iq"), default=None,
+                   help="also write RF (after TGC) or IQ lines per frame under rf/")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -35,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     out = simulate_dataset(args.out, args.n, seed=args.seed, region=args.region,
                            age_range=tuple(args.age_range), workers=args.workers,
                            fmt=args.format, progress=not args.no_progress,
-                           image_format=args.image_format)
+                           image_format=args.image_format, write_rf=args.rf)
     print(f"wrote {args.n} frame(s) to {out} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -45,8 +45,10 @@ class SimulatedFrame:
         JSON-able ground truth (see `simulate_frame`).
     iq : complex64 ndarray (rows * up, cols) or None
         Beamformed IQ at baseband (f0) on the fine axial grid, before TGC, when asked.
-    rf : float32 ndarray or None
-        RF lines (``truth['acoustics']['rf_fs_mhz']`` sampling), before TGC, when asked.
+    rf : float32 ndarray (samples, cols) or None
+        RF lines after TGC and gain, as a scanner digitises them (sampling rate
+        ``truth['acoustics']['rf_fs_mhz']``, sample k at depth ``(k + 0.5 k_up) c / (2 fs)``,
+        i.e. offset by half a fine IQ step), when asked.
     """
 
     frame: Frame
@@ -255,7 +257,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     iq = res.iq if (return_iq or return_rf) else None
     rf = None
     if return_rf:
-        rf, fs = iq_to_rf(res.iq, params.frequency_mhz, med.dz_f_mm)
+        gain = (10.0 ** ((res.tgc_db + params.gain_db) / 20.0)).astype(np.float32)[:, None]
+        rf, fs = iq_to_rf(res.iq * gain, params.frequency_mhz, med.dz_f_mm)
         truth["acoustics"]["rf_fs_mhz"] = fs
     return SimulatedFrame(frame, labels, truth, iq if return_iq else None, rf)
 

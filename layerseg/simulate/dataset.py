@@ -101,7 +101,7 @@ def _frame_seed(seed: int, index: int) -> np.random.SeedSequence:
 
 
 def _run_exam(args) -> list[dict[str, Any]]:
-    exam, seed, root, fmt, image_format, sim_kwargs = args
+    exam, seed, root, fmt, image_format, write_rf, sim_kwargs = args
     from ..io.dataset import write_frame_files
     from .core import simulate_frame
 
@@ -110,7 +110,8 @@ def _run_exam(args) -> list[dict[str, Any]]:
     for idx, fid in zip(exam.indices, exam.frame_ids):
         s = simulate_frame(_frame_seed(seed, idx), region=exam.region, age=exam.age,
                            sex=exam.sex, frequency_mhz=exam.frequency_mhz,
-                           elasto_kind=exam.elasto_kind, **sim_kwargs)
+                           elasto_kind=exam.elasto_kind, return_rf=write_rf == "rf",
+                           return_iq=write_rf == "iq", **sim_kwargs)
         s.frame.meta.subject_key = exam.subject_id
         s.truth["seed"] = {"dataset_seed": int(seed), "index": int(idx)}
         s.truth.update(subject_id=exam.subject_id, frame_id=fid)
@@ -123,6 +124,9 @@ def _run_exam(args) -> list[dict[str, Any]]:
             frames.append(s.frame)
         row.update(subject_id=exam.subject_id, split=exam.split, age=exam.age, sex=exam.sex,
                    region=exam.region)
+        if write_rf:
+            row["rf"] = _write_rf(root if fmt == "dataset" else root / "truth_frames", fid, s,
+                                  write_rf)
         rows.append(row)
     if fmt == "dicom":
         from .dicom_export import write_exam_dicom
@@ -135,10 +139,29 @@ def _run_exam(args) -> list[dict[str, Any]]:
     return rows
 
 
+def _write_rf(root: Path, fid: str, s, kind: str) -> str:
+    """Write rf/<id>.npy (RF after TGC, or IQ before TGC) + its sidecar for layerseg.io.read_rf."""
+    d = root / "rf"
+    d.mkdir(parents=True, exist_ok=True)
+    ac = s.truth["acoustics"]
+    if kind == "rf":
+        arr, fs, iq = s.rf, ac["rf_fs_mhz"], False
+    else:
+        arr, fs, iq = s.iq, ac["iq_fs_mhz"], True
+    np.save(d / f"{fid}.npy", arr)
+    side = {"fs_mhz": fs, "f0_mhz": ac["frequency_mhz"], "line_pitch_mm": s.frame.spacing_mm[1],
+            "c_m_s": 1540.0, "dynamic_range_db": s.frame.dynamic_range_db, "iq": iq,
+            "pixel_mm": list(s.frame.spacing_mm)}
+    import json
+    (d / f"{fid}.json").write_text(json.dumps(side, indent=1))
+    return f"rf/{fid}.npy"
+
+
 def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
                      region: str | None = None, age_range: tuple[float, float] = (20, 80),
                      workers: int = 1, fmt: str = "dataset", progress: bool = True,
-                     image_format: str = "png", **sim_kwargs) -> Path:
+                     image_format: str = "png", write_rf: str | None = None,
+                     **sim_kwargs) -> Path:
     """Simulate `n` frames into the folder `out`.
 
     Parameters
@@ -165,6 +188,9 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         Show a tqdm progress bar (frames).
     image_format : {'png', 'npy'}
         B-mode image files (8-bit PNG, or float32 .npy keeping the exact grey levels).
+    write_rf : {None, 'rf', 'iq'}
+        Also write ``rf/<id>.npy`` (RF lines after TGC, or baseband IQ before TGC) with a sidecar
+        JSON that `layerseg.io.read_rf` reads (manifest column ``rf``).
     **sim_kwargs
         Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
 
@@ -177,6 +203,8 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         raise ConfigError(f"fmt must be 'dataset' or 'dicom', got {fmt!r}")
     if image_format not in ("png", "npy"):
         raise ConfigError(f"image_format must be 'png' or 'npy', got {image_format!r}")
+    if write_rf not in (None, "rf", "iq"):
+        raise ConfigError(f"write_rf must be None, 'rf' or 'iq', got {write_rf!r}")
     if int(workers) < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     root = Path(out)
@@ -185,7 +213,7 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
             raise DatasetError(f"{name} exists; refusing to overwrite a dataset", root)
     exams = plan_dataset(n, seed=seed, region=region, age_range=age_range)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(e, int(seed), str(root), fmt, image_format, sim_kwargs) for e in exams]
+    jobs = [(e, int(seed), str(root), fmt, image_format, write_rf, sim_kwargs) for e in exams]
     bar = None
     if progress:
         from tqdm import tqdm
