@@ -42,58 +42,75 @@ __all__ = ["denoise_nlm"]
 L2, PEARSON = 0, 1
 
 
+#: exp(-k/8) for k = 0 .. 8 * NLM_CUTOFF + 1: the table of `_exp_neg`'s range reduction.
+_EXP_EIGHTHS = np.exp(-np.arange(int(8 * NLM_CUTOFF) + 2) / 8.0)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
+def _exp_neg(x):
+    """exp(-x) for 0 <= x <= NLM_CUTOFF, relative error < 1e-10: a table of exp(-k/8) times a
+    degree-6 Taylor polynomial of exp(-r), r = x - k/8 in [0, 1/8). Branch-free and without a
+    libm call, so loops over it vectorise (scalar libm exp was a third of the NLM time)."""
+    k = int(x * 8.0)
+    r = x - k * 0.125
+    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0
+                                                                       - r / 720.0)))))
+    return _EXP_EIGHTHS[k] * p
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def _add_row(P, row, tr, tc, c0, n, mode, forward, eps, sign, V):
+    """``V[v] += sign * g(P[row, c0 + v], P[row + tr, c0 + v + tc])`` for v < n, with g the
+    squared difference (l2) or the squared difference over the candidate (Pearson)."""
+    pa = P[row, c0:c0 + n]
+    pb = P[row + tr, c0 + tc:c0 + tc + n]
+    if mode == L2:
+        for v in range(n):
+            d = np.float64(pa[v]) - np.float64(pb[v])
+            V[v] += sign * (d * d)
+    elif forward:
+        for v in range(n):
+            b = np.float64(pb[v])
+            d = np.float64(pa[v]) - b
+            V[v] += sign * (d * d) / max(b, eps)
+    else:
+        for v in range(n):
+            a = np.float64(pa[v])
+            d = a - np.float64(pb[v])
+            V[v] += sign * (d * d) / max(a, eps)
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var_n, eps,
-                   cutoff, V, W, forward):
+                   cutoff, V, S, W, forward):
     """Weights of the pairs (q, q+t) for anchors q in rows ra0..ra0+nr, cols ca0..ca0+nc (image
     coordinates) into ``W[:nr, :nc]``. ``forward``: the denominator is z(q+t) (Pearson weight of
-    q receiving from q+t); else z(q) (weight of q+t receiving from q). l2 ignores it."""
+    q receiving from q+t); else z(q) (weight of q+t receiving from q). l2 ignores it.
+    Column sums over the patch rows ``V`` are kept with running updates down the rows; the box
+    sums along a row are differences of the prefix sums ``S`` of ``V``."""
     ncv = nc + lo + hi
-    c_lo = ca0 - lo + pad
+    bw = lo + hi + 1
+    c0 = ca0 - lo + pad
     for u in range(nr):
         r = ra0 + u + pad
         if u == 0:
             for v in range(ncv):
                 V[v] = 0.0
             for y in range(-lo, hi + 1):
-                for v in range(ncv):
-                    a = np.float64(P[r + y, c_lo + v])
-                    b = np.float64(P[r + y + tr, c_lo + v + tc])
-                    dd = a - b
-                    g = dd * dd
-                    if mode == PEARSON:
-                        den = b if forward else a
-                        g = g / (den if den > eps else eps)
-                    V[v] += g
+                _add_row(P, r + y, tr, tc, c0, ncv, mode, forward, eps, 1.0, V)
         else:
-            ya = r + hi
-            yo = r - lo - 1
-            for v in range(ncv):
-                a = np.float64(P[ya, c_lo + v])
-                b = np.float64(P[ya + tr, c_lo + v + tc])
-                dd = a - b
-                g = dd * dd
-                a2 = np.float64(P[yo, c_lo + v])
-                b2 = np.float64(P[yo + tr, c_lo + v + tc])
-                d2 = a2 - b2
-                g2 = d2 * d2
-                if mode == PEARSON:
-                    den = b if forward else a
-                    g = g / (den if den > eps else eps)
-                    den2 = b2 if forward else a2
-                    g2 = g2 / (den2 if den2 > eps else eps)
-                V[v] += g - g2
-        s = 0.0
-        for v in range(lo + hi + 1):
-            s += V[v]
+            _add_row(P, r + hi, tr, tc, c0, ncv, mode, forward, eps, 1.0, V)
+            _add_row(P, r - lo - 1, tr, tc, c0, ncv, mode, forward, eps, -1.0, V)
+        acc = 0.0
+        S[0] = 0.0
+        for v in range(ncv):
+            acc += V[v]
+            S[v + 1] = acc
+        Wu = W[u]
         for v in range(nc):
-            if v > 0:
-                s += V[v + lo + hi] - V[v - 1]
-            dist = s - var_n
-            if dist < 0.0:
-                dist = 0.0
-            dist *= inv_norm
-            W[u, v] = np.exp(-dist) if dist <= cutoff else 0.0
+            dist = max(S[v + bw] - S[v] - var_n, 0.0) * inv_norm
+            w = _exp_neg(min(dist, cutoff))
+            Wu[v] = w if dist <= cutoff else 0.0
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -113,6 +130,7 @@ def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out
         WA = np.empty((T + d, cols + d))
         WB = np.empty((T + d, cols + d))
         V = np.empty(cols + d + lo + hi + 1)
+        S = np.empty(cols + d + lo + hi + 2)
         for tr in range(-d, d + 1):
             for tc in range(0, d + 1):
                 if tc == 0 and tr <= 0:
@@ -122,22 +140,27 @@ def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out
                 ca0 = -tc
                 nc = cols + tc
                 _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
-                               var_n, eps, cutoff, V, WA, True)
+                               var_n, eps, cutoff, V, S, WA, True)
                 if mode == PEARSON:
                     _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
-                                   var_n, eps, cutoff, V, WB, False)
+                                   var_n, eps, cutoff, V, S, WB, False)
                     wb = WB
                 else:
                     wb = WA
                 for i in range(T):
                     ua = a + i - ra0
-                    ub = ua - tr
                     pr = a + i + pad
+                    wf_row = WA[ua, tc:tc + cols]            # weight of (p, p+t), p in row i
+                    wb_row = wb[ua - tr, 0:cols]             # weight of (p-t, p)
+                    pf = P[pr + tr, pad + tc:pad + tc + cols]
+                    pb = P[pr - tr, pad - tc:pad - tc + cols]
+                    nrow = num[i]
+                    wrow = wsum[i]
                     for j in range(cols):
-                        wf = WA[ua, j - ca0]
-                        wr_ = wb[ub, j - tc - ca0]
-                        num[i, j] += wf * P[pr + tr, j + pad + tc] + wr_ * P[pr - tr, j + pad - tc]
-                        wsum[i, j] += wf + wr_
+                        wf = wf_row[j]
+                        wr_ = wb_row[j]
+                        nrow[j] += wf * pf[j] + wr_ * pb[j]
+                        wrow[j] += wf + wr_
         for i in range(T):
             for j in range(cols):
                 out[a + i, j] = num[i, j] / wsum[i, j]
