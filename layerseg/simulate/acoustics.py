@@ -34,7 +34,8 @@ Model (all stated, all checked by tests/simulate/test_acoustics.py):
 * Noise. Complex white Gaussian electronic noise, band-limited by the same receive pulse, at
   ``noise_db`` relative to the reference echo level (below), added before TGC so that TGC
   amplifies it with depth: penetration ends where the attenuated echo meets it.
-* TGC. ``+2 * tgc_db_cm_mhz * f0 * z`` dB at apparent depth z (round trip), from the probe face.
+* TGC. ``+2 * tgc_db_cm_mhz * f0 * max(0, z - tgc_start_mm)`` dB at apparent depth z (round
+  trip); `simulate_frame` starts the ramp at the skin surface.
 * Display. ``L = 20 log10(|IQ| TGC / ref) + gain_db``; grey = ``255 (L - headroom_db + DR) / DR``
   clipped to 0-255, where ``ref`` is the rms echo of the reference tissue (density
   `REF_DENSITY_PER_CELL` per resolution cell, unit amplitude) at the focus with no attenuation.
@@ -91,6 +92,8 @@ class AcousticParams:
         Apply time-gain compensation.
     tgc_db_cm_mhz : float
         One-way attenuation slope the TGC compensates (dB/cm/MHz).
+    tgc_start_mm : float
+        Depth where the TGC ramp starts (an operator sets the gel/stand-off flat).
     gain_db : float
         Overall receive gain.
     dynamic_range_db : float
@@ -110,6 +113,7 @@ class AcousticParams:
     noise_db: float = -63.0
     tgc: bool = True
     tgc_db_cm_mhz: float = 0.5
+    tgc_start_mm: float = 0.0
     gain_db: float = 0.0
     dynamic_range_db: float = 60.0
     headroom_db: float = 10.0
@@ -474,7 +478,8 @@ def form_iq(med: Medium, p: AcousticParams, rng: np.random.Generator, *,
     m = med.margin
     n_out = med.n_out_cols or nxp - 2 * m
     iq = iq[:, m:m + n_out]
-    tgc_db = (2.0 * p.tgc_db_cm_mhz * f0 * z / 10.0) if p.tgc else np.zeros(nz)
+    tgc_db = (2.0 * p.tgc_db_cm_mhz * f0 * np.maximum(z - p.tgc_start_mm, 0.0) / 10.0
+              if p.tgc else np.zeros(nz))
     envf = np.abs(iq) * (10.0 ** ((tgc_db + p.gain_db) / 20.0))[:, None]
     env = envf.reshape(nz // med.up, med.up, -1).mean(axis=1)
     return IQResult(iq.astype(np.complex64), tgc_db, env.astype(np.float32),

@@ -110,9 +110,9 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     vary : bool
         Draw every setting left as None from its variation range (a model must survive them);
         False uses the nominal value. Ranges and nominal values (our choice): gain -6..6 (0) dB,
-        dynamic range 50-70 (60) dB, TGC slope 0.3-0.7 (0.5) dB/cm/MHz, focus 1.5-5 (3) mm under
+        dynamic range 50-70 (60) dB, TGC slope 0.3-0.6 (0.5) dB/cm/MHz from the skin surface, focus 1.5-5 (3) mm under
         the skin, F-number 1.8-3 (2), fractional bandwidth 0.5-0.75 (0.6), noise -67..-59 (-63)
-        dB, tilt -8..8 (0) degrees, stand-off 0.1-5 (0.3) mm, artefacts (none).
+        dB, tilt -8..8 (0) degrees, stand-off 0.1-5 (0.3) mm (60 % under 0.8 mm), artefacts (none).
     gain_db, dynamic_range_db, tgc, tgc_db_cm_mhz, focus_mm, f_number, fractional_bandwidth, noise_db
         Imaging settings (see `layerseg.simulate.acoustics.AcousticParams`; `focus_mm` is from the
         probe face).
@@ -151,7 +151,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
 
     def draw_standoff():
         r = rng.random()
-        return u(0.1, 0.8) if r < 0.5 else (u(0.8, 3.0) if r < 0.85 else u(3.0, 5.0))
+        return u(0.1, 0.8) if r < 0.6 else (u(0.8, 2.5) if r < 0.9 else u(2.5, 5.0))
 
     standoff = float(_pick(standoff_mm, vary, draw_standoff, 0.3))
     if not (0.0 <= standoff <= 5.0):
@@ -163,7 +163,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         focus_mm=float(_pick(focus_mm, vary, lambda: standoff + u(1.5, 5.0), standoff + 3.0)),
         noise_db=float(_pick(noise_db, vary, lambda: u(-67, -59), -63.0)),
         tgc=bool(tgc),
-        tgc_db_cm_mhz=float(_pick(tgc_db_cm_mhz, vary, lambda: u(0.3, 0.7), 0.5)),
+        tgc_db_cm_mhz=float(_pick(tgc_db_cm_mhz, vary, lambda: u(0.3, 0.6), 0.5)),
+        tgc_start_mm=standoff,
         gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),
         dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)))
     tilt = float(_pick(tilt_deg, vary, lambda: u(-8, 8), 0.0))

@@ -310,11 +310,11 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         in_sleb = (idx == kd) & (zz < d_top + sl[None, :])
         amp_db[in_sleb] += tab["aging"]["sleb"]["backscatter_db"]
         extras["sleb_apparent_mm"] = float(np.mean(sl[m:m + n_cols]))
-    # muscle streaks (perimysium): laterally elongated bright streaks, +8 dB (ours)
+    # muscle streaks (perimysium): laterally elongated bright streaks, +7 dB (ours)
     if "muscle" in layers:
         km = layers.index("muscle") + 1
         st = np.repeat(_smooth_noise(rng, (n_rows, nxp), 0.015 / dz, 0.6 / dx), up, axis=0)
-        amp_db += np.where((idx == km) & (st > 1.2), 9.0, 0.0).astype(np.float32)
+        amp_db += np.where((idx == km) & (st > 1.2), 7.0, 0.0).astype(np.float32)
         amp_db += np.where(idx == km, 2.0 * st, 0.0).astype(np.float32)
     amplitude = (amp_t[idx] * 10.0 ** (amp_db / 20.0)).astype(np.float32)
     # fat septa: thin oblique dense bright bands inside fat and deep fat
