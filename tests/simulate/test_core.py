@@ -139,3 +139,16 @@ def test_bad_input(kw, err):
 def test_bad_seed():
     with pytest.raises(ConfigError):
         simulate_frame("abc", **SMALL)
+
+
+def test_default_region_and_frequency_range():
+    s = simulate_frame(1, region=None, vary=False, with_elasto=False, **SMALL)
+    assert s.truth["region"] == "default" and s.frame.meta.region == "default"
+    assert order_violations(s.labels, None) == 0
+    widths = []
+    for f0 in (15.0, 50.0):
+        s = simulate_frame(1, region="cheek", frequency_mhz=f0, vary=False, with_elasto=False,
+                           **SMALL)
+        assert s.frame.meta.frequency_mhz == f0
+        widths.append(s.truth["acoustics"]["axial_fwhm_mm"])
+    assert widths[1] < widths[0]  # shorter pulse at 50 MHz

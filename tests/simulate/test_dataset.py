@@ -92,10 +92,21 @@ def test_dicom_exams_read_back(tmp_path):
     import csv
     exams = list(csv.DictReader(open(out / "exams.csv")))
     assert sum(int(e["n_frames"]) for e in exams) == 3
+    from layerseg.simulate.dicom_export import default_exam_bar
+    truth = {it.id: it for it in read_dataset(out / "truth_frames")}
     for e in exams:
-        series = layerseg.read(out / e["dicom"])
+        series = layerseg.read(out / e["dicom"], colour_bar=default_exam_bar(e["elasto_kind"]),
+                               elasto_kind=e["elasto_kind"])
         assert len(series) == int(e["n_frames"])
-        assert series[0].spacing_mm == pytest.approx((6.0 / 96, 3.2 / 64), rel=1e-3)
+        for k, fid in enumerate(e["frame_ids"].split()):
+            f = series[k]
+            assert f.spacing_mm == pytest.approx((6.0 / 96, 3.2 / 64), rel=1e-3)
+            want = truth[fid].frame.elasto
+            assert f.elasto is not None and f.elasto_kind == e["elasto_kind"]
+            v = np.isfinite(want) & np.isfinite(f.elasto)
+            assert v.sum() > 0.8 * np.isfinite(want).sum()
+            scale = np.nanmax(np.abs(want))
+            assert np.median(np.abs(f.elasto[v] - want[v])) < 0.05 * scale
 
 
 @pytest.mark.parametrize("kind", ["rf", "iq"])
