@@ -264,9 +264,10 @@ def choose_up(p: AcousticParams, dz_mm: float) -> int:
     """Smallest axial oversampling whose Nyquist covers the IQ band (>= 3.5 sigma + 50 % shift)."""
     if p.up is not None:
         return int(p.up)
-    sk = 2.0 * sigma_f_mhz(p) * 1e3 / C_REF  # cycles/mm (two-way)
-    need = 3.5 * sk + 0.5 * p.frequency_mhz * 1e3 * 2 / C_REF * 0.35
-    return max(1, int(math.ceil(dz_mm * 2.0 * need)))
+    sk = 2.0 * sigma_f_mhz(p) * 1e3 / C_REF  # spectral SD along depth, cycles/mm (two-way)
+    shift = 2.0 * (0.35 * p.frequency_mhz) * 1e3 / C_REF / 2.0  # half the largest downshift
+    need = 3.5 * sk + shift  # highest |spatial frequency| to keep, cycles/mm
+    return max(1, int(math.ceil(dz_mm * 2.0 * need)))  # Nyquist 1 / (2 dz_f) >= need
 
 
 def margin_cols(p: AcousticParams, depth_mm: float, dx_mm: float) -> int:
