@@ -102,3 +102,27 @@ def test_score_cli_compare_label_folder(tmp_path, rng):
     assert r["n"] == 4
     assert r["bias"] == np.float64(r["bias"]) and abs(r["bias"] + 2 * 0.02) < 1e-6
     assert r["icc"] < 1.0
+
+
+def test_qc_flagged_frames_scored_and_unlabelled_frame_failed(tmp_path, rng):
+    data = tmp_path / "ds"
+    with DatasetWriter(data) as w:
+        f, lab = make_frame(rng, 40, with_elasto=False)
+        w.add(f, "good", label=lab)
+        nosp = Frame(f.bmode, None, meta=FrameMeta(region="jaw"))
+        w.add(nosp, "nospacing", label=lab)
+        w.add(f, "nolabel")
+    out = tmp_path / "s.csv"
+    wide = tmp_path / "w.parquet"
+    rc = main(["score", "--data", str(data), "--out", str(out), "--wide", str(wide)])
+    assert rc == 1                                   # the unlabelled frame failed entirely
+    w_ = pd.read_parquet(wide).set_index("id")
+    assert w_.loc["good", "frame_status"] == "scored" and bool(w_.loc["good", "qc_pass"])
+    # no spacing: scored, flagged, physical measures empty with their reason
+    assert w_.loc["nospacing", "frame_status"] == "scored"
+    assert not bool(w_.loc["nospacing", "qc_pass"])
+    assert "spacing" in w_.loc["nospacing", "qc_reason"]
+    assert pd.isna(w_.loc["nospacing", "dermis_thickness_mean_mm"])
+    assert "spacing" in w_.loc["nospacing", "dermis_thickness_reason"]
+    assert w_.loc["nolabel", "frame_status"] == "failed"
+    assert "label" in w_.loc["nolabel", "frame_reason"]
