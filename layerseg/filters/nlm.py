@@ -214,6 +214,9 @@ def denoise_nlm(image, patch: int = 5, search: int = 5, h: float = 0.1, *,
     else:
         if input not in ("envelope", "log"):
             raise FilterInputError(f"input must be 'envelope' or 'log', got {input!r}")
+        if dynamic_range_db is not None:
+            raise FilterInputError("distance='l2' filters the image as given (additive noise); "
+                                   "dynamic_range_db would be ignored, so it is refused")
         img = check_image(image)
         back = lambda out: out  # noqa: E731
     if not isinstance(patch, numbers.Integral) or patch < 3 or patch % 2 == 0:

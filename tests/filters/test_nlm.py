@@ -68,7 +68,7 @@ def test_pearson_reduces_speckle_and_keeps_edge(speckle):
 @pytest.mark.parametrize("kw, match", [
     (dict(patch=4), "odd"), (dict(patch=1), "odd"), (dict(search=0), "search"),
     (dict(search=30), "too large"), (dict(h=0), "positive"), (dict(distance="l1"), "distance"),
-    (dict(sigma=0.1), "sigma"),
+    (dict(sigma=0.1), "sigma"), (dict(distance="l2", dynamic_range_db=60.0), "ignored"),
 ])
 def test_bad_parameters(kw, match):
     with pytest.raises(FilterInputError, match=match):
