@@ -96,12 +96,14 @@ def _position_table(profile: Profile) -> np.ndarray:
     return pos
 
 
-def check_surfaces(surfaces, profile: Profile | None = None, n_rows: int | None = None
-                   ) -> np.ndarray:
+def check_surfaces(surfaces, profile: Profile | None = None, n_rows: int | None = None,
+                   allow_nan_columns: bool = False) -> np.ndarray:
     """Validate surfaces; returns a float64 C-contiguous (K+1, cols) copy-or-view.
 
     Raises `ProfileError` when the shape does not fit the profile, a value is not finite, lies
-    outside ``[0, n_rows]`` (when `n_rows` is given), or a column is not non-decreasing.
+    outside ``[0, n_rows]`` (when `n_rows` is given), or a column is not non-decreasing. With
+    `allow_nan_columns`, columns that are NaN throughout (the lenient output of
+    `labels_to_surfaces` for columns out of order) pass.
     """
     s = np.ascontiguousarray(surfaces, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] == 0:
@@ -109,15 +111,23 @@ def check_surfaces(surfaces, profile: Profile | None = None, n_rows: int | None 
     if profile is not None and s.shape[0] != profile.n_layers + 1:
         raise ProfileError(f"the {profile.region} profile has {profile.n_layers} layers, so "
                            f"surfaces need {profile.n_layers + 1} rows; got {s.shape[0]}")
-    if not np.all(np.isfinite(s)):
+    finite = np.isfinite(s)
+    ok_cols = finite.all(axis=0)
+    if allow_nan_columns:
+        nan_cols = np.isnan(s).all(axis=0)
+        if not (ok_cols | nan_cols).all():
+            raise ProfileError("surfaces hold infinite depths, or NaN in part of a column "
+                               "(only whole NaN columns are accepted)")
+    elif not ok_cols.all():
         raise ProfileError("surfaces hold NaN or infinite depths")
-    if np.any(np.diff(s, axis=0) < 0):
-        bad = np.flatnonzero(np.any(np.diff(s, axis=0) < 0, axis=0))
+    v = s[:, ok_cols]
+    if v.size and np.any(np.diff(v, axis=0) < 0):
+        bad = np.flatnonzero(ok_cols)[np.any(np.diff(v, axis=0) < 0, axis=0)]
         raise ProfileError(f"surfaces are out of order (a layer's top below its bottom) in "
                            f"{bad.size} column(s), first {bad[0]}")
-    if n_rows is not None and (s.min() < 0 or s.max() > n_rows):
+    if n_rows is not None and v.size and (v.min() < 0 or v.max() > n_rows):
         raise ProfileError(f"surface depths must lie in [0, {n_rows}] rows; found "
-                           f"{s.min():g} to {s.max():g}")
+                           f"{v.min():g} to {v.max():g}")
     return s
 
 
@@ -303,9 +313,9 @@ def layer_presence(surfaces) -> np.ndarray:
     -------
     present : ndarray of bool, shape (K, cols)
         ``surfaces[k+1] > surfaces[k]``. With sub-pixel surfaces a present layer may cover no
-        pixel centre.
+        pixel centre. False in NaN columns (lenient `labels_to_surfaces` output).
     """
-    s = check_surfaces(surfaces)
+    s = check_surfaces(surfaces, allow_nan_columns=True)
     return s[1:] > s[:-1]
 
 
@@ -314,8 +324,9 @@ def smooth_surfaces(surfaces, sigma_mm: float, spacing_mm) -> np.ndarray:
 
     Every surface is filtered with the same non-negative weights, so differences between
     surfaces (layer thicknesses) are smoothed too and never become negative: the order holds.
-    Empty columns (all surfaces equal: no labelled pixel) are left as they are and do not enter
-    their neighbours' averages (normalised convolution); edges use the nearest valid column.
+    Empty columns (all surfaces equal: no labelled pixel) and NaN columns (lenient
+    `labels_to_surfaces` output) are left as they are and do not enter their neighbours' averages
+    (normalised convolution); edges use the nearest valid column.
 
     Parameters
     ----------
@@ -330,7 +341,7 @@ def smooth_surfaces(surfaces, sigma_mm: float, spacing_mm) -> np.ndarray:
     -------
     smoothed : ndarray of float64, shape (K+1, cols)
     """
-    s = check_surfaces(surfaces).copy()
+    s = check_surfaces(surfaces, allow_nan_columns=True).copy()
     _, ax = check_spacing(spacing_mm, "smoothing surfaces in mm")
     sigma_mm = float(sigma_mm)
     if not np.isfinite(sigma_mm) or sigma_mm < 0:
@@ -338,12 +349,12 @@ def smooth_surfaces(surfaces, sigma_mm: float, spacing_mm) -> np.ndarray:
     sigma_px = sigma_mm / ax
     if sigma_px == 0:
         return s
-    valid = (s[-1] > s[0]).astype(np.float64)
+    valid = (s[-1] > s[0]).astype(np.float64)        # False for NaN columns too
     den = gaussian_filter1d(valid, sigma_px, mode="nearest")
-    num = gaussian_filter1d(s * valid, sigma_px, axis=1, mode="nearest")
+    num = gaussian_filter1d(np.where(valid > 0, s, 0.0), sigma_px, axis=1, mode="nearest")
     use = (valid > 0) & (den > 1e-12)
     out = s.copy()
     out[:, use] = num[:, use] / den[use]
     # rounding can leave differences of a few ulp below zero: restore the exact order
-    np.maximum.accumulate(out, axis=0, out=out)
+    out[:, use] = np.maximum.accumulate(out[:, use], axis=0)
     return out

@@ -32,18 +32,20 @@ def thickness_vertical_mm(surfaces, spacing_mm, absent=np.nan) -> np.ndarray:
     Returns
     -------
     thickness : ndarray of float64, shape (K, cols)
-        ``(s_{k+1} - s_k) * axial_mm``.
+        ``(s_{k+1} - s_k) * axial_mm``; NaN in NaN columns (lenient `labels_to_surfaces`
+        output, columns out of order).
 
     Raises
     ------
     SpacingRequiredError
         `spacing_mm` is None.
     """
-    s = check_surfaces(surfaces)
+    s = check_surfaces(surfaces, allow_nan_columns=True)
     ay, _ = check_spacing(spacing_mm, "thickness in mm")
     d = np.diff(s, axis=0)
     out = d * ay
     out[d <= 0] = absent
+    out[np.isnan(d)] = np.nan
     return out
 
 
@@ -53,20 +55,21 @@ def _thickness_normal(s, ay, ax, max_reach_mm, out):
     for k in prange(n_s - 1):
         for c in range(n_cols):
             y0 = s[k, c] * ay
-            if s[k + 1, c] <= s[k, c]:
+            if not s[k + 1, c] > s[k, c]:   # absent, or a NaN column
                 out[k, c] = np.nan
                 continue
-            if n_cols == 1:
+            # tangent of the top surface at column c by central difference in mm; one-sided at
+            # the image edges and beside NaN columns; an isolated column (no usable neighbour)
+            # has no lateral geometry, so its thickness is the vertical one
+            lo = c - 1 if c > 0 and np.isfinite(s[k, c - 1]) else c
+            hi = c + 1 if c < n_cols - 1 and np.isfinite(s[k, c + 1]) else c
+            if hi == lo:
                 out[k, c] = (s[k + 1, c] - s[k, c]) * ay
                 continue
-            # tangent of the top surface at column c by central (edge: one-sided) difference, mm
-            lo = c - 1 if c > 0 else c
-            hi = c + 1 if c < n_cols - 1 else c
             tx = (hi - lo) * ax
             ty = (s[k, hi] - s[k, lo]) * ay
             norm = np.sqrt(tx * tx + ty * ty)
-            # unit normal pointing down (positive depth)
-            nx = -ty / norm
+            nx = -ty / norm   # unit normal pointing down (positive depth)
             ny = tx / norm
             x0 = c * ax
             best = np.inf
@@ -133,15 +136,17 @@ def thickness_normal_mm(surfaces, spacing_mm, max_reach_mm: float | None = None)
     Returns
     -------
     thickness : ndarray of float64, shape (K, cols)
-        NaN where the layer is absent in the column, or the ray leaves the image sideways
-        without meeting the bottom surface (undefined).
+        NaN where the layer is absent in the column, the column is NaN (lenient
+        `labels_to_surfaces` output), or the ray leaves the image sideways without meeting the
+        bottom surface (undefined). Rays may cross NaN columns of the bottom surface: those
+        segments are skipped.
 
     Raises
     ------
     SpacingRequiredError
         `spacing_mm` is None.
     """
-    s = check_surfaces(surfaces)
+    s = check_surfaces(surfaces, allow_nan_columns=True)
     ay, ax = check_spacing(spacing_mm, "thickness in mm")
     reach = np.inf if max_reach_mm is None else float(max_reach_mm)
     out = np.empty((s.shape[0] - 1, s.shape[1]), dtype=np.float64)

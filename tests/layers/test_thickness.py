@@ -102,3 +102,28 @@ def test_thickness_needs_spacing():
         thickness_vertical_mm(s, None)
     with pytest.raises(SpacingRequiredError):
         thickness_normal_mm(s, None)
+
+
+def test_lenient_nan_columns_and_single_column():
+    from layerseg.layers import labels_to_surfaces, layer_presence, smooth_surfaces
+    lab = np.zeros((20, 30), np.uint8)
+    lab[2:6] = 1
+    lab[6:15] = 2
+    lab[:, 10] = 0
+    lab[8, 10] = 2
+    lab[9, 10] = 1          # column 10 breaks the order
+    s = labels_to_surfaces(lab, "default", strict=False)
+    assert np.isnan(s[:, 10]).all()
+    tn = thickness_normal_mm(s, (0.05, 0.05))
+    tv = thickness_vertical_mm(s, (0.05, 0.05))
+    assert np.isnan(tn[:, 10]).all() and np.isnan(tv[:, 10]).all()
+    # flat layers: neighbours of the NaN column use one-sided tangents and stay exact
+    np.testing.assert_allclose(tn[0, np.r_[0:10, 11:30]], 0.2)
+    np.testing.assert_allclose(tn[1, np.r_[0:10, 11:30]], 0.45)
+    assert not layer_presence(s)[:, 10].any()
+    sm = smooth_surfaces(s, 0.2, (0.05, 0.05))
+    assert np.isnan(sm[:, 10]).all()
+    np.testing.assert_allclose(sm[:, np.r_[0:10, 11:30]], s[:, np.r_[0:10, 11:30]])
+    # a single column has no lateral geometry: normal thickness is the vertical one
+    one = np.array([[2.0], [5.0]])
+    np.testing.assert_allclose(thickness_normal_mm(one, (0.1, 0.2)), [[0.3]])
