@@ -244,7 +244,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         if an.bone_partial:
             xe = rng.uniform(0.2, 0.8) * width
             side = 1.0 if rng.random() < 0.5 else -1.0
-            dip = 2.0 * depth / (1.0 + np.exp(-side * (x - xe) / rng.uniform(0.3, 1.0)))
+            dip = 2.0 * depth / (1.0 + np.exp(-side * (x - xe) / rng.uniform(0.8, 2.0)))
             bone_top = bone_top + dip
             extras["bone_edge_mm"] = float(xe)
     else:
@@ -357,6 +357,10 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
 
     def line(zs, db, sel=None, jitter=0.15):
         a = _specular_amp(db, p, dzf, dx) * np.clip(1 + jitter * rng.standard_normal(nxp), 0.2, 2)
+        # specular reflection back to the probe weakens with the interface's tilt: cos^2 of the
+        # slope angle (our choice), on top of the phase cancellation the IQ former produces
+        zf = np.where(np.isfinite(zs), zs, 0.0)
+        a = a / (1.0 + (np.gradient(zf) / dx) ** 2)
         ok = np.isfinite(zs) & (zs < depth)
         if sel is not None:
             ok &= sel
@@ -369,7 +373,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
             c0 = np.repeat(np.arange(nxp - 1), n)
             k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 1
             f = k / (np.repeat(n, n) + 1.0)
-            sp.add(zs[c0] + f * dzs[c0], c0 + (f >= 0.5), a[c0] * np.sqrt(dx / (dx + np.abs(dzs[c0]))))
+            sp.add(zs[c0] + f * dzs[c0], c0 + (f >= 0.5), a[c0] * dzf / np.maximum(np.abs(dzs[c0]), dzf))
 
     line(skin, spec["skin_surface"], jitter=0.08)
     line(skin + epi_app, spec["dej"])
