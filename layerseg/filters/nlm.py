@@ -240,9 +240,11 @@ def denoise_nlm(image, patch: int = 5, search: int = 5, h: float = 0.1, *,
         peak = float(img.max())
         eps = 1e-6 * peak if peak > 0 else 1e-12
     pad = d + o + 1
-    P = np.ascontiguousarray(np.pad(img, pad, mode="reflect"))
+    # one float64 kernel signature for both dtypes: the arithmetic is float64 anyway, and a
+    # second parallel compile would double the first-call cost
+    P = np.ascontiguousarray(np.pad(img.astype(np.float64), pad, mode="reflect"))
     inv_norm = 1.0 / (h * h * patch * patch)
     tile = max(32, 4 * d)
-    out = np.empty_like(img)
+    out = np.empty(img.shape, dtype=np.float64)
     _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, NLM_CUTOFF, tile, out)
-    return back(out)
+    return back(out.astype(img.dtype))
