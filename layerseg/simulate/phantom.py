@@ -303,10 +303,12 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     kd = layers.index("dermis") + 1
     d_top, d_bot = S[1], S[2]
     frac = np.clip((zz - d_top) / np.maximum(d_bot - d_top, 1e-6), 0, 1)
-    amp_db += np.where(idx == kd, an.upper_lower_dermis_db * (0.5 - frac), 0.0)
+    amp_db += np.where(idx == kd, an.upper_lower_dermis_db * (0.5 - frac) * 2.0, 0.0)
+    sleb_shape = np.clip(1 + 0.3 * _curve(rng, nxp, dx, 2.0), 0.2, 2.0)  # drawn always: the
+    # random stream after this point does not depend on the SLEB's presence
     if an.sleb_mm > 0:
         sleb_app = an.sleb_mm * C_REF / layer_acoustics("dermis")["sound_speed_m_s"]
-        sl = sleb_app * np.clip(1 + 0.3 * _curve(rng, nxp, dx, 2.0), 0.2, 2.0)
+        sl = sleb_app * sleb_shape
         in_sleb = (idx == kd) & (zz < d_top + sl[None, :])
         amp_db[in_sleb] += tab["aging"]["sleb"]["backscatter_db"]
         extras["sleb_apparent_mm"] = float(np.mean(sl[m:m + n_cols]))

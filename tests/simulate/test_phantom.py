@@ -64,3 +64,31 @@ def test_artefacts_add_reflectors_and_shadow():
     assert med1.specular.arrays()[0].size > med0.specular.arrays()[0].size
     assert med1.atten_db_cm_mhz.max() > med0.atten_db_cm_mhz.max()
     assert geo.extras["hairs"] == 1 and geo.extras["lens_reverb"] == 2
+
+
+def test_upper_lower_dermis_ratio_and_sleb_in_the_scatterer_map():
+    p = AcousticParams()
+    an = draw_anatomy("forehead", 80, "F", np.random.default_rng(3))
+    an.sleb_mm = 0.0
+    an.upper_lower_dermis_db = -6.0
+    dz = 0.025
+    med, geo = build_phantom(an, p, 200, 64, (dz, 0.05), np.random.default_rng(4))
+    z = (np.arange(med.shape[0]) + 0.5) * med.dz_f_mm
+    m = med.margin
+    amp_db = 20 * np.log10(med.amplitude[:, m:m + 64])
+    # anatomical dermis in image space: from the epidermis bottom to the dermis label's bottom
+    d_top = geo.skin_mm + geo.anat_thickness_mm["epidermis"] * 1540 / 1730
+    d_bot = geo.surfaces_rows[2] * dz
+    up_db, lo_db = [], []
+    for c in range(64):
+        mid = 0.5 * (d_top[c] + d_bot[c])
+        up_db.append(amp_db[(z > d_top[c] + 0.03) & (z < mid), c].mean())
+        lo_db.append(amp_db[(z > mid) & (z < d_bot[c] - 0.03), c].mean())
+    assert np.mean(up_db) - np.mean(lo_db) == pytest.approx(-6.0, abs=1.0)
+    # a SLEB darkens the top of the dermis by the table's -18 dB, nothing else changes
+    an.sleb_mm = 0.2
+    med2, _ = build_phantom(an, p, 200, 64, (dz, 0.05), np.random.default_rng(4))
+    a1, a2 = med.amplitude[:, m:m + 64], med2.amplitude[:, m:m + 64]
+    diff = 20 * np.log10(a2[a1 > 0] / a1[a1 > 0])
+    assert diff.min() == pytest.approx(-18.0, abs=0.01)
+    assert set(np.round(np.unique(diff), 2)) <= {0.0, -18.0}
