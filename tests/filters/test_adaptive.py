@@ -152,3 +152,10 @@ def test_bad_options():
         filter_lee(img, 3, cu="rayleigh")
     with pytest.raises(FilterInputError, match="smaller than 3 x 3"):
         filter_lee(img, 3, cu=(0, 0, 2, 2))
+
+
+def test_speckle_cv_of_flat_image_refused():
+    with pytest.raises(FilterInputError, match="flat or zero"):
+        estimate_speckle_cv(np.zeros((10, 10)))
+    with pytest.raises(FilterInputError, match="zero mean"):
+        filter_lee(np.zeros((10, 10)), 3, cu=(0, 0, 5, 5))
