@@ -75,7 +75,7 @@ def test_upper_lower_dermis_ratio_and_sleb_in_the_scatterer_map():
     med, geo = build_phantom(an, p, 200, 64, (dz, 0.05), np.random.default_rng(4))
     z = (np.arange(med.shape[0]) + 0.5) * med.dz_f_mm
     m = med.margin
-    amp_db = 20 * np.log10(med.amplitude[:, m:m + 64])
+    amp_db = 20 * np.log10(np.maximum(med.amplitude[:, m:m + 64], 1e-12))
     # anatomical dermis in image space: from the epidermis bottom to the dermis label's bottom
     d_top = geo.skin_mm + geo.anat_thickness_mm["epidermis"] * 1540 / 1730
     d_bot = geo.surfaces_rows[2] * dz
