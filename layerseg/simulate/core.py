@@ -21,7 +21,7 @@ from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display
 from .anatomy import draw_anatomy, layer_acoustics
 from .phantom import Artefacts, build_phantom
 
-__all__ = ["SimulatedFrame", "simulate_frame", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
+__all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
            "DEFAULT_WIDTH_MM"]
 
 DEVICE = "layerseg-sim"
