@@ -214,6 +214,8 @@ def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape
     for _, ours, _, base, _ in cases:                # compile kernels, import everything
         ours(warm)
         base(warm)
+    machine["threading_layer"] = numba.threading_layer()
+    machine["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     fp_small = _frame(rng, findpeaks_shape)
     fp_measured = {}
     for name, _, _, _, fpfn in cases:
@@ -286,7 +288,9 @@ def format_table(res: dict) -> str:
     fp_shape = "x".join(str(v) for v in res["findpeaks_shape"])
     notes = [
         "",
-        f"Machine: {m['cpus']} CPUs, {m['numba_threads']} Numba threads, {m['platform']}; "
+        f"Machine: {m['cpus']} CPUs, {m['numba_threads']} Numba threads "
+        f"({m.get('threading_layer')} layer, OMP_WAIT_POLICY={m.get('omp_wait_policy')}), "
+        f"{m['platform']}; "
         f"load average before {m['loadavg_before']}, after {m.get('loadavg_after')}.",
         "Ratios are baseline time / our time (best of several runs; float32 speckle frames).",
         f"*findpeaks timed once on a {fp_shape} frame and scaled by pixel count (its filters are "
