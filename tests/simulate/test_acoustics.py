@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from layerseg.errors import ConfigError
-from layerseg.simulate.acoustics import (AcousticParams, axial_fwhm_mm, beam_amplitude,
+from layerseg.simulate.acoustics import (REF_DENSITY_PER_CELL, AcousticParams, axial_fwhm_mm,
+                                         beam_amplitude,
                                          centre_frequency_mhz, db_cm_mhz_to_np_mm_mhz,
                                          form_iq, homogeneous_medium, lateral_fwhm_mm,
                                          sigma_f_mhz)
@@ -202,3 +203,33 @@ def test_fir_kernel_matches_numpy_convolve():
     _fir_axis0(x, g, out)
     ref = np.stack([np.convolve(x[:, c], g, mode="same") for c in range(6)], axis=1)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_tgc_flat_down_to_the_noise_floor_then_noise():
+    """With TGC matched to the attenuation, brightness is flat (focal gain divided out) down to
+    where the echo meets the electronic noise; deeper, the image is TGC-amplified noise."""
+    alpha = 1.0
+    p = AcousticParams(tgc=True, tgc_db_cm_mhz=alpha, focus_mm=3.0, f_number=3.0,
+                       noise_db=-22.0)
+    med = homogeneous_medium(p, 500, 96, (0.02, 0.025), per_cell=20.0, atten_db_cm_mhz=alpha)
+    r = form_iq(med, p, np.random.default_rng(8), noise=True)
+    depths = np.arange(0.5, 9.6, 0.5)
+    prof = _mean_db_profile(r, med, depths)
+    beam_db = 10 * np.log10(beam_amplitude(depths, p) ** 2 * lateral_fwhm_mm(depths, p)
+                            / lateral_fwhm_mm(p.focus_mm, p))
+    a = 2 * db_cm_mhz_to_np_mm_mhz(alpha) * depths
+    sig_db = beam_db + 10 * np.log10(np.exp(-2 * a * 24.0 + (a * sigma_f_mhz(p)) ** 2))
+    ref_db = 10 * np.log10(20.0 / REF_DENSITY_PER_CELL)  # 20 per cell vs the 0 dB reference
+    above = sig_db + ref_db > p.noise_db + 10
+    assert above.sum() >= 4 and (~above).sum() >= 3
+    # the Gaussian spectrum's downshift returns exp(a^2 sf^2) of the attenuation that the TGC
+    # (set to the nominal slope) compensates; with that and the focal gain divided out the
+    # brightness is flat within 1.5 dB, and within 4 dB without dividing out the downshift term
+    shift_db = 10 * np.log10(np.exp((a * sigma_f_mhz(p)) ** 2))
+    assert np.ptp(prof[above] - beam_db[above] - shift_db[above]) < 1.5
+    assert np.ptp(prof[above] - beam_db[above]) < 4.0
+    tgc = 2 * alpha * 24.0 * depths / 10
+    noise_floor = p.noise_db + tgc
+    deep = sig_db + ref_db < p.noise_db - 10
+    assert deep.any()
+    assert np.all(np.abs(prof[deep] - noise_floor[deep]) < 1.5)
