@@ -276,7 +276,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     L[0] = echo_top
     L[1] = np.minimum(np.maximum(echo_bot, echo_top), S[2])
     L = np.maximum.accumulate(L, axis=0)
-    surfaces_rows = L[:, m:m + n_cols] / dz
+    surfaces_rows = np.clip(L[:, m:m + n_cols] / dz, 0.0, float(n_rows))
 
     # ---------------------------------------------------------------- fine-grid medium
     z = (np.arange(nzf) + 0.5) * dzf

@@ -152,3 +152,19 @@ def test_default_region_and_frequency_range():
         assert s.frame.meta.frequency_mhz == f0
         widths.append(s.truth["acoustics"]["axial_fwhm_mm"])
     assert widths[1] < widths[0]  # shorter pulse at 50 MHz
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_random_extreme_settings_keep_the_profile(i):
+    rng = np.random.default_rng(100 + i)
+    reg = [None, *SIM_REGIONS][int(rng.integers(0, len(SIM_REGIONS) + 1))]
+    kw = dict(region=reg, age=float(rng.uniform(10, 100)), sex="FM"[i % 2],
+              frequency_mhz=float(rng.uniform(15, 50)),
+              shape=(int(rng.integers(16, 120)), int(rng.integers(16, 120))),
+              depth_mm=float(rng.uniform(2, 20)), width_mm=float(rng.uniform(2, 20)),
+              standoff_mm=float(rng.uniform(0, 5)), tilt_deg=float(rng.uniform(-30, 30)))
+    s = simulate_frame(i, with_elasto=False, **kw)
+    assert order_violations(s.labels, reg) == 0
+    assert np.isfinite(s.frame.bmode).all()
+    surf = np.asarray(s.truth["surfaces_rows"])
+    assert surf.min() >= 0 and surf.max() <= s.labels.shape[0]
