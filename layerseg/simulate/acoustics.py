@@ -445,8 +445,14 @@ def form_iq(med: Medium, p: AcousticParams, rng: np.random.Generator, *,
     IQResult
     """
     nz, nxp = med.shape
+    if med.amplitude.shape != med.shape or med.atten_db_cm_mhz.shape != med.shape:
+        raise ConfigError(f"medium maps differ in shape: density {med.shape}, amplitude "
+                          f"{med.amplitude.shape}, attenuation {med.atten_db_cm_mhz.shape}")
     if nz % med.up:
         raise ConfigError(f"medium rows ({nz}) must be a multiple of up ({med.up})")
+    if not (np.all(np.isfinite(med.density)) and med.density.min() >= 0
+            and np.all(np.isfinite(med.atten_db_cm_mhz)) and med.atten_db_cm_mhz.min() >= 0):
+        raise ConfigError("medium density and attenuation must be finite and non-negative")
     dz_f, dx = med.dz_f_mm, med.dx_mm
     src = _scatter_field(med, rng)
     _add_specular(src, med, p)

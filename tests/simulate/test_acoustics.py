@@ -233,3 +233,15 @@ def test_tgc_flat_down_to_the_noise_floor_then_noise():
     deep = sig_db + ref_db < p.noise_db - 10
     assert deep.any()
     assert np.all(np.abs(prof[deep] - noise_floor[deep]) < 1.5)
+
+
+def test_form_iq_rejects_bad_media():
+    p = AcousticParams()
+    med = homogeneous_medium(p, 20, 16, (0.02, 0.025))
+    med.density[0, 0] = -1
+    with pytest.raises(ConfigError):
+        form_iq(med, p, np.random.default_rng(0))
+    med = homogeneous_medium(p, 20, 16, (0.02, 0.025))
+    med.amplitude = med.amplitude[:-1]
+    with pytest.raises(ConfigError):
+        form_iq(med, p, np.random.default_rng(0))
