@@ -26,6 +26,18 @@ _NOT_MARKERS = {"id", "layer", "subject_id", "region", "sex", "age", "frame_stat
                 "fat_septa_width_mm"}
 
 
+def _numeric(col: pd.Series) -> bool:
+    """A marker column: numbers only (bools and text excluded), whatever its dtype."""
+    if pd.api.types.is_bool_dtype(col):
+        return False
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    vals = col.dropna()
+    return len(vals) > 0 and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in vals)
+
+
 def bland_altman(a, b) -> dict:
     """Bland-Altman statistics of paired values (NaN pairs dropped).
 
@@ -103,11 +115,9 @@ def agreement(table_a: pd.DataFrame, table_b: pd.DataFrame, markers=None) -> pd.
     if "layer" in keys:
         a, b = a[a["layer"].notna()], b[b["layer"].notna()]
     if markers is None:
-        shared = [c for c in a.columns if c in b.columns and c not in _NOT_MARKERS
-                  and not c.endswith(("_z", "_reason", "_ref")) and not c.startswith("qc_")
-                  and pd.api.types.is_numeric_dtype(a[c]) and pd.api.types.is_numeric_dtype(b[c])
-                  and not pd.api.types.is_bool_dtype(a[c])]
-        markers = shared
+        markers = [c for c in a.columns if c in b.columns and c not in _NOT_MARKERS
+                   and not c.endswith(("_z", "_reason", "_ref")) and not c.startswith("qc_")
+                   and _numeric(a[c]) and _numeric(b[c])]
     else:
         missing = [m for m in markers if m not in a.columns or m not in b.columns]
         if missing:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..layers.profiles import LABEL_NAMES
@@ -107,7 +108,7 @@ class FrameScores:
         if not rows:
             rows = [{**base, "layer": None, **{c: None for c in LAYER_COLUMNS}, **qc}]
         cols = [*KEY_COLUMNS, "layer", *LAYER_COLUMNS, *QC_COLUMNS]
-        return pd.DataFrame(rows, columns=cols)
+        return tidy_dtypes(pd.DataFrame(rows, columns=cols))
 
     def to_wide(self) -> pd.DataFrame:
         """Wide form: one row, frame-level markers then ``<layer>_<measure>`` for every layer of
@@ -120,7 +121,7 @@ class FrameScores:
             row[f"{name}_present"] = None if self.failed else r is not None
             for c in LAYER_COLUMNS:
                 row[f"{name}_{c}"] = None if r is None else r.get(c)
-        return pd.DataFrame([row])
+        return tidy_dtypes(pd.DataFrame([row]))
 
 
 def failed_scores(frame_id: str | None, reason: str, keys: dict | None = None) -> FrameScores:
@@ -129,6 +130,28 @@ def failed_scores(frame_id: str | None, reason: str, keys: dict | None = None) -
     frame.update(frame_status="failed", frame_reason=reason, qc_pass=False,
                  qc_reason=f"not scored: {reason}")
     return FrameScores(frame_id, dict(keys or {}), [], frame)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def tidy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding only numbers (and empties) become float64, only booleans become
+    pandas ``boolean``; empties stay missing (never 0)."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype != object:
+            continue
+        vals = out[c].dropna()
+        if len(vals) == 0:
+            continue
+        if all(isinstance(v, (bool, np.bool_)) for v in vals):
+            out[c] = out[c].astype("boolean")
+        elif all(_is_number(v) for v in vals):
+            out[c] = pd.to_numeric(out[c]).astype("float64") if any(
+                isinstance(v, (float, np.floating)) for v in vals) else out[c].astype("Int64")
+    return out
 
 
 def _clean_for_arrow(df: pd.DataFrame) -> pd.DataFrame:

@@ -66,3 +66,14 @@ def test_agreement_wide_and_too_few_frames():
     assert "at least 3" in r["reason"]
     with pytest.raises(ValueError, match="missing"):
         agreement(ta, tb, markers=["nope"])
+
+
+def test_agreement_object_columns_with_empties():
+    # in-memory tables hold None for empty measures: object dtype, still a marker
+    ta = pd.DataFrame({"id": list("abcd"), "stiffness_median_kpa": [1.0, None, 3.0, 4.0],
+                       "sleb_present": [True, False, None, True]}, dtype=object)
+    tb = pd.DataFrame({"id": list("abcd"), "stiffness_median_kpa": [1.5, 2.0, 3.5, None],
+                       "sleb_present": [True, True, None, True]}, dtype=object)
+    res = agreement(ta, tb)
+    assert list(res["marker"]) == ["stiffness_median_kpa"]
+    assert res.iloc[0]["n"] == 2 and res.iloc[0]["bias"] == pytest.approx(-0.5)
