@@ -48,33 +48,35 @@ NLM_PATCH, NLM_SEARCH, NLM_H = 7, 11, 0.3   # scikit-image's default patch_size 
 # ----------------------------------------------------------------------------- baselines
 def numpy_lee(img: np.ndarray, window: int = WINDOW, cu: float = CU, kuan: bool = False
               ) -> np.ndarray:
-    """Lee (or Kuan) filter from scipy.ndimage.uniform_filter statistics (vectorised)."""
-    x = img.astype(np.float64)
+    """Lee (or Kuan) filter from scipy.ndimage.uniform_filter statistics (vectorised, in the
+    image's own dtype, so a float32 frame is not slowed by float64 temporaries)."""
+    x = img
     m = ndi.uniform_filter(x, window)
-    var = np.maximum(ndi.uniform_filter(x * x, window) - m * m, 0.0)
+    var = np.maximum(ndi.uniform_filter(x * x, window) - m * m, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = 1.0 - cu * cu * m * m / var
+        w = 1 - (cu * cu) * (m * m) / var
     if kuan:
-        w /= 1.0 + cu * cu
-    w = np.where(var > 1e-12 * m * m, np.clip(w, 0.0, 1.0), 0.0)
+        w /= 1 + cu * cu
+    w = np.where(var > 1e-12 * (m * m), np.clip(w, 0, 1), 0)
     return (m + w * (x - m)).astype(img.dtype)
 
 
 def numpy_frost(img: np.ndarray, window: int = WINDOW, damping: float = DAMPING) -> np.ndarray:
-    """Frost filter, vectorised: uniform_filter statistics, one shifted multiply-add per offset."""
-    x = img.astype(np.float64)
+    """Frost filter, vectorised (in the image's dtype): uniform_filter statistics, then one
+    shifted multiply-add per window offset."""
+    x = img
     r = window // 2
     m = ndi.uniform_filter(x, window)
-    var = np.maximum(ndi.uniform_filter(x * x, window) - m * m, 0.0)
+    var = np.maximum(ndi.uniform_filter(x * x, window) - m * m, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.where(m > 0, damping * var / (m * m), 0.0)
+        k = np.where(m > 0, damping * var / (m * m), 0).astype(x.dtype)
     P = np.pad(x, r, mode="symmetric")
     rows, cols = x.shape
     num = np.zeros_like(x)
     den = np.zeros_like(x)
     for y in range(window):
         for xx in range(window):
-            w = np.exp(-k * math.hypot(y - r, xx - r))
+            w = np.exp(-k * x.dtype.type(math.hypot(y - r, xx - r)))
             num += w * P[y:y + rows, xx:xx + cols]
             den += w
     return (num / den).astype(img.dtype)

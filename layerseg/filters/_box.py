@@ -40,6 +40,17 @@ def _advance_colsums(P, i, wr, s1, s2):
         s2[j] += vn * vn - vo * vo
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def _prefix(s, S):
+    """``S[k] = sum(s[:k])``: window sums along a row become ``S[j + w] - S[j]``, a
+    branch-free loop LLVM can vectorise (a running add-drop sum cannot be)."""
+    acc = 0.0
+    S[0] = 0.0
+    for k in range(s.shape[0]):
+        acc += s[k]
+        S[k + 1] = acc
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _adaptive_kernel(P, wr, wc, mode, cu2, n_chunks, out):
     """Lee (mode 0), Kuan (mode 1) or the local coefficient of variation (mode 2).
@@ -59,39 +70,33 @@ def _adaptive_kernel(P, wr, wc, mode, cu2, n_chunks, out):
             continue
         s1 = np.empty(pc)
         s2 = np.empty(pc)
+        S1 = np.empty(pc + 1)
+        S2 = np.empty(pc + 1)
         _init_colsums(P, a, wr, s1, s2)
         for i in range(a, b):
             if i > a:
                 _advance_colsums(P, i, wr, s1, s2)
-            h1 = 0.0
-            h2 = 0.0
-            for j in range(wc):
-                h1 += s1[j]
-                h2 += s2[j]
-            for j in range(cols):
-                if j > 0:
-                    h1 += s1[j + wc - 1] - s1[j - 1]
-                    h2 += s2[j + wc - 1] - s2[j - 1]
-                m = h1 * inv_n
-                var = h2 * inv_n - m * m
-                if var < 0.0:
-                    var = 0.0
-                m2 = m * m
-                if mode == LOCAL_CV:
-                    out[i, j] = np.sqrt(var) / m if m > 0.0 else 0.0
-                    continue
-                x = np.float64(P[i + rr, j + rc])
-                if m2 <= 0.0 or var <= CV2_FLOOR * m2:
-                    w = 0.0
-                else:
-                    w = 1.0 - cu2 * m2 / var
-                    if mode == KUAN:
-                        w = w / (1.0 + cu2)
-                    if w < 0.0:
-                        w = 0.0
-                    elif w > 1.0:
-                        w = 1.0
-                out[i, j] = m + w * (x - m)
+            _prefix(s1, S1)
+            _prefix(s2, S2)
+            xrow = P[i + rr, rc:rc + cols]
+            orow = out[i]
+            if mode == LOCAL_CV:
+                for j in range(cols):
+                    m = (S1[j + wc] - S1[j]) * inv_n
+                    var = max((S2[j + wc] - S2[j]) * inv_n - m * m, 0.0)
+                    cv = np.sqrt(var) / max(m, 1e-300)
+                    orow[j] = cv if m > 0.0 else 0.0
+            else:
+                kw = 1.0 / (1.0 + cu2) if mode == KUAN else 1.0
+                for j in range(cols):
+                    m = (S1[j + wc] - S1[j]) * inv_n
+                    var = max((S2[j + wc] - S2[j]) * inv_n - m * m, 0.0)
+                    m2 = m * m
+                    w = (1.0 - cu2 * m2 / max(var, 1e-300)) * kw
+                    w = min(max(w, 0.0), 1.0)
+                    w = 0.0 if (m2 <= 0.0 or var <= CV2_FLOOR * m2) else w
+                    x = np.float64(xrow[j])
+                    orow[j] = m + w * (x - m)
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
