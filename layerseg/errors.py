@@ -11,11 +11,13 @@ code that catches the built-in keeps working.
 
 from __future__ import annotations
 
+import errno as _errno
 from os import PathLike
 
 __all__ = [
     "LayersegError",
     "ReadError",
+    "MissingFileError",
     "UnsupportedFormatError",
     "CorruptFileError",
     "WrongModalityError",
@@ -50,6 +52,15 @@ class LayersegError(Exception):
 
 class ReadError(LayersegError, OSError):
     """A file could not be read as a frame."""
+
+
+class MissingFileError(ReadError, FileNotFoundError):
+    """The file (or a file it names, such as the other half of a NIfTI/Analyze pair) does not
+    exist. ``errno`` is ``ENOENT``, so ``except FileNotFoundError`` catches it too."""
+
+    def __init__(self, message: str, path: str | PathLike | None = None):
+        super().__init__(message, path)
+        self.errno = _errno.ENOENT
 
 
 class UnsupportedFormatError(ReadError, ValueError):

@@ -47,7 +47,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
-                      LayersegError, ReadError, UnsupportedFormatError, WrongModalityError)
+                      LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
+                      WrongModalityError)
 from ..frame import Frame, FrameMeta, FrameSeries
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UltrasoundRegion,
                        parse_regions, physical_origin_mm)
@@ -151,7 +152,7 @@ def _read_header(path: Path):
             except InvalidDicomError:
                 ds = pydicom.dcmread(str(path), force=True, defer_size="256 KB")
     except FileNotFoundError:
-        raise ReadError("file not found", path) from None
+        raise MissingFileError("file not found", path) from None
     except IsADirectoryError:
         raise ReadError("is a directory, not a DICOM file", path) from None
     except Exception as e:  # pydicom raises many types on malformed input
@@ -652,8 +653,8 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
 
     Raises
     ------
-    ReadError
-        Missing file. `UnsupportedFormatError`: not DICOM, or an unsupported pixel encoding.
+    MissingFileError
+        Missing file (a `ReadError`). `UnsupportedFormatError`: not DICOM, or an unsupported pixel encoding.
     CorruptFileError
         Truncated or malformed header or pixel data.
     WrongModalityError
@@ -666,7 +667,7 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
     """
     p = Path(path)
     if not p.exists():
-        raise ReadError("file not found", p)
+        raise MissingFileError("file not found", p)
     if p.is_dir():
         raise ReadError("is a directory, not a DICOM file", p)
     if colour not in ("refuse", "luminance"):

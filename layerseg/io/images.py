@@ -69,7 +69,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
-                      LayersegError, ReadError, UnsupportedFormatError)
+                      LayersegError, MissingFileError, ReadError,
+                      UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
@@ -128,12 +129,12 @@ def rgb_to_grey(rgb: np.ndarray, colour: str = "refuse", source=None) -> np.ndar
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a sidecar JSON (keys: `SIDECAR_KEYS`; see the module docstring).
 
-    Raises `ReadError` if missing, `CorruptFileError` if not a JSON object or holding unknown keys,
+    Raises `MissingFileError` if missing, `CorruptFileError` if not a JSON object or holding unknown keys,
     `CalibrationError` for a malformed ``spacing_mm``.
     """
     p = Path(path)
     if not p.is_file():
-        raise ReadError("sidecar JSON does not exist", p)
+        raise MissingFileError("sidecar JSON does not exist", p)
     try:
         d = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -201,7 +202,7 @@ def _open(path: Path):
     except LayersegError:
         raise
     except FileNotFoundError:
-        raise ReadError("file does not exist", path) from None
+        raise MissingFileError("file does not exist", path) from None
     except UnidentifiedImageError:
         raise UnsupportedFormatError("not an image file Pillow can read (PNG, TIFF, JPEG "
                                      "expected)", path) from None
@@ -320,7 +321,9 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
     if colour not in ("refuse", "luminance"):
         raise InvalidImageError(f"colour must be 'refuse' or 'luminance', got {colour!r}", p)
     if not p.is_file():
-        raise ReadError("file does not exist" if not p.exists() else "not a file", p)
+        if not p.exists():
+            raise MissingFileError("file does not exist", p)
+        raise ReadError("not a file", p)
     side: dict[str, Any] = {}
     side_path: Path | None = None
     if sidecar is not False:
@@ -408,7 +411,8 @@ class _ImageFrames:
         try:
             m = np.load(mp, allow_pickle=False)
         except FileNotFoundError:
-            raise ReadError("elastography map named in the sidecar does not exist", mp) from None
+            raise MissingFileError("elastography map named in the sidecar does not exist",
+                                   mp) from None
         except (OSError, ValueError) as e:
             raise CorruptFileError(f"elastography map cannot be read as .npy ({e})", mp) from e
         if m.shape != shape:

@@ -15,7 +15,7 @@ import os
 import zlib
 from pathlib import Path
 
-from ..errors import CorruptFileError, ReadError, UnsupportedFormatError
+from ..errors import CorruptFileError, MissingFileError, ReadError, UnsupportedFormatError
 from ..frame import Frame, FrameSeries
 
 __all__ = ["read", "read_frame", "sniff_format", "FORMATS"]
@@ -102,14 +102,16 @@ def sniff_format(path: str | os.PathLike) -> str:
 
     Raises
     ------
+    MissingFileError
+        The file does not exist (a `ReadError` and a `FileNotFoundError`).
     ReadError
-        The file is missing or is a folder.
+        The path is a folder.
     UnsupportedFormatError
         Empty, or content of no format layerseg reads.
     """
     p = Path(path)
     if not p.exists():
-        raise ReadError("file not found", p)
+        raise MissingFileError("file not found", p)
     if p.is_dir():
         raise ReadError("is a folder, not a file (give a file, or a dataset folder to "
                         "read_dataset)", p)
@@ -178,8 +180,8 @@ def read(path: str | os.PathLike, spacing: tuple[float, float] | None = None,
     Raises
     ------
     ReadError
-        Missing file or folder given; `UnsupportedFormatError` for unknown content, and the
-        reader's own errors (`CalibrationError`, `CorruptFileError`...).
+        `MissingFileError` for a missing file, `ReadError` for a folder;
+        `UnsupportedFormatError` for unknown content, and the reader's own errors (`CalibrationError`, `CorruptFileError`...).
     """
     p = Path(path)
     fmt = sniff_format(p)

@@ -49,7 +49,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
-                      ReadError, UnsupportedFormatError)
+                      MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries, envelope_to_display
 
 __all__ = ["read_rf", "rf_to_frame", "rf_envelope", "RF_NAMES", "MAT_PARAM_NAMES"]
@@ -318,7 +318,9 @@ def read_rf(path: str | os.PathLike, *, fs_mhz: float | None = None, f0_mhz: flo
     """
     p = Path(path)
     if not p.is_file():
-        raise ReadError("file does not exist" if not p.exists() else "not a file", p)
+        if not p.exists():
+            raise MissingFileError("file does not exist", p)
+        raise ReadError("not a file", p)
     if p.stat().st_size == 0:
         raise CorruptFileError("file is empty (0 bytes)", p)
     with open(p, "rb") as f:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
-                      ReadError, UnsupportedFormatError)
+                      MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries
 
 __all__ = ["read_volume", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
@@ -60,16 +60,40 @@ def _kind(p: Path) -> str:
     if n.endswith(NIFTI_SUFFIXES):
         return "nifti"
     # content: NRRD starts with "NRRD000", NIfTI-1 has a 348-byte header with magic at 344
-    try:
-        with open(p, "rb") as f:
-            head = f.read(352)
-    except OSError as e:
-        raise ReadError(f"cannot read the file ({e})", p) from None
+    head = _head(p)
     if head.startswith(b"NRRD"):
         return "nrrd"
-    if (len(head) >= 348 and head[344:347] in (b"n+1", b"ni1")) or head[4:8] == b"n+2\0":
+    if _nifti_version(head):
         return "nifti"
     raise UnsupportedFormatError("not a NIfTI or NRRD file (by name or content)", p)
+
+
+def _head(p: Path, n: int = 552) -> bytes:
+    """The first `n` bytes of the file, decompressed when it is gzip."""
+    import gzip
+    import zlib
+
+    try:
+        with open(p, "rb") as f:
+            head = f.read(n)
+        if head[:2] == b"\x1f\x8b":
+            with gzip.open(p, "rb") as g:
+                head = g.read(n)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ReadError(f"cannot read the file ({e})", p) from None
+    return head
+
+
+def _nifti_version(head: bytes) -> int:
+    """1 or 2 for a single-file NIfTI-1/-2 header (``n+1``/``n+2``), -1 for the header of a
+    NIfTI-1 ``.hdr``/``.img`` pair (``ni1``), 0 otherwise."""
+    if len(head) >= 348 and head[344:348] == b"n+1\0":
+        return 1
+    if len(head) >= 348 and head[344:348] == b"ni1\0":
+        return -1
+    if head[4:8] == b"n+2\0":
+        return 2
+    return 0
 
 
 def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "display"
@@ -105,7 +129,9 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
     if intensity not in ("display", "envelope"):
         raise InvalidImageError(f"intensity must be 'display' or 'envelope', got {intensity!r}", p)
     if not p.is_file():
-        raise ReadError("file does not exist" if not p.exists() else "not a file", p)
+        if not p.exists():
+            raise MissingFileError("file does not exist", p)
+        raise ReadError("not a file", p)
     if p.stat().st_size == 0:
         raise CorruptFileError("file is empty (0 bytes)", p)
     src = _NiftiSource(p) if _kind(p) == "nifti" else _NrrdSource(p)
@@ -175,20 +201,54 @@ class _NiftiSource:
         import nibabel as nib
         self.path = p
         try:
-            img = nib.load(str(p))
+            if p.name.lower().endswith(NIFTI_SUFFIXES):
+                img = nib.load(str(p))
+            else:
+                img = self._load_by_content(p)
+        except LayersegError:
+            raise
         except FileNotFoundError as e:
-            raise ReadError(f"a file of the NIfTI/Analyze pair is missing ({e.filename})",
-                            p) from None
+            raise MissingFileError(f"a file of the NIfTI/Analyze pair is missing ({e.filename})",
+                                   p) from None
         except Exception as e:  # noqa: BLE001 - nibabel raises many types for bad headers
             raise CorruptFileError(f"cannot be read as NIfTI ({type(e).__name__}: {e})",
                                    p) from e
         self.img = img
+        holder = img.file_map.get("image")
+        data_file = getattr(holder, "filename", None)
+        if data_file and not Path(data_file).exists():
+            raise MissingFileError(f"a file of the NIfTI/Analyze pair is missing "
+                                   f"({data_file})", p)
         dt = img.header.get_data_dtype()
         if dt.fields is not None:
             raise UnsupportedFormatError(f"NIfTI holds colour voxels ({dt}); convert it to grey",
                                          p)
         self.shape = tuple(int(s) for s in img.shape)
         self.extra: dict[str, Any] = {}
+
+    @staticmethod
+    def _load_by_content(p: Path):
+        """A single-file NIfTI under another name: nibabel's `nib.load` picks the format by
+        extension, so build the image from the header found in the content (lazily from the file;
+        gzip content is decompressed into memory)."""
+        import gzip
+
+        import nibabel as nib
+        from nibabel.fileholders import FileHolder
+
+        version = _nifti_version(_head(p))
+        if version == -1:
+            raise UnsupportedFormatError("a NIfTI-1 header of a .hdr/.img pair under another "
+                                         "name; rename it to .hdr beside its .img", p)
+        if version == 0:
+            raise UnsupportedFormatError("not a NIfTI file (no n+1/n+2 magic)", p)
+        klass = nib.Nifti1Image if version == 1 else nib.Nifti2Image
+        with open(p, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+        if gz:
+            return klass.from_bytes(gzip.decompress(p.read_bytes()))
+        fh = FileHolder(filename=str(p))
+        return klass.from_file_map({"header": fh, "image": fh})
 
     def spacing_mm(self):
         h = self.img.header

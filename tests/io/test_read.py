@@ -224,3 +224,30 @@ def test_public_names_resolve():
         assert getattr(lio, name) is not None, name
     with pytest.raises(AttributeError):
         lio.no_such_reader  # noqa: B018
+
+
+def test_missing_file_error_from_every_reader(tmp_path):
+    """A path that does not exist: `MissingFileError`, which is a ReadError, a
+    FileNotFoundError (errno ENOENT) and names the file."""
+    import errno
+
+    from layerseg.errors import MissingFileError
+    from layerseg.io.dicom import read_dicom
+    from layerseg.io.images import read_image
+    from layerseg.io.rf import read_rf
+    from layerseg.io.volumes import read_volume
+
+    readers = {"x.dcm": read, "y.dcm": read_dicom, "z.png": read_image, "w.nii": read_volume,
+               "v.npy": read_rf, "u.png": sniff_format}
+    for name, fn in readers.items():
+        with pytest.raises(MissingFileError, match=rf"{name}: .*(not found|does not exist)") as ei:
+            fn(tmp_path / name)
+        e = ei.value
+        assert isinstance(e, ReadError) and isinstance(e, FileNotFoundError)
+        assert e.errno == errno.ENOENT and e.path == str(tmp_path / name)
+    with pytest.raises(FileNotFoundError):  # callers that only know the built-in
+        read(tmp_path / "absent.tif")
+    # a folder is a ReadError, not a missing file
+    with pytest.raises(ReadError) as ei:
+        read(tmp_path)
+    assert not isinstance(ei.value, FileNotFoundError)

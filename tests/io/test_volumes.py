@@ -183,3 +183,51 @@ def test_too_many_axes_colour_and_bad_spacing(tmp_path, rng):
     big = _nifti(tmp_path / "big.nii", np.zeros((8, 8), np.uint8), zooms=(20.0, 30.0))
     with pytest.raises(CalibrationError, match="implausible"):
         read_volume(big)
+
+
+@pytest.mark.parametrize("version,gz", [(1, False), (1, True), (2, False)])
+def test_nifti_content_under_another_extension(tmp_path, rng, version, gz):
+    """nibabel picks the format by extension; the header is taken from the content instead."""
+    from layerseg.io import read
+
+    vol = rng.integers(0, 256, (30, 20, 3)).astype(np.uint8)
+    klass = nib.Nifti1Image if version == 1 else nib.Nifti2Image
+    img = klass(vol, np.eye(4))
+    img.header.set_zooms((0.05, 0.025, 0.5))
+    img.header.set_xyzt_units(xyz="mm")
+    proper = tmp_path / ("ref.nii.gz" if gz else "ref.nii")
+    nib.save(img, str(proper))
+    odd = tmp_path / "export.bin"
+    odd.write_bytes(proper.read_bytes())
+    for fs in (read_volume(odd), read(odd)):
+        assert len(fs) == 3
+        for k in range(3):
+            f = fs[k]
+            np.testing.assert_array_equal(f.bmode, vol[:, :, k].T)
+            assert f.spacing_mm == pytest.approx((0.025, 0.05)) and f.meta.calibration == "header"
+        assert f.meta.extra["frame_step"] == pytest.approx(0.5)
+
+
+def test_nifti_pair_header_under_another_name_refused(tmp_path, rng):
+    img = nib.Nifti1Pair(rng.integers(0, 256, (8, 6)).astype(np.uint8), np.eye(4))
+    nib.save(img, str(tmp_path / "pair.hdr"))
+    odd = tmp_path / "pair.header"
+    odd.write_bytes((tmp_path / "pair.hdr").read_bytes())
+    with pytest.raises(UnsupportedFormatError, match=r"pair\.header.*\.hdr/\.img pair"):
+        read_volume(odd)
+
+
+def test_missing_files_are_missing_file_errors(tmp_path, rng):
+    from layerseg.errors import MissingFileError
+
+    with pytest.raises(MissingFileError, match="nope.nrrd.*does not exist") as ei:
+        read_volume(tmp_path / "nope.nrrd")
+    assert isinstance(ei.value, FileNotFoundError) and isinstance(ei.value, ReadError)
+    img = nib.Nifti1Pair(rng.integers(0, 256, (8, 6)).astype(np.uint8), np.eye(4))
+    nib.save(img, str(tmp_path / "pair.hdr"))
+    (tmp_path / "pair.img").unlink()
+    with pytest.raises(MissingFileError, match="pair is missing"):
+        read_volume(tmp_path / "pair.hdr")
+    with pytest.raises(ReadError, match="not a file") as ei:
+        read_volume(tmp_path)
+    assert not isinstance(ei.value, MissingFileError)
