@@ -27,7 +27,9 @@ DATA_NAMES = {0: "none", 1: "tissue", 2: "colour flow", 3: "PW spectral Doppler"
               14: "colour bar", 15: "integrated backscatter", 16: "area trace",
               17: "d(area)/dt trace", 18: "other physiological input"}
 
-# PhysicalUnitsX/YDirection (0018,6024 / 0018,6026)
+# PhysicalUnitsX/YDirection (0018,6024 / 0018,6026): the complete list of codes in C.8.5.5.1.15
+UNIT_NONE = 0
+UNIT_PERCENT = 1
 UNIT_CM = 3
 UNIT_NAMES = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz",
               6: "dB/seconds", 7: "cm/sec", 8: "cm^2", 9: "cm^2/sec", 10: "cm^3",

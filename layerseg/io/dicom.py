@@ -15,6 +15,25 @@ Layout rules
   it is decoded and resampled onto the B-mode grid through physical coordinates (reference pixel
   and its physical value where given, else the two regions' top-left corners coincide).
 - Colour inside the B-mode region: an overlay, decoded in place when a colour bar is given.
+
+Elastography colour bar, first found of:
+
+1. ``colour_bar=`` from the caller (always wins);
+2. the exact record `layerseg.simulate.write_exam_dicom` writes in a private block (group
+   0x0011, creator ``"LAYERSEG_SIM 1"``: kind, unit, LUT values and colours, view box); its view
+   box also tells the elastography view from the B-mode when frame 0 shows none;
+3. the colour-bar region (RegionDataType 14) when its value axis is calibrated in a standard unit
+   code that names an elastography quantity: only percent (PhysicalUnitsY/XDirection 1), read as
+   strain (value / 100); the bar is sampled from the image along that axis with the values of its
+   calibration (``ReferencePixelPhysicalValue + (k - ReferencePixel0) * PhysicalDelta``). DICOM
+   has no unit code for kPa, so a shear-wave bar with unit 0 (none) gives no values; cm/sec is
+   left out as well (it is Doppler velocity as often as shear-wave speed);
+4. none: the elastography is left out, ``meta.extra['elasto_ignored']`` says why.
+
+A bar found in the file (2, 3) that does not fit the pixels is recorded in
+``meta.extra['elasto_ignored']`` rather than raised; a caller's bar that does not fit raises
+`ColourBarError`. ``meta.extra['colour_bar_source']`` names where a decoded map's bar came from
+(``caller``, ``private_block`` or ``colour_bar_region``).
 - Several grey tissue regions: the same spacing -> the leftmost (noted in ``meta.extra``);
   different spacings -> `CalibrationError` (choose with ``region=``).
 - No tissue region: PixelSpacing (provenance ``dicom_pixel_spacing``), else `CalibrationError`.
@@ -50,11 +69,16 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
                       WrongModalityError)
 from ..frame import Frame, FrameMeta, FrameSeries
-from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UltrasoundRegion,
-                       parse_regions, physical_origin_mm)
+from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
+                       UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
 
 __all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA_MIN",
-           "COLOUR_FRACTION_MAX", "US_SOP_CLASSES"]
+           "COLOUR_FRACTION_MAX", "US_SOP_CLASSES", "SIM_PRIVATE_GROUP", "SIM_PRIVATE_CREATOR"]
+
+SIM_PRIVATE_GROUP = 0x0011
+SIM_PRIVATE_CREATOR = "LAYERSEG_SIM 1"
+"""The private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly
+(see `layerseg.simulate.dicom_export`); `read_dicom` decodes the elastography through it."""
 
 COLOUR_CHROMA_MIN = 24.0
 """A pixel counts as coloured when max(R,G,B) - min(R,G,B) exceeds this (0-255 scale): above the
@@ -291,11 +315,14 @@ def _region_spacing_or_none(r: UltrasoundRegion, path):
 
 
 def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path,
-                 spacing, region: int | None, first_rgb) -> _Layout:
+                 spacing, region: int | None, first_rgb, elasto_box=None) -> _Layout:
     """Choose the B-mode (tissue) region, the colour region and the spacing.
 
     `first_rgb` is a callable returning frame 0 as (rows, cols, 3) float RGB, or None for grey
     images; it is called only when grey/colour content must decide between tissue regions.
+    `elasto_box` ``(row0, col0, row1, col1)`` (end-exclusive), where the file names its
+    elastography view (the simulator's private block), settles two tissue regions without
+    looking at their colour (frame 0 may have no elastography).
     """
     user = spacing is not None
     two_d = [r for r in regions if r.is_2d]
@@ -396,8 +423,15 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
             del e
 
     notes = {}
+    named = [r for r in good if elasto_box is not None
+             and (r.y0, r.x0, r.y1 + 1, r.x1 + 1) == tuple(int(v) for v in elasto_box)]
     if len(good) == 1:
         bm = good[0]
+    elif len(good) == 2 and len(named) == 1:
+        bm = next(r for r in good if r is not named[0])
+        colour_cands = named + colour_cands
+        notes["region_choice"] = (f"region {bm.index}: the B-mode; region {named[0].index} is the "
+                                  "elastography view the file's private block names")
     else:
         # several tissue regions: the grey one is the B-mode, a colourful one the elastography
         rgb = first_rgb() if first_rgb is not None else None
@@ -470,6 +504,167 @@ def _resolve_colour_bar(colour_bar, path, layout: _Layout):
         return sample
     raise ColourBarError(f"colour_bar must be a ColourBar, a LUT file path, or a dict with "
                          f"'box', 'vmin', 'vmax'; got {type(colour_bar).__name__}", path)
+
+
+@dataclass
+class _BarPlan:
+    """Where the elastography colour bar comes from.
+
+    ``source``: a ColourBar, a callable(rgb_full) -> ColourBar, or None. ``kind``: the kind the
+    bar's values are. ``origin``: 'caller', 'private_block' or 'colour_bar_region'. ``auto``: the
+    bar was found in the file, so a bar that fails on the pixels is recorded in
+    ``meta.extra['elasto_ignored']`` instead of raised. ``reason``: why there is no bar.
+    """
+
+    source: Any = None
+    kind: str | None = None
+    origin: str | None = None
+    auto: bool = False
+    reason: str | None = None
+    elasto_box: tuple[int, int, int, int] | None = None
+
+
+def _private_value(blk, offset: int, vr: str):
+    """A private element's value as Python/NumPy data (VR UN bytes from implicit-VR files are
+    unpacked as little-endian `vr`); None when absent."""
+    try:
+        v = blk[offset].value
+    except KeyError:
+        return None
+    if isinstance(v, (bytes, bytearray)) and vr in ("FD", "US"):
+        return np.frombuffer(bytes(v), "<f8" if vr == "FD" else "<u2")
+    if isinstance(v, (bytes, bytearray)) and vr == "LO":
+        return bytes(v).decode("latin-1").strip(" \x00")
+    if vr in ("FD", "US"):
+        return np.atleast_1d(np.asarray(v, dtype=np.float64))
+    return v
+
+
+def _private_colour_bar(ds, path) -> _BarPlan | None:
+    """The colour bar `write_exam_dicom` records exactly in its private block, or None when the
+    file has no such block. A malformed block raises `ColourBarError`."""
+    from .colour import ColourBar
+
+    try:
+        blk = ds.private_block(SIM_PRIVATE_GROUP, SIM_PRIVATE_CREATOR)
+    except (KeyError, ValueError):
+        return None
+    where = (f"the private colour-bar block ({SIM_PRIVATE_GROUP:04X}, "
+             f"{SIM_PRIVATE_CREATOR!r})")
+    fix = "; pass colour_bar=... to decode the elastography with your own bar"
+    try:
+        kind = str(_private_value(blk, 0x01, "LO") or "").strip()
+        unit = str(_private_value(blk, 0x02, "LO") or "").strip()
+        values = _private_value(blk, 0x05, "FD")
+        colours = _private_value(blk, 0x06, "OB")
+        ebox = _private_value(blk, 0x07, "US")
+    except Exception as e:  # noqa: BLE001 - pydicom value conversion of a damaged element
+        raise ColourBarError(f"{where} cannot be parsed ({_err_name(e)}){fix}", path) from e
+    if kind not in ("swe_kpa", "strain"):
+        raise ColourBarError(f"{where} states elastography kind {kind!r}, not 'swe_kpa' or "
+                             f"'strain'{fix}", path)
+    scale = {("swe_kpa", "kPa"): 1.0, ("strain", "1"): 1.0, ("strain", "%"): 0.01}.get(
+        (kind, unit))
+    if scale is None:
+        raise ColourBarError(f"{where} gives {kind} values in unit {unit!r} (expected 'kPa' for "
+                             f"swe_kpa, '1' or '%' for strain){fix}", path)
+    if values is None or colours is None:
+        raise ColourBarError(f"{where} lacks the bar's values (0x05) or colours (0x06){fix}",
+                             path)
+    raw = np.frombuffer(bytes(colours), np.uint8)
+    if raw.size != 3 * len(values):
+        raise ColourBarError(f"{where} holds {raw.size} colour bytes for {len(values)} values "
+                             f"(expected 3 per value){fix}", path)
+    try:
+        bar = ColourBar(raw.reshape(-1, 3).astype(np.float64), np.asarray(values) * scale,
+                        name=f"{path}: private block {SIM_PRIVATE_CREATOR}")
+    except ColourBarError as e:
+        raise ColourBarError(f"{where}: {e.problem}{fix}", path) from None
+    box = None
+    if ebox is not None and len(ebox) == 4:
+        box = tuple(int(v) for v in ebox)
+    return _BarPlan(bar, kind, "private_block", auto=True, elasto_box=box)
+
+
+def _region_colour_bar(r: UltrasoundRegion | None, rows: int, cols: int, path) -> _BarPlan:
+    """A colour bar sampled from the colour-bar region (RegionDataType 14) with the values of its
+    physical calibration, where the standard can express them.
+
+    The value axis is the one whose PhysicalUnits code is percent (1): strain in percent, the
+    only elastography quantity with a DICOM unit code (C.8.5.5.1.15 has no pressure unit, so kPa
+    cannot be stated; cm/sec is Doppler velocity as much as shear-wave speed). The value of
+    pixel ``k`` along that axis (``k`` counted from the region's top/left) is
+    ``ReferencePixelPhysicalValue + (k - ReferencePixel0) * PhysicalDelta``. Anything else
+    gives a plan with no source and the reason.
+    """
+    if r is None:
+        return _BarPlan(reason="the file has no colour-bar region (RegionDataType 14) and no "
+                               "colour-bar record, so its colours have no values; give "
+                               "colour_bar=... to decode it")
+    try:
+        r.check_bounds(rows, cols, path)
+    except CalibrationError as e:
+        return _BarPlan(reason=f"its colour-bar {e.problem}")
+    axes = {"Y": (r.units_y, r.delta_y, r.ref_y0, r.ref_value_y, r.y1 - r.y0 + 1),
+            "X": (r.units_x, r.delta_x, r.ref_x0, r.ref_value_x, r.x1 - r.x0 + 1)}
+    usable = [a for a, (u, d, *_rest) in axes.items()
+              if u == UNIT_PERCENT and d is not None and np.isfinite(d) and d != 0]
+    if not usable:
+        scaled = [(a, u) for a, (u, d, *_rest) in axes.items()
+                  if d is not None and np.isfinite(d) and d != 0]
+        if not scaled:
+            why = "carries no value scale (PhysicalDeltaX/Y are zero or absent)"
+        else:
+            a, u = scaled[0]
+            if u in (None, UNIT_NONE):
+                why = (f"states its scale with PhysicalUnits{a}Direction {u} (none), so the "
+                       "unit of its values is unknown (DICOM has no unit code for kPa)")
+            else:
+                why = (f"is in {UNIT_NAMES.get(u, f'unit code {u}')} (PhysicalUnits{a}Direction "
+                       f"{u}), not an elastography unit layerseg decodes (percent = strain)")
+        return _BarPlan(reason=f"its colour-bar {r.describe()} {why}; give colour_bar=... to "
+                               "decode the elastography")
+    axis = usable[0]
+    _, delta, ref0, ref_value, n = axes[axis]
+    if ref_value is None:
+        return _BarPlan(reason=f"its colour-bar {r.describe()} has a percent scale but no "
+                               f"ReferencePixelPhysicalValue{axis}; give colour_bar=...")
+    ref0 = 0 if ref0 is None else ref0
+    first = (ref_value + (0 - ref0) * delta) / 100.0
+    last = (ref_value + (n - 1 - ref0) * delta) / 100.0
+    vmin, vmax = min(first, last), max(first, last)
+    box = (r.y0, r.x0, r.y1 + 1, r.x1 + 1)
+    orientation = "vertical" if axis == "Y" else "horizontal"
+    # vertical: is the top row the max?  horizontal: is the right end the max?
+    top_is_max = first > last if axis == "Y" else last > first
+    cache: dict[str, Any] = {}
+
+    def sample(rgb_full):
+        from .colour import sample_colour_bar
+
+        if "bar" not in cache:
+            cache["bar"] = sample_colour_bar(rgb_full, box, vmin, vmax, orientation=orientation,
+                                             top_is_max=top_is_max, source=str(path))
+        return cache["bar"]
+
+    return _BarPlan(sample, "strain", "colour_bar_region", auto=True)
+
+
+def _plan_colour_bar(colour_bar, elasto_kind, private: _BarPlan | None, path,
+                     layout: _Layout, rows: int, cols: int) -> _BarPlan:
+    """The caller's bar, else the private block's, else one from the colour-bar region."""
+    if colour_bar is not None:
+        kind = elasto_kind or (private.kind if private is not None else None) or "swe_kpa"
+        return _BarPlan(_resolve_colour_bar(colour_bar, path, layout), kind, "caller")
+    plan = private if private is not None else _region_colour_bar(
+        layout.colour_bar_region, rows, cols, path)
+    if plan.source is not None and elasto_kind is not None and elasto_kind != plan.kind:
+        what = ("private block" if plan.origin == "private_block"
+                else "colour-bar region (percent scale)")
+        raise ColourBarError(f"elasto_kind={elasto_kind!r} was given, but the file's colour bar "
+                             f"({what}) holds {plan.kind} values; pass colour_bar=... with "
+                             "elasto_kind to decode with your own bar", path)
+    return plan
 
 
 def _register(values: np.ndarray, valid: np.ndarray, src_region: UltrasoundRegion,
@@ -606,7 +801,7 @@ class _Decoder:
 def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = None,
                frames: Sequence[int] | slice | None = None, *,
                colour: Literal["refuse", "luminance"] = "refuse",
-               colour_bar: Any = None, elasto_kind: Literal["swe_kpa", "strain"] = "swe_kpa",
+               colour_bar: Any = None, elasto_kind: Literal["swe_kpa", "strain"] | None = None,
                max_colour_distance: float | None = None, region: int | None = None,
                allow_other_modality: bool = False, salt: str | None = None) -> FrameSeries:
     """Read an ultrasound DICOM file as a lazy series of calibrated frames.
@@ -626,15 +821,18 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
         refuse (`InvalidImageError`) or convert to luminance. Effectively grey colour images
         (see `is_effectively_grey`) are always converted to luminance.
     colour_bar : ColourBar, path, or dict, optional
-        Colour bar of the elastography overlay: a `layerseg.io.colour.ColourBar`, a LUT file for
+        Colour bar of the elastography overlay; without it the file's own bar is used where it
+        states one (see the module docstring). A `layerseg.io.colour.ColourBar`, a LUT file for
         `layerseg.io.colour.load_lut`, or
         ``{"box": (row0, col0, row1, col1), "vmin": ..., "vmax": ..., **options}`` for
         `layerseg.io.colour.sample_colour_bar`, sampled once from the first decoded frame
         (the full screen image, end-exclusive box; it defaults to the file's colour-bar region,
         RegionDataType 14). With it, a colour region beside the B-mode (or colour over
         it) becomes `Frame.elasto`, registered to the B-mode grid.
-    elasto_kind : {'swe_kpa', 'strain'}
-        What the colour bar's values are.
+    elasto_kind : {'swe_kpa', 'strain'}, optional
+        What the colour bar's values are. Default: what the file states (private block, or a
+        percent scale = strain), else ``'swe_kpa'``. Contradicting the file's own bar (with no
+        `colour_bar` given) raises `ColourBarError`.
     max_colour_distance : float, optional
         Passed to `layerseg.io.colour.decode_colour` as ``max_distance``.
     region : int, optional
@@ -662,6 +860,9 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
     CalibrationError
         No calibration, region bounds outside the image, non-centimetre units, or
         contradictory tissue regions (unless `spacing` is given).
+    ColourBarError
+        A malformed caller bar, one that does not match the overlay, a malformed private
+        colour-bar record, or `elasto_kind` contradicting the file's bar.
     InvalidImageError
         Empty or 1-pixel image, NaN/inf pixels, colour where grey is expected.
     """
@@ -690,9 +891,16 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
                 a = decoder(0)
                 return a if a.ndim == 3 else None
 
+            try:
+                private = _private_colour_bar(ds, p)
+            except ColourBarError:
+                if colour_bar is None:
+                    raise
+                private = None  # the caller's bar wins; a damaged record does not matter
             layout = _plan_layout(ds, parse_regions(ds), rows, cols, p, spacing, region,
-                                  first_rgb if is_colour else None)
-            bar_source = _resolve_colour_bar(colour_bar, p, layout)
+                                  first_rgb if is_colour else None,
+                                  None if private is None else private.elasto_box)
+            plan = _plan_colour_bar(colour_bar, elasto_kind, private, p, layout, rows, cols)
             meta_common = _common_meta(ds, p, layout, salt)
     except (LayersegError, MemoryError):
         raise
@@ -717,8 +925,7 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
     def load(k: int) -> Frame:
         i = indices[k]
         img = decoder(i)
-        return _make_frame(img, i, p, layout, bar_source, colour, elasto_kind,
-                           max_colour_distance, meta_common)
+        return _make_frame(img, i, p, layout, plan, colour, max_colour_distance, meta_common)
 
     return FrameSeries(len(indices), load, source=str(p))
 
@@ -753,50 +960,79 @@ def _common_meta(ds, path: Path, layout: _Layout, salt) -> dict[str, Any]:
         extra=extra)
 
 
-def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, bar_source, colour,
-                elasto_kind, max_distance, meta_common) -> Frame:
+def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, plan: _BarPlan, colour,
+                max_distance, meta_common) -> Frame:
     full = img
     r = layout.bmode_region
     crop = full[r.box()] if r is not None else full
     elasto = valid = None
     extra = dict(meta_common["extra"])
+
+    def unusable(e: ColourBarError):
+        if not plan.auto:
+            raise e
+        extra["elasto_ignored"] = (f"the file's colour bar ({plan.origin}) does not fit its "
+                                   f"pixels: {e.problem}; give colour_bar=... to decode it")
+
     bar = None
-    if bar_source is not None:
-        bar = bar_source(full) if callable(bar_source) else bar_source
+    if plan.source is not None and (full.ndim == 3 or not plan.auto):
+        try:
+            bar = plan.source(full) if callable(plan.source) else plan.source
+        except ColourBarError as e:
+            unusable(e)
+
+    def decode(rgb):
+        try:
+            return _decode(rgb, bar, max_distance, path)
+        except ColourBarError as e:
+            unusable(e)
+            return None
+
     if crop.ndim == 3:
-        if is_effectively_grey(crop):
+        grey = is_effectively_grey(crop)
+        res = None
+        if not grey and bar is not None and layout.colour_region is None:
+            res = decode(crop)
+        if grey:
             bmode = _luminance(crop)
-        elif bar is not None and layout.colour_region is None:
-            elasto, valid = _decode(crop, bar, max_distance, path)
+        elif res is not None:
+            elasto, valid = res
             bmode = _luminance(crop)
             extra["elasto_layout"] = "overlay"
         elif colour == "luminance":
             bmode = _luminance(crop)
             extra["colour_converted"] = "luminance"
+            if bar is None and plan.reason:
+                extra.setdefault("elasto_ignored", plan.reason)
         else:
             frac = float((_chroma(crop) > COLOUR_CHROMA_MIN).mean())
+            why = extra.get("elasto_ignored") or plan.reason
             raise InvalidImageError(
                 f"frame {i}: the B-mode region holds colour ({100 * frac:.1f}% of its pixels "
                 "are coloured), where a grey B-mode is expected; give the elastography colour "
-                "bar (colour_bar=...) to decode it, or colour='luminance' to convert to grey",
-                path)
+                "bar (colour_bar=...) to decode it, or colour='luminance' to convert to grey"
+                + (f" (the file's own colour bar cannot be used: {why})" if why else ""), path)
     else:
         bmode = crop
     if bar is not None and layout.colour_region is not None and full.ndim == 3:
         c = layout.colour_region
-        vals, ok = _decode(full[c.box()], bar, max_distance, path)
-        elasto, valid = _register(vals, ok, c, layout.colour_spacing_mm, r, layout.spacing_mm,
-                                  bmode.shape)
-        extra["elasto_layout"] = "side_by_side"
-    elif bar is None and layout.colour_region is not None:
-        extra["elasto_ignored"] = "a colour region is present but no colour_bar was given"
+        res = decode(full[c.box()])
+        if res is not None:
+            elasto, valid = _register(res[0], res[1], c, layout.colour_spacing_mm, r,
+                                      layout.spacing_mm, bmode.shape)
+            extra["elasto_layout"] = "side_by_side"
+    elif layout.colour_region is not None and "elasto_ignored" not in extra:
+        extra["elasto_ignored"] = (f"a colour region is present but no colour_bar was given, "
+                                   f"and {plan.reason or 'the file states no usable colour bar'}")
+    if elasto is not None:
+        extra["colour_bar_source"] = plan.origin
     meta = FrameMeta(source=meta_common["source"], frame_index=i,
                      frequency_mhz=meta_common["frequency_mhz"], device=meta_common["device"],
                      calibration=meta_common["calibration"],
                      subject_key=meta_common["subject_key"], study_key=meta_common["study_key"],
                      extra=extra)
     return Frame(bmode=bmode, spacing_mm=layout.spacing_mm, intensity="display",
-                 elasto=elasto, elasto_kind=elasto_kind if elasto is not None else None,
+                 elasto=elasto, elasto_kind=plan.kind if elasto is not None else None,
                  elasto_valid=valid, meta=meta)
 
 

@@ -673,3 +673,163 @@ def test_side_by_side_registered_through_reference_pixels(tmp_path, rng):
     assert ok[5:, :88].mean() > 0.9
     yy, xx = np.meshgrid(np.arange(80) * 0.03, np.arange(100) * 0.03, indexing="ij")
     assert np.abs(f.elasto - truth(yy, xx))[ok].max() <= bar.step + 1e-3
+
+
+# ---------------------------------------------------------------------------- elastography found in
+# the file itself: the simulator's exact colour-bar record, or a percent-scaled colour-bar region
+def _sim_frames(kind, n=2, seed=0, blank_first=False, shape=(48, 40)):
+    """Frames with a smooth elastography field (random plane + bumps) inside the bar's range and a
+    NaN hole, as the simulator's exporter takes them."""
+    from layerseg.frame import Frame, FrameMeta
+
+    r = np.random.default_rng(seed)
+    vmax = 40.0 if kind == "swe_kpa" else 0.05
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]] / np.array(shape, float)[:, None, None]
+    out = []
+    for k in range(n):
+        a, b, c = r.uniform(0.1, 0.9, 3)
+        e = vmax * np.clip(0.05 + 0.9 * (a * yy + (1 - a) * xx) * b + 0.1 * c * np.sin(9 * xx),
+                           0.0, 1.0)
+        e[:5] = np.nan                                          # no elastography over the gel
+        grey = np.clip(r.normal(90, 30, shape), 0, 255)
+        out.append(Frame(grey, (0.03, 0.05), elasto=None if (blank_first and k == 0) else e,
+                         elasto_kind=kind, meta=FrameMeta(frequency_mhz=24.0)))
+    return out
+
+
+def _drop_private_block(p: Path, q: Path) -> Path:
+    from layerseg.io.dicom import SIM_PRIVATE_GROUP
+
+    ds = pydicom.dcmread(p)
+    for tag in list(ds.group_dataset(SIM_PRIVATE_GROUP).keys()):
+        del ds[tag]
+    ds.save_as(q)
+    return q
+
+
+def _check_elasto(series, frames, kind, tol_max, jpeg, source):
+    from layerseg.simulate.dicom_export import default_exam_bar
+
+    vmax = default_exam_bar(kind).vmax
+    for k, f in enumerate(series):
+        truth = frames[k].elasto
+        assert f.elasto_kind == kind and f.meta.extra["colour_bar_source"] == source
+        got = f.elasto
+        assert not (f.elasto_valid & ~np.isfinite(truth)).any()   # nothing decoded off the map
+        both = np.isfinite(truth) & f.elasto_valid
+        assert both.sum() > 0.8 * np.isfinite(truth).sum()
+        err = np.abs(got[both] - truth[both])
+        if jpeg:
+            assert np.median(err) <= tol_max and np.quantile(err, 0.95) <= 0.06 * vmax
+        else:
+            assert err.max() <= tol_max
+
+
+@pytest.mark.parametrize("jpeg,kind,layout", [(False, "swe_kpa", "side_by_side"),
+                                              (True, "swe_kpa", "side_by_side"),
+                                              (False, "strain", "side_by_side"),
+                                              (True, "strain", "side_by_side"),
+                                              (False, "swe_kpa", "overlay"),
+                                              (True, "strain", "overlay")])
+def test_simulated_exam_elastography_without_colour_bar(tmp_path, jpeg, kind, layout):
+    """write_exam_dicom's private block gives the exact bar and the kind: no colour_bar needed."""
+    from layerseg.simulate.dicom_export import (PRIVATE_CREATOR, PRIVATE_GROUP, default_exam_bar,
+                                                write_exam_dicom)
+    from layerseg.io.dicom import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
+
+    assert (SIM_PRIVATE_GROUP, SIM_PRIVATE_CREATOR) == (PRIVATE_GROUP, PRIVATE_CREATOR)
+    frames = _sim_frames(kind)
+    p = write_exam_dicom(tmp_path / "exam.dcm", frames, patient_name="SIM^A", patient_id="S1",
+                         jpeg=jpeg, layout=layout)
+    series = read(p)
+    assert len(series) == 2
+    # the exact bar: quantised to its own step (plus float32 rounding)
+    _check_elasto(series, frames, kind, default_exam_bar(kind).step * (1 + 1e-3), jpeg,
+                  "private_block")
+    # elasto_kind matching the file's is accepted; a contradicting one is refused
+    assert read(p, elasto_kind=kind)[0].elasto_kind == kind
+    other = "strain" if kind == "swe_kpa" else "swe_kpa"
+    with pytest.raises(ColourBarError, match=f"exam.dcm.*elasto_kind='{other}'"):
+        read(p, elasto_kind=other)
+
+
+@pytest.mark.parametrize("jpeg", [False, True])
+def test_strain_from_percent_colour_bar_region(tmp_path, jpeg):
+    """No private block: a colour-bar region calibrated in percent (a standard unit code) gives
+    strain, the bar sampled from the image with the values of its calibration."""
+    from layerseg.simulate.dicom_export import write_exam_dicom
+
+    frames = _sim_frames("strain", seed=4)
+    p = write_exam_dicom(tmp_path / "exam.dcm", frames, patient_name="SIM^A", patient_id="S1",
+                         jpeg=jpeg)
+    q = _drop_private_block(p, tmp_path / "plain.dcm")
+    bar_region = pydicom.dcmread(q).SequenceOfUltrasoundRegions[-1]
+    assert bar_region.RegionDataType == 14 and bar_region.PhysicalUnitsYDirection == 1
+    rows = bar_region.RegionLocationMaxY1 - bar_region.RegionLocationMinY0 + 1
+    top = bar_region.ReferencePixelPhysicalValueY / 100
+    bottom = top + bar_region.PhysicalDeltaY * (rows - 1) / 100
+    row_step = abs(top - bottom) / (rows - 1)
+    _check_elasto(read(q), frames, "strain", 2 * row_step, jpeg, "colour_bar_region")
+
+
+def test_kpa_colour_bar_region_without_unit_is_ignored_with_reason(tmp_path):
+    """kPa has no DICOM unit code: without the private block the elastography is left out (the
+    reason recorded), the B-mode still read; a caller's bar then decodes it."""
+    from layerseg.simulate.dicom_export import default_exam_bar, write_exam_dicom
+
+    frames = _sim_frames("swe_kpa", seed=5)
+    p = write_exam_dicom(tmp_path / "exam.dcm", frames, patient_name="SIM^A", patient_id="S1")
+    q = _drop_private_block(p, tmp_path / "plain.dcm")
+    f = read(q)[0]
+    assert f.elasto is None and f.shape == frames[0].shape
+    assert "PhysicalUnitsYDirection 0" in f.meta.extra["elasto_ignored"]
+    assert "colour_bar" in f.meta.extra["elasto_ignored"]
+    _check_elasto(read(q, colour_bar=default_exam_bar("swe_kpa")), frames, "swe_kpa",
+                  default_exam_bar("swe_kpa").step * (1 + 1e-3), False, "caller")
+    # the overlay layout without a usable bar: today's refusal, now with the reason
+    p = write_exam_dicom(tmp_path / "ov.dcm", frames, patient_name="SIM^A", patient_id="S1",
+                         layout="overlay")
+    q = _drop_private_block(p, tmp_path / "ov_plain.dcm")
+    with pytest.raises(InvalidImageError, match="ov_plain.dcm.*PhysicalUnitsYDirection 0"):
+        read(q)[0]
+    g = read(q, colour="luminance")[0]
+    assert g.elasto is None and "PhysicalUnitsYDirection 0" in g.meta.extra["elasto_ignored"]
+
+
+def test_caller_colour_bar_wins_over_the_file(tmp_path):
+    from layerseg.simulate.dicom_export import default_exam_bar, write_exam_dicom
+
+    frames = _sim_frames("swe_kpa", seed=6)
+    p = write_exam_dicom(tmp_path / "exam.dcm", frames, patient_name="SIM^A", patient_id="S1")
+    ref = default_exam_bar("swe_kpa")
+    doubled = ref.rescaled(2 * ref.vmin, 2 * ref.vmax)
+    f = read(p, colour_bar=doubled)[0]
+    assert f.meta.extra["colour_bar_source"] == "caller" and f.elasto_kind == "swe_kpa"
+    ok = f.elasto_valid & np.isfinite(frames[0].elasto)
+    assert ok.sum() > 0.8 * np.isfinite(frames[0].elasto).sum()
+    assert np.abs(f.elasto[ok] - 2 * frames[0].elasto[ok]).max() <= doubled.step * 1.001
+    # a damaged record does not matter when the caller gives the bar, and is refused otherwise
+    ds = pydicom.dcmread(p)
+    blk = ds.private_block(0x0011, "LAYERSEG_SIM 1")
+    blk[0x06].value = blk[0x06].value[:-3]                  # one colour short
+    ds.save_as(tmp_path / "bad.dcm")
+    with pytest.raises(ColourBarError, match="bad.dcm.*private colour-bar block.*colour bytes"):
+        read(tmp_path / "bad.dcm")
+    assert read(tmp_path / "bad.dcm", colour_bar=ref)[0].elasto is not None
+
+
+def test_private_block_names_the_elastography_view(tmp_path):
+    """Frame 0 without elastography shows grey in both views: the record's view box still tells
+    the elastography view from the B-mode, so frame 1's map is decoded."""
+    from layerseg.simulate.dicom_export import default_exam_bar, write_exam_dicom
+
+    frames = _sim_frames("swe_kpa", seed=7, blank_first=True)
+    p = write_exam_dicom(tmp_path / "exam.dcm", frames, patient_name="SIM^A", patient_id="S1")
+    s = read(p)
+    f0, f1 = s[0], s[1]
+    assert f0.meta.extra["bmode_region"]["index"] == 0
+    assert f0.meta.extra["colour_region"]["index"] == 1
+    assert "private block" in f0.meta.extra["region_choice"]
+    assert not f0.elasto_valid.any()                        # grey view: nothing decoded
+    _check_elasto([f1], frames[1:], "swe_kpa", default_exam_bar("swe_kpa").step * 1.001, False,
+                  "private_block")
