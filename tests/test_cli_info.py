@@ -62,3 +62,81 @@ def test_info_reports_failures_and_exits_nonzero(tmp_path, capsys):
 def test_info_user_spacing(capsys, tmp_path):
     assert main(["info", "--spacing", "0.01", "0.02", str(SAMPLES / "us_bmode_regions.dcm")]) == 0
     assert "spacing 0.01 x 0.02 mm (user)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- elastography options
+def _exam(tmp_path, name, kind="swe_kpa", layout="side_by_side", private=True):
+    """A tiny simulated exam: B-mode beside a smooth elastography map (NaN over the top rows)."""
+    import numpy as np
+
+    from layerseg.frame import Frame
+    from layerseg.simulate.dicom_export import default_exam_bar, write_exam_dicom
+
+    r = np.random.default_rng(1)
+    vmax = default_exam_bar(kind).vmax
+    yy, xx = np.mgrid[0:40, 0:32] / 40.0
+    e = vmax * (0.1 + 0.8 * (0.6 * yy + 0.4 * xx) / 1.4)
+    e[:4] = np.nan
+    f = Frame(np.clip(r.normal(90, 30, (40, 32)), 0, 255), (0.03, 0.05), elasto=e,
+              elasto_kind=kind)
+    p = write_exam_dicom(tmp_path / name, [f], patient_name="SIM^CLI", patient_id="SIMCLI",
+                         layout=layout)
+    if not private:
+        ds = pydicom.dcmread(p)
+        for tag in list(ds.group_dataset(0x0011).keys()):
+            del ds[tag]
+        ds.save_as(p)
+    return p, f
+
+
+def _valid_px(out: str, kind: str, source: str) -> int:
+    m = re.search(rf"elastography {kind} \((\d+) valid px, colour bar from {source}\)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def test_info_elastography_from_the_file(tmp_path, capsys):
+    import numpy as np
+
+    from layerseg.io import read
+
+    for kind in ("swe_kpa", "strain"):
+        p, truth = _exam(tmp_path, f"{kind}.dcm", kind=kind)
+        assert main(["info", str(p)]) == 0
+        out = capsys.readouterr().out
+        n = _valid_px(out, kind, "private_block")
+        assert n == int(read(p)[0].elasto_valid.sum())
+        assert 0.8 * np.isfinite(truth.elasto).sum() < n <= np.isfinite(truth.elasto).sum()
+        assert "SIMCLI" not in out and "SIM^CLI" not in out
+
+
+def test_info_colour_bar_lut_and_colour_options(tmp_path, capsys):
+    from layerseg.io.colour import _write_lut_csv
+    from layerseg.simulate.dicom_export import default_exam_bar
+
+    p, truth = _exam(tmp_path, "plain.dcm", private=False)      # kPa: no standard unit code
+    assert main(["info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "elastography not decoded (" in out and "PhysicalUnitsYDirection 0" in out
+    lut = tmp_path / "bar.csv"
+    _write_lut_csv(lut, default_exam_bar("swe_kpa"))
+    png = SAMPLES / "bmode_capture.png"
+    args = ["info", "--colour-bar", str(lut), "--colour", "refuse", str(p), str(png)]
+    assert main(args) == 0                                     # the PNG reader takes no bar
+    out = capsys.readouterr().out
+    assert f"{png}: 1 frame(s)" in out
+    assert _valid_px(out, "swe_kpa", "caller") > 0
+    assert main(["info", "--colour-bar", str(lut), "--elasto-kind", "strain", str(p)]) == 0
+    assert _valid_px(capsys.readouterr().out, "strain", "caller") > 0
+    # colour over the B-mode and no usable bar: refused unless --colour luminance
+    q, _ = _exam(tmp_path, "overlay.dcm", layout="overlay", private=False)
+    assert main(["info", str(q)]) == 1
+    assert "holds colour" in capsys.readouterr().err
+    assert main(["info", "--colour", "luminance", str(q)]) == 0
+    assert "elastography not decoded" in capsys.readouterr().out
+    assert main(["info", "--colour-bar", str(lut), str(q)]) == 0
+    assert _valid_px(capsys.readouterr().out, "swe_kpa", "caller") > 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("value,r,g,b\n0,1,2\n")
+    assert main(["info", "--colour-bar", str(bad), str(p)]) == 2
+    assert "bad.csv" in capsys.readouterr().err

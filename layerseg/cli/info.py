@@ -17,6 +17,16 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--spacing", nargs=2, type=float, metavar=("AXIAL_MM", "LATERAL_MM"),
                    help="explicit pixel spacing for files that carry none (recorded as 'user')")
+    p.add_argument("--colour-bar", type=Path, metavar="LUT",
+                   help="colour bar LUT file (CSV value,r,g,b or JSON) decoding the elastography "
+                        "overlay of DICOM files; without it the file's own bar is used where it "
+                        "states one")
+    p.add_argument("--elasto-kind", choices=("swe_kpa", "strain"),
+                   help="what the --colour-bar values are (default: what the file states, else "
+                        "swe_kpa)")
+    p.add_argument("--colour", choices=("refuse", "luminance"), default=None,
+                   help="a B-mode that holds colour and cannot be decoded: refuse it (default) or "
+                        "convert it to luminance (DICOM and PNG/TIFF/JPEG)")
     p.set_defaults(func=run)
 
 
@@ -29,15 +39,50 @@ def _describe(frame) -> str:
     else:
         sp = "no spacing"
     el = ""
+    extra = frame.meta.extra or {}
     if frame.elasto is not None:
         n = int(frame.elasto_valid.sum())
-        el = f", elastography {frame.elasto_kind} ({n} valid px)"
+        src = extra.get("colour_bar_source")
+        el = (f", elastography {frame.elasto_kind} ({n} valid px"
+              f"{f', colour bar from {src}' if src else ''})")
+    elif extra.get("elasto_ignored"):
+        el = f", elastography not decoded ({extra['elasto_ignored']})"
     f = f", {frame.meta.frequency_mhz:g} MHz" if frame.meta.frequency_mhz else ""
     return f"{r} x {c} px {frame.intensity}, {sp}{f}{el}"
 
 
+def _options_for(path: Path, options: dict) -> dict:
+    """The subset of `options` that the reader `read` picks for `path` takes (an option it does
+    not take would be an error there)."""
+    import importlib
+    import inspect
+
+    from ..io.read import FORMATS, sniff_format
+
+    try:
+        module, func, _ = FORMATS[sniff_format(path)]
+        fn = getattr(importlib.import_module(f"layerseg.io.{module}"), func)
+    except (LayersegError, ImportError):
+        return {}  # read() reports the problem itself
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in options.items() if k in params}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import read, read_dataset
+    from ..io.colour import load_lut
+
+    options: dict = {}
+    if args.colour is not None:
+        options["colour"] = args.colour
+    if args.elasto_kind is not None:
+        options["elasto_kind"] = args.elasto_kind
+    if args.colour_bar is not None:
+        try:
+            options["colour_bar"] = load_lut(args.colour_bar)
+        except LayersegError as e:
+            print(f"FAILED {e}", file=sys.stderr)
+            return 2
 
     failed = 0
     files: list[Path] = []
@@ -59,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     spacing = tuple(args.spacing) if args.spacing else None
     for path in files:
         try:
-            series = read(path, spacing=spacing)
+            series = read(path, spacing=spacing, **_options_for(path, options))
             print(f"{path}: {len(series)} frame(s)")
             print(f"  frame 0: {_describe(series[0])}")
         except LayersegError as e:
