@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._config import CV2_FLOOR, ERROR_MODEL, FASTMATH
+from ._expneg import EXP_NEG_MAX, exp_neg
 
 LEE, KUAN, LOCAL_CV = 0, 1, 2
 
@@ -105,6 +106,8 @@ def _frost_kernel(P, wr, wc, damping, dist_idx, dist_val, n_chunks, out):
     ``m_k = exp(-damping * ci2 * |t_k|)``, ``ci2 = var / mean**2`` of the window and ``|t_k|`` the
     Euclidean distance (pixels) of neighbour k from the centre. ``dist_idx[wr, wc]`` indexes the
     distinct distances ``dist_val``, so only ``len(dist_val)`` exponentials are taken per pixel.
+    A whole row is done at a time: its weights per distinct distance (vectorised `exp_neg`,
+    exponents clamped at EXP_NEG_MAX), then one multiply-add pass per window offset.
     """
     rows, cols = out.shape
     inv_n = 1.0 / (wr * wc)
@@ -117,36 +120,41 @@ def _frost_kernel(P, wr, wc, damping, dist_idx, dist_val, n_chunks, out):
             continue
         s1 = np.empty(pc)
         s2 = np.empty(pc)
-        e = np.empty(nd)
+        S1 = np.empty(pc + 1)
+        S2 = np.empty(pc + 1)
+        kk = np.empty(cols)
+        E = np.empty((nd, cols))
+        num = np.empty(cols)
+        den = np.empty(cols)
         _init_colsums(P, a, wr, s1, s2)
         for i in range(a, b):
             if i > a:
                 _advance_colsums(P, i, wr, s1, s2)
-            h1 = 0.0
-            h2 = 0.0
-            for j in range(wc):
-                h1 += s1[j]
-                h2 += s2[j]
+            _prefix(s1, S1)
+            _prefix(s2, S2)
             for j in range(cols):
-                if j > 0:
-                    h1 += s1[j + wc - 1] - s1[j - 1]
-                    h2 += s2[j + wc - 1] - s2[j - 1]
-                m = h1 * inv_n
-                var = h2 * inv_n - m * m
-                if var < 0.0:
-                    var = 0.0
+                m = (S1[j + wc] - S1[j]) * inv_n
+                var = max((S2[j + wc] - S2[j]) * inv_n - m * m, 0.0)
                 m2 = m * m
-                if m2 <= 0.0 or var <= CV2_FLOOR * m2:
-                    out[i, j] = m
-                    continue
-                k = damping * var / m2
-                for u in range(nd):
-                    e[u] = np.exp(-k * dist_val[u])
-                num = 0.0
-                den = 0.0
-                for y in range(wr):
-                    for x in range(wc):
-                        wgt = e[dist_idx[y, x]]
-                        num += wgt * P[i + y, j + x]
-                        den += wgt
-                out[i, j] = num / den
+                k = damping * var / max(m2, 1e-300)
+                # a flat (or zero) window: all weights 1, the window mean
+                kk[j] = 0.0 if (m2 <= 0.0 or var <= CV2_FLOOR * m2) else k
+            for u in range(nd):
+                du = dist_val[u]
+                Eu = E[u]
+                for j in range(cols):
+                    Eu[j] = exp_neg(min(kk[j] * du, EXP_NEG_MAX))
+            for j in range(cols):
+                num[j] = 0.0
+                den[j] = 0.0
+            for y in range(wr):
+                prow = P[i + y]
+                for x in range(wc):
+                    Ew = E[dist_idx[y, x]]
+                    px = prow[x:x + cols]
+                    for j in range(cols):
+                        num[j] += Ew[j] * px[j]
+                        den[j] += Ew[j]
+            orow = out[i]
+            for j in range(cols):
+                orow[j] = num[j] / den[j]

@@ -35,27 +35,12 @@ from numba import njit, prange
 
 from ..errors import FilterInputError
 from ._config import ERROR_MODEL, FASTMATH, NLM_CUTOFF
+from ._expneg import exp_neg
 from ._validate import check_image, check_positive, to_envelope
 
 __all__ = ["denoise_nlm"]
 
 L2, PEARSON = 0, 1
-
-
-#: exp(-k/8) for k = 0 .. 8 * NLM_CUTOFF + 1: the table of `_exp_neg`'s range reduction.
-_EXP_EIGHTHS = np.exp(-np.arange(int(8 * NLM_CUTOFF) + 2) / 8.0)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
-def _exp_neg(x):
-    """exp(-x) for 0 <= x <= NLM_CUTOFF, relative error < 1e-10: a table of exp(-k/8) times a
-    degree-6 Taylor polynomial of exp(-r), r = x - k/8 in [0, 1/8). Branch-free and without a
-    libm call, so loops over it vectorise (scalar libm exp was a third of the NLM time)."""
-    k = int(x * 8.0)
-    r = x - k * 0.125
-    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0
-                                                                       - r / 720.0)))))
-    return _EXP_EIGHTHS[k] * p
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -109,7 +94,7 @@ def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var
         Wu = W[u]
         for v in range(nc):
             dist = max(S[v + bw] - S[v] - var_n, 0.0) * inv_norm
-            w = _exp_neg(min(dist, cutoff))
+            w = exp_neg(min(dist, cutoff))
             Wu[v] = w if dist <= cutoff else 0.0
 
 
