@@ -852,7 +852,8 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
     Raises
     ------
     MissingFileError
-        Missing file (a `ReadError`). `UnsupportedFormatError`: not DICOM, or an unsupported pixel encoding.
+        Missing file (a `ReadError`). `UnsupportedFormatError`: not DICOM, or an unsupported
+        pixel encoding.
     CorruptFileError
         Truncated or malformed header or pixel data.
     WrongModalityError

@@ -129,8 +129,8 @@ def rgb_to_grey(rgb: np.ndarray, colour: str = "refuse", source=None) -> np.ndar
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a sidecar JSON (keys: `SIDECAR_KEYS`; see the module docstring).
 
-    Raises `MissingFileError` if missing, `CorruptFileError` if not a JSON object or holding unknown keys,
-    `CalibrationError` for a malformed ``spacing_mm``.
+    Raises `MissingFileError` if missing, `CorruptFileError` if not a JSON object or holding
+    unknown keys, `CalibrationError` for a malformed ``spacing_mm``.
     """
     p = Path(path)
     if not p.is_file():

@@ -181,7 +181,8 @@ def read(path: str | os.PathLike, spacing: tuple[float, float] | None = None,
     ------
     ReadError
         `MissingFileError` for a missing file, `ReadError` for a folder;
-        `UnsupportedFormatError` for unknown content, and the reader's own errors (`CalibrationError`, `CorruptFileError`...).
+        `UnsupportedFormatError` for unknown content, and the reader's own errors
+        (`CalibrationError`, `CorruptFileError`...).
     """
     p = Path(path)
     fmt = sniff_format(p)

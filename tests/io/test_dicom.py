@@ -833,3 +833,29 @@ def test_private_block_names_the_elastography_view(tmp_path):
     assert not f0.elasto_valid.any()                        # grey view: nothing decoded
     _check_elasto([f1], frames[1:], "swe_kpa", default_exam_bar("swe_kpa").step * 1.001, False,
                   "private_block")
+
+
+@pytest.mark.parametrize("right_is_max,ref_px", [(True, 0), (True, 40), (False, 99)])
+def test_horizontal_percent_colour_bar_region(tmp_path, rng, right_is_max, ref_px):
+    """A hand-built screen: strain over a Colour Flow region, its bar horizontal under it, the
+    bar region calibrated in percent along X with a reference pixel anywhere along it."""
+    lut = default_colour_bar(0.0, 0.05)                      # strain 0-5 %
+    img = np.zeros((92, 240, 3), np.uint8)
+    img[0:80, 0:100] = grey_rgb(speckle(rng, (80, 100)))
+    xx = np.arange(100)[None, :] / 99.0
+    ripple = 1 + 0.1 * np.sin(np.arange(80) / 9)
+    truth = np.repeat(0.005 + 0.04 * xx, 80, axis=0) * ripple[:, None]
+    img[0:80, 110:210] = encode_colour(truth, lut)
+    along = np.linspace(0.0, 0.05, 100) if right_is_max else np.linspace(0.05, 0.0, 100)
+    img[84:90, 110:210] = encode_colour(along, lut)[None, :, :]
+    dx_pct = (along[1] - along[0]) * 100                     # percent per column, signed
+    bar_region = region(110, 84, 209, 89, 0, dx_pct, data_type=14, spatial=5, ux=1, uy=0,
+                        ref=(ref_px, 0, along[ref_px] * 100, 0.0))
+    regs = [region(0, 0, 99, 79, 0.003, 0.003),
+            region(110, 0, 209, 79, 0.003, 0.003, data_type=2), bar_region]
+    p = write_dicom(tmp_path / "strain.dcm", img, regions=regs)
+    f = read_dicom(p)[0]
+    assert f.elasto_kind == "strain" and f.meta.extra["colour_bar_source"] == "colour_bar_region"
+    assert f.elasto_valid.mean() > 0.95
+    step = 0.05 / 99
+    assert np.abs(f.elasto - truth)[f.elasto_valid].max() <= 2 * step
