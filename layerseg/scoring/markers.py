@@ -325,7 +325,10 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
         fr["qc_reason"] = "; ".join(x for x in (fr.get("qc_reason"), "no labelled layer") if x)
     keys = {"subject_id": subject_id, "region": region, "sex": sex,
             "age": None if age is None or (isinstance(age, float) and math.isnan(age)) else age}
-    return FrameScores(frame_id or frame.meta.extra.get("dataset_id"), keys, rows, fr)
+    arrays = {"profile": prof.layers, "present": present}
+    if spacing is not None:
+        arrays.update(surfaces_rows=S_t, thickness_normal_mm=t_norm)
+    return FrameScores(frame_id or frame.meta.extra.get("dataset_id"), keys, rows, fr, arrays)
 
 
 def _apply_references(rows, fr, refs: ReferenceRanges, region, sex, age, opt: ScoreOptions):

@@ -78,12 +78,19 @@ class FrameScores:
         One dict per present layer: ``layer`` plus the `LAYER_COLUMNS` measures.
     frame : dict
         Frame-level markers and QC (`FRAME_COLUMNS`).
+    arrays : dict
+        Per-column results behind the summaries (not written to the tables): ``profile`` (layer
+        names, profile order), ``present`` ((K, cols) bool, the layer's own columns),
+        ``surfaces_rows`` ((K+1, cols) surfaces measured, float64) and
+        ``thickness_normal_mm`` ((K, cols), NaN where a layer is absent or the measure is
+        undefined); empty without spacing.
     """
 
     id: str | None
     keys: dict = field(default_factory=dict)
     layers: list = field(default_factory=list)
     frame: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict, repr=False)
 
     @property
     def qc_pass(self) -> bool:
