@@ -4,12 +4,13 @@ The median commutes with any monotone intensity mapping, so it is the same filte
 and on a log-compressed image; it takes no ``input`` argument. Results are bit-identical to
 ``scipy.ndimage.median_filter(image, size=window)`` (its default ``mode='reflect'``).
 
-Algorithm. Windows of up to `NETWORK_MAX` pixels (7 x 7) use a selection network: Batcher's
+Algorithm. Windows of up to `NETWORK_MAX` pixels (15 x 15) use a selection network: Batcher's
 odd-even merge sort on the window padded to a power of two, with the padding wires (+inf)
 resolved symbolically and every compare-exchange that cannot reach the middle output pruned, so a
-5 x 5 median costs about 100 branch-free min/max pairs. Each block of rows holds one buffer row
-per window element and applies every compare-exchange to a whole image row at once, which LLVM
-turns into SIMD min/max. Larger windows gather each window into a small buffer and select its
+5 x 5 median costs 113 branch-free min/max operations. Each block of rows holds one buffer row
+per window element (plus two spare rows) and applies every compare-exchange to a whole image row
+at once, writing to free rows and renaming (see `median_schedule`), which LLVM turns into SIMD
+min/max. Larger windows gather each window into a small buffer and select its
 middle element in place (Wirth's selection). Rows are split into blocks run in parallel.
 """
 
@@ -26,8 +27,9 @@ from ._validate import check_image, check_window
 
 __all__ = ["median_filter"]
 
-#: Largest window (pixels) filtered with a selection network; larger ones use in-place selection.
-NETWORK_MAX = 49
+#: Largest window (pixels, 15 x 15) filtered with a selection network; larger ones use in-place
+#: selection (the network was 8-12x faster than selection at 9 x 9 and 11 x 11 here).
+NETWORK_MAX = 225
 
 _FULL, _MIN_ONLY, _MAX_ONLY = 0, 1, 2
 
@@ -93,45 +95,83 @@ def median_network(n: int):
             np.ascontiguousarray(arr[:, 2]), out)
 
 
+@lru_cache(maxsize=32)
+def median_schedule(n: int):
+    """`median_network` (n) as an out-of-place schedule over ``n + 2`` buffer rows.
+
+    Every compare-exchange reads two rows and writes its min and/or max to free rows, and the
+    slot -> row map is renamed instead of overwriting in place: LLVM vectorises a loop whose
+    stores cannot alias its loads (measured 15x faster per element than in-place min/max here).
+
+    Returns ``(src_a, src_b, dst_min, dst_max, op, out_row, n_rows)``; ``dst_min`` / ``dst_max`` is
+    -1 where the operation does not write it (op 1: min only; op 2: max only).
+    """
+    a_s, b_s, ops, out = median_network(n)
+    row = list(range(n))
+    free = [n + 1, n]
+    rec = []
+    for a, b, op in zip(a_s.tolist(), b_s.tolist(), ops.tolist()):
+        ra, rb = row[a], row[b]
+        dmin = dmax = -1
+        if op in (_FULL, _MIN_ONLY):
+            dmin = free.pop()
+        if op in (_FULL, _MAX_ONLY):
+            dmax = free.pop()
+        rec.append((ra, rb, dmin, dmax, op))
+        if dmin >= 0:
+            free.append(ra)
+            row[a] = dmin
+        if dmax >= 0:
+            free.append(rb)
+            row[b] = dmax
+    arr = np.array(rec, dtype=np.int64).reshape(-1, 5)
+    cols = [np.ascontiguousarray(arr[:, k]) for k in range(5)]
+    return (*cols, row[out], n + 2)
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH_NONE, error_model=ERROR_MODEL)
-def _median_network_kernel(P, wr, wc, na, nb, nop, slot_out, n_chunks, out):
-    """Median of each ``wr x wc`` window of ``P`` by the network ``(na, nb, nop)``, a whole
-    output row at a time."""
+def _median_network_kernel(P, wr, wc, sa, sb, dmin, dmax, sop, out_row, n_rows, n_chunks, out):
+    """Median of each ``wr x wc`` window of ``P`` by the out-of-place schedule of
+    `median_schedule`, a whole output row at a time."""
     rows, cols = out.shape
-    n = wr * wc
-    n_ops = na.shape[0]
+    n_ops = sa.shape[0]
     for ch in prange(n_chunks):
         a = ch * rows // n_chunks
         b = (ch + 1) * rows // n_chunks
-        buf = np.empty((n, cols), dtype=P.dtype)
+        buf = np.empty((n_rows, cols), dtype=P.dtype)
         for i in range(a, b):
             t = 0
             for y in range(wr):
                 for x in range(wc):
-                    src = P[i + y]
+                    src = P[i + y, x:x + cols]
                     dst = buf[t]
                     for j in range(cols):
-                        dst[j] = src[j + x]
+                        dst[j] = src[j]
                     t += 1
             for q in range(n_ops):
-                ra = buf[na[q]]
-                rb = buf[nb[q]]
-                op = nop[q]
+                ra = buf[sa[q]]
+                rb = buf[sb[q]]
+                op = sop[q]
                 if op == 0:
+                    lo = buf[dmin[q]]
+                    hi = buf[dmax[q]]
                     for j in range(cols):
                         u = ra[j]
                         v = rb[j]
-                        ra[j] = min(u, v)
-                        rb[j] = max(u, v)
+                        lo[j] = min(u, v)
+                        hi[j] = max(u, v)
                 elif op == 1:
+                    lo = buf[dmin[q]]
                     for j in range(cols):
-                        ra[j] = min(ra[j], rb[j])
+                        lo[j] = min(ra[j], rb[j])
                 else:
+                    hi = buf[dmax[q]]
                     for j in range(cols):
-                        rb[j] = max(ra[j], rb[j])
-            res = buf[slot_out]
+                        hi[j] = max(ra[j], rb[j])
+            res = buf[out_row]
+            orow = out[i]
             for j in range(cols):
-                out[i, j] = res[j]
+                orow[j] = res[j]
 
 
 @njit(cache=True, fastmath=FASTMATH_NONE, error_model=ERROR_MODEL)
@@ -211,8 +251,8 @@ def median_filter(image, size=5) -> np.ndarray:
     out = np.empty_like(img)
     n_chunks = max(1, min(img.shape[0], 4 * numba.get_num_threads()))
     if wr * wc <= NETWORK_MAX:
-        na, nb, nop, slot = median_network(wr * wc)
-        _median_network_kernel(P, wr, wc, na, nb, nop, slot, n_chunks, out)
+        sa, sb, dmin, dmax, sop, out_row, n_rows = median_schedule(wr * wc)
+        _median_network_kernel(P, wr, wc, sa, sb, dmin, dmax, sop, out_row, n_rows, n_chunks, out)
     else:
         _median_kernel(P, wr, wc, n_chunks, out)
     return out

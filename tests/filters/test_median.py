@@ -4,7 +4,7 @@ from scipy import ndimage as ndi
 
 from layerseg.errors import FilterInputError
 from layerseg.filters import median_filter
-from layerseg.filters.median import NETWORK_MAX, median_network
+from layerseg.filters.median import NETWORK_MAX, median_network, median_schedule
 
 
 @pytest.mark.parametrize("n", [9, 15, 25, 49])
@@ -22,6 +22,23 @@ def test_network_selects_the_median(n, rng):
         assert buf[out] == np.median(v)
 
 
+@pytest.mark.parametrize("n", [9, 15, 25, 49])
+def test_out_of_place_schedule_selects_the_median(n, rng):
+    sa, sb, dmin, dmax, op, out_row, n_rows = median_schedule(n)
+    assert n_rows == n + 2
+    for _ in range(100):
+        v = rng.permutation(n).astype(float)
+        buf = np.full(n_rows, np.nan)
+        buf[:n] = v
+        for a, b, lo, hi, o in zip(sa, sb, dmin, dmax, op):
+            assert a != b and lo not in (a, b) and hi not in (a, b)
+            if o in (0, 1):
+                buf[lo] = min(buf[a], buf[b])
+            if o in (0, 2):
+                buf[hi] = max(buf[a], buf[b])
+        assert buf[out_row] == np.median(v)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [3, 5, 7, 9, (3, 5), (7, 1)])
 @pytest.mark.parametrize("shape", [(23, 31), (40, 17)])
@@ -35,8 +52,9 @@ def test_equals_scipy_exactly(rng, dtype, size, shape):
 
 def test_large_window_path_equals_scipy(rng):
     img = rng.random((30, 33)).astype(np.float32)
-    assert 11 * 11 > NETWORK_MAX
-    np.testing.assert_array_equal(median_filter(img, 11), ndi.median_filter(img, size=11))
+    assert 17 * 17 > NETWORK_MAX
+    np.testing.assert_array_equal(median_filter(img, 17), ndi.median_filter(img, size=17))
+    np.testing.assert_array_equal(median_filter(img, 15), ndi.median_filter(img, size=15))
 
 
 def test_integer_input_and_constant(rng):
