@@ -34,6 +34,9 @@ def register(sub) -> None:
                    help="strain-ratio reference layer (default fat)")
     p.add_argument("--reference-ranges", type=Path, default=None, metavar="FILE.json",
                    help="reference ranges file (default: the packaged published ranges)")
+    p.add_argument("--composite-weights", type=Path, default=None, metavar="FILE.json",
+                   help='explicit composite index weighting {"<layer>:<marker>": weight, ...} '
+                        "over reference z-scores (no composite without it)")
     p.set_defaults(func=run)
 
 
@@ -49,6 +52,19 @@ def run(args: argparse.Namespace) -> int:
         kw["reference_layer"] = args.reference_layer
     if args.reference_ranges is not None:
         kw["reference_ranges"] = load_reference_ranges(args.reference_ranges)
+    if args.composite_weights is not None:
+        import json
+
+        from ..errors import ConfigError
+        try:
+            w = json.loads(args.composite_weights.read_text())
+            if not (isinstance(w, dict) and w and all(
+                    isinstance(k, str) and ":" in k and isinstance(v, (int, float))
+                    for k, v in w.items())):
+                raise ValueError('expected {"<layer>:<marker>": number, ...}')
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"bad composite weights ({e})", args.composite_weights) from e
+        kw["composite_weights"] = w
     if args.agreement_out is not None and args.compare is None:
         print("layerseg score: --agreement-out needs --compare", file=sys.stderr)
         return 2

@@ -126,3 +126,25 @@ def test_qc_flagged_frames_scored_and_unlabelled_frame_failed(tmp_path, rng):
     assert "spacing" in w_.loc["nospacing", "dermis_thickness_reason"]
     assert w_.loc["nolabel", "frame_status"] == "failed"
     assert "label" in w_.loc["nolabel", "frame_reason"]
+
+
+def test_score_cli_compare_dataset_with_itself_and_composite(tmp_path, rng):
+    data = tmp_path / "ds"
+    write_dataset(data, rng)
+    weights = tmp_path / "w.json"
+    weights.write_text('{"muscle:stiffness_median_kpa": 1.0}')
+    out = tmp_path / "s.csv"
+    rc = main(["score", "--data", str(data), "--out", str(out), "--compare", str(data),
+               "--wide", str(tmp_path / "wide.csv"), "--composite-weights", str(weights)])
+    assert rc == 0
+    agr = pd.read_csv(tmp_path / "s_agreement.csv")
+    r = agr[(agr["layer"] == "dermis") & (agr["marker"] == "thickness_mean_mm")].iloc[0]
+    assert r["bias"] == 0 and r["icc"] == 1.0
+    wide = pd.read_csv(tmp_path / "wide.csv")
+    # composite = the one weighted z-score (masseter SWE reference at the jaw)
+    zs = pd.read_csv(out).query("layer == 'muscle'").set_index("id")["stiffness_median_kpa_z"]
+    assert np.allclose(wide.set_index("id")["composite_index"].loc[zs.index], zs)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"x": "y"}')
+    assert main(["score", "--data", str(data), "--out", str(out), "--composite-weights",
+                 str(bad)]) == 2

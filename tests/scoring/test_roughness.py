@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from layerseg import Frame
+from layerseg.errors import ProfileError
 from layerseg.layers import get_profile
 from layerseg.layers.surfaces import surfaces_to_labels
 from layerseg.scoring import score
@@ -74,3 +75,17 @@ def test_too_short_profile_is_empty_with_reason():
     out = roughness_ra_rq(np.full(400, 10.0), (0.02, 0.02), valid, cutoff_mm=1.0)
     assert out["roughness_ra_um"] == pytest.approx(0.0, abs=1e-9)
     assert out["roughness_length_mm"] == pytest.approx((249 - 2 * 25) * 0.02)
+
+
+def test_score_uses_given_subpixel_surfaces():
+    spacing = (0.02, 0.02)
+    z, cols = sinus_boundary(spacing, 1.5, 0.5)      # 1.5 px: quantisation would matter more
+    rows = int(z.max() + 80)
+    S = np.vstack([z - 45.0, z - 40.0, z, z + 30.0, z + 30, z + 30, z + 30, z + 30])
+    lab = surfaces_to_labels(S, DEFAULT, rows)
+    frame = Frame(np.full(lab.shape, 100.0), spacing)
+    derm = {r["layer"]: r for r in score(frame, lab, surfaces=S).layers}["dermis"]
+    amp_um = 1.5 * 20
+    assert derm["roughness_rq_um"] == pytest.approx(amp_um / np.sqrt(2), rel=0.01)
+    with pytest.raises(ProfileError):
+        score(frame, lab, surfaces=S[:-1])
