@@ -163,3 +163,18 @@ def test_tables_long_and_wide(tmp_path):
     # no file paths in the tables
     assert not any("/" in str(v) for v in wide.iloc[0].to_numpy() if isinstance(v, str)
                    and "mm" not in v and " " not in v)
+
+
+def test_empty_label_map_is_a_failed_frame():
+    frame, lab = tilted_frame(0, (0.02, 0.05), [0.2, 1.0, 1.0, 0, 0, 0, 0])
+    sc = score(frame, np.zeros_like(lab), frame_id="empty")
+    assert sc.failed and sc.layers == []
+    assert "no labelled layer" in sc.frame["frame_reason"] and not sc.qc_pass
+    long = sc.to_long()
+    assert len(long) == 1 and long.loc[0, "frame_status"] == "failed"
+
+
+def test_unknown_options_rejected():
+    frame, lab = tilted_frame(0, (0.02, 0.05), [0.2, 1.0, 1.0, 0, 0, 0, 0])
+    with pytest.raises(TypeError, match="roughnes_cutoff"):
+        score(frame, lab, roughnes_cutoff=1.0)
