@@ -20,6 +20,8 @@ configuration, `layerseg.segmentation.config`):
      neighbours, whether the surface should sit where the image brightens (gel -> entry echo,
      fat -> SMAS, muscle -> bone) or darkens (dermis -> fat, SMAS -> deep fat). An absent layer
      (a = b) earns nothing;
+   * ridge: bright thin bands (the entry echo, the SMAS) earn their label
+     ``w * max(0, -sigma^2 d2n/dz2)``;
    * shadow: ``below`` = the mean of n from a pixel to the frame bottom is near 0 only in a bone
      shadow: bone earns for it, the soft-tissue labels pay for it;
    * background depth: background below the first strong echo of a column (a rough skin guess:
@@ -150,14 +152,7 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     bright = float(np.median(prof.max(axis=0)))
     dark = float(np.percentile(sm, 1.0))
     n = (sm - dark) / max(bright - dark, _EPS)
-    g = ndi.gaussian_filter(n, (cfg["gradient_sigma_mm"] / ay, sx / ax), mode="nearest")
     rows, cols = n.shape
-    edge = np.zeros((rows + 1, cols))
-    edge[1:rows] = (g[1:] - g[:-1]) / ay
-    clip = float(cfg["edges"]["clip"])
-    np.clip(edge, -clip, clip, out=edge)
-    csum = np.cumsum(n[::-1], axis=0)[::-1]
-    below = csum / np.arange(rows, 0, -1, dtype=np.float64)[:, None]
     # skin guess: first row whose next window_mm average exceeds the threshold
     sg = cfg["skin_guess"]
     w = max(1, int(round(sg["window_mm"] / ay)))
@@ -165,7 +160,46 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     hit = ahead > sg["threshold"]
     skin = np.where(hit.any(axis=0), hit.argmax(axis=0), rows).astype(np.float64)
     skin = ndi.median_filter(skin, size=_odd(1.0 / ax), mode="nearest")
-    return {"n": n, "edge": edge, "below": below, "skin_row": skin}
+    n = _depth_compensate(n, skin, ay, cfg["depth_compensation"])
+    g = ndi.gaussian_filter(n, (cfg["gradient_sigma_mm"] / ay, sx / ax), mode="nearest")
+    edge = np.zeros((rows + 1, cols))
+    edge[1:rows] = (g[1:] - g[:-1]) / ay
+    clip = float(cfg["edges"]["clip"])
+    np.clip(edge, -clip, clip, out=edge)
+    csum = np.cumsum(n[::-1], axis=0)[::-1]
+    below = csum / np.arange(rows, 0, -1, dtype=np.float64)[:, None]
+    rs = cfg["ridge"]["sigma_mm"] / ay
+    ridge = -ndi.gaussian_filter(n, (rs, sx / ax), order=(2, 0), mode="nearest") * rs * rs
+    return {"n": n, "edge": edge, "below": below, "skin_row": skin,
+            "ridge": np.maximum(ridge, 0.0)}
+
+
+def _depth_compensate(n: np.ndarray, skin: np.ndarray, ay: float, dc: dict) -> np.ndarray:
+    """Undo the residual depth loss (attenuation not matched by the TGC) of the deep tissue.
+
+    The `quantile` of n over columns at each depth below the skin guess, from `start_mm` down,
+    is fitted by a robust line (Theil-Sen); a negative slope is added back below `start_mm`,
+    at most `max_gain`."""
+    from scipy.stats import theilslopes
+    rows, cols = n.shape
+    if not dc["enabled"]:
+        return n
+    depth = (np.arange(rows, dtype=np.float64)[:, None] - skin[None, :]) * ay
+    start = float(dc["start_mm"])
+    step = max(1, int(round(0.05 / ay)))
+    zs, qs = [], []
+    for z in np.arange(start, depth.max(), step * ay):
+        sel = np.abs(depth - z) < 0.5 * step * ay
+        if sel.sum() >= max(8, cols // 4):
+            zs.append(z)
+            qs.append(np.percentile(n[sel], dc["quantile"]))
+    if len(zs) < 10:
+        return n
+    slope = theilslopes(qs, zs)[0]
+    if not slope < 0:
+        return n
+    gain = np.clip(-slope * (depth - start), 0.0, float(dc["max_gain"]))
+    return n + gain
 
 
 def _spacing(frame: Frame) -> tuple[float, float]:
@@ -221,6 +255,9 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
             ll = np.logaddexp(ll, _gauss_ll(n, app[name]["bright"], app[name]["bright_sd"]))
             ll -= math.log(2.0)
         s = wa * ll
+        wr = float(cfg["ridge"]["w"].get(name, 0.0))
+        if wr:
+            s += wr * feats["ridge"]
         w = float(wts.get(name, 0.0))
         if w:
             s += we * w * de

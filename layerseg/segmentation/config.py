@@ -136,9 +136,11 @@ def _validate(cfg: dict, src) -> dict:
             raise ConfigError(f"appearance.{name} is missing", src)
         _num(app[name]["mean"], f"appearance.{name}.mean", src)
         _num(app[name]["sd"], f"appearance.{name}.sd", src, lo=0.0, allow_zero=False)
-    for name in cfg["edges"]["w"]:
-        if name not in LABEL_NAMES:
-            raise ConfigError(f"edges.w names unknown label {name!r}", src)
+    for key in ("edges", "ridge"):
+        for name in cfg[key]["w"]:
+            if name not in LABEL_NAMES:
+                raise ConfigError(f"{key}.w names unknown label {name!r}", src)
+    _num(cfg["ridge"]["sigma_mm"], "ridge.sigma_mm", src, lo=0.0, allow_zero=False)
     ad = cfg["adapt"]
     if int(ad["iterations"]) != ad["iterations"] or ad["iterations"] < 0:
         raise ConfigError(f"adapt.iterations must be a whole number >= 0, got "
