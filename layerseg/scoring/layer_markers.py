@@ -22,17 +22,26 @@ Upper/lower dermis ratio
     Each dermis column is split at its middle row; the ratio is mean grey of the upper halves over
     mean grey of the lower halves (Crisan's LEPs/LEPi idea, in mean grey levels).
 Fat septa density
-    The superficial fat's central band (its middle half, per column) is averaged into a lateral
-    profile over the longest run of fat columns; septa are the profile's peaks with prominence at
-    least ``min_prominence_grey`` grey levels, at least ``min_spacing_mm`` apart
-    (`scipy.signal.find_peaks`); the density is peaks per mm of that run's width.
+    Septa are thin bright lines in the dark fat. The superficial fat's bounding box is resampled
+    to square pixels (the finer spacing; `scipy.ndimage.zoom`), the fat mask is eroded by
+    ``erode_mm`` so its bright borders (dermis, SMAS) do not count, and the Sato ridge filter
+    (`skimage.filters.sato`, bright ridges, scale ``ridge_sigma_mm``) is thresholded at
+    ``median + k x MAD`` of its response inside the fat (a robust, gain-free threshold). Connected
+    ridge pieces at least ``min_length_mm`` long and ``min_elongation`` times longer than wide are
+    septa (`skimage.measure.regionprops`). Reported: the count, septa per mm of the fat's width
+    (``fat_septa_per_mm``) and per mm^2 of (eroded) fat (``fat_septa_per_mm2``). On simulated
+    frames the count follows the simulator's septa count (Spearman about 0.8 on frames without deep
+    fat); faint septa are missed, so the density is an index, not an absolute count.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.ndimage import gaussian_filter
-from scipy.signal import find_peaks
+from skimage.filters import sato
+from skimage.measure import label as label_components
+from skimage.measure import regionprops
 
 __all__ = ["sleb_markers", "dermis_upper_lower_ratio", "fat_septa_density", "SLEB_DEFAULTS",
            "SEPTA_DEFAULTS"]
@@ -44,7 +53,8 @@ SLEB_DEFAULTS = {"relative_threshold": 0.8, "start_mm": 0.06, "min_thickness_mm"
 young subjects, bands from about 0.12 mm apparent thickness found; thinner bands hide under the
 entry echo. A consistency check with the simulator, not a clinical validation."""
 
-SEPTA_DEFAULTS = {"min_prominence_grey": 15.0, "min_spacing_mm": 0.15, "min_width_mm": 1.0}
+SEPTA_DEFAULTS = {"ridge_sigma_mm": 0.03, "k": 3.0, "min_length_mm": 0.4, "min_elongation": 3.0,
+                  "erode_mm": 0.05, "min_width_mm": 1.0}
 """Default septa detection parameters (see the module notes)."""
 
 
@@ -175,44 +185,56 @@ def dermis_upper_lower_ratio(grey: np.ndarray, labels: np.ndarray, *, dermis_lab
 
 
 def fat_septa_density(grey: np.ndarray, labels: np.ndarray, spacing_mm, *, fat_label: int = 3,
-                      min_prominence_grey: float = SEPTA_DEFAULTS["min_prominence_grey"],
-                      min_spacing_mm: float = SEPTA_DEFAULTS["min_spacing_mm"],
+                      ridge_sigma_mm: float = SEPTA_DEFAULTS["ridge_sigma_mm"],
+                      k: float = SEPTA_DEFAULTS["k"],
+                      min_length_mm: float = SEPTA_DEFAULTS["min_length_mm"],
+                      min_elongation: float = SEPTA_DEFAULTS["min_elongation"],
+                      erode_mm: float = SEPTA_DEFAULTS["erode_mm"],
                       min_width_mm: float = SEPTA_DEFAULTS["min_width_mm"]) -> dict:
-    """Septa per mm of width in the superficial fat; see the module notes.
+    """Fibrous septa in the superficial fat; see the module notes.
 
     Returns
     -------
     dict
-        ``fat_septa_per_mm``, ``fat_septa_count``, ``fat_septa_width_mm``, ``fat_septa_reason``.
+        ``fat_septa_count``, ``fat_septa_per_mm`` (per mm of fat width), ``fat_septa_per_mm2``,
+        ``fat_septa_width_mm``, ``fat_septa_reason``.
     """
-    out = {"fat_septa_per_mm": None, "fat_septa_count": None, "fat_septa_width_mm": None,
-           "fat_septa_reason": None}
+    out = {"fat_septa_per_mm": None, "fat_septa_per_mm2": None, "fat_septa_count": None,
+           "fat_septa_width_mm": None, "fat_septa_reason": None}
     if spacing_mm is None:
         out["fat_septa_reason"] = "no pixel spacing"
         return out
     ay, ax = spacing_mm
     fat = labels == fat_label
-    thick = fat.sum(axis=0) >= 3
-    v = np.concatenate(([False], thick, [False])).astype(np.int8)
-    d = np.diff(v)
-    starts, stops = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    if starts.size == 0:
-        out["fat_septa_reason"] = "no superficial fat at least 3 pixels thick"
-        return out
-    i = int(np.argmax(stops - starts))
-    a, b = int(starts[i]), int(stops[i])
-    width = (b - a) * ax
+    cols = np.flatnonzero(fat.any(axis=0))
+    width = cols.size * ax
     if width < min_width_mm:
-        out["fat_septa_reason"] = (f"superficial fat spans only {width:.2f} mm of consecutive "
-                                   f"columns (need {min_width_mm:g} mm)")
+        out["fat_septa_reason"] = (f"superficial fat spans {width:.2f} mm of width "
+                                   f"(need {min_width_mm:g} mm)")
         return out
-    prof = np.empty(b - a)
-    for j, c in enumerate(range(a, b)):
-        t, bb = _runs_in_column(fat[:, c])
-        q = (bb - t) // 4
-        prof[j] = grey[t + q:bb - q, c].mean()
-    dist = max(1, int(round(min_spacing_mm / ax)))
-    peaks, _ = find_peaks(prof, prominence=min_prominence_grey, distance=dist)
-    out.update(fat_septa_per_mm=peaks.size / width, fat_septa_count=int(peaks.size),
-               fat_septa_width_mm=float(width))
+    rows = np.flatnonzero(fat.any(axis=1))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    iso = min(ay, ax)
+    zoom = (ay / iso, ax / iso)
+    g = ndi.zoom(grey[r0:r1, c0:c1].astype(np.float64), zoom, order=1)
+    m = ndi.zoom(fat[r0:r1, c0:c1].astype(np.float64), zoom, order=1) > 0.5
+    n_erode = int(round(erode_mm / iso))
+    if n_erode > 0:
+        m = ndi.binary_erosion(m, iterations=n_erode)
+    if m.sum() < 50:
+        out["fat_septa_reason"] = "superficial fat too thin for septa detection"
+        return out
+    ridge = sato(g, sigmas=[ridge_sigma_mm / iso], black_ridges=False, mode="reflect")
+    v = ridge[m]
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) * 1.4826
+    comps = label_components((ridge > med + k * mad) & m)
+    n = 0
+    for p in regionprops(comps):
+        length = p.axis_major_length
+        if length * iso >= min_length_mm and length >= min_elongation * max(
+                p.axis_minor_length, 1.0):
+            n += 1
+    out.update(fat_septa_count=int(n), fat_septa_per_mm=n / width,
+               fat_septa_per_mm2=n / (m.sum() * iso * iso), fat_septa_width_mm=float(width))
     return out

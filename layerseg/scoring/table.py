@@ -57,7 +57,8 @@ FRAME_COLUMNS = (
     "skin_thickness_mean_mm_ref", "skin_reference_reason",
     "sleb_present", "sleb_thickness_mm", "sleb_fraction_of_dermis", "sleb_coverage",
     "sleb_reason", "dermis_echo_ratio_upper_lower", "dermis_echo_ratio_reason",
-    "fat_septa_per_mm", "fat_septa_count", "fat_septa_width_mm", "fat_septa_reason",
+    "fat_septa_per_mm", "fat_septa_per_mm2", "fat_septa_count", "fat_septa_width_mm",
+    "fat_septa_reason",
     "aging_profile", "markers_outside_range", "markers_with_reference", "composite_index",
     "composite_index_reason", *QC_COLUMNS,
 )

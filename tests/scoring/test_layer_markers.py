@@ -49,14 +49,16 @@ def test_upper_lower_ratio(rng):
         pytest.approx(100 / 150)
 
 
-def test_septa_count_and_density(rng):
+@pytest.mark.parametrize("spacing", [(0.02, 0.05), (0.025, 0.025)])
+def test_septa_count_and_density(rng, spacing):
     septa = (30, 70, 110, 150, 190, 230)
-    grey, lab = skin(rng, 0, septa)
-    out = fat_septa_density(grey, lab, (0.02, 0.05))
+    grey, lab = skin(rng, 0, septa, noise=15.0)
+    out = fat_septa_density(grey, lab, spacing)
     assert out["fat_septa_count"] == len(septa)
-    assert out["fat_septa_per_mm"] == pytest.approx(len(septa) / (256 * 0.05))
-    none = fat_septa_density(*skin(rng, 0, ()), (0.02, 0.05))
-    assert none["fat_septa_count"] == 0
+    assert out["fat_septa_per_mm"] == pytest.approx(len(septa) / (256 * spacing[1]))
+    none = fat_septa_density(*skin(rng, 0, (), noise=15.0), spacing)
+    assert none["fat_septa_count"] == 0      # speckle-like noise and the fat borders: no septa
+    assert fat_septa_density(grey, lab, None)["fat_septa_reason"] == "no pixel spacing"
 
 
 def test_frame_level_markers_in_wide_table(rng):
