@@ -67,7 +67,8 @@ def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
                  {"shapes": ((128, 128),), "repeat": 1, "plain_cols": 8}),
                 ("filters", "layerseg.bench.filters:run_filter_benchmarks",
                  {"sizes": ((128, 128),), "repeats": 1, "verbose": False}),
-                ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {"quick": True})]
+                ("simulate", "layerseg.bench.simulate:run_simulate_benchmark",
+                 {"per_cell": 2.0, "frames": 1, "with_pymust": False})]
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
             ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {})]

@@ -47,8 +47,8 @@ def _merge(base: dict, over: dict, path: str, src) -> dict:
             continue
         where = f"{path}.{k}" if path else str(k)
         if k not in base:
-            # thickness tables may name new regions
-            if path == "thickness_mm" and isinstance(v, dict):
+            # thickness tables may name new regions, and any layer of a region (checked later)
+            if path == "thickness_mm" and isinstance(v, dict) or path.startswith("thickness_mm."):
                 out[k] = copy.deepcopy(v)
                 continue
             raise ConfigError(f"unknown configuration key {where!r}; known keys here: "
