@@ -44,35 +44,37 @@ L2, PEARSON = 0, 1
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
-def _add_row(P, row, tr, tc, c0, n, mode, forward, eps, sign, V):
+def _add_row(P, R, row, tr, tc, c0, n, mode, forward, sign, V):
     """``V[v] += sign * g(P[row, c0 + v], P[row + tr, c0 + v + tc])`` for v < n, with g the
-    squared difference (l2) or the squared difference over the candidate (Pearson)."""
+    squared difference (l2) or the squared difference times the reciprocal ``R`` of the
+    candidate (Pearson; ``R = 1 / max(P, eps)``, so no division in the loop)."""
     pa = P[row, c0:c0 + n]
     pb = P[row + tr, c0 + tc:c0 + tc + n]
     if mode == L2:
         for v in range(n):
-            d = np.float64(pa[v]) - np.float64(pb[v])
+            d = pa[v] - pb[v]
             V[v] += sign * (d * d)
     elif forward:
+        rb = R[row + tr, c0 + tc:c0 + tc + n]
         for v in range(n):
-            b = np.float64(pb[v])
-            d = np.float64(pa[v]) - b
-            V[v] += sign * (d * d) / max(b, eps)
+            d = pa[v] - pb[v]
+            V[v] += sign * (d * d) * rb[v]
     else:
+        ra = R[row, c0:c0 + n]
         for v in range(n):
-            a = np.float64(pa[v])
-            d = a - np.float64(pb[v])
-            V[v] += sign * (d * d) / max(a, eps)
+            d = pa[v] - pb[v]
+            V[v] += sign * (d * d) * ra[v]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
-def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var_n, eps,
-                   cutoff, V, S, W, forward):
+def _shift_weights(P, R, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var_n,
+                   cutoff, V, H, W, forward):
     """Weights of the pairs (q, q+t) for anchors q in rows ra0..ra0+nr, cols ca0..ca0+nc (image
     coordinates) into ``W[:nr, :nc]``. ``forward``: the denominator is z(q+t) (Pearson weight of
     q receiving from q+t); else z(q) (weight of q+t receiving from q). l2 ignores it.
     Column sums over the patch rows ``V`` are kept with running updates down the rows; the box
-    sums along a row are differences of the prefix sums ``S`` of ``V``."""
+    sums ``H`` along a row add ``lo + hi + 1`` shifted copies of ``V`` (each pass vectorised; a
+    running or prefix sum along the row would be one long dependency chain)."""
     ncv = nc + lo + hi
     bw = lo + hi + 1
     c0 = ca0 - lo + pad
@@ -82,24 +84,25 @@ def _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, var
             for v in range(ncv):
                 V[v] = 0.0
             for y in range(-lo, hi + 1):
-                _add_row(P, r + y, tr, tc, c0, ncv, mode, forward, eps, 1.0, V)
+                _add_row(P, R, r + y, tr, tc, c0, ncv, mode, forward, 1.0, V)
         else:
-            _add_row(P, r + hi, tr, tc, c0, ncv, mode, forward, eps, 1.0, V)
-            _add_row(P, r - lo - 1, tr, tc, c0, ncv, mode, forward, eps, -1.0, V)
-        acc = 0.0
-        S[0] = 0.0
-        for v in range(ncv):
-            acc += V[v]
-            S[v + 1] = acc
+            _add_row(P, R, r + hi, tr, tc, c0, ncv, mode, forward, 1.0, V)
+            _add_row(P, R, r - lo - 1, tr, tc, c0, ncv, mode, forward, -1.0, V)
+        for v in range(nc):
+            H[v] = V[v]
+        for k in range(1, bw):
+            Vk = V[k:k + nc]
+            for v in range(nc):
+                H[v] += Vk[v]
         Wu = W[u]
         for v in range(nc):
-            dist = max(S[v + bw] - S[v] - var_n, 0.0) * inv_norm
+            dist = max(H[v] - var_n, 0.0) * inv_norm
             w = exp_neg(min(dist, cutoff))
             Wu[v] = w if dist <= cutoff else 0.0
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
-def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out):
+def _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, cutoff, tile, out):
     rows, cols = out.shape
     n_tiles = (rows + tile - 1) // tile
     for ti in prange(n_tiles):
@@ -115,7 +118,7 @@ def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out
         WA = np.empty((T + d, cols + d))
         WB = np.empty((T + d, cols + d))
         V = np.empty(cols + d + lo + hi + 1)
-        S = np.empty(cols + d + lo + hi + 2)
+        H = np.empty(cols + d)
         for tr in range(-d, d + 1):
             for tc in range(0, d + 1):
                 if tc == 0 and tr <= 0:
@@ -124,11 +127,11 @@ def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out
                 nr = T + abs(tr)
                 ca0 = -tc
                 nc = cols + tc
-                _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
-                               var_n, eps, cutoff, V, S, WA, True)
+                _shift_weights(P, R, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
+                               var_n, cutoff, V, H, WA, True)
                 if mode == PEARSON:
-                    _shift_weights(P, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
-                                   var_n, eps, cutoff, V, S, WB, False)
+                    _shift_weights(P, R, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
+                                   var_n, cutoff, V, H, WB, False)
                     wb = WB
                 else:
                     wb = WA
@@ -141,11 +144,12 @@ def _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, cutoff, tile, out
                     pb = P[pr - tr, pad - tc:pad - tc + cols]
                     nrow = num[i]
                     wrow = wsum[i]
+                    # two loops, one store array each: few enough run-time alias checks for
+                    # LLVM to vectorise them
                     for j in range(cols):
-                        wf = wf_row[j]
-                        wr_ = wb_row[j]
-                        nrow[j] += wf * pf[j] + wr_ * pb[j]
-                        wrow[j] += wf + wr_
+                        nrow[j] += wf_row[j] * pf[j] + wb_row[j] * pb[j]
+                    for j in range(cols):
+                        wrow[j] += wf_row[j] + wb_row[j]
         for i in range(T):
             for j in range(cols):
                 out[a + i, j] = num[i, j] / wsum[i, j]
@@ -230,6 +234,8 @@ def denoise_nlm(image, patch: int = 5, search: int = 5, h: float = 0.1, *,
     P = np.ascontiguousarray(np.pad(img.astype(np.float64), pad, mode="reflect"))
     inv_norm = 1.0 / (h * h * patch * patch)
     tile = max(32, 4 * d)
+    # Pearson: the reciprocal of the (floored) intensity, so the kernel multiplies
+    R = 1.0 / np.maximum(P, eps) if mode == PEARSON else P
     out = np.empty(img.shape, dtype=np.float64)
-    _nlm_kernel(P, pad, d, lo, hi, mode, inv_norm, var_n, eps, NLM_CUTOFF, tile, out)
+    _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, NLM_CUTOFF, tile, out)
     return back(out.astype(img.dtype))
