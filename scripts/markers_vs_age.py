@@ -86,6 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("markers_vs_age.png"))
     ap.add_argument("--work", type=Path, default=None, help="folder for the dataset and tables")
     ap.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("ROWS", "COLS"))
+    ap.add_argument("--region", default=None,
+                    help="simulate one region only (default: several per subject)")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
     data = work / "cohort"
     if not (data / "manifest.csv").is_file():
         simulate_dataset(data, args.n, seed=args.seed, age_range=(20, 80), workers=args.workers,
-                         progress=False, shape=tuple(args.shape))
+                         progress=False, shape=tuple(args.shape), region=args.region)
     wide_path = work / "scores_wide.csv"
     rc = score_dataset(data, work / "scores.csv", wide=wide_path,
                        log=lambda m: print(m, file=sys.stderr))

@@ -67,3 +67,28 @@ def test_frame_level_markers_in_wide_table(rng):
     assert bool(w["sleb_present"]) and w["fat_septa_count"] == 3
     assert w["smas_coverage_fraction"] == 1.0       # SMAS continuity
     assert w["skin_thickness_mean_mm"] == pytest.approx(68 * 0.02, abs=0.02)
+
+
+def test_sleb_on_tilted_skin_measured_along_the_normal(rng):
+    """A 0.3 mm band under a dermis tilted by 20 degrees (0.02 x 0.05 mm pixels)."""
+    import math
+
+    from layerseg.layers import get_profile
+    from layerseg.layers.surfaces import surfaces_to_labels
+    ay, ax = 0.02, 0.05
+    cols, rows = 256, 700
+    x = np.arange(cols) * ax
+    th = math.radians(20)
+    top = (0.3 + np.tan(th) * x) / ay
+    S = np.vstack([top, top + 0.15 / math.cos(th) / ay, top + 1.35 / math.cos(th) / ay,
+                   top + 3.0 / math.cos(th) / ay])
+    S = np.vstack([S, np.repeat(S[-1:], 4, axis=0)])
+    lab = surfaces_to_labels(S, get_profile("default"), rows)
+    grey = np.choose(lab, [5, 220, 150, 35, 180, 60, 90, 230]).astype(float)
+    rr = np.arange(rows)[:, None] + 0.5
+    band = (lab == 2) & (rr < S[1] + 0.3 / math.cos(th) / ay)
+    grey[band] = 45.0
+    grey = np.clip(grey + rng.normal(0, 8, grey.shape), 0, 255)
+    out = sleb_markers(grey, lab, (ay, ax))
+    assert out["sleb_present"]
+    assert out["sleb_thickness_mm"] == pytest.approx(0.3, abs=ay)

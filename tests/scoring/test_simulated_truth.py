@@ -82,3 +82,18 @@ def test_truth_labels_match_truth_60_frames():
                                      sex="F" if i % 2 else "M", tilt_deg=tilt)
         n_stiff += check_frame(sf, f"sim{i}")
     assert n_stiff >= 20
+
+
+@pytest.mark.parametrize("seed,age", [(100, 25), (105, 70), (113, 70)])
+def test_sleb_against_simulator_truth(seed, age):
+    sf = simulate.simulate_frame(seed, region="forehead", age=age, sex="F", with_elasto=False)
+    tr = sf.truth["sleb"]
+    sc = score(sf.frame, sf.labels, region="forehead", frame_id=f"s{seed}")
+    if not tr["present"]:
+        assert sc.frame["sleb_present"] is False
+    else:
+        if tr["thickness_apparent_mm"] < 0.1:
+            pytest.skip("band thinner than the detectable 0.1 mm for this seed")
+        assert sc.frame["sleb_present"] is True
+        ay = sf.frame.spacing_mm[0]
+        assert abs(sc.frame["sleb_thickness_mm"] - tr["thickness_apparent_mm"]) <= 2 * ay
