@@ -31,6 +31,9 @@ configuration, `layerseg.segmentation.config`):
 5. The ordered search (`layerseg.layers.ordered_search`) under the frame's region profile, with
    the per-layer thickness limits in mm of the configuration, and a jump limit from
    ``max_slope_deg`` (the largest surface slope, converted to rows per column with the spacing).
+   The jump-limited search is a local optimum (`layerseg.layers.ordered_search`); when its total
+   score falls more than ``smooth_fallback_per_column`` per column below the exact per-column
+   answer, the per-column answer is kept and a QC flag says so.
 6. Adaptation: each label's appearance (mean, sd) is re-estimated from the answer, blended with
    the prior, and the search is run again (``adapt.iterations`` rounds).
 """
@@ -330,14 +333,24 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     prof = get_profile(region if region is not None else frame.meta.region)
     feats = frame_features(frame, cfg)
     mn, mx = thickness_limits_mm(cfg, prof, frame.meta.frequency_mhz)
+    absent_ok = [ly for ly in cfg["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     slope = math.tan(math.radians(cfg["max_slope_deg"]))
     jump = int(math.ceil(slope * ax / ay)) if cfg["max_slope_deg"] > 0 else None
     appearance = None
     flags: list[str] = []
     for it in range(int(cfg["adapt"]["iterations"]) + 1):
         sc = label_scores(frame, feats, cfg, appearance)
-        res = ordered_search(sc, prof, spacing_mm=(ay, ax), min_thickness_mm=mn,
-                             max_thickness_mm=mx, max_jump_px=jump)
+        kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx,
+                  absent_ok=absent_ok)
+        res = ordered_search(sc, prof, **kw)
+        if jump is not None:
+            smooth = ordered_search(sc, prof, max_jump_px=jump, **kw)
+            gap = (res.score - smooth.score) / sc.shape[2]
+            if gap <= cfg["smooth_fallback_per_column"]:
+                res = smooth
+            else:
+                res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
+                                 "per-column optimum (a local optimum); per-column answer kept")
         flags = list(res.flags)
         if it < cfg["adapt"]["iterations"]:
             appearance = _adapted(feats["n"], res.labels, cfg)

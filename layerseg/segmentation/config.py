@@ -48,7 +48,8 @@ def _merge(base: dict, over: dict, path: str, src) -> dict:
         where = f"{path}.{k}" if path else str(k)
         if k not in base:
             # thickness tables may name new regions, and any layer of a region (checked later)
-            if path == "thickness_mm" and isinstance(v, dict) or path.startswith("thickness_mm."):
+            if (path == "thickness_mm" and isinstance(v, dict)) or \
+                    path.startswith("thickness_mm."):
                 out[k] = copy.deepcopy(v)
                 continue
             raise ConfigError(f"unknown configuration key {where!r}; known keys here: "
@@ -130,6 +131,7 @@ def _validate(cfg: dict, src) -> dict:
     _num(cfg["gradient_sigma_mm"], "gradient_sigma_mm", src, lo=0.0, allow_zero=False)
     _num(cfg["reference_window_mm"], "reference_window_mm", src, lo=0.0, allow_zero=False)
     _num(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
+    _num(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
     app = cfg["appearance"]
     for name in LABEL_NAMES:
         if name not in app:
@@ -150,6 +152,11 @@ def _validate(cfg: dict, src) -> dict:
     th = cfg["thickness_mm"]
     for region, table in th.items():
         if region == "epidermis_frequency_scaled":
+            continue
+        if region == "may_be_absent":
+            bad = [x for x in table if x not in LABEL_NAMES or x == "background"]
+            if bad:
+                raise ConfigError(f"thickness_mm.may_be_absent names unknown layer(s) {bad}", src)
             continue
         if not isinstance(table, dict):
             raise ConfigError(f"thickness_mm.{region} must map layer names to [min, max]", src)
@@ -187,6 +194,7 @@ def thickness_limits_mm(cfg: dict, profile: Profile, frequency_mhz: float | None
     """
     th = cfg["thickness_mm"]
     table = dict(th["default"])
+    # (may_be_absent is read by the caller: absent_ok of the ordered search)
     table.update(th.get(profile.region, {}))
     mn, mx = {}, {}
     for layer in profile.layers:
