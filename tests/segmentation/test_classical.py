@@ -49,7 +49,9 @@ def test_thickness_limits_hold(frames):
     res = segment(sf.frame, return_scores=True)
     prof = res.profile
     mn, mx = thickness_limits_mm(cfg, prof, sf.frame.meta.frequency_mhz)
-    lo, hi, absent, _ = search_limits_rows(prof, SHAPE[0], sf.frame.spacing_mm, mn, mx)
+    absent_ok = [ly for ly in cfg["thickness_mm"]["may_be_absent"] if ly in prof.layers]
+    lo, hi, absent, _ = search_limits_rows(prof, SHAPE[0], sf.frame.spacing_mm, mn, mx,
+                                           absent_ok)
     th = np.diff(res.surfaces, axis=0)
     for k in range(prof.n_layers):
         ok = (th[k] >= lo[k]) & (th[k] <= hi[k]) | ((th[k] == 0) & absent[k])
