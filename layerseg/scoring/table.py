@@ -144,10 +144,19 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+_COUNT_COLUMNS = ("thickness_columns", "qc_order_violations", "fat_septa_count",
+                  "markers_outside_range", "markers_with_reference")
+
+
 def tidy_dtypes(df: pd.DataFrame) -> pd.DataFrame:
     """Object columns holding only numbers (and empties) become float64, only booleans become
-    pandas ``boolean``; empties stay missing (never 0)."""
+    pandas ``boolean``, counts nullable ``Int64``; empties stay missing (never 0)."""
     out = df.copy()
+    for c in out.columns:
+        if c.endswith(_COUNT_COLUMNS):
+            num = pd.to_numeric(out[c], errors="coerce")
+            if num.notna().sum() == out[c].notna().sum():
+                out[c] = num.round().astype("Int64")
     for c in out.columns:
         if out[c].dtype != object:
             continue
