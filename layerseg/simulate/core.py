@@ -131,7 +131,12 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``truth`` holds: ``seed``, ``region``, ``age``, ``sex``, ``profile``, ``layers`` (per
         layer: ``thickness_anatomical_mm`` (mean over columns, as drawn),
         ``thickness_apparent_mm`` (mean over columns of the label surfaces' difference),
-        ``present_fraction``, ``sound_speed_m_s``, ``truncated``, ``stiffness_kpa``),
+        ``thickness_apparent_drawn_mm`` (mean of the drawn thickness at 1540 m/s, also where the
+        image cuts the layer), ``present_fraction``, ``sound_speed_m_s``, ``truncated`` (=
+        ``truncated_by_fov``: the layer runs past the image bottom in some column; its label
+        thickness is then a lower bound), ``truncated_fraction`` (of columns),
+        ``stiffness_kpa``); every layer keeps its drawn thickness, and ``deep_tissue`` describes
+        the unmodelled tissue (label 0) under the deepest layer where no bone is in view,
         ``surfaces_rows`` ((K+1) x cols label surfaces), ``epidermis_anatomical_mm``,
         ``sleb`` (present, anatomical thickness), ``upper_lower_dermis_db``, ``acoustics`` (all
         settings and derived pulse/beam sizes), ``phantom`` (stand-off, tilt, artefacts...),
@@ -199,10 +204,16 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
              "present_fraction": float(np.mean(th_rows > 0)),
              "sound_speed_m_s": float(layer_acoustics(ly)["sound_speed_m_s"]),
              "truncated": bool(geo.truncated.get(ly, False))}
+        tc = geo.truncated_cols.get(ly)
+        d["truncated_by_fov"] = d["truncated"]
+        d["truncated_fraction"] = float(np.mean(tc)) if tc is not None else 0.0
         if ly in geo.anat_thickness_mm:
             d["thickness_anatomical_mm"] = float(np.mean(geo.anat_thickness_mm[ly]))
+            d["thickness_apparent_drawn_mm"] = float(np.mean(
+                geo.anat_thickness_mm[ly] * C_REF / d["sound_speed_m_s"]))
         else:
             d["thickness_anatomical_mm"] = None
+            d["thickness_apparent_drawn_mm"] = None
         layers_truth[ly] = d
     layers_truth["epidermis"]["definition"] = (
         "apparent = -6 dB extent of the expected entry-echo envelope; anatomical = epidermis")
@@ -210,13 +221,13 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         "apparent = from the entry echo's lower -6 dB point to the dermis bottom")
     ac = params.describe()
     ac.update(attenuation_db_cm_mhz={ly: layer_acoustics(ly)["atten_db_cm_mhz"]
-                                     for ly in ("gel",) + prof.layers},
+                                     for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               sound_speed_m_s={ly: layer_acoustics(ly)["sound_speed_m_s"]
-                               for ly in ("gel",) + prof.layers},
+                               for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               backscatter_db={ly: layer_acoustics(ly)["backscatter_db"]
-                              for ly in ("gel",) + prof.layers},
+                              for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               scatterers_per_cell={ly: layer_acoustics(ly)["per_cell"]
-                                   for ly in ("gel",) + prof.layers},
+                                   for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               fine_axial_step_mm=med.dz_f_mm, noise_rms_ref=res.noise_rms,
               iq_fs_mhz=C_REF / (2.0 * med.dz_f_mm * 1e3))
     truth: dict[str, Any] = {
@@ -236,6 +247,10 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                        "dermo-epidermal junction through the axial pulse",
                        "mean_apparent_mm": float(np.mean(geo.echo_bottom_mm - geo.echo_top_mm))},
         "skin_surface_mean_mm": float(np.mean(geo.skin_mm)),
+        "deep_tissue": {"label": 0, "fraction_of_columns": float(np.mean(geo.deep_tissue_cols)),
+                        "definition": "where no bone is in view and the deepest layer ends inside "
+                        "the image, the tissue below it is unmodelled generic soft tissue "
+                        "(acoustics 'deep_tissue'), labelled 0 (background)"},
     }
     meta = FrameMeta(source=None, frequency_mhz=float(frequency_mhz), device=DEVICE,
                      calibration="simulator", region=an.region,

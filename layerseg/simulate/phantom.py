@@ -69,7 +69,9 @@ class PhantomGeometry:
     anat_thickness_mm : dict[str, ndarray (n_cols,)]
         Anatomical thickness per column as drawn (before truncation by bone or the image bottom).
     truncated : dict[str, bool]
-        Layer cut by the image bottom, or extended to it / down to the bone.
+        Layer cut by the field of view: it runs past the image bottom in some visible column
+        (bone always does where it is in view). Layers are never stretched: each keeps its drawn
+        thickness.
     echo_top_mm, echo_bottom_mm, skin_mm : ndarray (n_cols,)
     extras : dict
         JSON-able description (septa count, artefacts, bone edge...).
@@ -82,6 +84,11 @@ class PhantomGeometry:
     echo_bottom_mm: np.ndarray
     skin_mm: np.ndarray
     extras: dict = field(default_factory=dict)
+    truncated_cols: dict = field(default_factory=dict)
+    """dict[str, bool ndarray (n_cols,)]: visible columns where the layer runs past the bottom."""
+    deep_tissue_cols: np.ndarray | None = None
+    """bool ndarray (n_cols,): columns with unmodelled deep tissue (label 0) under the deepest
+    layer (no bone there and the soft layers end inside the image)."""
 
 
 def _curve(rng, n, dx, corr_mm):
@@ -235,35 +242,31 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     S[0] = skin
     for k, ly in enumerate(layers):
         S[k + 1] = S[k] + (app[ly] if ly != "bone" else 0.0)
-    # bone: top at the bottom of the soft layers, optionally dipping out of view at one side
+    # bone: its surface is the bottom of the soft layers (the layers' own lateral variation shapes
+    # it); a partial bone ends at an edge, beyond which it is out of view (our choice). Every soft
+    # layer keeps its drawn thickness: none is stretched down to the bone or the image bottom.
+    # Below the soft layers, where there is no bone, lies unmodelled deep soft tissue (label 0).
     kb = layers.index("bone")
-    bone_top = S[kb].copy()
     extras = {}
-    if an.bone_present:
-        bone_top += 0.3 * _curve(rng, nxp, dx, 3.0)
-        if an.bone_partial:
-            xe = rng.uniform(0.2, 0.8) * width
-            side = 1.0 if rng.random() < 0.5 else -1.0
-            dip = 2.0 * depth / (1.0 + np.exp(-side * (x - xe) / rng.uniform(0.8, 2.0)))
-            bone_top = bone_top + dip
-            extras["bone_edge_mm"] = float(xe)
-    else:
-        bone_top = np.full(nxp, np.inf)
-    # the deepest present soft layer extends down to the bone (or the image bottom)
-    present = np.array([[app[ly][c] > 0 for c in range(nxp)] for ly in soft])
-    last = np.where(present.any(axis=0), K - 2 - np.argmax(present[::-1], axis=0), -1)
-    trunc = {ly: False for ly in layers}
-    floor = np.minimum(bone_top, depth)
-    for c in range(nxp):
-        q = last[c]
-        for k in range(q + 1, kb + 1):
-            S[k, c] = floor[c]
-        S[kb + 1:, c] = depth
+    bone_here = np.full(nxp, bool(an.bone_present))
+    if an.bone_present and an.bone_partial:
+        xe = rng.uniform(0.2, 0.8) * width
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        bone_here = side * (x - xe) < 0.0
+        extras["bone_edge_mm"] = float(xe)
+    soft_bottom = S[kb].copy()
+    S[kb + 1] = np.where(bone_here, np.maximum(depth, soft_bottom), soft_bottom)
+    vis = slice(m, m + n_cols)
+    # a layer is truncated by the field of view where it runs past the image bottom
+    trunc_cols = {}
+    for k, ly in enumerate(layers):
+        th = S[k + 1, vis] - S[k, vis]
+        trunc_cols[ly] = (th > 0) & (S[k + 1, vis] > depth)
+    trunc_cols["bone"] = bone_here[vis] & (soft_bottom[vis] < depth)  # bone never ends in view
+    trunc = {ly: bool(v.any()) for ly, v in trunc_cols.items()}
+    below = (~bone_here) & (soft_bottom < depth)
+    extras["deep_tissue_fraction"] = float(np.mean(below[vis]))
     S = np.minimum(np.maximum.accumulate(np.clip(S, 0.0, depth), axis=0), depth)
-    for k, ly in enumerate(soft):
-        cut = np.any(np.abs((S[k + 1] - S[k]) - app[ly]) > 1e-9)
-        trunc[ly] = bool(cut)
-    trunc["bone"] = True
 
     # ---------------------------------------------------------------- entry echo (label 1)
     epi_app = app["epidermis"]
@@ -284,10 +287,12 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     for k in range(K):
         inside = (z[:, None] >= S[k][None, :]) & (z[:, None] < S[k + 1][None, :])
         idx[inside] = k + 1
-    names = ["gel"] + layers
-    dens_t = np.zeros(K + 1, np.float32)
-    amp_t = np.zeros(K + 1, np.float32)
-    att_t = np.zeros(K + 1, np.float32)
+    # unmodelled deep soft tissue under the deepest layer where there is no bone (label 0)
+    idx[(z[:, None] >= S[K][None, :]) & ~bone_here[None, :]] = K + 1
+    names = ["gel"] + layers + ["deep_tissue"]
+    dens_t = np.zeros(K + 2, np.float32)
+    amp_t = np.zeros(K + 2, np.float32)
+    att_t = np.zeros(K + 2, np.float32)
     for i, ly in enumerate(names):
         a = layer_acoustics(ly)
         dens_t[i], amp_t[i] = _density_amp(ly)
@@ -389,6 +394,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         line(S[kmu], spec["fascia"], S[kmu + 1] > S[kmu])
     if an.bone_present:
         line(S[kb], spec["periosteum"], S[kb + 1] > S[kb], jitter=0.1)
+    # fascial plane between the deepest layer and the unmodelled tissue below it
+    line(S[K], spec["deep_fascia"], (~bone_here) & (S[K] > S[1]), jitter=0.2)
     # artefacts in the gel
     gel_top = 0.0
     if art.lens_reverb:
@@ -427,7 +434,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                  atten.astype(np.float32), sp, dzf, dx, m, up, n_cols)
     geo = PhantomGeometry(surfaces_rows, {ly: anat[ly][m:m + n_cols] for ly in soft}, trunc,
                           echo_top[m:m + n_cols], echo_bot[m:m + n_cols], skin[m:m + n_cols],
-                          extras)
+                          extras, trunc_cols, below[vis])
     return med, geo
 
 

@@ -168,3 +168,80 @@ def test_random_extreme_settings_keep_the_profile(i):
     assert np.isfinite(s.frame.bmode).all()
     surf = np.asarray(s.truth["surfaces_rows"])
     assert surf.min() >= 0 and surf.max() <= s.labels.shape[0]
+
+
+DEEP = ("fat", "smas", "deep_fat", "muscle")
+
+
+@pytest.mark.parametrize("region", SIM_REGIONS)
+def test_layers_keep_their_drawn_thickness(region):
+    """Many seeds: every layer ending inside the image is labelled as thick as drawn (within one
+    pixel), none is labelled thicker than drawn, and one that runs past the bottom says so."""
+    prof = get_profile(region)
+    n_trunc = n_inside = 0
+    for seed in range(6):
+        s = simulate_frame(1000 + seed, region=region, age=25 + 10 * seed, sex="FM"[seed % 2],
+                           with_elasto=False, shape=(96, 48), depth_mm=12.0, width_mm=4.8)
+        dz = s.frame.spacing_mm[0]
+        for ly, lab in zip(prof.layers, prof.labels):
+            if ly not in DEEP:
+                continue
+            t = s.truth["layers"][ly]
+            from_map = (s.labels == lab).sum(axis=0).mean() * dz
+            drawn = t["thickness_apparent_drawn_mm"]
+            assert drawn == pytest.approx(t["thickness_anatomical_mm"] * C_REF
+                                          / t["sound_speed_m_s"], rel=1e-6)
+            assert from_map <= drawn + dz, (seed, ly, from_map, drawn)
+            assert t["truncated_by_fov"] == t["truncated"] == (t["truncated_fraction"] > 0)
+            if t["truncated"]:
+                n_trunc += 1
+                # cut by the image bottom: the labelled layer reaches it somewhere
+                assert (s.labels[-1] == lab).any() or t["present_fraction"] == 0, ly
+                assert from_map < drawn + dz
+            else:
+                n_inside += 1
+                assert abs(from_map - drawn) <= dz, (seed, ly, from_map, drawn)
+    assert n_inside > 0
+    if region in ("temple", "jaw"):  # temporalis / masseter are thicker than the view
+        assert n_trunc > 0
+
+
+def test_below_the_deepest_layer_is_labelled_background_and_rendered_as_tissue():
+    from layerseg.layers import surfaces_to_labels
+    from layerseg.simulate.acoustics import AcousticParams
+    from layerseg.simulate.anatomy import draw_anatomy
+    from layerseg.simulate.phantom import build_phantom
+    rng = np.random.default_rng(7)
+    an = draw_anatomy("nasolabial", 50, "F", rng, missing_muscle=True, missing_deep_fat=True,
+                      bone=False)
+    dz, n_rows, n_cols = 0.05, 240, 64
+    med, geo = build_phantom(an, AcousticParams(), n_rows, n_cols, (dz, 0.05), rng)
+    prof = get_profile("nasolabial")
+    labels = surfaces_to_labels(geo.surfaces_rows, prof, n_rows)
+    assert geo.deep_tissue_cols.all() and not any(geo.truncated.values())
+    # SMAS is the deepest layer: labelled as thick as drawn, per column, background below it
+    ks = prof.position("smas")
+    smas_rows = (labels == 4).sum(axis=0)
+    want = geo.anat_thickness_mm["smas"] * C_REF / 1600.0 / dz
+    assert np.all(np.abs(smas_rows - want) <= 1.0)
+    bottom = geo.surfaces_rows[ks + 1]
+    rows = np.arange(n_rows)[:, None]
+    assert np.all(labels[rows >= np.ceil(bottom) + 1] == 0)
+    assert (labels[-1] == 0).all()
+    # ... and rendered as scattering tissue (unlike the gel above the skin)
+    m, up = med.margin, med.up
+    dens = med.density[:, m:m + n_cols]
+    deep = (np.arange(dens.shape[0])[:, None] + 0.5) * med.dz_f_mm > bottom * dz + 0.1
+    assert dens[deep].min() > 0
+    gel = (np.arange(dens.shape[0])[:, None] + 0.5) * med.dz_f_mm < geo.echo_top_mm - 0.05
+    assert dens[gel].max() == 0
+
+
+def test_nasolabial_smas_is_not_stretched_to_the_bottom():
+    s = simulate_frame(2, region="nasolabial", age=50, with_elasto=False,
+                       shape=(128, 64), depth_mm=12.0, width_mm=6.4)
+    dz = s.frame.spacing_mm[0]
+    t = s.truth["layers"]["smas"]
+    assert not t["truncated"] and t["thickness_apparent_mm"] < 1.0
+    assert abs((s.labels == 4).sum(axis=0).mean() * dz - t["thickness_apparent_drawn_mm"]) <= dz
+    assert 0.0 <= s.truth["deep_tissue"]["fraction_of_columns"] <= 1.0
