@@ -9,6 +9,9 @@ The entry echo (label 1) is defined from the simulated echo: in each column, the
 the *expected* envelope of the entry echo (skin-surface specular echo + epidermis scatterers +
 dermo-epidermal junction echo, through the axial pulse) stays within -6 dB of its peak. The
 anatomical epidermis thickness is kept in the truth.
+
+Every layer keeps its drawn thickness. Under the deepest layer lies bone where the region has it in
+view, else unmodelled generic soft tissue (acoustics ``deep_tissue``), labelled 0 (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class PhantomGeometry:
     surfaces_rows : float64 (K+1, n_cols)
         Label surfaces (row units, entry echo as imaged) for the profile.
     anat_thickness_mm : dict[str, ndarray (n_cols,)]
-        Anatomical thickness per column as drawn (before truncation by bone or the image bottom).
+        Anatomical thickness per column as drawn (the labels show it x 1540 / c unless the
+        image bottom cuts the layer).
     truncated : dict[str, bool]
         Layer cut by the field of view: it runs past the image bottom in some visible column
         (bone always does where it is in view). Layers are never stretched: each keeps its drawn
