@@ -20,10 +20,15 @@ configuration, `layerseg.segmentation.config`):
      neighbours, whether the surface should sit where the image brightens (gel -> entry echo,
      fat -> SMAS, muscle -> bone) or darkens (dermis -> fat, SMAS -> deep fat). An absent layer
      (a = b) earns nothing;
+   * texture: muscle's fibres make laterally long streaks; the streakiness (spread of a long
+     lateral average over that of a short one) has a Gaussian model for the deep labels;
    * ridge: bright thin bands (the entry echo, the SMAS) earn their label
      ``w * max(0, -sigma^2 d2n/dz2)``;
    * shadow: ``below`` = the mean of n from a pixel to the frame bottom is near 0 only in a bone
      shadow: bone earns for it, the soft-tissue labels pay for it;
+   * bone cost: a bone reaching the frame bottom pays ``bone_cost`` per column (on the last
+     row), so a dark deep region is bone only where a bright line (edge and ridge terms) pays
+     for it;
    * background depth: background below the first strong echo of a column (a rough skin guess:
      the first row whose next ``skin_guess.window_mm`` average exceeds a threshold) pays a
      penalty growing with depth, so the gel above the skin, not a dark deep layer, is background.
@@ -174,7 +179,22 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     rs = cfg["ridge"]["sigma_mm"] / ay
     ridge = -ndi.gaussian_filter(n, (rs, sx / ax), order=(2, 0), mode="nearest") * rs * rs
     return {"n": n, "edge": edge, "below": below, "skin_row": skin,
-            "ridge": np.maximum(ridge, 0.0)}
+            "ridge": np.maximum(ridge, 0.0), "streak": _streakiness(frame, cfg["texture"])}
+
+
+def _streakiness(frame: Frame, tx: dict) -> np.ndarray:
+    """Laterally long texture (muscle fibres) against isotropic speckle: the local spread of the
+    image averaged over a long lateral window, over the spread averaged over a short one."""
+    ay, ax = frame.spacing_mm
+    img = _display(frame)
+    za = tx["axial_mm"] / ay
+    long_ = ndi.gaussian_filter(img, (za, tx["long_mm"] / ax), mode="nearest")
+    short = ndi.gaussian_filter(img, (za, tx["short_mm"] / ax), mode="nearest")
+    win = (tx["window_mm"][0] / ay, tx["window_mm"][1] / ax)
+    mean = ndi.gaussian_filter(img, win, mode="nearest")
+    s_long = ndi.gaussian_filter((long_ - mean) ** 2, win, mode="nearest")
+    s_short = ndi.gaussian_filter((short - mean) ** 2, win, mode="nearest")
+    return np.sqrt(s_long) / (np.sqrt(s_short) + _EPS * 1e3)
 
 
 def _depth_compensate(n: np.ndarray, skin: np.ndarray, ay: float, dc: dict) -> np.ndarray:
@@ -258,6 +278,10 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
             ll = np.logaddexp(ll, _gauss_ll(n, app[name]["bright"], app[name]["bright_sd"]))
             ll -= math.log(2.0)
         s = wa * ll
+        tm = cfg["texture"]["models"].get(name)
+        if tm is not None and cfg["texture"]["weight"]:
+            z = (feats["streak"] - tm[0]) / tm[1]
+            s -= cfg["texture"]["weight"] * 0.5 * z * z
         wr = float(cfg["ridge"]["w"].get(name, 0.0))
         if wr:
             s += wr * feats["ridge"]
@@ -272,6 +296,9 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     # background below the first strong echo pays with depth
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay
     sc[0] -= cfg["background_depth_penalty_per_mm"] * np.maximum(depth_mm, 0.0)
+    # bone must earn its existence (its periosteal line's edge and ridge terms): a bone reaching
+    # the frame bottom pays a fixed cost per column, charged on the last row
+    sc[LABEL_NAMES.index("bone"), rows - 1] -= cfg["bone_cost"]
     return sc
 
 

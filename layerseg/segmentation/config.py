@@ -131,6 +131,7 @@ def _validate(cfg: dict, src) -> dict:
     _num(cfg["gradient_sigma_mm"], "gradient_sigma_mm", src, lo=0.0, allow_zero=False)
     _num(cfg["reference_window_mm"], "reference_window_mm", src, lo=0.0, allow_zero=False)
     _num(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
+    _num(cfg["bone_cost"], "bone_cost", src, lo=0.0)
     _num(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
     app = cfg["appearance"]
     for name in LABEL_NAMES:
