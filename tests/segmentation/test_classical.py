@@ -86,6 +86,7 @@ def test_edge_term_telescopes(frames):
     f = frames["temple"].frame
     cfg = load_config({"appearance": {"weight": 0.0}, "ridge": {"w": {"epidermis": 0, "smas": 0,
                                                                        "bone": 0}},
+                       "texture": {"weight": 0.0}, "bone_cost": 0.0,
                        "background_depth_penalty_per_mm": 0.0})
     feats = frame_features(f, cfg)
     sc = label_scores(f, feats, cfg)
