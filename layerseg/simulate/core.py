@@ -240,7 +240,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                  "thickness_apparent_mm": geo.extras.get("sleb_apparent_mm", 0.0)},
         "upper_lower_dermis_db": an.upper_lower_dermis_db,
         "sun_exposure": an.sun_exposure,
-        "bone": {"present": an.bone_present, "partial": an.bone_partial},
+        "bone": {"present": an.bone_present, "partial": an.bone_partial,
+                 "in_view_fraction": layers_truth["bone"]["present_fraction"]},
         "acoustics": ac, "phantom": geo.extras,
         "entry_echo": {"definition": "label 1 spans, per column, the -6 dB extent of the "
                        "expected envelope of the skin-surface echo + epidermis + "

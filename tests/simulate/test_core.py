@@ -183,6 +183,14 @@ def test_layers_keep_their_drawn_thickness(region):
         s = simulate_frame(1000 + seed, region=region, age=25 + 10 * seed, sex="FM"[seed % 2],
                            with_elasto=False, shape=(96, 48), depth_mm=12.0, width_mm=4.8)
         dz = s.frame.spacing_mm[0]
+        n_cols = s.labels.shape[1]
+        # columns with unmodelled tissue under the deepest layer end in background (label 0)
+        deep = s.truth["deep_tissue"]["fraction_of_columns"]
+        assert abs(np.mean(s.labels[-1] == 0) - deep) <= 2.0 / n_cols
+        bone = s.truth["bone"]["in_view_fraction"]
+        # (bone may be in view by less than a pixel's centre at the very bottom)
+        assert np.mean((s.labels == 7).any(axis=0)) <= bone + 1.0 / n_cols
+        assert deep + bone <= 1.0 + 1e-9
         for ly, lab in zip(prof.layers, prof.labels):
             if ly not in DEEP:
                 continue
