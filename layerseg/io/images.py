@@ -126,6 +126,25 @@ def rgb_to_grey(rgb: np.ndarray, colour: str = "refuse", source=None) -> np.ndar
 
 
 # ------------------------------------------------------------------------------------ sidecar
+def load_json_object(path: Path, known_keys, what: str = "sidecar") -> dict[str, Any]:
+    """Parse a sidecar JSON file that must hold one object with only `known_keys` at top level.
+
+    Raises `CorruptFileError` naming the file for invalid JSON, a non-object, or unknown keys.
+    Shared by the image and RF sidecars.
+    """
+    try:
+        d = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFileError(f"{what} is not valid JSON ({e})", path) from None
+    if not isinstance(d, dict):
+        raise CorruptFileError(f"{what} JSON must be an object ({{...}})", path)
+    unknown = sorted(set(d) - set(known_keys))
+    if unknown:
+        raise CorruptFileError(f"{what} has unknown key(s) {unknown}; known keys are "
+                               f"{list(known_keys)}", path)
+    return d
+
+
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     """Read and check a sidecar JSON (keys: `SIDECAR_KEYS`; see the module docstring).
 
@@ -135,16 +154,7 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise MissingFileError("sidecar JSON does not exist", p)
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptFileError(f"sidecar is not valid JSON ({e})", p) from None
-    if not isinstance(d, dict):
-        raise CorruptFileError("sidecar JSON must be an object ({...})", p)
-    unknown = sorted(set(d) - set(SIDECAR_KEYS))
-    if unknown:
-        raise CorruptFileError(f"sidecar has unknown key(s) {unknown}; known keys are "
-                               f"{list(SIDECAR_KEYS)}", p)
+    d = load_json_object(p, SIDECAR_KEYS)
     if "spacing_mm" in d:
         sp = d["spacing_mm"]
         ok = isinstance(sp, (list, tuple)) and len(sp) == 2 and all(

@@ -39,7 +39,6 @@ in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -51,6 +50,7 @@ from scipy import ndimage, signal
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
                       MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries, envelope_to_display
+from .images import load_json_object
 
 __all__ = ["read_rf", "rf_to_frame", "rf_envelope", "RF_NAMES", "MAT_PARAM_NAMES"]
 
@@ -265,16 +265,7 @@ def _sidecar(p: Path) -> dict[str, Any]:
     sp = p.with_suffix(".json")
     if not sp.is_file():
         return {}
-    try:
-        d = json.loads(sp.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptFileError(f"sidecar is not valid JSON ({e})", sp) from None
-    if not isinstance(d, dict):
-        raise CorruptFileError("sidecar JSON must be an object", sp)
-    unknown = sorted(set(d) - set(_SIDECAR_KEYS))
-    if unknown:
-        raise CorruptFileError(f"RF sidecar has unknown key(s) {unknown}; known keys are "
-                               f"{list(_SIDECAR_KEYS)}", sp)
+    d = load_json_object(sp, _SIDECAR_KEYS, what="RF sidecar")
     if "spacing_mm" in d:
         d["spacing"] = d.pop("spacing_mm")
     d.pop("comment", None)
