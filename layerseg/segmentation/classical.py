@@ -26,16 +26,26 @@ configuration, `layerseg.segmentation.config`):
      ``w * max(0, -sigma^2 d2n/dz2)``;
    * shadow: ``below`` = the mean of n from a pixel to the frame bottom is near 0 only in a bone
      shadow: bone earns for it, the soft-tissue labels pay for it;
-   * bone cost: a bone reaching the frame bottom pays ``bone_cost`` per column (on the last
-     row), so a dark deep region is bone only where a bright line (edge and ridge terms) pays
-     for it;
+   * bone surface: a bone whose top is at row a earns ``weight * clip(e(a) - offset, 0, cap)``
+     (telescoping, like the edges), with e = the brightest lightly smoothed value just below a
+     (the periosteal echo) minus the mean of n 0.15-1 mm under it (the acoustic shadow). Below
+     its top, bone is scored like deep tissue, so the line alone decides where bone begins, and
+     a found bone is run on to the frame bottom after the search (nothing is seen under bone).
+     (With ``bone_surface.appearance = "own"``: the bone's own two-mode appearance and a
+     ``bone_cost`` per column charged on the last row);
+   * deep tissue: from ``deep_tissue.start_mm`` below the skin guess, background is the
+     unlabelled deep tissue under the deepest layer (DESIGN.md), scored as mid-grey tissue or
+     the dark noise floor without muscle fibres, so the layers end where the muscle's fibres
+     end instead of running to the frame bottom;
    * background depth: background below the first strong echo of a column (a rough skin guess:
      the first row whose next ``skin_guess.window_mm`` average exceeds a threshold) pays a
      penalty growing with depth, so the gel above the skin, not a dark deep layer, is background.
 
 5. The ordered search (`layerseg.layers.ordered_search`) under the frame's region profile, with
    the per-layer thickness limits in mm of the configuration, and a jump limit from
-   ``max_slope_deg`` (the largest surface slope, converted to rows per column with the spacing).
+   ``max_slope_deg`` (the largest surface slope, converted to rows per column with the spacing)
+   on every surface but the last one when ``free_bottom_surface`` (the bottom of the deepest
+   present layer steps where a bone begins or ends).
    The jump-limited search is a local optimum (`layerseg.layers.ordered_search`); when its total
    score falls more than ``smooth_fallback_per_column`` per column below the exact per-column
    answer, the per-column answer is kept and a QC flag says so.
@@ -148,7 +158,10 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
         ``edge`` (float64, (rows + 1, cols)): signed axial gradient of n per mm between rows
         d-1 and d (0 at the frame's top and bottom), clipped; ``below`` (float64,
         (rows, cols)): mean of n from the pixel to the frame bottom; ``skin_row`` (float64,
-        (cols,)): the rough skin guess in rows.
+        (cols,)): the rough skin guess in rows; ``ridge``, ``streak`` and ``bone_surface``
+        (float64, (rows, cols)): bright-band strength, streakiness and bone-top evidence (see
+        the module docstring); ``n0``: n before depth compensation; ``norm``: the (dark,
+        bright - dark) grey levels that map the display image onto n.
     """
     cfg = load_config(config) if config is None or "filter" not in config else config
     ay, ax = _spacing(frame)
@@ -168,6 +181,7 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     hit = ahead > sg["threshold"]
     skin = np.where(hit.any(axis=0), hit.argmax(axis=0), rows).astype(np.float64)
     skin = ndi.median_filter(skin, size=_odd(1.0 / ax), mode="nearest")
+    n0 = n
     n = _depth_compensate(n, skin, ay, cfg["depth_compensation"])
     g = ndi.gaussian_filter(n, (cfg["gradient_sigma_mm"] / ay, sx / ax), mode="nearest")
     edge = np.zeros((rows + 1, cols))
@@ -178,8 +192,40 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     below = csum / np.arange(rows, 0, -1, dtype=np.float64)[:, None]
     rs = cfg["ridge"]["sigma_mm"] / ay
     ridge = -ndi.gaussian_filter(n, (rs, sx / ax), order=(2, 0), mode="nearest") * rs * rs
-    return {"n": n, "edge": edge, "below": below, "skin_row": skin,
-            "ridge": np.maximum(ridge, 0.0), "streak": _streakiness(frame, cfg["texture"])}
+    bone = _bone_surface_evidence(frame, img, n0, (dark, max(bright - dark, _EPS)),
+                                  cfg["bone_surface"])
+    return {"n": n, "edge": edge, "below": below, "skin_row": skin, "bone_surface": bone,
+            "ridge": np.maximum(ridge, 0.0), "streak": _streakiness(frame, cfg["texture"]),
+            "n0": n0, "norm": (dark, max(bright - dark, _EPS))}
+
+
+def _bone_surface_evidence(frame: Frame, img: np.ndarray, n0: np.ndarray, norm: tuple,
+                           bs: dict) -> np.ndarray:
+    """How much a row looks like the top of a bone: a bright line just below it and the acoustic
+    shadow under that line.
+
+    With ``line`` the brightest value of the lightly smoothed, normalised display image over
+    the next ``look_mm`` (the periosteal echo, which the speckle filter would blur) and
+    ``below`` the mean of n (before depth compensation) from ``below_mm[0]`` to ``below_mm[1]``
+    under the row (the shadow: bone reflects and absorbs nearly everything at 15-50 MHz), the
+    evidence is ``line - below`` (0 where less than ``below_mm[1]`` of frame remains below)."""
+    ay, ax = frame.spacing_mm
+    rows, cols = n0.shape
+    dark, scale = norm
+    la = ndi.gaussian_filter(img, (bs["line_mm"][0] / ay, bs["line_mm"][1] / ax), mode="nearest")
+    nl = (la - dark) / scale
+    k = max(1, int(round(bs["look_mm"] / ay)))
+    line = ndi.maximum_filter1d(nl, k, axis=0, origin=-(k // 2), mode="nearest")
+    csum = np.concatenate([np.zeros((1, cols)), np.cumsum(n0, axis=0)])
+    lo = max(1, int(round(bs["below_mm"][0] / ay)))
+    hi = max(lo + 1, int(round(bs["below_mm"][1] / ay)))
+    r = np.arange(rows)
+    s0 = np.minimum(r + lo, rows)
+    s1 = np.minimum(r + hi, rows)
+    below = (csum[s1] - csum[s0]) / np.maximum(s1 - s0, 1)[:, None]
+    ev = line - below
+    ev[s1 - s0 < hi - lo] = 0.0
+    return ev
 
 
 def _streakiness(frame: Frame, tx: dict) -> np.ndarray:
@@ -194,7 +240,9 @@ def _streakiness(frame: Frame, tx: dict) -> np.ndarray:
     mean = ndi.gaussian_filter(img, win, mode="nearest")
     s_long = ndi.gaussian_filter((long_ - mean) ** 2, win, mode="nearest")
     s_short = ndi.gaussian_filter((short - mean) ** 2, win, mode="nearest")
-    return np.sqrt(s_long) / (np.sqrt(s_short) + _EPS * 1e3)
+    # a floor (grey levels) on the short-window spread: in a shadow or below the noise floor the
+    # image is flat, the ratio of two vanishing spreads is noise, and flat is not fibrous
+    return np.sqrt(s_long) / (np.sqrt(s_short) + float(tx["floor_grey"]))
 
 
 def _depth_compensate(n: np.ndarray, skin: np.ndarray, ay: float, dc: dict) -> np.ndarray:
@@ -242,6 +290,12 @@ def _gauss_ll(n, mean, sd):
     return -0.5 * z * z - math.log(sd)
 
 
+def _bone_ll(n, a):
+    """Two-mode appearance (the shadow, and the bright periosteal line)."""
+    return np.logaddexp(_gauss_ll(n, a["mean"], a["sd"]),
+                        _gauss_ll(n, a["bright"], a["bright_sd"])) - math.log(2.0)
+
+
 def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
                  appearance: dict[str, tuple[float, float]] | None = None) -> np.ndarray:
     """Per-label scores (higher is better) from the features of `frame_features`.
@@ -273,14 +327,18 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     shadow = np.exp(-0.5 * (below / sh["sd"]) ** 2)
     for lab, name in enumerate(LABEL_NAMES):
         mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
-        ll = _gauss_ll(n, mean, sd)
-        if "bright" in app[name]:
-            ll = np.logaddexp(ll, _gauss_ll(n, app[name]["bright"], app[name]["bright_sd"]))
-            ll -= math.log(2.0)
+        if "bright" in app[name] and (appearance is None or name not in appearance):
+            ll = _bone_ll(n, app[name])
+        else:
+            ll = _gauss_ll(n, mean, sd)
         s = wa * ll
         tm = cfg["texture"]["models"].get(name)
+        if name == "bone" and cfg["bone_surface"]["appearance"] == "deep_tissue":
+            tm = None       # scored as deep tissue below its line (below)
         if tm is not None and cfg["texture"]["weight"]:
             z = (feats["streak"] - tm[0]) / tm[1]
+            if name in cfg["texture"]["one_sided"]:
+                z = np.maximum(z, 0.0)      # pays for fibres only, not for their absence
             s -= cfg["texture"]["weight"] * 0.5 * z * z
         wr = float(cfg["ridge"]["w"].get(name, 0.0))
         if wr:
@@ -293,12 +351,34 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
         elif name in _TISSUE_LABELS:
             s -= sh["weight"] * shadow
         sc[lab] = s
-    # background below the first strong echo pays with depth
+    # background below the first strong echo pays with depth, down to the deep-tissue start;
+    # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay
     sc[0] -= cfg["background_depth_penalty_per_mm"] * np.maximum(depth_mm, 0.0)
-    # bone must earn its existence (its periosteal line's edge and ridge terms): a bone reaching
-    # the frame bottom pays a fixed cost per column, charged on the last row
-    sc[LABEL_NAMES.index("bone"), rows - 1] -= cfg["bone_cost"]
+    dt = cfg["deep_tissue"]
+    ll = np.logaddexp(_gauss_ll(n, dt["mean"], dt["sd"]),
+                      _gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
+    z = np.maximum((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0)
+    deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
+    if dt["enabled"]:
+        deep = depth_mm > float(dt["start_mm"])
+        ds = deep_score - float(dt["cost"]) + we * float(wts.get("background", 0.0)) * de
+        sc[0] = np.where(deep, ds, sc[0])
+    bs = cfg["bone_surface"]
+    ib = LABEL_NAMES.index("bone")
+    if bs["appearance"] == "deep_tissue":
+        # below its line, bone is told from deep tissue by the line alone
+        sc[ib] += deep_score - wa * _bone_ll(n, app["bone"])
+    if bs["weight"]:
+        b = np.clip(feats["bone_surface"] - float(bs["offset"]), 0.0, float(bs["cap"]))
+        # telescoping: a bone on rows [a, rows) earns weight * b(a)
+        db = b.copy()
+        db[:-1] -= b[1:]
+        sc[ib] += float(bs["weight"]) * db
+    else:
+        # bone must earn its existence (its periosteal line's edge and ridge terms): a bone
+        # reaching the frame bottom pays a fixed cost per column, charged on the last row
+        sc[ib, rows - 1] -= cfg["bone_cost"]
     return sc
 
 
@@ -362,7 +442,13 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     mn, mx = thickness_limits_mm(cfg, prof, frame.meta.frequency_mhz)
     absent_ok = [ly for ly in cfg["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     slope = math.tan(math.radians(cfg["max_slope_deg"]))
-    jump = int(math.ceil(slope * ax / ay)) if cfg["max_slope_deg"] > 0 else None
+    jump = None
+    if cfg["max_slope_deg"] > 0:
+        jump = [int(math.ceil(slope * ax / ay))] * (prof.n_layers + 1)
+        if cfg["free_bottom_surface"]:
+            # the bottom of the deepest present layer steps where a bone (or a deep layer)
+            # begins or ends: that surface is left free
+            jump[-1] = frame.shape[0]
     appearance = None
     flags: list[str] = []
     for it in range(int(cfg["adapt"]["iterations"]) + 1):
@@ -381,5 +467,22 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
         flags = list(res.flags)
         if it < cfg["adapt"]["iterations"]:
             appearance = _adapted(feats["n"], res.labels, cfg)
-    return SegmentationResult(res.labels.astype(np.uint8), res.surfaces, prof, flags,
+    labels, surfaces = res.labels, res.surfaces
+    if cfg["bone_surface"]["appearance"] == "deep_tissue" and "bone" in prof.layers:
+        labels, surfaces = _bone_to_bottom(surfaces, prof, labels.shape[0])
+    return SegmentationResult(labels.astype(np.uint8), surfaces, prof, flags,
                               sc if return_scores else None, "classical")
+
+
+def _bone_to_bottom(surfaces: np.ndarray, prof: Profile, rows: int):
+    """Nothing is seen under bone: where a column has bone, it runs to the frame bottom.
+
+    Scored like deep tissue below its line, a bone's lower end is arbitrary in the search (and
+    ending early would dodge any per-column cost), so its existence is paid by the line evidence
+    offset and its extent is set here. Bone is the profile's last layer, so order holds."""
+    from ..layers.surfaces import surfaces_to_labels
+    S = surfaces.copy()
+    kb = prof.layers.index("bone")
+    present = S[kb + 1] > S[kb]
+    S[kb + 1:, present] = rows
+    return surfaces_to_labels(S, prof, rows), S

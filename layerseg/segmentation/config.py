@@ -144,6 +144,31 @@ def _validate(cfg: dict, src) -> dict:
             if name not in LABEL_NAMES:
                 raise ConfigError(f"{key}.w names unknown label {name!r}", src)
     _num(cfg["ridge"]["sigma_mm"], "ridge.sigma_mm", src, lo=0.0, allow_zero=False)
+    dt = cfg["deep_tissue"]
+    _num(dt["start_mm"], "deep_tissue.start_mm", src, lo=0.0)
+    _num(dt["mean"], "deep_tissue.mean", src)
+    _num(dt["dark"], "deep_tissue.dark", src)
+    _num(dt["sd"], "deep_tissue.sd", src, lo=0.0, allow_zero=False)
+    _num(dt["dark_sd"], "deep_tissue.dark_sd", src, lo=0.0, allow_zero=False)
+    _num(dt["cost"], "deep_tissue.cost", src)
+    if len(dt["texture"]) != 2:
+        raise ConfigError("deep_tissue.texture must be [mean, sd] of the streakiness", src)
+    _num(dt["texture"][1], "deep_tissue.texture[1]", src, lo=0.0, allow_zero=False)
+    bs = cfg["bone_surface"]
+    if bs["appearance"] not in ("deep_tissue", "own"):
+        raise ConfigError(f"bone_surface.appearance must be 'deep_tissue' or 'own', got "
+                          f"{bs['appearance']!r}", src)
+    _num(bs["weight"], "bone_surface.weight", src, lo=0.0)
+    _num(bs["cap"], "bone_surface.cap", src, lo=0.0)
+    _num(bs["offset"], "bone_surface.offset", src)
+    _num(bs["look_mm"], "bone_surface.look_mm", src, lo=0.0, allow_zero=False)
+    for key in ("line_mm", "below_mm"):
+        if len(bs[key]) != 2:
+            raise ConfigError(f"bone_surface.{key} must hold two lengths in mm", src)
+        for i, v in enumerate(bs[key]):
+            _num(v, f"bone_surface.{key}[{i}]", src, lo=0.0)
+    if not bs["below_mm"][0] < bs["below_mm"][1]:
+        raise ConfigError("bone_surface.below_mm must be [start, end] with start < end", src)
     ad = cfg["adapt"]
     if int(ad["iterations"]) != ad["iterations"] or ad["iterations"] < 0:
         raise ConfigError(f"adapt.iterations must be a whole number >= 0, got "

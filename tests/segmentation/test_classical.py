@@ -87,7 +87,9 @@ def test_edge_term_telescopes(frames):
     cfg = load_config({"appearance": {"weight": 0.0}, "ridge": {"w": {"epidermis": 0, "smas": 0,
                                                                        "bone": 0}},
                        "texture": {"weight": 0.0}, "bone_cost": 0.0,
-                       "background_depth_penalty_per_mm": 0.0})
+                       "background_depth_penalty_per_mm": 0.0,
+                       "deep_tissue": {"enabled": False},
+                       "bone_surface": {"weight": 0.0, "appearance": "own"}})
     feats = frame_features(f, cfg)
     sc = label_scores(f, feats, cfg)
     E = feats["edge"]
@@ -140,3 +142,77 @@ def test_no_torch_import():
     code = ("import sys, layerseg, layerseg.segmentation, layerseg.bench.accuracy, "
             "layerseg.cli.bench; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_bone_surface_term_telescopes(frames):
+    # with only the bone-top term, a bone on rows [a, rows) earns weight * clip(e(a) - offset)
+    f = frames["forehead"].frame
+    cfg = load_config({"appearance": {"weight": 0.0}, "ridge": {"w": {"epidermis": 0, "smas": 0,
+                                                                       "bone": 0}},
+                       "edges": {"weight": 0.0}, "texture": {"weight": 0.0}, "bone_cost": 0.0,
+                       "background_depth_penalty_per_mm": 0.0,
+                       "deep_tissue": {"enabled": False},
+                       "bone_surface": {"weight": 7.0, "offset": 0.2, "cap": 0.5}})
+    feats = frame_features(f, cfg)
+    sc = label_scores(f, feats, cfg)
+    e = np.clip(feats["bone_surface"] - 0.2, 0.0, 0.5)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        a, c = int(rng.integers(0, SHAPE[0])), int(rng.integers(0, SHAPE[1]))
+        assert sc[7, a:, c].sum() == pytest.approx(7.0 * e[a, c], abs=1e-9)
+
+
+def _tissue_frame(rows=240, cols=200, line_row=None, streaky=False, seed=0):
+    rng = np.random.default_rng(seed)
+    ay, ax = 0.02, 0.05
+    # speckle: Rayleigh envelope, log-compressed over 50 dB onto 0-255
+    if streaky:
+        # laterally long bright fibres on the speckle (muscle)
+        env = rng.rayleigh(1.0, (rows, cols))
+        fib = rng.random(rows) < 0.12
+        env[fib] *= 3.0
+    else:
+        env = rng.rayleigh(1.0, (rows, cols))
+    img = np.clip(255 * (1 + 20 * np.log10(env / 8.0) / 50), 0, 255)
+    img[:20] = 0.0                                   # gel
+    img[20:26] = 250.0                               # entry echo / dermis stand-in
+    if line_row is not None:
+        img[line_row:line_row + 3] = 255.0           # periosteal line
+        img[line_row + 3:] = 0.0                     # acoustic shadow
+    return Frame(img, spacing_mm=(ay, ax))
+
+
+def test_bone_surface_evidence_peaks_at_the_line():
+    line = 150
+    f = _tissue_frame(line_row=line)
+    ev = frame_features(f)["bone_surface"]
+    col_best = ev.argmax(axis=0)
+    look = int(round(load_config()["bone_surface"]["look_mm"] / 0.02))
+    # the best bone top lies where the line begins: within the look-ahead window above it, or
+    # a row into the (3-row, lightly smoothed) line
+    assert np.all((col_best >= line - look) & (col_best <= line + 1))
+    assert np.median(ev[line - 2]) > 0.6
+    # in speckled tissue with no bone, the evidence stays low
+    ev0 = frame_features(_tissue_frame())["bone_surface"]
+    assert np.percentile(ev0[40:200], 99) < np.median(ev[line - 2]) - 0.4
+
+
+def test_streakiness_sees_fibres_not_speckle_or_shadow():
+    streaky = frame_features(_tissue_frame(streaky=True, seed=1))["streak"][60:200, 30:170]
+    speckle = frame_features(_tissue_frame(seed=2))["streak"][60:200, 30:170]
+    shadow = frame_features(_tissue_frame(line_row=100, seed=3))["streak"][140:220, 30:170]
+    assert np.median(streaky) > np.median(speckle) + 0.15
+    assert np.median(shadow) < np.median(speckle)
+
+
+def test_deep_tissue_below_muscle_is_background():
+    # simulated cheek frames have unmodelled deep tissue (label 0) under the muscle in some
+    # columns; the segmenter must end the layers there rather than stretch the muscle down,
+    # which it did before deep tissue had its own model
+    sf = simulate_frame(8, region="cheek", shape=(512, 512), with_elasto=False)
+    deep = (sf.labels == 0) & (np.arange(512)[:, None] > 200)
+    assert deep.sum() > 20000
+    labels = segment(sf.frame)
+    old = segment(sf.frame, config={"deep_tissue": {"enabled": False}})
+    assert (labels[deep] == 0).mean() > 0.6
+    assert (old[deep] == 0).mean() < 0.3
