@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import FilterInputError, InvalidImageError, SpacingRequiredError
+from .errors import CalibrationError, FilterInputError, InvalidImageError, SpacingRequiredError
 
 __all__ = ["Frame", "FrameMeta", "FrameSeries", "INTENSITY_KINDS", "ELASTO_KINDS",
            "CALIBRATION_SOURCES"]
@@ -227,12 +227,12 @@ def _check_spacing(spacing, src) -> tuple[float, float]:
     try:
         ay, ax = (float(s) for s in spacing)
     except (TypeError, ValueError):
-        raise InvalidImageError(f"spacing must be two numbers (axial_mm, lateral_mm), got "
+        raise CalibrationError(f"spacing must be two numbers (axial_mm, lateral_mm), got "
                                 f"{spacing!r}", src) from None
     if not (math.isfinite(ay) and math.isfinite(ax) and ay > 0 and ax > 0):
-        raise InvalidImageError(f"spacing must be positive finite mm, got ({ay}, {ax})", src)
+        raise CalibrationError(f"spacing must be positive finite mm, got ({ay}, {ax})", src)
     if ay > 10 or ax > 10:
-        raise InvalidImageError(f"spacing ({ay}, {ax}) mm per pixel is implausible for an "
+        raise CalibrationError(f"spacing ({ay}, {ax}) mm per pixel is implausible for an "
                                 "ultrasound frame; is it in cm or m instead of mm?", src)
     return ay, ax
 

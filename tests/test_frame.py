@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from layerseg import Frame, FrameMeta, FrameSeries
-from layerseg.errors import InvalidImageError, SpacingRequiredError, FilterInputError
+from layerseg.errors import (CalibrationError, FilterInputError, InvalidImageError,
+                             SpacingRequiredError)
 from layerseg.frame import display_to_envelope, envelope_to_display
 
 
@@ -28,8 +29,8 @@ def test_bad_images_raise_naming_file(bad, msg):
 
 @pytest.mark.parametrize("sp", [(0, 0.05), (-1, 1), (np.nan, 1), (25.0, 0.1), ("a", 1)])
 def test_bad_spacing(sp):
-    with pytest.raises(InvalidImageError):
-        Frame(np.zeros((4, 4)), sp)
+    with pytest.raises(CalibrationError, match="spacing"):
+        Frame(np.zeros((4, 4)), sp, meta=FrameMeta(source="x.png"))
 
 
 def test_negative_envelope_refused():

@@ -409,7 +409,7 @@ class _ImageFrames:
             return Frame(grey, self.spacing, intensity=intensity,
                          dynamic_range_db=side.get("dynamic_range_db"), elasto=elasto,
                          elasto_kind=kind, elasto_valid=valid, meta=meta)
-        except InvalidImageError as e:
+        except CalibrationError as e:
             if self.calib == "sidecar" and "spacing" in e.problem:
                 raise CalibrationError(f"sidecar {e.problem}", self.side_path) from None
             raise

@@ -184,7 +184,7 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
         meta = FrameMeta(source=str(p), frame_index=k, calibration=calib, extra=dict(extra))
         try:
             return Frame(img, sp, intensity=intensity, meta=meta)
-        except InvalidImageError as e:
+        except CalibrationError as e:
             if calib == "header" and "spacing" in e.problem:
                 raise CalibrationError(f"header {e.problem}", p) from None
             raise

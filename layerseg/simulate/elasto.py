@@ -147,14 +147,9 @@ def _check_labels(labels) -> np.ndarray:
 
 
 def _check_spacing(spacing_mm) -> tuple[float, float]:
-    try:
-        ay, ax = (float(s) for s in spacing_mm)
-    except (TypeError, ValueError):
-        raise ConfigError(f"spacing_mm must be two numbers (axial_mm, lateral_mm), got "
-                          f"{spacing_mm!r}") from None
-    if not (math.isfinite(ay) and math.isfinite(ax) and ay > 0 and ax > 0):
-        raise ConfigError(f"spacing_mm must be positive finite mm, got ({ay}, {ax})")
-    return ay, ax
+    # one validator (and one error class, CalibrationError) for a pixel spacing everywhere
+    from ..layers.surfaces import check_spacing
+    return check_spacing(spacing_mm, "simulated elastography")
 
 
 def _nonneg(name: str, v) -> float:

@@ -451,7 +451,7 @@ def test_nan_pixels(tmp_path):
 
 def test_bad_user_spacing(tmp_path, rng):
     p = write_dicom(tmp_path / "s.dcm", speckle(rng, (20, 30)))
-    with pytest.raises(InvalidImageError, match="s.dcm"):
+    with pytest.raises(CalibrationError, match="s.dcm"):
         read_dicom(p, spacing=(0.0, 0.1))
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from layerseg.errors import ConfigError, LayersegError, ProfileError
+from layerseg.errors import (CalibrationError, ConfigError, LayersegError, ProfileError,
+                             SpacingRequiredError)
 from layerseg.simulate.elasto import (STIFFNESS_LAYERS, draw_colour_bar, draw_layer_stiffness,
                                       modulus_map, render_elasto_overlay,
                                       random_valid_box, series_strain, simulate_strain,
@@ -183,8 +184,10 @@ def test_swe_box_seed_and_errors():
     assert np.isfinite(a[inside]).all() and (a[inside] > 0).all()
     with pytest.raises(ConfigError):
         simulate_swe(lab, (0.03, 0.05), {"dermis": 1.0}, np.random.default_rng(0))
-    with pytest.raises(ConfigError):
+    with pytest.raises(CalibrationError, match="pixel spacing"):
         simulate_swe(lab, (0, 0.05), KPA, np.random.default_rng(0))
+    with pytest.raises(SpacingRequiredError):
+        simulate_swe(lab, None, KPA, np.random.default_rng(0))
     with pytest.raises(ConfigError):
         simulate_swe(lab, (0.03, 0.05), KPA, np.random.default_rng(0), valid_box=(0, 500, 0, 5))
     with pytest.raises(ProfileError):
