@@ -192,11 +192,11 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     below = csum / np.arange(rows, 0, -1, dtype=np.float64)[:, None]
     rs = cfg["ridge"]["sigma_mm"] / ay
     ridge = -ndi.gaussian_filter(n, (rs, sx / ax), order=(2, 0), mode="nearest") * rs * rs
-    bone = _bone_surface_evidence(frame, img, n0, (dark, max(bright - dark, _EPS)),
-                                  cfg["bone_surface"])
+    norm = (dark, max(bright - dark, _EPS))
+    bone = _bone_surface_evidence(frame, img, n0, norm, cfg["bone_surface"])
     return {"n": n, "edge": edge, "below": below, "skin_row": skin, "bone_surface": bone,
             "ridge": np.maximum(ridge, 0.0), "streak": _streakiness(frame, cfg["texture"]),
-            "n0": n0, "norm": (dark, max(bright - dark, _EPS))}
+            "n0": n0, "norm": norm}
 
 
 def _bone_surface_evidence(frame: Frame, img: np.ndarray, n0: np.ndarray, norm: tuple,
@@ -325,16 +325,25 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     wts = cfg["edges"]["w"]
     sh = cfg["shadow"]
     shadow = np.exp(-0.5 * (below / sh["sd"]) ** 2)
+    # unlabelled deep tissue (background under the deepest layer), and bone below its line
+    dt = cfg["deep_tissue"]
+    ll = np.logaddexp(_gauss_ll(n, dt["mean"], dt["sd"]),
+                      _gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
+    z = np.maximum((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0)
+    deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
+    bs = cfg["bone_surface"]
+    bone_as_deep = bs["appearance"] == "deep_tissue"
     for lab, name in enumerate(LABEL_NAMES):
         mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
-        if "bright" in app[name] and (appearance is None or name not in appearance):
-            ll = _bone_ll(n, app[name])
-        else:
-            ll = _gauss_ll(n, mean, sd)
-        s = wa * ll
         tm = cfg["texture"]["models"].get(name)
-        if name == "bone" and cfg["bone_surface"]["appearance"] == "deep_tissue":
-            tm = None       # scored as deep tissue below its line (below)
+        if name == "bone" and bone_as_deep:
+            # below its line, bone is told from deep tissue by the line alone
+            s = deep_score.copy()
+            tm = None
+        elif "bright" in app[name] and (appearance is None or name not in appearance):
+            s = wa * _bone_ll(n, app[name])
+        else:
+            s = wa * _gauss_ll(n, mean, sd)
         if tm is not None and cfg["texture"]["weight"]:
             z = (feats["streak"] - tm[0]) / tm[1]
             if name in cfg["texture"]["one_sided"]:
@@ -355,29 +364,22 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay
     sc[0] -= cfg["background_depth_penalty_per_mm"] * np.maximum(depth_mm, 0.0)
-    dt = cfg["deep_tissue"]
-    ll = np.logaddexp(_gauss_ll(n, dt["mean"], dt["sd"]),
-                      _gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
-    z = np.maximum((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0)
-    deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
     if dt["enabled"]:
         deep = depth_mm > float(dt["start_mm"])
         ds = deep_score - float(dt["cost"]) + we * float(wts.get("background", 0.0)) * de
         sc[0] = np.where(deep, ds, sc[0])
-    bs = cfg["bone_surface"]
     ib = LABEL_NAMES.index("bone")
-    if bs["appearance"] == "deep_tissue":
-        # below its line, bone is told from deep tissue by the line alone
-        sc[ib] += deep_score - wa * _bone_ll(n, app["bone"])
     if bs["weight"]:
         b = np.clip(feats["bone_surface"] - float(bs["offset"]), 0.0, float(bs["cap"]))
         # telescoping: a bone on rows [a, rows) earns weight * b(a)
         db = b.copy()
         db[:-1] -= b[1:]
         sc[ib] += float(bs["weight"]) * db
-    else:
+    if not bone_as_deep:
         # bone must earn its existence (its periosteal line's edge and ridge terms): a bone
-        # reaching the frame bottom pays a fixed cost per column, charged on the last row
+        # reaching the frame bottom pays a fixed cost per column, charged on the last row (with
+        # the deep-tissue appearance the line offset is its price, and the cost could be dodged
+        # by ending a row early: see _bone_to_bottom)
         sc[ib, rows - 1] -= cfg["bone_cost"]
     return sc
 

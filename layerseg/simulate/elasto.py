@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from ..errors import ConfigError, ProfileError
 from ..layers.profiles import LABEL_INDEX, LABEL_NAMES, N_LABELS, canonical_region
+from ..layers.surfaces import check_spacing
 
 __all__ = ["STIFFNESS_LAYERS", "draw_layer_stiffness", "stiffness_table", "modulus_map",
            "simulate_swe", "simulate_strain", "series_strain", "random_valid_box",
@@ -144,12 +145,6 @@ def _check_labels(labels) -> np.ndarray:
     if lo < 0 or hi >= N_LABELS:
         raise ProfileError(f"label map values must lie in 0-{N_LABELS - 1}, found {lo}..{hi}")
     return lab.astype(np.intp, copy=False)
-
-
-def _check_spacing(spacing_mm) -> tuple[float, float]:
-    # one validator (and one error class, CalibrationError) for a pixel spacing everywhere
-    from ..layers.surfaces import check_spacing
-    return check_spacing(spacing_mm, "simulated elastography")
 
 
 def _nonneg(name: str, v) -> float:
@@ -337,7 +332,7 @@ def simulate_swe(labels: np.ndarray, spacing_mm: tuple[float, float],
         present ``{"kpa", "median_thickness_mm", "thinner_than_resolution"}``.
     """
     lab = _check_labels(labels)
-    spacing = _check_spacing(spacing_mm)
+    spacing = check_spacing(spacing_mm, "simulated elastography")
     res = _nonneg("resolution_mm", resolution_mm)
     nf = _nonneg("noise_frac", noise_frac)
     true = modulus_map(lab, layer_kpa)
@@ -430,7 +425,7 @@ def simulate_strain(labels: np.ndarray, spacing_mm: tuple[float, float],
         exact strain of the layer over the frame, before blur and noise).
     """
     lab = _check_labels(labels)
-    spacing = _check_spacing(spacing_mm)
+    spacing = check_spacing(spacing_mm, "simulated elastography")
     res = _nonneg("resolution_mm", resolution_mm)
     c = _nonneg("compression", compression)
     if not 0 < c < 1:
