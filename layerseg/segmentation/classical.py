@@ -329,7 +329,8 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     dt = cfg["deep_tissue"]
     ll = np.logaddexp(_gauss_ll(n, dt["mean"], dt["sd"]),
                       _gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
-    z = np.maximum((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0)
+    zc = float(cfg["texture"]["z_cap"])
+    z = np.clip((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0, zc)
     deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
     bs = cfg["bone_surface"]
     bone_as_deep = bs["appearance"] == "deep_tissue"
@@ -338,7 +339,8 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
         tm = cfg["texture"]["models"].get(name)
         if name == "bone" and bone_as_deep:
             # below its line, bone is told from deep tissue by the line alone
-            s = deep_score.copy()
+            # (a small cost per pixel breaks the tie with background: no line, no bone)
+            s = deep_score - float(bs["pixel_cost"])
             tm = None
         elif "bright" in app[name] and (appearance is None or name not in appearance):
             s = wa * _bone_ll(n, app[name])
@@ -346,8 +348,9 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
             s = wa * _gauss_ll(n, mean, sd)
         if tm is not None and cfg["texture"]["weight"]:
             z = (feats["streak"] - tm[0]) / tm[1]
-            if name in cfg["texture"]["one_sided"]:
-                z = np.maximum(z, 0.0)      # pays for fibres only, not for their absence
+            # robust: a bright horizontal line (SMAS, periosteum) nearby also reads as streaky,
+            # so the penalty stops growing at z_cap standard deviations
+            z = np.clip(z, 0.0 if name in cfg["texture"]["one_sided"] else -zc, zc)
             s -= cfg["texture"]["weight"] * 0.5 * z * z
         wr = float(cfg["ridge"]["w"].get(name, 0.0))
         if wr:

@@ -144,6 +144,7 @@ def _validate(cfg: dict, src) -> dict:
             if name not in LABEL_NAMES:
                 raise ConfigError(f"{key}.w names unknown label {name!r}", src)
     _num(cfg["ridge"]["sigma_mm"], "ridge.sigma_mm", src, lo=0.0, allow_zero=False)
+    _num(cfg["texture"]["z_cap"], "texture.z_cap", src, lo=0.0, allow_zero=False)
     dt = cfg["deep_tissue"]
     _num(dt["start_mm"], "deep_tissue.start_mm", src, lo=0.0)
     _num(dt["mean"], "deep_tissue.mean", src)
@@ -160,6 +161,7 @@ def _validate(cfg: dict, src) -> dict:
                           f"{bs['appearance']!r}", src)
     _num(bs["weight"], "bone_surface.weight", src, lo=0.0)
     _num(bs["cap"], "bone_surface.cap", src, lo=0.0)
+    _num(bs["pixel_cost"], "bone_surface.pixel_cost", src, lo=0.0)
     _num(bs["offset"], "bone_surface.offset", src)
     _num(bs["look_mm"], "bone_surface.look_mm", src, lo=0.0, allow_zero=False)
     for key in ("line_mm", "below_mm"):

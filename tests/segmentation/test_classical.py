@@ -152,14 +152,17 @@ def test_bone_surface_term_telescopes(frames):
                        "edges": {"weight": 0.0}, "texture": {"weight": 0.0}, "bone_cost": 0.0,
                        "background_depth_penalty_per_mm": 0.0,
                        "deep_tissue": {"enabled": False},
-                       "bone_surface": {"weight": 7.0, "offset": 0.2, "cap": 0.5}})
+                       "bone_surface": {"weight": 7.0, "offset": 0.2, "cap": 0.5,
+                                        "pixel_cost": 0.03}})
     feats = frame_features(f, cfg)
     sc = label_scores(f, feats, cfg)
     e = np.clip(feats["bone_surface"] - 0.2, 0.0, 0.5)
     rng = np.random.default_rng(1)
     for _ in range(10):
         a, c = int(rng.integers(0, SHAPE[0])), int(rng.integers(0, SHAPE[1]))
-        assert sc[7, a:, c].sum() == pytest.approx(7.0 * e[a, c], abs=1e-9)
+        # plus the per-pixel price of bone over deep tissue (appearance and texture weights 0)
+        want = 7.0 * e[a, c] - 0.03 * (SHAPE[0] - a)
+        assert sc[7, a:, c].sum() == pytest.approx(want, abs=1e-9)
 
 
 def _tissue_frame(rows=240, cols=200, line_row=None, streaky=False, seed=0):
