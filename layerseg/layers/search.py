@@ -23,16 +23,13 @@ O(rows x K), and tiles of columns run in parallel (``prange``).
 
 With smoothness the surfaces are coupled across columns; the exact optimum is a min-cut problem
 (Li et al. 2006). By default (``smooth_method="ascent"``) this module uses a documented
-approximation instead, block coordinate ascent from three feasible starts, keeping the best result:
+approximation instead, block coordinate ascent from two feasible starts, keeping the better result:
 
 1. the best *flat* answer (the exact 1-D optimum on the column-summed scores, which meets every
    limit with zero jumps);
 2. the per-column exact answer made feasible: top down, each surface is the jump-limited path
    closest (truncated L1, Viterbi) to its per-column depths among those that keep the order and
-   thickness limits with the surface above and leave room for the obligatory layers below;
-3. the same for the per-column exact answer of the scores smoothed laterally (Gaussian, sigma
-   ``_GUIDE_SMOOTHING_COLS`` columns), which follows the layers where the per-column answer
-   jumps between alternatives that noise makes nearly equal.
+   thickness limits with the surface above and leave room for the obligatory layers below.
 
 From each start, one surface at a time is re-solved exactly by dynamic programming along the
 columns (Viterbi, states = depth, transitions within the jump limit, each column's depths limited
@@ -40,7 +37,7 @@ by the neighbouring surfaces' order and thickness limits), alternating top-down 
 passes until a pass no longer improves the total. Every step keeps all constraints and never
 lowers the total score, so the answer always obeys the jump, order and thickness limits; it may
 be a local optimum (the tests measure how close it comes to known smooth surfaces). A pass costs
-O(K x cols x rows); the guided starts cost O(K x cols x rows x max_jump_px).
+O(K x cols x rows); the second start costs O(K x cols x rows x max_jump_px).
 
 ``smooth_method="mincut"`` solves the same problem exactly as a minimum s-t cut (Li et al. 2006)
 through PyMaxflow, with (K+1) x rows x cols nodes: practical for small frames and used by the tests
@@ -66,8 +63,6 @@ _NEG = -np.inf
 _GAIN_RTOL = 1e-9
 """A surface move is kept only when it raises the total by more than this (relative); stops ties
 from cycling."""
-_GUIDE_SMOOTHING_COLS = 6.0
-"""Lateral Gaussian sigma (columns) of the scores whose per-column answer is the third start."""
 _GUIDE_TRUNCATION_ROWS = 8.0
 """Per-column depths further than this from the smooth start path cost no more (outliers)."""
 
@@ -646,8 +641,8 @@ def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
 
 
 def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
-    """Coordinate ascent from three feasible starts (the best flat answer, and the per-column
-    answers of the scores and of the laterally smoothed scores made smooth), keeping the best."""
+    """Coordinate ascent from two feasible starts (the best flat answer, and the per-column
+    answer made smooth), keeping the better result."""
     _, n, n_cols = sc.shape
     K = mn.shape[0]
     flat = np.ascontiguousarray(sc.sum(axis=2, dtype=np.float64)[:, :, None])
@@ -655,18 +650,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
     tot = np.empty(1)
     bad = np.zeros(1, dtype=np.bool_)
     _per_column(flat, labs, mn, mx, absent, s0, tot, bad)
-    # third start: the per-column answer of laterally smoothed scores, which follows the
-    # layers where the per-column answer jumps between noise-made alternatives
-    from scipy.ndimage import gaussian_filter1d
-    smoothed = gaussian_filter1d(sc, _GUIDE_SMOOTHING_COLS, axis=2, mode="nearest")
-    guide2 = np.empty((K + 1, n_cols))
-    tot2 = np.empty(n_cols)
-    bad2 = np.zeros(n_cols, dtype=np.bool_)
-    _per_column(smoothed, labs, mn, mx, absent, guide2, tot2, bad2)
-    del smoothed
     best = None
     for start in (_guided_start(guide, n, mn, mx, absent, jump),
-                  _guided_start(guide2, n, mn, mx, absent, jump),
                   np.repeat(s0, n_cols, axis=1)):
         S, passes, converged = _ascend(sc, labs, mn, mx, absent, np.ascontiguousarray(start),
                                        jump, max_passes)
