@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import CalibrationError, FilterInputError, InvalidImageError, SpacingRequiredError
+from .checks import check_spacing
+from .errors import FilterInputError, InvalidImageError, SpacingRequiredError
 
 __all__ = ["Frame", "FrameMeta", "FrameSeries", "INTENSITY_KINDS", "ELASTO_KINDS",
            "CALIBRATION_SOURCES"]
@@ -127,7 +128,7 @@ class Frame:
                                     "negative values found", src)
         self.bmode = b
         if self.spacing_mm is not None:
-            self.spacing_mm = _check_spacing(self.spacing_mm, src)
+            self.spacing_mm = check_spacing(self.spacing_mm, "the frame", src)
         if self.dynamic_range_db is not None:
             dr = float(self.dynamic_range_db)
             if not (math.isfinite(dr) and dr > 0):
@@ -221,20 +222,6 @@ def envelope_to_display(env: np.ndarray, dynamic_range_db: float,
     ref = ref if ref > 0 else 1.0
     db = 20 * np.log10(np.maximum(e, ref * 1e-12) / ref)
     return np.clip((db / dynamic_range_db + 1) * 255.0, 0, 255).astype(np.float32)
-
-
-def _check_spacing(spacing, src) -> tuple[float, float]:
-    try:
-        ay, ax = (float(s) for s in spacing)
-    except (TypeError, ValueError):
-        raise CalibrationError(f"spacing must be two numbers (axial_mm, lateral_mm), got "
-                                f"{spacing!r}", src) from None
-    if not (math.isfinite(ay) and math.isfinite(ax) and ay > 0 and ax > 0):
-        raise CalibrationError(f"spacing must be positive finite mm, got ({ay}, {ax})", src)
-    if ay > 10 or ax > 10:
-        raise CalibrationError(f"spacing ({ay}, {ax}) mm per pixel is implausible for an "
-                                "ultrasound frame; is it in cm or m instead of mm?", src)
-    return ay, ax
 
 
 class FrameSeries(Sequence):

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import LabelMapError, check_label_map
 from ..errors import DatasetError, LayersegError
 from ..frame import Frame, FrameMeta
 
@@ -94,12 +95,10 @@ def write_frame_files(root: str | os.PathLike, frame: Frame, frame_id: str, *,
     row: dict[str, Any] = {"id": fid}
     paths: dict[str, Path] = {"image": root / "images" / f"{fid}.{fmt}"}
     if label is not None:
-        label = np.asarray(label)
-        if label.shape != frame.shape:
-            raise DatasetError(f"label shape {label.shape} differs from image shape {frame.shape}",
-                               paths["image"])
-        if label.size and (label.min() < 0 or label.max() > 7):
-            raise DatasetError("label values must lie in 0-7", paths["image"])
+        try:
+            label = check_label_map(label, frame.shape, dtype=np.uint8)
+        except LabelMapError as e:
+            raise DatasetError(e.problem, paths["image"]) from None
         paths["label"] = root / "labels" / f"{fid}.png"
     if frame.elasto is not None:
         paths["elasto"] = root / "elasto" / f"{fid}.npy"
@@ -376,12 +375,11 @@ class Dataset:
                 except LayersegError as e:
                     problems.append(f"{fid}: label {e}")
                 else:
-                    if lab.shape != img.shape:
-                        problems.append(f"{fid}: label {r['label']} shape {lab.shape} differs from "
-                                        f"image shape {img.shape}")
-                    elif check_values and lab.size and (lab.min() < 0 or lab.max() > 7):
-                        bad = np.unique(lab[(lab < 0) | (lab > 7)])[:5].tolist()
-                        problems.append(f"{fid}: label {r['label']} holds values outside 0-7: {bad}")
+                    try:
+                        check_label_map(lab if check_values else np.zeros(lab.shape, np.uint8),
+                                        img.shape, what=f"label {r['label']}")
+                    except LabelMapError as e:
+                        problems.append(f"{fid}: {e.problem}")
             if r.get("elasto"):
                 kind = r.get("elasto_kind") or ""
                 if kind not in ("swe_kpa", "strain"):

@@ -65,6 +65,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..checks import check_spacing
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
                       LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
                       WrongModalityError)
@@ -876,9 +877,7 @@ def read_dicom(path: str | os.PathLike, spacing: tuple[float, float] | None = No
         raise ValueError(f"colour must be 'refuse' or 'luminance', got {colour!r}")
     _check_dicom_content(p)
     if spacing is not None:
-        from ..frame import _check_spacing
-
-        spacing = _check_spacing(spacing, p)
+        spacing = check_spacing(spacing, "the DICOM frames", p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns on odd values as it converts them

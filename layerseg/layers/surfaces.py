@@ -33,7 +33,8 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import gaussian_filter1d
 
-from ..errors import CalibrationError, ProfileError, SpacingRequiredError
+from ..checks import check_label_map, check_spacing
+from ..errors import CalibrationError, ProfileError
 from .profiles import N_LABELS, Profile, get_profile
 
 __all__ = ["labels_to_surfaces", "surfaces_to_labels", "order_violations",
@@ -53,38 +54,8 @@ def as_profile(profile: Profile | str | None) -> Profile:
     return get_profile(profile)
 
 
-def check_spacing(spacing_mm, what: str = "this measure") -> tuple[float, float]:
-    """Validate a pixel spacing ``(axial_mm, lateral_mm)``; returns two positive floats.
-
-    Raises `SpacingRequiredError` for None and `CalibrationError` for a malformed value.
-    """
-    if spacing_mm is None:
-        raise SpacingRequiredError(f"{what} needs the pixel spacing (axial_mm, lateral_mm); "
-                                   "none was given")
-    try:
-        ay, ax = (float(v) for v in spacing_mm)
-    except (TypeError, ValueError):
-        raise CalibrationError(f"pixel spacing must be two numbers (axial_mm, lateral_mm), got "
-                               f"{spacing_mm!r}") from None
-    if not (np.isfinite(ay) and np.isfinite(ax) and ay > 0 and ax > 0):
-        raise CalibrationError(f"pixel spacing must be positive and finite, got {spacing_mm!r}")
-    return ay, ax
-
-
 def _check_labels(labels) -> np.ndarray:
-    lab = np.asarray(labels)
-    if lab.ndim != 2 or lab.size == 0:
-        raise ProfileError(f"a label map must be a non-empty 2-D (rows, cols) array, got shape "
-                           f"{lab.shape}")
-    if lab.dtype.kind == "f":
-        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
-            raise ProfileError("a label map must hold integers 0-7; got non-integer values")
-    elif lab.dtype.kind not in "iub":
-        raise ProfileError(f"a label map must hold integers 0-7; got dtype {lab.dtype}")
-    if lab.min() < 0 or lab.max() >= N_LABELS:
-        raise ProfileError(f"a label map must hold values 0-{N_LABELS - 1}; found values from "
-                           f"{lab.min()} to {lab.max()}")
-    return np.ascontiguousarray(lab, dtype=np.int64)
+    return check_label_map(labels, dtype=np.int64)
 
 
 def _position_table(profile: Profile) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidImageError
+from ..checks import check_label_map
 from ..frame import Frame
 from ..layers import LABEL_INDEX, get_profile
 from ..layers.profiles import canonical_region
@@ -88,21 +88,8 @@ class ScoreOptions:
 
 
 def _check_labels(labels, frame: Frame, name: str) -> np.ndarray:
-    lab = np.asarray(labels)
-    if lab.shape != frame.shape:
-        raise InvalidImageError(f"frame {name}: label map shape {lab.shape} differs from the image "
-                                f"shape {frame.shape}", frame.meta.source)
-    if lab.dtype.kind == "f":
-        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
-            raise InvalidImageError(f"frame {name}: label map holds non-integer values",
-                                    frame.meta.source)
-    elif lab.dtype.kind not in "iub":
-        raise InvalidImageError(f"frame {name}: label map dtype {lab.dtype} is not integer",
-                                frame.meta.source)
-    if lab.size and (lab.min() < 0 or lab.max() > 7):
-        raise InvalidImageError(f"frame {name}: label values must lie in 0-7, found "
-                                f"{lab.min()}..{lab.max()}", frame.meta.source)
-    return lab.astype(np.uint8)
+    return check_label_map(labels, frame.shape, source=frame.meta.source,
+                           what=f"frame {name}: label map", dtype=np.uint8)
 
 
 def _stats(t: np.ndarray) -> dict:

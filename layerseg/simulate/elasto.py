@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..errors import ConfigError, ProfileError
+from ..errors import ConfigError
 from ..layers.profiles import LABEL_INDEX, LABEL_NAMES, N_LABELS, canonical_region
-from ..layers.surfaces import check_spacing
+from ..checks import check_label_map, check_spacing
 
 __all__ = ["STIFFNESS_LAYERS", "draw_layer_stiffness", "stiffness_table", "modulus_map",
            "simulate_swe", "simulate_strain", "series_strain", "random_valid_box",
@@ -131,20 +131,7 @@ def draw_layer_stiffness(region: str | None, sex: str | None, age: float,
 
 # ---------------------------------------------------------------------------------- helpers
 def _check_labels(labels) -> np.ndarray:
-    lab = np.asarray(labels)
-    if lab.ndim != 2 or lab.shape[0] < 2 or lab.shape[1] < 2:
-        raise ProfileError(f"label map must be 2-D (rows, cols) of at least 2 x 2, got shape "
-                           f"{lab.shape}")
-    if lab.dtype.kind not in "iub":
-        if lab.dtype.kind == "f" and np.all(np.isfinite(lab)) and np.all(lab == np.round(lab)):
-            lab = lab.astype(np.int64)
-        else:
-            raise ProfileError(f"label map must hold integers 0-{N_LABELS - 1}, got dtype "
-                               f"{lab.dtype}")
-    lo, hi = int(lab.min()), int(lab.max())
-    if lo < 0 or hi >= N_LABELS:
-        raise ProfileError(f"label map values must lie in 0-{N_LABELS - 1}, found {lo}..{hi}")
-    return lab.astype(np.intp, copy=False)
+    return check_label_map(labels, min_size=2, dtype=np.intp)
 
 
 def _nonneg(name: str, v) -> float:

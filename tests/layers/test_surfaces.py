@@ -117,8 +117,8 @@ def test_strict_and_lenient_conversion():
 
 
 @pytest.mark.parametrize("bad, msg", [
-    (np.full((3, 3), 8), "values 0-7"),
-    (np.full((3, 3), -1), "values 0-7"),
+    (np.full((3, 3), 8), "outside 0-7"),
+    (np.full((3, 3), -1), "outside 0-7"),
     (np.full((3, 3), 1.5), "integers"),
     (np.zeros(5, int), "2-D"),
 ])

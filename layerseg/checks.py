@@ -1,0 +1,154 @@
+"""The one owner of the input checks every stage shares: pixel spacing, label maps and usable
+contrast.
+
+Every module that takes a spacing or a label map calls these functions (DESIGN.md: a concept has
+one owner), so a value accepted in one place is accepted everywhere and a bad one gets the same
+error class and words wherever it is found. numpy only: no torch, no numba.
+"""
+
+from __future__ import annotations
+
+import math
+from os import PathLike
+
+import numpy as np
+
+from .errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
+
+__all__ = ["check_spacing", "check_label_map", "LabelMapError", "contrast_problem",
+           "MAX_SPACING_MM", "MIN_CONTRAST_GREY"]
+
+MAX_SPACING_MM = 10.0
+"""Largest plausible pixel spacing (mm per pixel) of an ultrasound frame; above it the value is
+almost certainly in cm or m, or a header field misread."""
+
+MIN_CONTRAST_GREY = 2.0
+"""Smallest spread (grey levels 0-255, 1st to 99th percentile) that a frame must have to hold
+any layer; below it the frame is blank (all black, all white, a constant or a frozen screen)."""
+
+
+class LabelMapError(InvalidImageError, ProfileError):
+    """A label map that is not a 2-D integer map with values 0-7, or not the frame's shape.
+
+    Derives from both `InvalidImageError` and `ProfileError`, the classes its checks raised before
+    they had one owner."""
+
+
+def check_spacing(spacing_mm, what: str = "this measure",
+                  source: str | PathLike | None = None) -> tuple[float, float]:
+    """Validate a pixel spacing ``(axial_mm, lateral_mm)``.
+
+    Parameters
+    ----------
+    spacing_mm : pair of float or None
+        mm per pixel, axial (rows) then lateral (columns).
+    what : str
+        What needs the spacing, for the message when it is None.
+    source : str or path-like, optional
+        The file concerned, named in the error.
+
+    Returns
+    -------
+    (float, float)
+        The spacing as two positive finite floats, each at most `MAX_SPACING_MM`.
+
+    Raises
+    ------
+    SpacingRequiredError
+        `spacing_mm` is None.
+    CalibrationError
+        Not two numbers, not positive and finite, or implausibly large.
+    """
+    if spacing_mm is None:
+        raise SpacingRequiredError(f"{what} needs the pixel spacing (axial_mm, lateral_mm); "
+                                   "none was given", source)
+    try:
+        ay, ax = (float(v) for v in spacing_mm)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"pixel spacing must be two numbers (axial_mm, lateral_mm), got "
+                               f"{spacing_mm!r}", source) from None
+    if not (math.isfinite(ay) and math.isfinite(ax) and ay > 0 and ax > 0):
+        raise CalibrationError(f"pixel spacing must be positive and finite mm, got ({ay}, {ax})",
+                               source)
+    if ay > MAX_SPACING_MM or ax > MAX_SPACING_MM:
+        raise CalibrationError(f"pixel spacing ({ay}, {ax}) mm per pixel is implausible for an "
+                               "ultrasound frame; is it in cm or m instead of mm?", source)
+    return ay, ax
+
+
+def check_label_map(labels, shape: tuple[int, int] | None = None, *,
+                    source: str | PathLike | None = None, what: str = "label map",
+                    min_size: int = 1, dtype=np.int64) -> np.ndarray:
+    """Validate a label map (DESIGN.md label convention: integers 0-7).
+
+    Parameters
+    ----------
+    labels : array_like, shape (rows, cols)
+        Integer labels, or floats that are whole numbers.
+    shape : (int, int), optional
+        The shape it must have (the frame's).
+    source : str or path-like, optional
+        The file concerned, named in the error.
+    what : str
+        How to name the map in the message (``"frame 12: label map"``).
+    min_size : int
+        Smallest number of rows and of columns accepted.
+    dtype : numpy dtype
+        dtype of the returned array.
+
+    Returns
+    -------
+    ndarray, shape (rows, cols), C-contiguous, of `dtype`
+
+    Raises
+    ------
+    LabelMapError
+        Wrong dimensions or shape, non-integer values, or values outside 0-7.
+    """
+    from .layers.profiles import N_LABELS  # lazy: layers imports this module
+
+    lab = np.asarray(labels)
+    if lab.ndim != 2 or lab.shape[0] < min_size or lab.shape[1] < min_size:
+        raise LabelMapError(f"{what} must be a 2-D (rows, cols) array of at least {min_size} x "
+                            f"{min_size}, got shape {lab.shape}", source)
+    if shape is not None and lab.shape != tuple(shape):
+        raise LabelMapError(f"{what} shape {lab.shape} differs from the image shape "
+                            f"{tuple(shape)}", source)
+    if lab.dtype.kind == "f":
+        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
+            raise LabelMapError(f"{what} must hold integers 0-{N_LABELS - 1}; it holds "
+                                "non-integer values", source)
+    elif lab.dtype.kind not in "iub":
+        raise LabelMapError(f"{what} must hold integers 0-{N_LABELS - 1}; got dtype "
+                            f"{lab.dtype}", source)
+    lo, hi = lab.min(), lab.max()
+    if lo < 0 or hi >= N_LABELS:
+        raise LabelMapError(f"{what} holds values outside 0-{N_LABELS - 1} (found "
+                            f"{lo:g}..{hi:g})", source)
+    return np.ascontiguousarray(lab, dtype=dtype)
+
+
+def contrast_problem(grey: np.ndarray, min_spread: float = MIN_CONTRAST_GREY) -> str | None:
+    """Why a display image (grey 0-255) has no usable contrast, or None when it has.
+
+    The spread is the 1st-to-99th percentile range of the grey levels; a frame whose spread is
+    below `min_spread` (all zeros, all white, a constant) cannot show any layer.
+
+    Parameters
+    ----------
+    grey : ndarray, shape (rows, cols)
+        Display grey levels on the 0-255 scale.
+    min_spread : float
+        Smallest accepted 1st-99th percentile spread, grey levels.
+
+    Returns
+    -------
+    str or None
+    """
+    g = np.asarray(grey, dtype=np.float32)
+    lo, hi = np.percentile(g, [1.0, 99.0])
+    spread = float(hi - lo)
+    if spread < min_spread:
+        return (f"no usable contrast: 98 % of the pixels lie within {spread:.2f} grey levels "
+                f"(around {float(np.median(g)):.0f}); the frame is blank or constant")
+    return None

@@ -1,0 +1,66 @@
+"""The one owner of spacing, label-map and contrast checks (layerseg.checks)."""
+
+import numpy as np
+import pytest
+
+from layerseg import Frame
+from layerseg.checks import LabelMapError, check_label_map, check_spacing, contrast_problem
+from layerseg.errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
+from layerseg.layers import check_spacing as layers_check_spacing
+from layerseg.layers import labels_to_surfaces
+from layerseg.scoring import score
+from layerseg.simulate.elasto import simulate_swe
+
+
+@pytest.mark.parametrize("bad", [(20.0, 0.05), (0.02, 15), (0, 0.05), (-1, 1), (np.nan, 1),
+                                 "ab", (1,), None])
+def test_every_spacing_caller_agrees(bad):
+    """Frame, layers and the checks module accept and refuse the same spacings."""
+    errors = (SpacingRequiredError,) if bad is None else (CalibrationError,)
+    with pytest.raises(errors):
+        check_spacing(bad)
+    with pytest.raises(errors):
+        layers_check_spacing(bad)
+    if bad is not None:
+        with pytest.raises(CalibrationError):
+            Frame(np.zeros((4, 4)), spacing_mm=bad)
+
+
+def test_spacing_returns_floats_and_names_file():
+    assert check_spacing([0.02, 0.05]) == (0.02, 0.05)
+    with pytest.raises(CalibrationError, match="scan.png"):
+        check_spacing((0.02, 50), source="scan.png")
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (np.full((4, 4), 8), "outside 0-7"), (np.full((4, 4), -1), "outside 0-7"),
+    (np.full((4, 4), 1.5), "non-integer"), (np.zeros(4, int), "2-D"),
+    (np.array([["a", "b"], ["c", "d"]]), "dtype"),
+])
+def test_label_map_errors_are_one_class_everywhere(bad, msg):
+    """The layers core, the scorer and the elastography simulator refuse a bad map alike."""
+    with pytest.raises(LabelMapError, match=msg):
+        check_label_map(bad)
+    with pytest.raises(LabelMapError, match=msg):
+        labels_to_surfaces(bad)
+    if bad.ndim == 2 and bad.dtype.kind != "U":
+        frame = Frame(np.random.default_rng(0).uniform(0, 255, bad.shape), spacing_mm=(0.02, 0.05))
+        with pytest.raises(LabelMapError, match=msg):
+            score(frame, bad)
+        with pytest.raises(LabelMapError, match=msg):
+            simulate_swe(bad, (0.02, 0.05), {}, np.random.default_rng(0))
+
+
+def test_label_map_error_keeps_old_classes_and_shape_check():
+    assert issubclass(LabelMapError, InvalidImageError) and issubclass(LabelMapError, ProfileError)
+    with pytest.raises(LabelMapError, match=r"differs from the image shape \(4, 5\)"):
+        check_label_map(np.zeros((4, 4), int), (4, 5))
+    out = check_label_map(np.array([[0.0, 7.0]]), dtype=np.uint8)
+    assert out.dtype == np.uint8 and out.tolist() == [[0, 7]]
+
+
+def test_contrast_problem():
+    rng = np.random.default_rng(1)
+    assert contrast_problem(rng.uniform(0, 255, (32, 32))) is None
+    for blank in (np.zeros((32, 32)), np.full((32, 32), 255.0), np.full((32, 32), 80.0)):
+        assert "no usable contrast" in contrast_problem(blank)
