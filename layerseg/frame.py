@@ -17,7 +17,14 @@ from .checks import check_spacing
 from .errors import FilterInputError, InvalidImageError, SpacingRequiredError
 
 __all__ = ["Frame", "FrameMeta", "FrameSeries", "INTENSITY_KINDS", "ELASTO_KINDS",
-           "CALIBRATION_SOURCES"]
+           "CALIBRATION_SOURCES", "DEFAULT_DYNAMIC_RANGE_DB", "display_to_envelope",
+           "envelope_to_display"]
+
+DEFAULT_DYNAMIC_RANGE_DB = 60.0
+"""Dynamic range (dB mapped onto grey 0-255) assumed wherever one is needed and not known: the
+log compression of an envelope frame (`Frame.display`), RF input (`layerseg.io.rf`), and the
+envelope a speckle filter recovers from a display frame of unknown compression (the classical
+segmenter). The one place this default is written."""
 
 INTENSITY_KINDS = ("display", "envelope")
 """``display``: log-compressed grey levels on a 0-255 scale, as a scanner shows them;
@@ -197,13 +204,34 @@ class Frame:
                 "dynamic_range_db (dB mapped onto 0-255)", self.meta.source)
         return display_to_envelope(self.bmode, self.dynamic_range_db)
 
+    @property
+    def display_dynamic_range_db(self) -> float | None:
+        """The dynamic range (dB) that maps `display` grey 0-255: an envelope frame's own range,
+        else `DEFAULT_DYNAMIC_RANGE_DB` (its compression is then known exactly); a display frame's
+        own range, or None when it is unknown."""
+        if self.intensity == "envelope":
+            return float(self.dynamic_range_db or DEFAULT_DYNAMIC_RANGE_DB)
+        return self.dynamic_range_db
+
     def display(self, dynamic_range_db: float | None = None) -> np.ndarray:
-        """Grey levels 0-255 (float32). An envelope image is log-compressed to `dynamic_range_db`
-        (default: the frame's own, else 60 dB) relative to its 99.9th percentile."""
+        """Grey levels 0-255 (float32), shape (rows, cols): the one envelope-to-grey conversion
+        every stage uses (the segmenters see what the scorer measures).
+
+        A display image is returned as it is. An envelope image is log-compressed over
+        `dynamic_range_db` (default `display_dynamic_range_db`: its own range, else
+        `DEFAULT_DYNAMIC_RANGE_DB`) below its 99.9th percentile (`envelope_to_display`), so a
+        few specular spots do not darken the whole frame."""
         if self.intensity == "display":
             return self.bmode
-        dr = dynamic_range_db or self.dynamic_range_db or 60.0
-        return envelope_to_display(self.bmode, dr)
+        return envelope_to_display(self.bmode, dynamic_range_db or self.display_dynamic_range_db)
+
+    def as_display(self) -> "Frame":
+        """This frame with ``intensity='display'``: `display` grey levels and the dynamic range
+        that maps them (`display_dynamic_range_db`); spacing, elastography and metadata kept."""
+        if self.intensity == "display":
+            return self
+        return replace(self, bmode=self.display(), intensity="display",
+                       dynamic_range_db=self.display_dynamic_range_db)
 
 
 def display_to_envelope(grey: np.ndarray, dynamic_range_db: float) -> np.ndarray:

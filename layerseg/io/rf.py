@@ -49,7 +49,7 @@ from scipy import ndimage, signal
 
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
                       MissingFileError, ReadError, UnsupportedFormatError)
-from ..frame import Frame, FrameMeta, FrameSeries, envelope_to_display
+from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame, FrameMeta, FrameSeries, envelope_to_display
 from .images import load_json_object
 
 __all__ = ["read_rf", "rf_to_frame", "rf_envelope", "RF_NAMES", "MAT_PARAM_NAMES"]
@@ -130,7 +130,7 @@ def _check_positive(name, v, path, err=CalibrationError):
 
 
 def rf_to_frame(rf, fs_mhz: float | None = None, *, f0_mhz: float | None = None,
-                iq: bool | None = None, dynamic_range_db: float = 60.0,
+                iq: bool | None = None, dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB,
                 pixel_mm=None, line_pitch_mm: float | None = None, c_m_s: float = 1540.0,
                 spacing=None, reference: float | str = "max", source=None,
                 frame_index: int = 0, extra: dict | None = None,

@@ -35,15 +35,12 @@ def frame_dynamic_range_db(frame) -> float | None:
     Envelope frames are log-compressed by `Frame.display` over their own dynamic range, else 60 dB;
     that compression is then known exactly.
     """
-    if frame.intensity == "envelope":
-        return float(frame.dynamic_range_db or 60.0)
-    return frame.dynamic_range_db
+    return frame.display_dynamic_range_db
 
 
 def display_grey(frame) -> np.ndarray:
     """Display grey levels 0-255 of a frame, float64, shape (rows, cols)."""
-    dr = frame_dynamic_range_db(frame)
-    return np.asarray(frame.display(dr), dtype=np.float64)
+    return np.asarray(frame.display(), dtype=np.float64)
 
 
 def grey_to_db(grey: np.ndarray, dynamic_range_db: float) -> np.ndarray:

@@ -56,22 +56,20 @@ configuration, `layerseg.segmentation.config`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import InvalidImageError, SpacingRequiredError
-from ..frame import Frame
+from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile, get_profile
 from ..layers.search import ordered_search
 from .config import load_config, thickness_limits_mm
 
-__all__ = ["SegmentationResult", "segment_classical", "label_scores", "frame_features"]
+__all__ = ["SegmentationResult", "segment_classical", "label_scores", "frame_features", "input_grey"]
 
 _EPS = 1e-6
-_DEFAULT_DR_DB = 60.0
-"""Dynamic range used to log-compress an envelope frame whose own range is unknown."""
 _TISSUE_LABELS = ("epidermis", "dermis", "fat", "smas", "deep_fat", "muscle")
 
 
@@ -108,37 +106,31 @@ def _odd(n: float) -> int:
     return k if k % 2 else k + 1
 
 
-def _display(frame: Frame) -> np.ndarray:
-    img = frame.bmode.astype(np.float64)
-    if frame.intensity == "envelope":
-        dr = frame.dynamic_range_db or _DEFAULT_DR_DB
-        peak = float(img.max())
-        if peak <= 0:
-            raise InvalidImageError("the envelope image is zero everywhere", frame.meta.source)
-        db = 20.0 * np.log10(np.maximum(img / peak, 10.0 ** (-dr / 20.0)))
-        img = (db + dr) * (255.0 / dr)
-    return img
+def input_grey(frame: Frame) -> np.ndarray:
+    """The display grey levels 0-255 (float64, shape (rows, cols)) the classical segmenter reads:
+    `Frame.display`, the same image the scorer measures (`layerseg.scoring.echo.display_grey`)."""
+    return np.asarray(frame.display(), dtype=np.float64)
 
 
-def _speckle_filter(frame: Frame, img: np.ndarray, cfg: dict) -> np.ndarray:
-    from ..filters import (despeckle_srad, filter_frost, filter_kuan, filter_lee,
-                           median_filter)
+def _speckle_filter(frame: Frame, cfg: dict) -> np.ndarray:
+    """The configured speckle filter through `layerseg.filters.filter_frame` on the display frame.
+
+    The multiplicative-noise filters work on the envelope; a display frame whose compression is
+    unknown is taken as `DEFAULT_DYNAMIC_RANGE_DB` for them (the one stated default)."""
+    from ..filters import filter_frame
     f = cfg["filter"]
     method = f["method"]
+    disp = frame.as_display()
     if method == "none":
-        return img
+        return input_grey(disp)
+    if disp.dynamic_range_db is None:
+        disp = replace(disp, dynamic_range_db=DEFAULT_DYNAMIC_RANGE_DB)
+    rows, cols = disp.shape
     ay, ax = frame.spacing_mm
-    wr = min(_odd(f["size_mm"][0] / ay), img.shape[0] - (1 - img.shape[0] % 2))
-    wc = min(_odd(f["size_mm"][1] / ax), img.shape[1] - (1 - img.shape[1] % 2))
-    if method == "median":
-        return median_filter(img, (wr, wc))
-    # the multiplicative-noise filters work on the envelope of the display image
-    dr = frame.dynamic_range_db or _DEFAULT_DR_DB
-    kw = dict(input="log", dynamic_range_db=dr)
-    if method == "srad":
-        return despeckle_srad(img, **kw)
-    fn = {"lee": filter_lee, "kuan": filter_kuan, "frost": filter_frost}[method]
-    return fn(img, (wr, wc), **kw)
+    wr = min(_odd(f["size_mm"][0] / ay), rows - (1 - rows % 2))
+    wc = min(_odd(f["size_mm"][1] / ax), cols - (1 - cols % 2))
+    kw = {} if method == "srad" else {"size" if method == "median" else "window": (wr, wc)}
+    return filter_frame(disp, method, **kw).bmode.astype(np.float64)
 
 
 def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.ndarray]:
@@ -165,7 +157,7 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
     """
     cfg = load_config(config) if config is None or "filter" not in config else config
     ay, ax = _spacing(frame)
-    img = _speckle_filter(frame, _display(frame), cfg)
+    img = _speckle_filter(frame, cfg)
     sy, sx = cfg["smoothing_mm"]
     sm = ndi.gaussian_filter(img, (sy / ay, sx / ax), mode="nearest")
     win = max(1, int(round(cfg["reference_window_mm"] / ay)))
@@ -232,7 +224,7 @@ def _streakiness(frame: Frame, tx: dict) -> np.ndarray:
     """Laterally long texture (muscle fibres) against isotropic speckle: the local spread of the
     image averaged over a long lateral window, over the spread averaged over a short one."""
     ay, ax = frame.spacing_mm
-    img = _display(frame)
+    img = input_grey(frame)
     za = tx["axial_mm"] / ay
     long_ = ndi.gaussian_filter(img, (za, tx["long_mm"] / ax), mode="nearest")
     short = ndi.gaussian_filter(img, (za, tx["short_mm"] / ax), mode="nearest")
