@@ -30,6 +30,7 @@ __all__ = [
     "ScoreMapError",
     "FilterInputError",
     "ConfigError",
+    "OutputError",
 ]
 
 
@@ -119,3 +120,8 @@ class FilterInputError(LayersegError, ValueError):
 
 class ConfigError(LayersegError, ValueError):
     """A configuration file or override that is malformed or names unknown keys."""
+
+
+class OutputError(LayersegError, OSError):
+    """An output that would overwrite an input or another output of the same run, or a folder
+    that cannot be written. Raised before any work is done."""

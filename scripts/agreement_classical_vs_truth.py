@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     with pd.option_context("display.width", 160, "display.precision", 3):
         print(show.to_string(index=False))
     print(f"agreement table: {args.out} ({len(agr)} rows); segmentation failures: {failed}")
-    return 1 if (rc or failed) else 0
+    return 1 if (rc["failed"] or rc["compare_failed"] or failed) else 0
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     print(table.to_string(index=False))
     print(f"plot: {args.out}; tables under {work}")
     bad = table["verdict"].str.startswith("AGAINST").any() if len(table) else False
-    return 1 if (bad or rc) else 0
+    return 1 if (bad or rc["failed"]) else 0
 
 
 if __name__ == "__main__":

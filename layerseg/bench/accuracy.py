@@ -37,8 +37,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import DatasetError, LayersegError
-from ..layers.profiles import LABEL_NAMES, get_profile
+from ..batch import run_each
+from ..io.safe_write import atomic_write, check_outputs, write_text_atomic
+from ..errors import DatasetError
+from ..layers.profiles import LABEL_NAMES, resolve_profile
 from ..layers.surfaces import check_spacing, labels_to_surfaces, order_violations
 from ..layers.thickness import thickness_normal_mm
 
@@ -154,7 +156,7 @@ def mean_thickness_mm(labels, profile, spacing_mm) -> dict[str, float]:
         Layer name -> mean over columns (absent columns count 0 mm; columns whose normal leaves
         the frame are skipped); NaN when no column is measurable.
     """
-    prof = get_profile(profile) if not hasattr(profile, "layers") else profile
+    prof = resolve_profile(profile)[0] if not hasattr(profile, "layers") else profile
     sp = check_spacing(spacing_mm, "thickness in mm")
     S = labels_to_surfaces(labels, prof, strict=False)
     th = thickness_normal_mm(S, sp)
@@ -191,7 +193,7 @@ def frame_metrics(truth, pred, spacing_mm, region=None) -> dict[str, Any]:
     if t.shape != p.shape or t.ndim != 2:
         raise DatasetError(f"answer shape {p.shape} differs from the label map shape {t.shape}")
     sp = check_spacing(spacing_mm, "accuracy metrics in mm")
-    prof = get_profile(region)
+    prof, _ = resolve_profile(region)
     th_t = mean_thickness_mm(t, prof, sp)
     th_p = mean_thickness_mm(p, prof, sp)
     layers = {}
@@ -279,36 +281,41 @@ def evaluate_dataset(data, model: str = "classical", config=None,
         with its reason and the loop goes on.
     """
     from ..io.dataset import Dataset, read_dataset
-    ds = data if isinstance(data, Dataset) else read_dataset(data)
+    # frames are checked one by one as they are read: one bad frame is a failed row, not a
+    # refused run
+    ds = data if isinstance(data, Dataset) else read_dataset(data, validate=False)
     if predict is None:
         from ..segmentation import segment
 
         def predict(frame):
             return segment(frame, model=model, config=config)
+
+    def work(i: int) -> tuple[dict[str, Any], float, str | None]:
+        item = ds[i]
+        if item.label is None:
+            raise DatasetError("no label map in the manifest; accuracy needs one",
+                               ds.root / ds.rows[i]["image"])
+        t0 = time.perf_counter()
+        pred = np.asarray(predict(item.frame))
+        seconds = time.perf_counter() - t0
+        _, note = resolve_profile(item.frame.meta.region)
+        return frame_metrics(item.label, pred, item.frame.spacing_mm,
+                             item.frame.meta.region), seconds, note
+
     per_frame, rows = [], []
-    items = range(len(ds))
-    if progress:
-        from tqdm import tqdm
-        items = tqdm(items, desc="bench accuracy", unit="frame")
-    for i in items:
-        fid = ds.rows[i]["id"]
-        row: dict[str, Any] = {"id": fid, "region": ds.rows[i].get("region") or "",
-                               "status": "ok", "error": "", "order_violations": "",
-                               "seconds": ""}
-        try:
-            item = ds[i]
-            if item.label is None:
-                raise DatasetError("no label map in the manifest; accuracy needs one",
-                                   ds.root / ds.rows[i]["image"])
-            t0 = time.perf_counter()
-            pred = np.asarray(predict(item.frame))
-            row["seconds"] = round(time.perf_counter() - t0, 4)
-            m = frame_metrics(item.label, pred, item.frame.spacing_mm, item.frame.meta.region)
-        except (LayersegError, ValueError, OSError) as e:
+    for i, out in enumerate(run_each(range(len(ds)), work, key=lambda i: ds.rows[i]["id"],
+                                     progress="bench accuracy" if progress else None)):
+        row: dict[str, Any] = {"id": out.key, "region": ds.rows[i].get("region") or "",
+                               "status": "ok", "error": "", "notes": "",
+                               "order_violations": "", "seconds": ""}
+        if not out.ok:
             row["status"] = "failed"
-            row["error"] = str(e)
+            row["error"] = out.error
             rows.append(row)
             continue
+        m, seconds, note = out.value
+        row["seconds"] = round(seconds, 4)
+        row["notes"] = note or ""
         per_frame.append(m)
         row["order_violations"] = m["order_violations"]
         for name in LAYER_NAMES:
@@ -328,15 +335,11 @@ def write_accuracy(summary: dict, rows: list[dict], json_path, csv_path=None) ->
     """
     jp = Path(json_path)
     cp = Path(csv_path) if csv_path is not None else jp.with_suffix(".csv")
-    for p in (jp, cp):
-        if p.parent and not p.parent.exists():
-            p.parent.mkdir(parents=True, exist_ok=True)
-    with open(jp, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    cols = ["id", "region", "status", "error", "order_violations", "seconds"] + \
+    check_outputs([jp, cp])
+    write_text_atomic(jp, json.dumps(summary, indent=2) + "\n")
+    cols = ["id", "region", "status", "error", "notes", "order_violations", "seconds"] + \
         [f"{n}_{k}" for n in LAYER_NAMES for k in CSV_METRICS]
-    with open(cp, "w", newline="") as f:
+    with atomic_write(cp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:

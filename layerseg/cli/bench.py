@@ -45,19 +45,24 @@ def register(sub) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
+    from ..batch import exit_status
     from ..bench.accuracy import evaluate_dataset, write_accuracy
+    from ..io.safe_write import check_outputs, dataset_input_files
 
+    csv_path = args.csv if args.csv is not None else args.json.with_suffix(".csv")
+    inputs = dataset_input_files(args.data) + ([args.config] if args.config else [])
+    check_outputs([args.json, csv_path], inputs)   # before any work
     summary, rows = evaluate_dataset(args.data, model=args.model,
                                      config=None if args.config is None else str(args.config),
                                      progress=args.progress)
-    jp, cp = write_accuracy(summary, rows, args.json, args.csv)
+    jp, cp = write_accuracy(summary, rows, args.json, csv_path)
     failed = [r for r in rows if r["status"] != "ok"]
     for r in failed:
         print(f"layerseg bench accuracy: frame {r['id']} failed: {r['error']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     print(f"wrote {jp} and {cp} ({summary['frames']} frame(s) scored, {len(failed)} failed)",
           file=sys.stderr)
-    return 1 if failed else 0
+    return exit_status(len(failed))
 
 
 def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
@@ -77,6 +82,8 @@ def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
 def run_speed(args: argparse.Namespace) -> int:
     import importlib
 
+    from ..io.safe_write import check_outputs, write_text_atomic
+    check_outputs([args.json])   # before any work
     out: dict = {"quick": bool(args.quick), "suites": {}}
     status = 0
     for name, target, kw in _speed_suites(args.quick):
@@ -100,10 +107,7 @@ def run_speed(args: argparse.Namespace) -> int:
                                "results": res}
         print(f"layerseg bench speed: {name} done in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(out, f, indent=2, default=_jsonable)
-        f.write("\n")
+    write_text_atomic(args.json, json.dumps(out, indent=2, default=_jsonable) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)
     return status
 

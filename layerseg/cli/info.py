@@ -84,32 +84,44 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAILED {e}", file=sys.stderr)
             return 2
 
-    failed = 0
+    from ..batch import exit_status, run_each
+
+    datasets: list[Path] = []
     files: list[Path] = []
     for p in args.paths:
         if p.is_dir() and (p / "manifest.csv").is_file():
-            try:
-                ds = read_dataset(p)
-                print(f"{p}: dataset of {len(ds)} frame(s)")
-                for item in ds:
-                    print(f"  {item.id}: {_describe(item.frame)}")
-            except LayersegError as e:
-                print(f"FAILED {e}", file=sys.stderr)
-                failed += 1
+            datasets.append(p)
         elif p.is_dir():
             files += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
                             and not q.name.endswith(".json"))
         else:
             files.append(p)
     spacing = tuple(args.spacing) if args.spacing else None
-    for path in files:
-        try:
-            series = read(path, spacing=spacing, **_options_for(path, options))
-            print(f"{path}: {len(series)} frame(s)")
-            print(f"  frame 0: {_describe(series[0])}")
-        except LayersegError as e:
-            print(f"FAILED {e}", file=sys.stderr)
-            failed += 1
+
+    def show_dataset(p: Path) -> None:
+        ds = read_dataset(p, validate=False)
+        print(f"{p}: dataset of {len(ds)} frame(s)")
+        for out in run_each(range(len(ds)), lambda i: _describe(ds[i].frame),
+                            key=lambda i: ds.rows[i]["id"]):
+            if out.ok:
+                print(f"  {out.key}: {out.value}")
+            else:
+                print(f"FAILED {p} frame {out.key}: {out.error}", file=sys.stderr)
+                bad.append(out.key)
+
+    def show_file(path: Path) -> None:
+        series = read(path, spacing=spacing, **_options_for(path, options))
+        first = _describe(series[0])
+        print(f"{path}: {len(series)} frame(s)")
+        print(f"  frame 0: {first}")
+
+    bad: list[str] = []
+    for out in run_each([*datasets, *files], lambda p: (show_dataset if p in datasets
+                                                        else show_file)(p)):
+        if not out.ok:
+            print(f"FAILED {out.error}", file=sys.stderr)
+            bad.append(out.key)
+    failed = len(bad)
     if failed:
         print(f"{failed} input(s) failed", file=sys.stderr)
-    return 1 if failed else 0
+    return exit_status(failed)

@@ -15,7 +15,7 @@ from importlib import resources
 from ..errors import ProfileError
 
 __all__ = ["LABELS", "LABEL_NAMES", "LABEL_INDEX", "N_LABELS", "Profile", "get_profile",
-           "region_names", "canonical_region"]
+           "region_names", "canonical_region", "resolve_profile"]
 
 LABEL_NAMES: tuple[str, ...] = ("background", "epidermis", "dermis", "fat", "smas", "deep_fat",
                                 "muscle", "bone")
@@ -108,3 +108,30 @@ def get_profile(region: str | None = None, strict: bool = True) -> Profile:
     name = canonical_region(region, strict)
     layers = tuple(_table()["profiles"][name])
     return Profile(name, layers, tuple(LABEL_INDEX[x] for x in layers))
+
+
+def resolve_profile(region: str | None) -> tuple[Profile, str | None]:
+    """The profile of a region, with the default for a name the profiles do not know.
+
+    DESIGN.md: unknown region means the default. Every command takes its profile through this
+    function, so an unknown, empty or misspelt region is treated alike everywhere: the default
+    layer order, and a note saying so for the QC flags.
+
+    Parameters
+    ----------
+    region : str or None
+        Region name or alias, as a file or manifest gives it.
+
+    Returns
+    -------
+    profile : Profile
+    note : str or None
+        Why the default was used (None when the region is known, or was not given).
+    """
+    name = canonical_region(region, strict=False)
+    given = region is not None and str(region).strip() != ""
+    note = None
+    if given and name == "default" and str(region).strip().lower() != "default":
+        note = (f"region {str(region)!r} is not a known profile (known: "
+                f"{', '.join(region_names())}); the default layer order was used")
+    return get_profile(name), note

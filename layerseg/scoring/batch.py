@@ -2,8 +2,10 @@
 wide tables, optionally against a second label source with agreement statistics.
 
 A frame that cannot be scored at all (unreadable file, label map of another shape, no label map)
-is recorded with ``frame_status`` 'failed' and its reason, the batch goes on, and the exit status
-is non-zero at the end. A frame that fails QC is scored and flagged (``qc_pass`` False).
+is recorded with ``frame_status`` 'failed' and its reason and the batch goes on (the one batch
+loop, `layerseg.batch.run_each`); the command line exits non-zero at the end. A frame that fails
+QC is scored and flagged (``qc_pass`` False). Outputs are checked before any work (none may be
+an input of the run or another output; their folders must be writable) and written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetError, LayersegError
+from ..batch import run_each
+from ..errors import DatasetError
+from ..io.safe_write import check_outputs, dataset_input_files
 from ..io.dataset import load_array, read_dataset
 from .agreement import agreement
 from .markers import ScoreOptions, score
@@ -66,24 +70,20 @@ def score_items(data_dir: str | Path, *, labels: str | Path | None = None,
     """
     ds = read_dataset(data_dir, validate=False)
     label_dir = Path(labels) if labels is not None else None
-    for i, row in enumerate(ds.rows):
-        fid = row["id"]
-        keys = _keys(row)
-        try:
-            item = ds[i]
-            lab = _label_from_dir(label_dir, fid) if label_dir is not None else item.label
-            if lab is None:
-                yield failed_scores(fid, "no label map in the manifest", keys)
-                continue
-            conf = _num(row.get("confidence"))
-            yield score(item.frame, lab, region=keys["region"], frame_id=fid, sex=keys["sex"],
-                        age=keys["age"], subject_id=keys["subject_id"], confidence=conf,
-                        options=options)
-        except LayersegError as e:
-            yield failed_scores(fid, str(e), keys)
-        except Exception as e:  # noqa: BLE001 - a batch never stops at one frame
-            yield failed_scores(fid, f"internal error while scoring ({type(e).__name__}: {e})",
-                                keys)
+
+    def work(i: int) -> FrameScores:
+        row = ds.rows[i]
+        fid, keys = row["id"], _keys(row)
+        item = ds[i]
+        lab = _label_from_dir(label_dir, fid) if label_dir is not None else item.label
+        if lab is None:
+            raise DatasetError("no label map in the manifest", ds.root / row["image"])
+        return score(item.frame, lab, region=keys["region"], frame_id=fid, sex=keys["sex"],
+                     age=keys["age"], subject_id=keys["subject_id"],
+                     confidence=_num(row.get("confidence")), options=options)
+
+    for i, out in enumerate(run_each(range(len(ds)), work, key=lambda i: ds.rows[i]["id"])):
+        yield out.value if out.ok else failed_scores(out.key, out.error, _keys(ds.rows[i]))
 
 
 def dataset_tables(scores: Iterable[FrameScores]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -103,8 +103,8 @@ def _is_dataset(p: Path) -> bool:
 def score_dataset(data_dir: str | Path, out_csv: str | Path, *, parquet: str | Path | None = None,
                   wide: str | Path | None = None, compare: str | Path | None = None,
                   agreement_out: str | Path | None = None, options: ScoreOptions | None = None,
-                  log=None) -> int:
-    """Score a labelled dataset and write the tables; returns the exit status.
+                  log=None) -> dict:
+    """Score a labelled dataset and write the tables; returns what happened.
 
     Parameters
     ----------
@@ -127,11 +127,30 @@ def score_dataset(data_dir: str | Path, out_csv: str | Path, *, parquet: str | P
 
     Returns
     -------
-    int
-        0 when every frame was scored (QC failures included, flagged), 1 when any frame failed
-        entirely.
+    dict
+        ``frames``, ``scored``, ``failed`` (frames that could not be scored at all),
+        ``qc_flagged`` (scored but failing QC), ``compare_failed`` (frames of the comparison
+        source that failed), ``failures`` (``[{"key", "error"}]``) and ``outputs`` (paths
+        written). The command line exits non-zero when ``failed`` or ``compare_failed``.
+
+    Raises
+    ------
+    OutputError
+        Before any work: an output is an input of the run or another output, or its folder
+        cannot be written.
+    DatasetError
+        The dataset folder (or the `compare` source) cannot be read at all.
     """
     log = log or (lambda msg: None)
+    cp = Path(compare) if compare is not None else None
+    ap = None
+    if cp is not None:
+        ap = Path(agreement_out) if agreement_out is not None else \
+            Path(out_csv).with_name(Path(out_csv).stem + "_agreement.csv")
+    inputs = dataset_input_files(data_dir)
+    if cp is not None:
+        inputs += dataset_input_files(cp) if _is_dataset(cp) else [cp]
+    outputs = check_outputs([out_csv, parquet, wide, ap], inputs)
     long, wide_t, n_failed = dataset_tables(score_items(data_dir, options=options))
     write_table(long, out_csv)
     if parquet is not None:
@@ -141,9 +160,8 @@ def score_dataset(data_dir: str | Path, out_csv: str | Path, *, parquet: str | P
     for _, r in wide_t[wide_t["frame_status"] == "failed"].iterrows():
         log(f"FAILED {r['id']}: {r['frame_reason']}")
     n_qc = int((wide_t["qc_pass"] == False).sum()) - n_failed  # noqa: E712
-    status = 1 if n_failed else 0
-    if compare is not None:
-        cp = Path(compare)
+    n_failed_b = 0
+    if cp is not None:
         if _is_dataset(cp):
             other = score_items(cp, options=options)
         elif cp.is_dir():
@@ -154,13 +172,14 @@ def score_dataset(data_dir: str | Path, out_csv: str | Path, *, parquet: str | P
         ok_a = long[long["frame_status"] == "scored"]
         ok_b = long_b[long_b["frame_status"] == "scored"]
         agr = agreement(ok_a, ok_b)
-        ap = Path(agreement_out) if agreement_out is not None else \
-            Path(out_csv).with_name(Path(out_csv).stem + "_agreement.csv")
         write_table(agr, ap)
         log(f"agreement of {ok_a['id'].nunique()} / {ok_b['id'].nunique()} scored frames -> {ap}")
         if n_failed_b:
             log(f"{n_failed_b} frame(s) of the comparison source failed")
-            status = 1
     log(f"{len(wide_t)} frame(s): {len(wide_t) - n_failed} scored ({n_qc} flagged by QC), "
         f"{n_failed} failed")
-    return status
+    failed = wide_t[wide_t["frame_status"] == "failed"]
+    return {"frames": len(wide_t), "scored": len(wide_t) - n_failed, "failed": n_failed,
+            "qc_flagged": n_qc, "compare_failed": n_failed_b,
+            "failures": [{"key": r["id"], "error": r["frame_reason"]} for _, r in failed.iterrows()],
+            "outputs": [str(p) for p in outputs]}

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..checks import check_label_map
+from ..checks import check_label_map, contrast_problem
 from ..frame import Frame
-from ..layers import LABEL_INDEX, get_profile
-from ..layers.profiles import canonical_region
+from ..layers import LABEL_INDEX
+from ..layers.profiles import resolve_profile
 from ..layers.surfaces import check_surfaces, labels_to_surfaces, layer_presence, smooth_surfaces
 from ..layers.thickness import thickness_normal_mm, thickness_vertical_mm
 from .echo import LOW_ECHO_THRESHOLD_GREY, display_grey, echo_stats, frame_dynamic_range_db, \
@@ -166,10 +166,8 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
     name = frame_id or frame.meta.extra.get("dataset_id") or frame.meta.source or "<frame>"
     lab = _check_labels(labels, frame, name)
     region = region if region is not None else frame.meta.region
-    canon = canonical_region(region, strict=False)
-    region_known = region is not None and str(region).strip() != "" and (
-        canon != "default" or str(region).strip().lower() == "default")
-    prof = get_profile(canon)
+    prof, region_note = resolve_profile(region)
+    region_known = region is not None and str(region).strip() != "" and region_note is None
     n_rows, n_cols = lab.shape
 
     # ---- surfaces; columns out of profile order are left out of every measure
@@ -302,7 +300,8 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
                        calibration=frame.meta.calibration,
                        spacing_override=bool(frame.meta.extra.get("spacing_override")),
                        confidence_mean=conf, has_dermis=bool(masks["dermis"].any()),
-                       profile_region=prof.region, region_known=region_known, thresholds=opt.qc))
+                       profile_region=prof.region, region_known=region_known, thresholds=opt.qc,
+                       image_problem=contrast_problem(grey)))
     if conf_reason and confidence is not None:
         fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), conf_reason) if x)
     fr["frame_status"] = "scored" if rows else "failed"

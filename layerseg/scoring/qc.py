@@ -71,7 +71,8 @@ def confidence_summary(confidence, labels: np.ndarray) -> tuple[float | None, st
 def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
              spacing_mm, calibration: str | None, spacing_override: bool,
              confidence_mean: float | None, has_dermis: bool, profile_region: str,
-             region_known: bool, thresholds: QCThresholds = QCThresholds()) -> dict:
+             region_known: bool, thresholds: QCThresholds = QCThresholds(),
+             image_problem: str | None = None) -> dict:
     """QC fields of one frame.
 
     Parameters
@@ -82,6 +83,9 @@ def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
         Columns holding at least one labelled pixel (in profile order).
     bad_cols : ndarray of bool, shape (cols,)
         Columns that break the profile's layer order.
+
+    image_problem : str, optional
+        Why the image itself cannot be measured (`layerseg.checks.contrast_problem`): a fail.
 
     Returns
     -------
@@ -105,6 +109,8 @@ def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
     if confidence_mean is not None and confidence_mean < thresholds.min_confidence:
         fails.append(f"mean segmentation confidence {confidence_mean:.2f} below "
                      f"{thresholds.min_confidence:g}")
+    if image_problem:
+        fails.append(image_problem)
     if thresholds.require_dermis and not has_dermis:
         fails.append("no dermis labelled")
     if spacing_override:

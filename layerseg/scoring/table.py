@@ -191,12 +191,16 @@ def _clean_for_arrow(df: pd.DataFrame) -> pd.DataFrame:
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a score table as CSV (``.csv``) or Parquet (``.parquet``/``.pq``, pyarrow).
 
-    Empty measures are written as empty CSV cells / Parquet nulls.
+    Empty measures are written as empty CSV cells / Parquet nulls. The file is written
+    atomically (`layerseg.io.safe_write.atomic_write`): an existing file is replaced whole or
+    not at all.
     """
+    from ..io.safe_write import atomic_write
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() in (".parquet", ".pq"):
-        _clean_for_arrow(df).to_parquet(p, engine="pyarrow", index=False)
+        with atomic_write(p, "wb") as f:
+            _clean_for_arrow(df).to_parquet(f, engine="pyarrow", index=False)
     else:
-        df.to_csv(p, index=False)
+        with atomic_write(p, "w", newline="", encoding="utf-8") as f:
+            df.to_csv(f, index=False)
     return p

@@ -43,7 +43,7 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     ConfigError
         A model other than ``classical`` (trained models are not yet available), or a malformed
         configuration.
-    SpacingRequiredError, InvalidImageError, ProfileError
+    SpacingRequiredError, InvalidImageError
         See `segment_classical`.
     """
     if model != "classical":

@@ -63,7 +63,8 @@ from scipy import ndimage as ndi
 
 from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
-from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile, get_profile
+from ..checks import contrast_problem
+from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile, resolve_profile
 from ..layers.search import ordered_search
 from .config import load_config, thickness_limits_mm
 
@@ -427,14 +428,17 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
         Not a Frame.
     SpacingRequiredError
         The frame has no spacing.
-    ProfileError
-        Unknown region.
+    InvalidImageError
+        The frame has no usable contrast (blank, constant).
     ConfigError
         Malformed configuration.
     """
     ay, ax = _spacing(frame)
     cfg = load_config(config)
-    prof = get_profile(region if region is not None else frame.meta.region)
+    prof, region_note = resolve_profile(region if region is not None else frame.meta.region)
+    why = contrast_problem(input_grey(frame))
+    if why:
+        raise InvalidImageError(f"cannot segment: {why}", frame.meta.source)
     feats = frame_features(frame, cfg)
     mn, mx = thickness_limits_mm(cfg, prof, frame.meta.frequency_mhz)
     absent_ok = [ly for ly in cfg["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
@@ -467,6 +471,8 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     labels, surfaces = res.labels, res.surfaces
     if cfg["bone_surface"]["appearance"] == "deep_tissue" and "bone" in prof.layers:
         labels, surfaces = _bone_to_bottom(surfaces, prof, labels.shape[0])
+    if region_note:
+        flags.append(region_note)
     return SegmentationResult(labels.astype(np.uint8), surfaces, prof, flags,
                               sc if return_scores else None, "classical")
 

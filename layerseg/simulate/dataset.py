@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.safe_write import atomic_write, check_writable
 from ..errors import ConfigError, DatasetError
 from ..layers.profiles import canonical_region
 from .anatomy import SIM_REGIONS
@@ -212,7 +213,7 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         if (root / name).exists():
             raise DatasetError(f"{name} exists; refusing to overwrite a dataset", root)
     exams = plan_dataset(n, seed=seed, region=region, age_range=age_range)
-    root.mkdir(parents=True, exist_ok=True)
+    check_writable(root)   # before any frame is simulated
     jobs = [(e, int(seed), str(root), fmt, image_format, write_rf, sim_kwargs) for e in exams]
     bar = None
     if progress:
@@ -241,7 +242,7 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         write_manifest(root, rows)
     else:
         write_manifest(root / "truth_frames", rows)
-        with open(root / "exams.csv", "w", newline="") as f:
+        with atomic_write(root / "exams.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["dicom", "subject_id", "region", "sex", "age", "split", "frequency_mhz",
                         "elasto_kind", "jpeg", "n_frames", "frame_ids"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import layerseg
-from layerseg.errors import ConfigError, InvalidImageError, ProfileError, SpacingRequiredError
+from layerseg.errors import ConfigError, InvalidImageError, SpacingRequiredError
 from layerseg.frame import Frame, FrameMeta
 from layerseg.layers import get_profile, order_violations, search_limits_rows
 from layerseg.segmentation import (frame_features, label_scores, load_config, segment,
@@ -122,8 +122,12 @@ def test_bad_input(frames):
         segment(f.bmode)
     with pytest.raises(SpacingRequiredError, match="spacing"):
         segment(Frame(f.bmode))
-    with pytest.raises(ProfileError):
-        segment(f, region="elbow")
+    res = segment(f, region="elbow", return_scores=True)   # unknown: default profile + QC note
+    assert res.profile.region == "default"
+    assert any("'elbow' is not a known profile" in x for x in res.flags)
+    for blank in (np.zeros_like(f.bmode), np.full_like(f.bmode, 255.0)):
+        with pytest.raises(InvalidImageError, match="no usable contrast"):
+            segment(Frame(blank, spacing_mm=f.spacing_mm))
     with pytest.raises(ConfigError, match="not yet available"):
         segment(f, model="unet")
     with pytest.raises(ConfigError, match="unknown configuration key"):
