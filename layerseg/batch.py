@@ -3,7 +3,7 @@
 Every command that walks many inputs (``layerseg info``, ``score``, ``bench accuracy`` and the
 batch inference) runs its items through `run_each`, so they all catch the same errors and report
 them the same way. Library code returns the outcomes; only `layerseg.cli` turns them into an exit
-status (`exit_status`).
+status (`layerseg.cli.exit_status`).
 
 What is caught: every `LayersegError` (bad input, named by file), ``OSError`` (a file vanished or
 a disk filled), ``ValueError``/``MemoryError`` from a library underneath, and as a last resort
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .errors import LayersegError
 
-__all__ = ["Outcome", "run_each", "describe_error", "summarise_outcomes", "exit_status"]
+__all__ = ["Outcome", "run_each", "describe_error", "summarise_outcomes"]
 
 T = TypeVar("T")
 
@@ -113,8 +113,3 @@ def summarise_outcomes(outcomes: Iterable[Outcome]) -> dict:
             "failures": [{"key": o.key, "error": o.error, "error_type": o.error_type}
                          for o in bad]}
 
-
-def exit_status(n_failed: int) -> int:
-    """The command line's exit status for a batch: 0 when nothing failed, else 1 (2 is kept for
-    a run refused before any work: bad options, unusable outputs)."""
-    return 1 if n_failed else 0

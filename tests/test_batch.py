@@ -2,7 +2,8 @@
 
 import pytest
 
-from layerseg.batch import exit_status, run_each, summarise_outcomes
+from layerseg.batch import run_each, summarise_outcomes
+from layerseg.cli import exit_status
 from layerseg.errors import CorruptFileError
 
 

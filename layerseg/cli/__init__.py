@@ -14,6 +14,13 @@ from ..errors import LayersegError
 SUBCOMMANDS = ["info", "simulate", "score", "bench"]
 
 
+def exit_status(n_failed: int) -> int:
+    """The exit status of a batch command: 0 when nothing failed, 1 when any item failed (the
+    run went on past it); 2 is kept for a run refused before any work (bad options, an output
+    that would overwrite an input, an unwritable folder: `main` maps a `LayersegError` to 2)."""
+    return 1 if n_failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="layerseg",

@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
-    from ..batch import exit_status
+    from . import exit_status
     from ..bench.accuracy import evaluate_dataset, write_accuracy
     from ..io.safe_write import check_outputs, dataset_input_files
 

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"FAILED {e}", file=sys.stderr)
             return 2
 
-    from ..batch import exit_status, run_each
+    from ..batch import run_each
+    from . import exit_status
 
     datasets: list[Path] = []
     files: list[Path] = []

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.agreement_out is not None and args.compare is None:
         print("layerseg score: --agreement-out needs --compare", file=sys.stderr)
         return 2
-    from ..batch import exit_status
+    from . import exit_status
     res = score_dataset(args.data, args.out, parquet=args.parquet, wide=args.wide,
                         compare=args.compare, agreement_out=args.agreement_out,
                         options=ScoreOptions(**kw), log=lambda msg: print(msg, file=sys.stderr))
