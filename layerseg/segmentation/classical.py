@@ -56,50 +56,22 @@ configuration, `layerseg.segmentation.config`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
-from ..checks import contrast_problem
-from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile, resolve_profile
-from ..layers.search import ordered_search
-from .config import load_config, thickness_limits_mm
+from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile
+from ..layers.decode import SegmentationResult, decode
+from .config import load_config
+from .pipeline import frame_spacing, segment_with
 
-__all__ = ["SegmentationResult", "segment_classical", "label_scores", "frame_features", "input_grey"]
+__all__ = ["SegmentationResult", "segment_classical", "classical_scores", "label_scores",
+           "frame_features", "input_grey"]
 
 _EPS = 1e-6
 _TISSUE_LABELS = ("epidermis", "dermis", "fat", "smas", "deep_fat", "muscle")
-
-
-@dataclass
-class SegmentationResult:
-    """What a segmenter found in one frame.
-
-    Attributes
-    ----------
-    labels : ndarray of uint8, shape (rows, cols)
-        Label map 0-7, ordered under `profile` in every column.
-    surfaces : ndarray of float64, shape (K+1, cols)
-        Surface depths in rows (`layerseg.layers` conventions).
-    profile : Profile
-        The region profile used.
-    flags : list of str
-        QC flags (limits dropped by the search, ...).
-    scores : ndarray of float64, shape (8, rows, cols) or None
-        The per-label scores given to the search (higher is better), when asked for.
-    model : str
-        Which segmenter produced it.
-    """
-
-    labels: np.ndarray
-    surfaces: np.ndarray
-    profile: Profile
-    flags: list[str] = field(default_factory=list)
-    scores: np.ndarray | None = None
-    model: str = "classical"
 
 
 def _odd(n: float) -> int:
@@ -157,7 +129,7 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
         bright - dark) grey levels that map the display image onto n.
     """
     cfg = load_config(config) if config is None or "filter" not in config else config
-    ay, ax = _spacing(frame)
+    ay, ax = frame_spacing(frame)
     img = _speckle_filter(frame, cfg)
     sy, sx = cfg["smoothing_mm"]
     sm = ndi.gaussian_filter(img, (sy / ay, sx / ax), mode="nearest")
@@ -266,18 +238,6 @@ def _depth_compensate(n: np.ndarray, skin: np.ndarray, ay: float, dc: dict) -> n
     return n + gain
 
 
-def _spacing(frame: Frame) -> tuple[float, float]:
-    if not isinstance(frame, Frame):
-        raise InvalidImageError(f"segment takes a layerseg.Frame, got {type(frame).__name__}; "
-                                "wrap an array as layerseg.Frame(array, spacing_mm=(axial, "
-                                "lateral))")
-    if frame.spacing_mm is None:
-        raise SpacingRequiredError("the classical segmenter needs the frame's pixel spacing "
-                                   "(its thickness limits and filters are in mm); give "
-                                   "spacing_mm", frame.meta.source)
-    return frame.spacing_mm
-
-
 def _gauss_ll(n, mean, sd):
     z = (n - mean) / sd
     return -0.5 * z * z - math.log(sd)
@@ -307,7 +267,7 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     -------
     ndarray of float64, shape (8, rows, cols)
     """
-    ay, _ = _spacing(frame)
+    ay, _ = frame_spacing(frame)
     n, edge, below = feats["n"], feats["edge"], feats["below"]
     rows, cols = n.shape
     app = cfg["appearance"]
@@ -402,9 +362,47 @@ def _adapted(n: np.ndarray, labels: np.ndarray, cfg: dict) -> dict[str, tuple[fl
     return out
 
 
+def classical_scores(frame: Frame, config: dict | str | None = None,
+                     profile: Profile | None = None, priors: dict | str | None = None
+                     ) -> np.ndarray:
+    """The classical segmenter's per-label scores of one frame, for the shared decode.
+
+    With ``adapt.iterations`` > 0, each round decodes the scores (`layerseg.layers.decode`),
+    re-estimates each label's appearance from that answer and scores again.
+
+    Parameters
+    ----------
+    frame : Frame
+        B-mode frame with spacing.
+    config : dict or path, optional
+        Overrides of ``layerseg/data/classical_segmenter.json``.
+    profile : Profile, optional
+        The region profile (used by the adaptation rounds' decode; default profile when None).
+    priors : dict or path, optional
+        Decode priors overrides (adaptation rounds only).
+
+    Returns
+    -------
+    ndarray of float64, shape (8, rows, cols)
+        Higher is better.
+    """
+    ay, ax = frame_spacing(frame)
+    cfg = load_config(config)
+    feats = frame_features(frame, cfg)
+    appearance = None
+    for _ in range(int(cfg["adapt"]["iterations"])):
+        sc = label_scores(frame, feats, cfg, appearance)
+        res = decode(sc, profile, (ay, ax), frequency_mhz=frame.meta.frequency_mhz,
+                     priors=priors)
+        appearance = _adapted(feats["n"], res.labels, cfg)
+    return label_scores(frame, feats, cfg, appearance)
+
+
 def segment_classical(frame: Frame, config: dict | str | None = None, region: str | None = None,
-                      return_scores: bool = False) -> SegmentationResult:
-    """Segment one frame with the training-free classical segmenter.
+                      return_scores: bool = False, priors: dict | str | None = None
+                      ) -> SegmentationResult:
+    """Segment one frame with the training-free classical segmenter: its scores
+    (`classical_scores`) through the shared decode (`layerseg.layers.decode`).
 
     Parameters
     ----------
@@ -413,10 +411,12 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     config : dict or path, optional
         Overrides of ``layerseg/data/classical_segmenter.json`` (see `load_config`).
     region : str, optional
-        Facial region (selects the layer profile and thickness table); default
-        ``frame.meta.region``, then ``default``.
+        Facial region (selects the layer profile and thickness priors); default
+        ``frame.meta.region``; an unknown name takes the default profile with a QC flag.
     return_scores : bool
         Keep the final per-label scores in the result.
+    priors : dict or path, optional
+        Overrides of the decode priors (``layerseg/data/decode_priors.json``).
 
     Returns
     -------
@@ -425,67 +425,12 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     Raises
     ------
     InvalidImageError
-        Not a Frame.
+        Not a Frame, or a frame without usable contrast (blank, constant).
     SpacingRequiredError
         The frame has no spacing.
-    InvalidImageError
-        The frame has no usable contrast (blank, constant).
     ConfigError
-        Malformed configuration.
+        Malformed configuration or priors.
     """
-    ay, ax = _spacing(frame)
-    cfg = load_config(config)
-    prof, region_note = resolve_profile(region if region is not None else frame.meta.region)
-    why = contrast_problem(input_grey(frame))
-    if why:
-        raise InvalidImageError(f"cannot segment: {why}", frame.meta.source)
-    feats = frame_features(frame, cfg)
-    mn, mx = thickness_limits_mm(cfg, prof, frame.meta.frequency_mhz)
-    absent_ok = [ly for ly in cfg["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
-    slope = math.tan(math.radians(cfg["max_slope_deg"]))
-    jump = None
-    if cfg["max_slope_deg"] > 0:
-        jump = [int(math.ceil(slope * ax / ay))] * (prof.n_layers + 1)
-        if cfg["free_bottom_surface"]:
-            # the bottom of the deepest present layer steps where a bone (or a deep layer)
-            # begins or ends: that surface is left free
-            jump[-1] = frame.shape[0]
-    appearance = None
-    flags: list[str] = []
-    for it in range(int(cfg["adapt"]["iterations"]) + 1):
-        sc = label_scores(frame, feats, cfg, appearance)
-        kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx,
-                  absent_ok=absent_ok)
-        res = ordered_search(sc, prof, **kw)
-        if jump is not None:
-            smooth = ordered_search(sc, prof, max_jump_px=jump, **kw)
-            gap = (res.score - smooth.score) / sc.shape[2]
-            if gap <= cfg["smooth_fallback_per_column"]:
-                res = smooth
-            else:
-                res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
-                                 "per-column optimum (a local optimum); per-column answer kept")
-        flags = list(res.flags)
-        if it < cfg["adapt"]["iterations"]:
-            appearance = _adapted(feats["n"], res.labels, cfg)
-    labels, surfaces = res.labels, res.surfaces
-    if cfg["bone_surface"]["appearance"] == "deep_tissue" and "bone" in prof.layers:
-        labels, surfaces = _bone_to_bottom(surfaces, prof, labels.shape[0])
-    if region_note:
-        flags.append(region_note)
-    return SegmentationResult(labels.astype(np.uint8), surfaces, prof, flags,
-                              sc if return_scores else None, "classical")
-
-
-def _bone_to_bottom(surfaces: np.ndarray, prof: Profile, rows: int):
-    """Nothing is seen under bone: where a column has bone, it runs to the frame bottom.
-
-    Scored like deep tissue below its line, a bone's lower end is arbitrary in the search (and
-    ending early would dodge any per-column cost), so its existence is paid by the line evidence
-    offset and its extent is set here. Bone is the profile's last layer, so order holds."""
-    from ..layers.surfaces import surfaces_to_labels
-    S = surfaces.copy()
-    kb = prof.layers.index("bone")
-    present = S[kb + 1] > S[kb]
-    S[kb + 1:, present] = rows
-    return surfaces_to_labels(S, prof, rows), S
+    return segment_with(lambda f, prof: classical_scores(f, config, prof, priors), frame,
+                        region=region, priors=priors, return_scores=return_scores,
+                        model="classical")

@@ -8,59 +8,23 @@ refused (a typo never passes silently). Keys starting with ``_`` are comments.
 
 from __future__ import annotations
 
-import copy
-import json
-import math
 import os
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from .._jsonconfig import merge, number, packaged_json, read_override
 from ..errors import ConfigError
-from ..layers.profiles import LABEL_NAMES, Profile
+from ..layers.decode import thickness_limits_mm
+from ..layers.profiles import LABEL_NAMES
 
 __all__ = ["DEFAULT_CONFIG_FILE", "default_config", "load_config", "thickness_limits_mm"]
 
 DEFAULT_CONFIG_FILE = "classical_segmenter.json"
 """Name of the default configuration in the ``layerseg.data`` package."""
 
-_REF_FREQUENCY_MHZ = 24.0
-"""Frequency at which the epidermis (entry-echo) limits of the config are stated."""
-
 
 def default_config() -> dict[str, Any]:
     """The default configuration as a fresh dict (comments removed)."""
-    text = resources.files("layerseg.data").joinpath(DEFAULT_CONFIG_FILE).read_text()
-    return _strip_comments(json.loads(text))
-
-
-def _strip_comments(d):
-    if isinstance(d, dict):
-        return {k: _strip_comments(v) for k, v in d.items() if not str(k).startswith("_")}
-    return d
-
-
-def _merge(base: dict, over: dict, path: str, src) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if str(k).startswith("_"):
-            continue
-        where = f"{path}.{k}" if path else str(k)
-        if k not in base:
-            # thickness tables may name new regions, and any layer of a region (checked later)
-            if (path == "thickness_mm" and isinstance(v, dict)) or \
-                    path.startswith("thickness_mm."):
-                out[k] = copy.deepcopy(v)
-                continue
-            raise ConfigError(f"unknown configuration key {where!r}; known keys here: "
-                              f"{sorted(base)}", src)
-        if isinstance(base[k], dict) and not isinstance(v, dict):
-            raise ConfigError(f"configuration key {where!r} must be a mapping, got {v!r}", src)
-        if isinstance(base[k], dict):
-            out[k] = _merge(base[k], v, where, src)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    return packaged_json(DEFAULT_CONFIG_FILE)
 
 
 def load_config(config: dict | str | os.PathLike | None = None) -> dict[str, Any]:
@@ -83,38 +47,14 @@ def load_config(config: dict | str | os.PathLike | None = None) -> dict[str, Any
         Unreadable file, malformed JSON, unknown key, or a value out of range (named).
     """
     cfg = default_config()
-    src = None
-    if config is None:
+    over, src = read_override(config)
+    if over is None:
         return _validate(cfg, src)
-    if isinstance(config, (str, os.PathLike)):
-        src = Path(config)
-        try:
-            over = json.loads(src.read_text())
-        except FileNotFoundError:
-            raise ConfigError("configuration file does not exist", src) from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read the configuration as JSON ({e})", src) from e
-    elif isinstance(config, dict):
-        over = config
-    else:
-        raise ConfigError(f"config must be a dict, a JSON file path or None, got "
-                          f"{type(config).__name__}")
-    if not isinstance(over, dict):
-        raise ConfigError("the configuration must be a JSON object (mapping)", src)
-    return _validate(_merge(cfg, over, "", src), src)
+    return _validate(merge(cfg, over, "", src), src)
 
 
 def _num(v, where, src, lo=None, hi=None, allow_zero=True) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where} must be a number, got {v!r}", src) from None
-    if not math.isfinite(x) or (lo is not None and x < lo) or (hi is not None and x > hi) or \
-            (not allow_zero and x == 0):
-        raise ConfigError(f"{where} = {v!r} is out of range"
-                          f"{'' if lo is None else f' (min {lo})'}"
-                          f"{'' if hi is None else f' (max {hi})'}", src)
-    return x
+    return number(v, where, src, lo, hi, allow_zero)
 
 
 def _validate(cfg: dict, src) -> dict:
@@ -130,9 +70,7 @@ def _validate(cfg: dict, src) -> dict:
         _num(v, f"smoothing_mm[{i}]", src, lo=0.0)
     _num(cfg["gradient_sigma_mm"], "gradient_sigma_mm", src, lo=0.0, allow_zero=False)
     _num(cfg["reference_window_mm"], "reference_window_mm", src, lo=0.0, allow_zero=False)
-    _num(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
     _num(cfg["bone_cost"], "bone_cost", src, lo=0.0)
-    _num(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
     app = cfg["appearance"]
     for name in LABEL_NAMES:
         if name not in app:
@@ -177,59 +115,4 @@ def _validate(cfg: dict, src) -> dict:
                           f"{ad['iterations']!r}", src)
     if not 0 < ad["sd_min"] <= ad["sd_max"]:
         raise ConfigError("adapt.sd_min must be positive and at most adapt.sd_max", src)
-    th = cfg["thickness_mm"]
-    for region, table in th.items():
-        if region == "epidermis_frequency_scaled":
-            continue
-        if region == "may_be_absent":
-            bad = [x for x in table if x not in LABEL_NAMES or x == "background"]
-            if bad:
-                raise ConfigError(f"thickness_mm.may_be_absent names unknown layer(s) {bad}", src)
-            continue
-        if not isinstance(table, dict):
-            raise ConfigError(f"thickness_mm.{region} must map layer names to [min, max]", src)
-        for layer, mm in table.items():
-            if layer not in LABEL_NAMES or layer == "background":
-                raise ConfigError(f"thickness_mm.{region} names unknown layer {layer!r}", src)
-            if not (isinstance(mm, (list, tuple)) and len(mm) == 2):
-                raise ConfigError(f"thickness_mm.{region}.{layer} must be [min, max] in mm, got "
-                                  f"{mm!r}", src)
-            lo = _num(mm[0], f"thickness_mm.{region}.{layer}[0]", src, lo=0.0)
-            hi = _num(mm[1], f"thickness_mm.{region}.{layer}[1]", src, lo=0.0)
-            if lo > hi:
-                raise ConfigError(f"thickness_mm.{region}.{layer}: minimum {lo} exceeds maximum "
-                                  f"{hi}", src)
     return cfg
-
-
-def thickness_limits_mm(cfg: dict, profile: Profile, frequency_mhz: float | None = None
-                        ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-layer (min, max) thickness in mm for a profile: the region's table over the default.
-
-    Parameters
-    ----------
-    cfg : dict
-        A configuration from `load_config`.
-    profile : Profile
-        The frame's region profile.
-    frequency_mhz : float, optional
-        Probe frequency; scales the epidermis (entry-echo) limits by 24 / f when the config asks.
-
-    Returns
-    -------
-    min_mm, max_mm : dict of str to float
-        Keyed by layer name, for the profile's layers.
-    """
-    th = cfg["thickness_mm"]
-    table = dict(th["default"])
-    # (may_be_absent is read by the caller: absent_ok of the ordered search)
-    table.update(th.get(profile.region, {}))
-    mn, mx = {}, {}
-    for layer in profile.layers:
-        lo, hi = table.get(layer, (0.0, math.inf))
-        lo, hi = float(lo), float(hi)
-        if layer == "epidermis" and th.get("epidermis_frequency_scaled") and frequency_mhz:
-            scale = _REF_FREQUENCY_MHZ / float(frequency_mhz)
-            lo, hi = lo * scale, hi * scale
-        mn[layer], mx[layer] = lo, hi
-    return mn, mx

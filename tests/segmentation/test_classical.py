@@ -9,7 +9,7 @@ import pytest
 import layerseg
 from layerseg.errors import ConfigError, InvalidImageError, SpacingRequiredError
 from layerseg.frame import Frame, FrameMeta
-from layerseg.layers import get_profile, order_violations, search_limits_rows
+from layerseg.layers import get_profile, load_priors, order_violations, search_limits_rows
 from layerseg.segmentation import (frame_features, label_scores, load_config, segment,
                                    thickness_limits_mm)
 from layerseg.simulate import simulate_frame
@@ -45,7 +45,7 @@ def test_simulated_frames_ordered_and_sane(frames, region):
 
 def test_thickness_limits_hold(frames):
     sf = frames["cheek"]
-    cfg = load_config()
+    cfg = load_priors()
     res = segment(sf.frame, return_scores=True)
     prof = res.profile
     mn, mx = thickness_limits_mm(cfg, prof, sf.frame.meta.frequency_mhz)

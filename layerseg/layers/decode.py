@@ -1,0 +1,258 @@
+"""The one decode step: any segmenter's per-pixel class scores -> an answer in layer order.
+
+Every segmenter (the training-free classical one, a MONAI network) ends here (DESIGN.md data
+flow): it hands over per-pixel scores for the eight labels, higher is better (a network's
+log-probabilities, or the classical segmenter's image-feature scores), and gets back the same
+`SegmentationResult`: label map, surfaces, region profile and QC flags. What a face's anatomy
+says about the answer lives here and in ``layerseg/data/decode_priors.json``, not in a segmenter:
+
+- per-region thickness limits of each layer (``thickness_mm``; the entry echo scaled with the
+  probe frequency; layers that are either absent or at least their minimum thick);
+- the lateral slope limit of every surface (``max_slope_deg``, turned into a per-column jump in
+  rows with the frame's own spacing), the bottom surface optionally free of it;
+- the fallback to the per-column optimum when the slope-limited search is stuck in a local
+  optimum (``smooth_fallback_per_column``, with a QC flag);
+- bone, the periosteal line with its shadow, running to the frame bottom (``bone_to_bottom``).
+
+The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .._jsonconfig import merge, number, packaged_json, read_override
+from ..checks import check_spacing
+from ..errors import ConfigError, ScoreMapError
+from .profiles import LABEL_NAMES, N_LABELS, Profile
+from .search import ordered_search
+from .surfaces import as_profile, surfaces_to_labels
+
+__all__ = ["SegmentationResult", "decode", "default_priors", "load_priors",
+           "thickness_limits_mm", "PRIORS_FILE"]
+
+PRIORS_FILE = "decode_priors.json"
+"""Name of the default priors in the ``layerseg.data`` package."""
+
+_REF_FREQUENCY_MHZ = 24.0
+"""Frequency at which the epidermis (entry-echo) limits of the priors are stated."""
+
+
+@dataclass
+class SegmentationResult:
+    """What a segmenter found in one frame, after the decode.
+
+    Attributes
+    ----------
+    labels : ndarray of uint8, shape (rows, cols)
+        Label map 0-7, ordered under `profile` in every column.
+    surfaces : ndarray of float64, shape (K+1, cols)
+        Surface depths in rows (`layerseg.layers` conventions).
+    profile : Profile
+        The region profile used.
+    flags : list of str
+        QC flags (limits dropped by the search, the per-column fallback, an unknown region...).
+    scores : ndarray of float64, shape (8, rows, cols) or None
+        The per-label scores given to the decode (higher is better), when asked for.
+    model : str
+        Which segmenter produced the scores.
+    """
+
+    labels: np.ndarray
+    surfaces: np.ndarray
+    profile: Profile
+    flags: list[str] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    model: str = "classical"
+
+
+def default_priors() -> dict[str, Any]:
+    """The packaged decode priors as a fresh dict (comments removed)."""
+    return packaged_json(PRIORS_FILE)
+
+
+def load_priors(priors: dict | str | os.PathLike | None = None) -> dict[str, Any]:
+    """The decode priors: the packaged defaults merged key by key with an override.
+
+    Parameters
+    ----------
+    priors : dict or path or None
+        Any subset of the keys of ``layerseg/data/decode_priors.json`` (a dict, or a JSON file
+        holding one). Thickness tables may name new regions.
+
+    Returns
+    -------
+    dict
+        The full priors, validated.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, malformed JSON, unknown key or a value out of range (named).
+    """
+    over, src = read_override(priors)
+    if over is None:
+        return copy.deepcopy(_defaults())
+    cfg = merge(_defaults(), over, "", src, open_keys=("thickness_mm",))
+    _validate(cfg, src)
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    cfg = default_priors()
+    _validate(cfg, PRIORS_FILE)
+    return cfg
+
+
+def _validate(cfg: dict, src) -> None:
+    number(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
+    number(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
+    for key in ("free_bottom_surface", "bone_to_bottom"):
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
+    th = cfg["thickness_mm"]
+    for region, table in th.items():
+        if region == "epidermis_frequency_scaled":
+            continue
+        if region == "may_be_absent":
+            bad = [x for x in table if x not in LABEL_NAMES or x == "background"]
+            if bad:
+                raise ConfigError(f"thickness_mm.may_be_absent names unknown layer(s) {bad}", src)
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"thickness_mm.{region} must map layer names to [min, max]", src)
+        for layer, mm in table.items():
+            if layer not in LABEL_NAMES or layer == "background":
+                raise ConfigError(f"thickness_mm.{region} names unknown layer {layer!r}", src)
+            if not (isinstance(mm, (list, tuple)) and len(mm) == 2):
+                raise ConfigError(f"thickness_mm.{region}.{layer} must be [min, max] in mm, got "
+                                  f"{mm!r}", src)
+            lo = number(mm[0], f"thickness_mm.{region}.{layer}[0]", src, lo=0.0)
+            hi = number(mm[1], f"thickness_mm.{region}.{layer}[1]", src, lo=0.0)
+            if lo > hi:
+                raise ConfigError(f"thickness_mm.{region}.{layer}: minimum {lo} exceeds maximum "
+                                  f"{hi}", src)
+
+
+def thickness_limits_mm(priors: dict, profile: Profile, frequency_mhz: float | None = None
+                        ) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-layer (min, max) thickness in mm for a profile: the region's table over the default.
+
+    Parameters
+    ----------
+    priors : dict
+        From `load_priors` (anything with a ``thickness_mm`` table of that shape).
+    profile : Profile
+        The frame's region profile.
+    frequency_mhz : float, optional
+        Probe frequency; scales the epidermis (entry-echo) limits by 24 / f when the priors ask.
+
+    Returns
+    -------
+    min_mm, max_mm : dict of str to float
+        Keyed by layer name, for the profile's layers.
+    """
+    th = priors["thickness_mm"]
+    table = dict(th["default"])
+    table.update(th.get(profile.region, {}))
+    mn, mx = {}, {}
+    for layer in profile.layers:
+        lo, hi = table.get(layer, (0.0, math.inf))
+        lo, hi = float(lo), float(hi)
+        if layer == "epidermis" and th.get("epidermis_frequency_scaled") and frequency_mhz:
+            scale = _REF_FREQUENCY_MHZ / float(frequency_mhz)
+            lo, hi = lo * scale, hi * scale
+        mn[layer], mx[layer] = lo, hi
+    return mn, mx
+
+
+def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
+           frequency_mhz: float | None = None, priors: dict | str | None = None,
+           keep_scores: bool = False, model: str = "") -> SegmentationResult:
+    """Turn per-pixel class scores into an ordered label map under the region's priors.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (8, rows, cols)
+        Per-label scores, higher is better, finite (log-probabilities or costs with the sign
+        flipped); label order of the label map (0 background ... 7 bone).
+    profile : Profile or str or None
+        The region profile (or a region name; None is the default profile).
+    spacing_mm : (float, float)
+        Pixel spacing (axial, lateral) in mm: thickness limits and the slope limit are in mm.
+    frequency_mhz : float, optional
+        Probe frequency (scales the entry-echo limits).
+    priors : dict or path, optional
+        Overrides of the packaged decode priors (see `load_priors`).
+    keep_scores : bool
+        Keep `scores` (as float64) in the result.
+    model : str
+        Name of the segmenter, recorded in the result.
+
+    Returns
+    -------
+    SegmentationResult
+
+    Raises
+    ------
+    ScoreMapError
+        Scores of the wrong shape or not finite.
+    CalibrationError, SpacingRequiredError
+        Bad or missing spacing.
+    ConfigError
+        Malformed priors.
+    """
+    sc = np.asarray(scores, dtype=np.float64)
+    if sc.ndim != 3 or sc.shape[0] != N_LABELS or sc.shape[1] < 1 or sc.shape[2] < 1:
+        raise ScoreMapError(f"decode takes scores of shape ({N_LABELS}, rows, cols), got "
+                            f"{sc.shape}")
+    if not np.isfinite(sc).all():
+        raise ScoreMapError("decode takes finite scores; found NaN or infinite values "
+                            "(clip log-probabilities, e.g. at log(1e-12))")
+    prof = as_profile(profile)
+    ay, ax = check_spacing(spacing_mm, "the decode's thickness and slope limits")
+    pri = load_priors(priors)
+    rows = sc.shape[1]
+    mn, mx = thickness_limits_mm(pri, prof, frequency_mhz)
+    absent_ok = [ly for ly in pri["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
+    kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=absent_ok)
+    res = ordered_search(sc, prof, **kw)
+    if pri["max_slope_deg"] > 0:
+        jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * ax / ay))] * \
+            (prof.n_layers + 1)
+        if pri["free_bottom_surface"]:
+            # the bottom of the deepest present layer steps where a bone (or a deep layer)
+            # begins or ends: that surface is left free
+            jump[-1] = rows
+        smooth = ordered_search(sc, prof, max_jump_px=jump, **kw)
+        gap = (res.score - smooth.score) / sc.shape[2]
+        if gap <= pri["smooth_fallback_per_column"]:
+            res = smooth
+        else:
+            res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
+                             "per-column optimum (a local optimum); per-column answer kept")
+    labels, surfaces = res.labels, res.surfaces
+    if pri["bone_to_bottom"] and "bone" in prof.layers:
+        surfaces = _bone_to_bottom(surfaces, prof, rows)
+        labels = surfaces_to_labels(surfaces, prof, rows)
+    return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
+                              list(res.flags), sc if keep_scores else None, model)
+
+
+def _bone_to_bottom(surfaces: np.ndarray, prof: Profile, rows: int) -> np.ndarray:
+    """Nothing is seen under bone: where a column has bone, it runs to the frame bottom.
+
+    Bone is the profile's last layer, so order holds."""
+    S = surfaces.copy()
+    kb = prof.layers.index("bone")
+    present = S[kb + 1] > S[kb]
+    S[kb + 1:, present] = rows
+    return S

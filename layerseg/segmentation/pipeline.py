@@ -1,0 +1,86 @@
+"""What every segmenter shares around its scores: the frame checks, the region profile, and the
+one decode (`layerseg.layers.decode`). A segmenter is a function ``scores(frame, profile) ->
+(8, rows, cols)`` (higher is better); `segment_with` does the rest, so a classical answer and a
+network's answer are decoded, ordered and flagged the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..checks import contrast_problem
+from ..errors import InvalidImageError, SpacingRequiredError
+from ..frame import Frame
+from ..layers.decode import SegmentationResult, decode
+from ..layers.profiles import Profile, resolve_profile
+
+__all__ = ["segment_with", "check_frame", "frame_spacing"]
+
+
+def check_frame(frame) -> tuple[float, float]:
+    """The checks every segmenter needs: a `Frame`, with spacing, with usable contrast.
+
+    Returns
+    -------
+    (float, float)
+        The spacing (axial_mm, lateral_mm).
+
+    Raises
+    ------
+    InvalidImageError
+        Not a Frame, or no usable contrast (`layerseg.checks.contrast_problem`).
+    SpacingRequiredError
+        No spacing.
+    """
+    spacing = frame_spacing(frame)
+    why = contrast_problem(frame.display())
+    if why:
+        raise InvalidImageError(f"cannot segment: {why}", frame.meta.source)
+    return spacing
+
+
+def frame_spacing(frame) -> tuple[float, float]:
+    """The spacing of a `Frame` that a segmenter needs; `InvalidImageError` for anything but a
+    Frame, `SpacingRequiredError` for a frame without spacing."""
+    if not isinstance(frame, Frame):
+        raise InvalidImageError(f"segment takes a layerseg.Frame, got {type(frame).__name__}; "
+                                "wrap an array as layerseg.Frame(array, spacing_mm=(axial, "
+                                "lateral))")
+    if frame.spacing_mm is None:
+        raise SpacingRequiredError("segmentation needs the frame's pixel spacing (thickness "
+                                   "limits, filters and networks work in mm); give spacing_mm",
+                                   frame.meta.source)
+    return frame.spacing_mm
+
+
+def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *,
+                 region: str | None = None, priors=None, return_scores: bool = False,
+                 model: str = "") -> SegmentationResult:
+    """Check the frame, resolve its profile, score it with `scores` and decode.
+
+    Parameters
+    ----------
+    scores : callable(frame, profile) -> ndarray, shape (8, rows, cols)
+        The segmenter's per-label scores, higher is better.
+    frame : Frame
+    region : str, optional
+        Overrides ``frame.meta.region``; unknown names take the default profile with a flag.
+    priors : dict or path, optional
+        Decode priors overrides.
+    return_scores : bool
+        Keep the scores in the result.
+    model : str
+        The segmenter's name, recorded in the result.
+
+    Returns
+    -------
+    SegmentationResult
+    """
+    spacing = check_frame(frame)
+    prof, note = resolve_profile(region if region is not None else frame.meta.region)
+    res = decode(scores(frame, prof), prof, spacing, frequency_mhz=frame.meta.frequency_mhz,
+                 priors=priors, keep_scores=return_scores, model=model)
+    if note:
+        res.flags.append(note)
+    return res

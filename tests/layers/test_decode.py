@@ -1,0 +1,160 @@
+"""The one decode: class scores -> ordered answer under the region's priors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import layerseg.segmentation.pipeline as pipeline
+from layerseg import Frame, FrameMeta
+from layerseg.errors import ConfigError, ScoreMapError
+from layerseg.layers import (decode, default_priors, get_profile, load_priors, order_violations,
+                             surfaces_to_labels)
+from layerseg.layers.decode import thickness_limits_mm
+from layerseg.segmentation import segment
+from layerseg.segmentation.pipeline import segment_with
+
+SP = (0.03, 0.06)
+
+
+def _truth(rows=100, cols=60, region="cheek", seed=0):
+    """An ordered label map with gently sloping surfaces (cheek: 7 layers, bone absent)."""
+    prof = get_profile(region)
+    rng = np.random.default_rng(seed)
+    x = np.arange(cols)
+    tops = [5, 9, 30, 55, 62, 70, 100, 100]        # epidermis..bone tops, bottom
+    wave = np.round(3 * np.sin(x / 9 + rng.uniform(0, 6)))    # one wave: thickness kept
+    S = np.array([t + wave if 0 < t < 100 else t + 0 * x for t in tops], dtype=float)
+    S = np.maximum.accumulate(np.round(S), axis=0)
+    return surfaces_to_labels(S, prof, rows), prof
+
+
+def _scores_for(labels, rng, margin=4.0, noise=1.0):
+    sc = rng.normal(0, noise, (8,) + labels.shape)
+    np.put_along_axis(sc, labels[None].astype(np.intp),
+                      np.take_along_axis(sc, labels[None].astype(np.intp), 0) + margin, 0)
+    return sc
+
+
+@pytest.mark.parametrize("slope", [0.0, 50.0])
+def test_decode_recovers_a_clear_answer(slope):
+    lab, prof = _truth()
+    sc = _scores_for(lab, np.random.default_rng(1))
+    res = decode(sc, prof, SP, priors={"max_slope_deg": slope})
+    assert res.labels.dtype == np.uint8
+    assert order_violations(res.labels, prof) == 0
+    assert (res.labels == lab).mean() > 0.99
+    assert res.surfaces.shape == (prof.n_layers + 1, lab.shape[1])
+
+
+def test_decode_obeys_order_even_when_scores_do_not():
+    rng = np.random.default_rng(2)
+    sc = rng.normal(0, 1, (8, 80, 50))             # scores with no order at all
+    res = decode(sc, "forehead", SP)
+    assert order_violations(res.labels, "forehead") == 0
+    mn, mx = thickness_limits_mm(load_priors(), res.profile)
+    th = np.diff(res.surfaces, axis=0) * SP[0]
+    for k, layer in enumerate(res.profile.layers):
+        present = th[k] > 0
+        assert (th[k][present] <= mx[layer] + 1e-9).all(), layer
+
+
+def test_bone_runs_to_the_bottom_unless_switched_off():
+    prof = get_profile("temple")
+    rows, cols = 90, 40
+    lab = np.zeros((rows, cols), np.uint8)
+    for lo, hi, v in ((5, 8, 1), (8, 30, 2), (30, 45, 3), (45, 50, 4), (50, 60, 5), (60, 75, 6),
+                      (75, 85, 7)):
+        lab[lo:hi] = v
+    sc = _scores_for(lab, np.random.default_rng(3), margin=6.0, noise=0.3)
+    on = decode(sc, prof, SP)
+    assert (on.labels[75:] == 7).all()
+    off = decode(sc, prof, SP, priors={"bone_to_bottom": False})
+    assert (off.labels[86:] == 0).mean() > 0.9 and (off.labels[76:84] == 7).all()
+
+
+def test_fallback_to_per_column_answer_is_flagged():
+    lab, prof = _truth(seed=4)
+    lab[:, 30:] = np.roll(lab[:, 30:], 25, axis=0)   # a 25-row step the slope limit forbids
+    lab[:25, 30:] = 0
+    sc = _scores_for(lab, np.random.default_rng(5), margin=20.0, noise=0.1)
+    strict = decode(sc, prof, SP, priors={"max_slope_deg": 10.0, "smooth_fallback_per_column": 0.5})
+    assert any("per-column answer kept" in f for f in strict.flags)
+    free = decode(sc, prof, SP, priors={"max_slope_deg": 0.0})
+    np.testing.assert_array_equal(strict.labels, free.labels)
+    stuck = decode(sc, prof, SP, priors={"max_slope_deg": 10.0,
+                                          "smooth_fallback_per_column": 1e6})
+    assert not any("per-column" in f for f in stuck.flags)
+    assert not np.array_equal(stuck.labels, free.labels)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((7, 10, 10)), np.zeros((8, 10)),
+                                 np.full((8, 10, 10), np.nan)])
+def test_bad_scores_refused(bad):
+    with pytest.raises(ScoreMapError):
+        decode(bad, "cheek", SP)
+
+
+def test_every_segmenter_ends_in_the_same_decode(monkeypatch):
+    """The classical segmenter and a network-like scorer both reach layers.decode through the
+    shared pipeline, and give what decode gives on their scores."""
+    calls = []
+    real = pipeline.decode
+
+    def spy(scores, prof, spacing, **kw):
+        calls.append((scores.shape, prof.region, kw.get("model")))
+        return real(scores, prof, spacing, **kw)
+
+    monkeypatch.setattr(pipeline, "decode", spy)
+    lab, prof = _truth(rows=120, cols=80)
+    grey = np.choose(lab, [5, 200, 150, 40, 180, 50, 90, 230]).astype(np.float32)
+    grey += np.random.default_rng(6).normal(0, 6, grey.shape).astype(np.float32)
+    frame = Frame(np.clip(grey, 0, 255), spacing_mm=SP, meta=FrameMeta(region="cheek"))
+
+    logp = np.log(np.clip(np.eye(8)[lab].transpose(2, 0, 1) * 0.9 + 0.0125, 1e-12, 1))
+    net = segment_with(lambda f, p: logp, frame, model="toy-net", return_scores=True)
+    direct = decode(logp, prof, SP, model="toy-net")
+    np.testing.assert_array_equal(net.labels, direct.labels)
+    classical = segment(frame, return_scores=True)
+    assert [c[2] for c in calls] == ["toy-net", "classical"]
+    assert all(c[0] == (8, 120, 80) and c[1] == "cheek" for c in calls)
+    assert classical.model == "classical" and net.model == "toy-net"
+    assert order_violations(classical.labels, "cheek") == 0
+
+
+def test_priors_override_and_file(tmp_path):
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"max_slope_deg": 30, "thickness_mm": {"cheek": {"fat": [0.2, 5]}}}))
+    pri = load_priors(p)
+    assert pri["max_slope_deg"] == 30 and pri["thickness_mm"]["cheek"]["fat"] == [0.2, 5]
+    assert pri["thickness_mm"]["default"] == default_priors()["thickness_mm"]["default"]
+    assert load_priors()["max_slope_deg"] == default_priors()["max_slope_deg"]
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"thickness_mm": {"default": {"dermis": [2.0, 1.0]}}}, "exceeds"),
+    ({"thickness_mm": {"cheek": {"skin": [0, 1]}}}, "unknown layer 'skin'"),
+    ({"max_slope_deg": 95}, "max_slope_deg"),
+    ({"bone_to_bottom": "yes"}, "bone_to_bottom"),
+    ({"slope": 3}, "unknown configuration key 'slope'"),
+])
+def test_bad_priors_named(over, words):
+    with pytest.raises(ConfigError, match=words):
+        load_priors(over)
+
+
+def test_thickness_limits_region_and_frequency():
+    cfg = load_priors({"thickness_mm": {"default": {"epidermis": [0.06, 0.24]},
+                                        "chin": {"deep_fat": [0.0, 1.0]},
+                                        "newregion": {"fat": [0.5, 1.0]}}})
+    mn, mx = thickness_limits_mm(cfg, get_profile("chin"), frequency_mhz=None)
+    assert (mn["deep_fat"], mx["deep_fat"]) == (0.0, 1.0)
+    assert mx["epidermis"] == pytest.approx(0.24)
+    mn48, mx48 = thickness_limits_mm(cfg, get_profile("chin"), frequency_mhz=48.0)
+    assert mn48["epidermis"] == pytest.approx(0.03) and mx48["epidermis"] == pytest.approx(0.12)
+    assert mx48["dermis"] == mx["dermis"]          # only the entry echo scales
+    mn_d, mx_d = thickness_limits_mm(cfg, get_profile("cheek"))
+    assert mx_d["deep_fat"] == default_priors()["thickness_mm"]["cheek"]["deep_fat"][1]
+    assert set(mn_d) == set(get_profile("cheek").layers)
+    assert all(math.isfinite(v) for v in mn_d.values())
