@@ -70,16 +70,16 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
                       WrongModalityError)
 from ..frame import Frame, FrameMeta, FrameSeries
+from ._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
                        UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
 
 __all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA_MIN",
            "COLOUR_FRACTION_MAX", "US_SOP_CLASSES", "SIM_PRIVATE_GROUP", "SIM_PRIVATE_CREATOR"]
 
-SIM_PRIVATE_GROUP = 0x0011
-SIM_PRIVATE_CREATOR = "LAYERSEG_SIM 1"
-"""The private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly
-(see `layerseg.simulate.dicom_export`); `read_dicom` decodes the elastography through it."""
+# SIM_PRIVATE_GROUP / SIM_PRIVATE_CREATOR (imported above from ._private, their one owner): the
+# private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly;
+# `read_dicom` decodes the elastography through it.
 
 COLOUR_CHROMA_MIN = 24.0
 """A pixel counts as coloured when max(R,G,B) - min(R,G,B) exceeds this (0-255 scale): above the
