@@ -73,6 +73,7 @@ from ..frame import Frame, FrameMeta, FrameSeries
 from ._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
                        UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
+from ._salt import resolve_salt
 
 __all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA_MIN",
            "COLOUR_FRACTION_MAX", "US_SOP_CLASSES", "SIM_PRIVATE_GROUP", "SIM_PRIVATE_CREATOR"]
@@ -100,8 +101,6 @@ US_SOP_CLASSES = {
 _SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
                           "PALETTE COLOR", "YBR_RCT", "YBR_ICT")
 
-_DEFAULT_SALT_ENV = "LAYERSEG_DEID_SALT"
-
 
 # ---------------------------------------------------------------------------- de-identification
 def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) -> str | None:
@@ -113,8 +112,11 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
         Identifying values (for example PatientID and IssuerOfPatientID, or StudyInstanceUID).
         Empty or None parts are skipped; when all are empty the result is None.
     salt : str, optional
-        Secret salt. Defaults to the ``LAYERSEG_DEID_SALT`` environment variable, else the fixed
-        string ``"layerseg"``; set a secret salt for real data, since IDs are guessable.
+        Secret salt. Default: the ``LAYERSEG_SALT`` environment variable, else a random salt
+        made once per installation and kept (mode 0600) in the user's configuration folder
+        (see `layerseg.io._salt`). There is no public default: IDs are guessable, and a known
+        salt would let anyone re-identify a subject. Give the same secret salt on every machine
+        whose keys must agree.
     length : int
         Number of hex characters kept (default 16, i.e. 64 bits).
 
@@ -122,14 +124,18 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
     -------
     str or None
         ``length`` lowercase hex characters; the identifying values cannot be read back.
+
+    Raises
+    ------
+    ConfigError
+        An empty explicit salt, or a salt file that is malformed or cannot be created.
     """
     vals = [str(p).strip() for p in parts if p is not None and str(p).strip()]
     if not vals:
         return None
-    if salt is None:
-        salt = os.environ.get(_DEFAULT_SALT_ENV, "layerseg")
+    key_salt = resolve_salt(salt)
     h = hashlib.sha256()
-    h.update(salt.encode("utf-8"))
+    h.update(key_salt.encode("utf-8"))
     for v in vals:
         h.update(b"\x1f")
         h.update(v.encode("utf-8"))
