@@ -16,7 +16,9 @@ Files written::
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
 import os
@@ -32,7 +34,8 @@ from ..checks import LabelMapError, check_label_map
 from ..errors import DatasetError, LayersegError
 from ..frame import Frame, FrameMeta
 
-__all__ = ["DatasetWriter", "Dataset", "DatasetItem", "read_dataset", "write_manifest",
+__all__ = ["DatasetWriter", "Dataset", "DatasetItem", "read_dataset", "read_manifest_text",
+           "write_manifest",
            "write_frame_files", "MANIFEST_COLUMNS", "load_array"]
 
 MANIFEST_COLUMNS = ("id", "subject_id", "image", "label", "elasto", "elasto_kind",
@@ -397,6 +400,57 @@ class Dataset:
         return problems
 
 
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_manifest_text(path: str | os.PathLike) -> str:
+    """The text of a manifest, its encoding detected from its byte-order mark.
+
+    UTF-8 with or without a BOM, and UTF-16 (little or big endian) with a BOM, are read; anything
+    else must be valid UTF-8.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``manifest.csv`` file.
+
+    Returns
+    -------
+    str
+        The decoded text (BOM removed).
+
+    Raises
+    ------
+    DatasetError
+        The file cannot be read, or holds bytes that are not valid in the detected encoding (the
+        message gives the line and byte offset of the first bad bytes and how to fix it), or NUL
+        characters (a binary file).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"manifest cannot be read ({e.strerror or e})", p) from e
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n" if encoding != "utf-16" else "\n".encode(
+            "utf-16-le" if raw.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")) + 1
+        bad = raw[e.start:e.end]
+        what = "UTF-16 (it starts with a UTF-16 byte-order mark)" if encoding == "utf-16" \
+            else "UTF-8"
+        raise DatasetError(f"manifest is not valid {what}: bytes {bad!r} at byte offset "
+                           f"{e.start} (line {line}) cannot be decoded ({e.reason}); save it as "
+                           "UTF-8 (for example from a spreadsheet: CSV UTF-8)", p) from e
+    if "\x00" in text:
+        at = text.index("\x00")
+        raise DatasetError(f"manifest holds a NUL character (line {text.count(chr(10), 0, at) + 1}"
+                           "): it is a binary file, not a CSV text file", p)
+    return text
+
+
 def read_dataset(root: str | os.PathLike, validate: bool = True,
                  check_values: bool = True) -> Dataset:
     """Open a dataset folder, validating it first.
@@ -421,10 +475,14 @@ def read_dataset(root: str | os.PathLike, validate: bool = True,
     if not mpath.is_file():
         raise DatasetError("no manifest.csv in the dataset folder (see DESIGN.md for the layout)",
                            root)
-    with open(mpath, newline="") as f:
-        reader = csv.DictReader(f)
+    text = read_manifest_text(mpath)
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         cols = reader.fieldnames or []
         rows = [dict(r) for r in reader]
+    except csv.Error as e:
+        raise DatasetError(f"manifest is not a readable CSV file (line {reader.line_num}: {e})",
+                           mpath) from e
     missing = [c for c in ("id", "image") if c not in cols]
     if missing:
         raise DatasetError(f"manifest lacks required column(s) {missing}", mpath)
