@@ -44,9 +44,10 @@ A bar found in the file (2, 3) that does not fit the pixels is recorded in
 
 Grey levels: MONOCHROME1 is inverted; more than 8 stored bits are scaled linearly onto 0-255;
 PALETTE COLOR goes through its lookup table; YBR is converted to RGB by pydicom. An RGB region
-counts as grey when at most `COLOUR_FRACTION_MAX` of its pixels have a chroma above
-`COLOUR_CHROMA_MIN` (JPEG chroma noise and small coloured markers stay below), and is then
-converted as `layerseg.io.images.rgb_to_grey` does.
+counts as grey by the rule every reader shares (`layerseg.io._grey.is_effectively_grey`: at most
+`GREY_FRACTION_MAX` of its pixels with a chroma above `GREY_CHROMA_MAX`; JPEG chroma noise and
+small coloured markers stay below), and is then converted as `layerseg.io._grey.rgb_to_grey`
+does.
 
 Patient identity never enters a `Frame`: subject and study keys are `deidentify_key` hashes.
 
@@ -70,6 +71,8 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
                       WrongModalityError)
 from ..frame import Frame, FrameMeta, FrameSeries
+from ._grey import (GREY_CHROMA_MAX, GREY_FRACTION_MAX, coloured_fraction, is_effectively_grey,
+                    rgb_to_grey)
 from ._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
                        UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
@@ -82,13 +85,11 @@ __all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA
 # private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly;
 # `read_dicom` decodes the elastography through it.
 
-COLOUR_CHROMA_MIN = 24.0
-"""A pixel counts as coloured when max(R,G,B) - min(R,G,B) exceeds this (0-255 scale): above the
-chroma noise of JPEG-compressed grey images."""
+COLOUR_CHROMA_MIN = GREY_CHROMA_MAX
+"""Alias of `layerseg.io._grey.GREY_CHROMA_MAX` (the one owner of the grey/colour rule)."""
 
-COLOUR_FRACTION_MAX = 0.005
-"""An RGB image (or region) is effectively grey when at most this fraction of its pixels is
-coloured (calipers, markers)."""
+COLOUR_FRACTION_MAX = GREY_FRACTION_MAX
+"""Alias of `layerseg.io._grey.GREY_FRACTION_MAX`."""
 
 US_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
@@ -143,26 +144,10 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
 
 
 # ---------------------------------------------------------------------------- colour helpers
-def _chroma(rgb: np.ndarray) -> np.ndarray:
-    return rgb.max(axis=-1) - rgb.min(axis=-1)
-
-
-def is_effectively_grey(rgb: np.ndarray, chroma_min: float = COLOUR_CHROMA_MIN,
-                        fraction_max: float = COLOUR_FRACTION_MAX) -> bool:
-    """True when at most `fraction_max` of the pixels of `rgb` (shape (rows, cols, 3), 0-255)
-    have a chroma ``max - min`` above `chroma_min`."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    if rgb.size == 0:
-        return True
-    return float((_chroma(rgb) > chroma_min).mean()) <= fraction_max
-
-
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """Grey levels of an RGB frame, as `layerseg.io.images.rgb_to_grey` makes them (the grey level
-    itself for grey stored as colour, else ITU-R BT.601 luminance), so that DICOM and PNG exports
-    of one screen read alike."""
-    from .images import rgb_to_grey
-
+    """Grey levels of an RGB frame, as `layerseg.io._grey.rgb_to_grey` makes them for every
+    reader (the grey level itself for grey stored as colour, else ITU-R BT.601 luminance), so that
+    DICOM and PNG exports of one screen read alike."""
     return rgb_to_grey(rgb, colour="luminance")
 
 
@@ -1011,7 +996,7 @@ def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, plan: _Bar
             if bar is None and plan.reason:
                 extra.setdefault("elasto_ignored", plan.reason)
         else:
-            frac = float((_chroma(crop) > COLOUR_CHROMA_MIN).mean())
+            frac = coloured_fraction(crop)
             why = extra.get("elasto_ignored") or plan.reason
             raise InvalidImageError(
                 f"frame {i}: the B-mode region holds colour ({100 * frac:.1f}% of its pixels "

@@ -41,6 +41,7 @@ import numpy as np
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
                       MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries
+from ._grey import pixels_to_grey
 
 __all__ = ["read_volume", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
 
@@ -171,16 +172,8 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
         if a.dtype.kind == "c" or a.dtype.fields is not None:
             raise UnsupportedFormatError(f"voxel type {a.dtype} (complex or colour) is not a grey "
                                          "B-mode; convert the volume to grey", p)
-        img = np.asarray(a, dtype=np.float32).T
-        bad = ~np.isfinite(img)
-        if bad.any():
-            raise InvalidImageError(f"frame {k} holds {int(bad.sum())} NaN/inf voxel(s)", p)
-        if intensity == "display" and img.size and (img.min() < 0 or img.max() > 255):
-            raise InvalidImageError(
-                f"frame {k} ranges {img.min():g} to {img.max():g}, outside display grey 0-255; "
-                "pass intensity='envelope' for linear amplitudes, or rescale the volume", p)
-        if intensity == "envelope" and img.min() < 0:
-            raise InvalidImageError(f"frame {k} has negative values; an envelope must be >= 0", p)
+        img = pixels_to_grey(np.asarray(a).T, scale="as_is", intensity=intensity, source=p,
+                             what=f"frame {k}")
         meta = FrameMeta(source=str(p), frame_index=k, calibration=calib, extra=dict(extra))
         try:
             return Frame(img, sp, intensity=intensity, meta=meta)
