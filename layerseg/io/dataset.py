@@ -251,12 +251,20 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
     """
     p = Path(path)
     name = p.name.lower()
+    if not p.is_file():
+        raise DatasetError("file is missing", p)
     try:
         if name.endswith(".npy"):
+            from .rf import check_npy_header
+
+            check_npy_header(p)  # sizes checked before anything is allocated
             return np.load(p, allow_pickle=False), None
         if name.endswith(_NIFTI):
             import nibabel as nib
+
+            from .volumes import check_nifti_size
             img = nib.load(str(p))
+            check_nifti_size(img, p)
             a = np.asarray(img.dataobj)
             zooms = img.header.get_zooms()
             a = np.squeeze(a)
@@ -264,8 +272,8 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
                 raise DatasetError(f"NIfTI image must hold one 2-D frame, got shape {a.shape}", p)
             # NIfTI axis 0 = x (lateral), axis 1 = y (depth): transpose to (rows, cols)
             return a.T, (float(zooms[1]), float(zooms[0]))
-        from PIL import Image
-        with Image.open(p) as im:
+        from .images import _open
+        with _open(p) as im:  # checks the claimed size, refuses decompression bombs
             if im.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "F", "P", "1"):
                 raise DatasetError(f"image must be grey (8/16-bit), got PIL mode {im.mode}", p)
             return np.array(im), None

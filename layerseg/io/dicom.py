@@ -73,6 +73,7 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
 from ..frame import Frame, FrameMeta, FrameSeries
 from ._grey import (GREY_CHROMA_MAX, GREY_FRACTION_MAX, coloured_fraction, is_effectively_grey,
                     rgb_to_grey)
+from ._limits import check_claimed_pixels
 from ._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
                        UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
@@ -278,6 +279,7 @@ def _check_image_header(ds, path) -> tuple[int, int, int, str, int]:
                                 "2 x 2", path)
     if n < 1:
         raise InvalidImageError(f"NumberOfFrames is {n}: the file holds no frame", path)
+    check_claimed_pixels((n, rows, cols), path, "the header (NumberOfFrames x Rows x Columns)")
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if pi not in _SUPPORTED_PHOTOMETRIC:
         raise UnsupportedFormatError(f"photometric interpretation {pi!r} is not supported "
@@ -710,6 +712,43 @@ class _Decoder:
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
         self._ds_full = None
         self._check_decoder()
+        self.complete, self.frame_bytes, self.data_bytes = self._complete_frames(ds)
+
+    def _complete_frames(self, ds) -> tuple[int, int | None, int | None]:
+        """How many frames the native (uncompressed) pixel data hold whole, checked against the
+        header's Rows x Columns x SamplesPerPixel x BitsAllocated before any frame is decoded.
+
+        Frames wholly present stay readable (the series is lazy); a file whose pixel data do
+        not hold even frame 0 is refused here with `CorruptFileError`. Encapsulated
+        (compressed) data are checked frame by frame by the decoder instead.
+        """
+        if self.ts.is_compressed:
+            return self.n, None, None
+        tag = next(t for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if t in ds)
+        elem = ds.get_item(tag)
+        length = getattr(elem, "length", None)
+        value = getattr(elem, "value", None)
+        if isinstance(value, (bytes, bytearray)):
+            length = len(value)
+        if length is None or length == 0xFFFFFFFF:
+            return self.n, None, None
+        bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(
+            tag, int(ds.get("BitsAllocated", 8) or 8))
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        if bits % 8:
+            return self.n, None, None  # bit-packed (1-bit) frames share bytes
+        frame_bytes = rows * cols * spp * (bits // 8)
+        if self.pi == "YBR_FULL_422":
+            frame_bytes = frame_bytes // 3 * 2  # two samples per pixel, chroma subsampled
+        complete = min(self.n, int(length) // frame_bytes)
+        if complete == 0:
+            raise CorruptFileError(
+                f"the pixel data hold {int(length):,} bytes, less than one frame: the header "
+                f"claims {self.n} frame(s) of {rows} x {cols} pixels x {spp} sample(s) x "
+                f"{bits} bits = {frame_bytes:,} bytes each ({self.n * frame_bytes:,} in all); "
+                "the file is truncated or its header is wrong", self.path)
+        return complete, frame_bytes, int(length)
 
     def _check_decoder(self) -> None:
         from pydicom.pixels import get_decoder
@@ -747,6 +786,11 @@ class _Decoder:
         return arr
 
     def __call__(self, i: int) -> np.ndarray:
+        if i >= self.complete:
+            raise CorruptFileError(
+                f"frame {i} is truncated: the pixel data hold {self.data_bytes:,} bytes, enough "
+                f"for frames 0-{self.complete - 1} of {self.n} ({self.frame_bytes:,} bytes each)",
+                self.path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -68,6 +68,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
 from ._grey import pixels_to_grey, rgb_to_grey
+from ._limits import MAX_PIXELS, check_claimed_pixels
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
@@ -166,20 +168,37 @@ def _box(v, what, shape, path) -> tuple[int, int, int, int]:
 
 # ------------------------------------------------------------------------------------ decoding
 def _open(path: Path):
+    """Open an image with Pillow (header only) and check the size it claims before any decoding:
+    at most `layerseg.io._limits.MAX_PIXELS` pixels per page; Pillow's own decompression-bomb
+    refusal becomes the same `InvalidImageError`."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
     try:
         if path.stat().st_size == 0:
             raise CorruptFileError("file is empty (0 bytes)", path)
-        return Image.open(path)
+        with warnings.catch_warnings():
+            # our own limit below decides; Pillow's warning threshold is lower than MAX_PIXELS
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except LayersegError:
         raise
     except FileNotFoundError:
         raise MissingFileError("file does not exist", path) from None
+    except Image.DecompressionBombError as e:
+        raise InvalidImageError(f"refused before decoding: {e} (layerseg reads at most "
+                                f"{MAX_PIXELS:,} pixels per file)", path) from e
     except UnidentifiedImageError:
         raise UnsupportedFormatError("not an image file Pillow can read (PNG, TIFF, JPEG "
                                      "expected)", path) from None
-    except OSError as e:
-        raise CorruptFileError(f"cannot open the image ({e})", path) from e
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
+        raise CorruptFileError(f"cannot open the image ({type(e).__name__}: {e})", path) from e
+    try:
+        check_claimed_pixels((im.size[1], im.size[0]), path, f"the {im.format} header")
+    except LayersegError:
+        im.close()
+        raise
+    return im
 
 
 def _page_array(im, path: Path, page: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -294,7 +313,11 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
     else:
         sp, calib = None, None
     with _open(p) as im:
-        n = int(getattr(im, "n_frames", 1) or 1)
+        try:
+            n = int(getattr(im, "n_frames", 1) or 1)
+        except (OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
+            raise CorruptFileError(f"cannot count the pages ({type(e).__name__}: {e})", p) from e
+        check_claimed_pixels((n, im.size[1], im.size[0]), p, f"the {im.format} header")
     reader = _ImageFrames(p, sp, calib, side, side_path, colour)
     first = reader(0)  # decode the first page now, so a bad file fails here
     cache = {0: first}
