@@ -35,6 +35,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..errors import ColourBarError
+from ._grey import is_effectively_grey, pixel_chroma
 
 __all__ = ["ColourBar", "load_lut", "sample_colour_bar", "decode_colour", "encode_colour",
            "default_colour_bar", "DEFAULT_MAX_DISTANCE", "MIN_OVERLAY_CHROMA"]
@@ -44,8 +45,12 @@ DEFAULT_MAX_DISTANCE = 40.0
 more than 100 away from every colour of a jet-like map, JPEG noise is a few levels."""
 
 MIN_OVERLAY_CHROMA = 40.0
-"""A pixel whose ``max(R,G,B) - min(R,G,B)`` reaches this counts as coloured when judging whether
-a colour bar matches an overlay (grey and white text stay below it)."""
+"""A pixel whose chroma (`layerseg.io._grey.pixel_chroma`) reaches this counts as an overlay
+colour when judging whether a colour bar matches an overlay (grey and white text stay below it).
+Deliberately stricter than the grey rule's `layerseg.io._grey.GREY_CHROMA_MAX` (24): a pixel
+between the two is not grey, but too faint to be held against the bar (a half-chroma pixel at the
+edge of a 4:2:2-subsampled overlay). Whether an image or a bar is grey at all is decided by
+`layerseg.io._grey.is_effectively_grey`, as in every reader."""
 
 _MISMATCH_FRACTION = 0.5
 _DENSIFY_STEP = 0.5  # largest RGB step between densified bar samples
@@ -288,8 +293,7 @@ def sample_colour_bar(rgb, box, vmin: float, vmax: float, orientation: str = "ve
     if n < 2:
         raise ColourBarError("colour bar box must be at least 2 pixels long along the bar",
                              source)
-    chroma = cols.max(axis=1) - cols.min(axis=1)
-    if chroma.max() < MIN_OVERLAY_CHROMA:
+    if is_effectively_grey(cols[None]):
         raise ColourBarError(f"the colour bar box {(r0, c0, r1, c1)} holds no colours (grey "
                              "only); check the box", source)
     vals = np.linspace(vmin, vmax, n)
@@ -379,8 +383,7 @@ def decode_colour(rgb, bar: ColourBar, max_distance: float = DEFAULT_MAX_DISTANC
     else:
         dist, idx = tree.query(px, k=1)
     ok = dist <= max_distance
-    chroma = px.max(axis=1) - px.min(axis=1)
-    coloured = chroma >= MIN_OVERLAY_CHROMA
+    coloured = pixel_chroma(px) >= MIN_OVERLAY_CHROMA
     n_col = int(coloured.sum())
     if n_col >= 20:
         far = int((coloured & ~ok).sum())

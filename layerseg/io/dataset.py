@@ -16,7 +16,9 @@ Files written::
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
 import os
@@ -31,9 +33,11 @@ import numpy as np
 from ..checks import LabelMapError, check_label_map
 from ..errors import DatasetError, LayersegError
 from ..frame import Frame, FrameMeta
+from ._grey import pixels_to_grey
 
-__all__ = ["DatasetWriter", "Dataset", "DatasetItem", "read_dataset", "write_manifest",
-           "write_frame_files", "MANIFEST_COLUMNS", "load_array"]
+__all__ = ["DatasetWriter", "Dataset", "DatasetItem", "read_dataset", "read_manifest_text",
+           "write_manifest",
+           "write_frame_files", "MANIFEST_COLUMNS", "load_array", "load_image"]
 
 MANIFEST_COLUMNS = ("id", "subject_id", "image", "label", "elasto", "elasto_kind",
                     "spacing_axial_mm", "spacing_lateral_mm", "split", "region", "side", "age",
@@ -237,19 +241,30 @@ class DatasetWriter:
 
 # ---------------------------------------------------------------------------------- reading
 def load_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Load a 2-D image file of the dataset layout: PNG/TIFF (8/16-bit grey), .npy, NIfTI.
+    """Load a 2-D array file of the dataset layout as stored: PNG/TIFF, .npy, NIfTI.
+
+    The values are not converted: use it for label maps (class indices) and elastography maps;
+    B-mode images go through `load_image`, which puts them on the frame's grey scale.
 
     Returns ``(array, spacing_mm or None)``; spacing only from a NIfTI header, as
     ``(axial, lateral)`` = (header axis 1, axis 0) since NIfTI stores (x=lateral, y=depth).
     """
     p = Path(path)
     name = p.name.lower()
+    if not p.is_file():
+        raise DatasetError("file is missing", p)
     try:
         if name.endswith(".npy"):
+            from .rf import check_npy_header
+
+            check_npy_header(p)  # sizes checked before anything is allocated
             return np.load(p, allow_pickle=False), None
         if name.endswith(_NIFTI):
             import nibabel as nib
+
+            from .volumes import check_nifti_size
             img = nib.load(str(p))
+            check_nifti_size(img, p)
             a = np.asarray(img.dataobj)
             zooms = img.header.get_zooms()
             a = np.squeeze(a)
@@ -257,8 +272,8 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
                 raise DatasetError(f"NIfTI image must hold one 2-D frame, got shape {a.shape}", p)
             # NIfTI axis 0 = x (lateral), axis 1 = y (depth): transpose to (rows, cols)
             return a.T, (float(zooms[1]), float(zooms[0]))
-        from PIL import Image
-        with Image.open(p) as im:
+        from .images import _open
+        with _open(p) as im:  # checks the claimed size, refuses decompression bombs
             if im.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "F", "P", "1"):
                 raise DatasetError(f"image must be grey (8/16-bit), got PIL mode {im.mode}", p)
             return np.array(im), None
@@ -268,6 +283,53 @@ def load_array(path: str | os.PathLike) -> tuple[np.ndarray, tuple[float, float]
         raise DatasetError("file is missing", p) from None
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes a named error
         raise DatasetError(f"cannot be read as an image ({type(e).__name__}: {e})", p) from e
+
+
+def load_image(path: str | os.PathLike, intensity: str = "display"
+               ) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Load a dataset B-mode image on the frame's grey scale, as `layerseg.io.read` would.
+
+    The pixel values go through `layerseg.io._grey`, the one owner of grey conversion: a PNG/TIFF
+    is decoded and converted exactly as `layerseg.io.images.read_image` converts it (16-bit
+    scaled from 0-65535 onto 0-255, effectively grey colour read as grey), a NIfTI or ``.npy``
+    array is taken as it is (as `layerseg.io.volumes.read_volume` takes NIfTI values), then
+    checked against `intensity`. Label maps never come through here (their values are classes,
+    see `load_array`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        PNG/TIFF (8/16-bit grey, float TIFF), ``.npy`` or NIfTI (one 2-D frame).
+    intensity : {'display', 'envelope'}
+        The manifest's ``intensity``: grey 0-255, or a linear envelope >= 0.
+
+    Returns
+    -------
+    (ndarray, spacing)
+        float32 image, shape (rows, cols); spacing ``(axial_mm, lateral_mm)`` from a NIfTI
+        header, else None.
+
+    Raises
+    ------
+    LayersegError
+        `DatasetError` for a missing or undecodable file or a non-2-D array; the image readers'
+        errors (`InvalidImageError` for colour, NaN or out-of-range values...).
+    """
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith(".npy") or name.endswith(_NIFTI):
+        a, spacing = load_array(p)
+        if a.ndim != 2:
+            raise DatasetError(f"image must be a 2-D (rows, cols) array, got shape {a.shape}", p)
+        return pixels_to_grey(a, scale="as_is", intensity=intensity, source=p), spacing
+    from .images import _open, _page_array, _to_grey
+
+    if not p.is_file():
+        raise DatasetError("file is missing", p)
+    with _open(p) as im:
+        raw, info = _page_array(im, p, 0)
+    grey, _ = _to_grey(raw, info, "refuse", p, 0, intensity)
+    return grey, None
 
 
 def _num(v: str | None) -> float | None:
@@ -319,13 +381,13 @@ class Dataset:
 
     def _load(self, r: dict[str, str]) -> DatasetItem:
         img_path = self.root / r["image"]
-        img, hdr_spacing = load_array(img_path)
+        intensity = (r.get("intensity") or "display").strip() or "display"
+        img, hdr_spacing = load_image(img_path, intensity)
         spacing = hdr_spacing
         calib = "header" if hdr_spacing is not None else None
         ay, ax = _num(r.get("spacing_axial_mm")), _num(r.get("spacing_lateral_mm"))
         if ay is not None and ax is not None:
             spacing, calib = (ay, ax), "manifest"
-        intensity = (r.get("intensity") or "display").strip() or "display"
         elasto = kind = None
         if r.get("elasto"):
             elasto, _ = load_array(self.root / r["elasto"])
@@ -334,11 +396,12 @@ class Dataset:
                          device=r.get("device") or None, frequency_mhz=_num(r.get("frequency_mhz")),
                          subject_key=r.get("subject_id") or None,
                          extra={"dataset_id": r["id"]})
-        frame = Frame(img.astype(np.float32), spacing, intensity=intensity,
+        frame = Frame(img, spacing, intensity=intensity,
                       dynamic_range_db=_num(r.get("dynamic_range_db")), elasto=elasto,
                       elasto_kind=kind, meta=meta)
         label = None
         if r.get("label"):
+            # a label map holds class indices 0-7: loaded raw, never rescaled like an image
             label, _ = load_array(self.root / r["label"])
             label = label.astype(np.uint8)
         truth = None
@@ -356,8 +419,9 @@ class Dataset:
         problems: list[str] = []
         for r in self.rows:
             fid = r["id"]
+            intensity = (r.get("intensity") or "display").strip() or "display"
             try:
-                img, hdr_spacing = load_array(self.root / r["image"])
+                img, hdr_spacing = load_image(self.root / r["image"], intensity)
             except LayersegError as e:
                 problems.append(f"{fid}: image {e}")
                 continue
@@ -397,6 +461,57 @@ class Dataset:
         return problems
 
 
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_manifest_text(path: str | os.PathLike) -> str:
+    """The text of a manifest, its encoding detected from its byte-order mark.
+
+    UTF-8 with or without a BOM, and UTF-16 (little or big endian) with a BOM, are read; anything
+    else must be valid UTF-8.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``manifest.csv`` file.
+
+    Returns
+    -------
+    str
+        The decoded text (BOM removed).
+
+    Raises
+    ------
+    DatasetError
+        The file cannot be read, or holds bytes that are not valid in the detected encoding (the
+        message gives the line and byte offset of the first bad bytes and how to fix it), or NUL
+        characters (a binary file).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"manifest cannot be read ({e.strerror or e})", p) from e
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n" if encoding != "utf-16" else "\n".encode(
+            "utf-16-le" if raw.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")) + 1
+        bad = raw[e.start:e.end]
+        what = "UTF-16 (it starts with a UTF-16 byte-order mark)" if encoding == "utf-16" \
+            else "UTF-8"
+        raise DatasetError(f"manifest is not valid {what}: bytes {bad!r} at byte offset "
+                           f"{e.start} (line {line}) cannot be decoded ({e.reason}); save it as "
+                           "UTF-8 (for example from a spreadsheet: CSV UTF-8)", p) from e
+    if "\x00" in text:
+        at = text.index("\x00")
+        raise DatasetError(f"manifest holds a NUL character (line {text.count(chr(10), 0, at) + 1}"
+                           "): it is a binary file, not a CSV text file", p)
+    return text
+
+
 def read_dataset(root: str | os.PathLike, validate: bool = True,
                  check_values: bool = True) -> Dataset:
     """Open a dataset folder, validating it first.
@@ -421,10 +536,14 @@ def read_dataset(root: str | os.PathLike, validate: bool = True,
     if not mpath.is_file():
         raise DatasetError("no manifest.csv in the dataset folder (see DESIGN.md for the layout)",
                            root)
-    with open(mpath, newline="") as f:
-        reader = csv.DictReader(f)
+    text = read_manifest_text(mpath)
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         cols = reader.fieldnames or []
         rows = [dict(r) for r in reader]
+    except csv.Error as e:
+        raise DatasetError(f"manifest is not a readable CSV file (line {reader.line_num}: {e})",
+                           mpath) from e
     missing = [c for c in ("id", "image") if c not in cols]
     if missing:
         raise DatasetError(f"manifest lacks required column(s) {missing}", mpath)

@@ -44,9 +44,10 @@ A bar found in the file (2, 3) that does not fit the pixels is recorded in
 
 Grey levels: MONOCHROME1 is inverted; more than 8 stored bits are scaled linearly onto 0-255;
 PALETTE COLOR goes through its lookup table; YBR is converted to RGB by pydicom. An RGB region
-counts as grey when at most `COLOUR_FRACTION_MAX` of its pixels have a chroma above
-`COLOUR_CHROMA_MIN` (JPEG chroma noise and small coloured markers stay below), and is then
-converted as `layerseg.io.images.rgb_to_grey` does.
+counts as grey by the rule every reader shares (`layerseg.io._grey.is_effectively_grey`: at most
+`GREY_FRACTION_MAX` of its pixels with a chroma above `GREY_CHROMA_MAX`; JPEG chroma noise and
+small coloured markers stay below), and is then converted as `layerseg.io._grey.rgb_to_grey`
+does.
 
 Patient identity never enters a `Frame`: subject and study keys are `deidentify_key` hashes.
 
@@ -70,24 +71,26 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       LayersegError, MissingFileError, ReadError, UnsupportedFormatError,
                       WrongModalityError)
 from ..frame import Frame, FrameMeta, FrameSeries
+from ._grey import (GREY_CHROMA_MAX, GREY_FRACTION_MAX, coloured_fraction, is_effectively_grey,
+                    rgb_to_grey)
+from ._limits import check_claimed_pixels
+from ._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ._regions import (DATA_COLOUR_BAR, DATA_COLOUR_FLOW, DATA_TISSUE, UNIT_NAMES, UNIT_NONE,
                        UNIT_PERCENT, UltrasoundRegion, parse_regions, physical_origin_mm)
+from ._salt import resolve_salt
 
 __all__ = ["read_dicom", "deidentify_key", "is_effectively_grey", "COLOUR_CHROMA_MIN",
            "COLOUR_FRACTION_MAX", "US_SOP_CLASSES", "SIM_PRIVATE_GROUP", "SIM_PRIVATE_CREATOR"]
 
-SIM_PRIVATE_GROUP = 0x0011
-SIM_PRIVATE_CREATOR = "LAYERSEG_SIM 1"
-"""The private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly
-(see `layerseg.simulate.dicom_export`); `read_dicom` decodes the elastography through it."""
+# SIM_PRIVATE_GROUP / SIM_PRIVATE_CREATOR (imported above from ._private, their one owner): the
+# private block in which `layerseg.simulate.write_exam_dicom` records its colour bar exactly;
+# `read_dicom` decodes the elastography through it.
 
-COLOUR_CHROMA_MIN = 24.0
-"""A pixel counts as coloured when max(R,G,B) - min(R,G,B) exceeds this (0-255 scale): above the
-chroma noise of JPEG-compressed grey images."""
+COLOUR_CHROMA_MIN = GREY_CHROMA_MAX
+"""Alias of `layerseg.io._grey.GREY_CHROMA_MAX` (the one owner of the grey/colour rule)."""
 
-COLOUR_FRACTION_MAX = 0.005
-"""An RGB image (or region) is effectively grey when at most this fraction of its pixels is
-coloured (calipers, markers)."""
+COLOUR_FRACTION_MAX = GREY_FRACTION_MAX
+"""Alias of `layerseg.io._grey.GREY_FRACTION_MAX`."""
 
 US_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
@@ -100,8 +103,6 @@ US_SOP_CLASSES = {
 _SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
                           "PALETTE COLOR", "YBR_RCT", "YBR_ICT")
 
-_DEFAULT_SALT_ENV = "LAYERSEG_DEID_SALT"
-
 
 # ---------------------------------------------------------------------------- de-identification
 def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) -> str | None:
@@ -113,8 +114,11 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
         Identifying values (for example PatientID and IssuerOfPatientID, or StudyInstanceUID).
         Empty or None parts are skipped; when all are empty the result is None.
     salt : str, optional
-        Secret salt. Defaults to the ``LAYERSEG_DEID_SALT`` environment variable, else the fixed
-        string ``"layerseg"``; set a secret salt for real data, since IDs are guessable.
+        Secret salt. Default: the ``LAYERSEG_SALT`` environment variable, else a random salt
+        made once per installation and kept (mode 0600) in the user's configuration folder
+        (see `layerseg.io._salt`). There is no public default: IDs are guessable, and a known
+        salt would let anyone re-identify a subject. Give the same secret salt on every machine
+        whose keys must agree.
     length : int
         Number of hex characters kept (default 16, i.e. 64 bits).
 
@@ -122,14 +126,18 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
     -------
     str or None
         ``length`` lowercase hex characters; the identifying values cannot be read back.
+
+    Raises
+    ------
+    ConfigError
+        An empty explicit salt, or a salt file that is malformed or cannot be created.
     """
     vals = [str(p).strip() for p in parts if p is not None and str(p).strip()]
     if not vals:
         return None
-    if salt is None:
-        salt = os.environ.get(_DEFAULT_SALT_ENV, "layerseg")
+    key_salt = resolve_salt(salt)
     h = hashlib.sha256()
-    h.update(salt.encode("utf-8"))
+    h.update(key_salt.encode("utf-8"))
     for v in vals:
         h.update(b"\x1f")
         h.update(v.encode("utf-8"))
@@ -137,26 +145,10 @@ def deidentify_key(*parts: object, salt: str | None = None, length: int = 16) ->
 
 
 # ---------------------------------------------------------------------------- colour helpers
-def _chroma(rgb: np.ndarray) -> np.ndarray:
-    return rgb.max(axis=-1) - rgb.min(axis=-1)
-
-
-def is_effectively_grey(rgb: np.ndarray, chroma_min: float = COLOUR_CHROMA_MIN,
-                        fraction_max: float = COLOUR_FRACTION_MAX) -> bool:
-    """True when at most `fraction_max` of the pixels of `rgb` (shape (rows, cols, 3), 0-255)
-    have a chroma ``max - min`` above `chroma_min`."""
-    rgb = np.asarray(rgb, dtype=np.float32)
-    if rgb.size == 0:
-        return True
-    return float((_chroma(rgb) > chroma_min).mean()) <= fraction_max
-
-
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """Grey levels of an RGB frame, as `layerseg.io.images.rgb_to_grey` makes them (the grey level
-    itself for grey stored as colour, else ITU-R BT.601 luminance), so that DICOM and PNG exports
-    of one screen read alike."""
-    from .images import rgb_to_grey
-
+    """Grey levels of an RGB frame, as `layerseg.io._grey.rgb_to_grey` makes them for every
+    reader (the grey level itself for grey stored as colour, else ITU-R BT.601 luminance), so that
+    DICOM and PNG exports of one screen read alike."""
     return rgb_to_grey(rgb, colour="luminance")
 
 
@@ -287,6 +279,7 @@ def _check_image_header(ds, path) -> tuple[int, int, int, str, int]:
                                 "2 x 2", path)
     if n < 1:
         raise InvalidImageError(f"NumberOfFrames is {n}: the file holds no frame", path)
+    check_claimed_pixels((n, rows, cols), path, "the header (NumberOfFrames x Rows x Columns)")
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if pi not in _SUPPORTED_PHOTOMETRIC:
         raise UnsupportedFormatError(f"photometric interpretation {pi!r} is not supported "
@@ -719,6 +712,43 @@ class _Decoder:
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
         self._ds_full = None
         self._check_decoder()
+        self.complete, self.frame_bytes, self.data_bytes = self._complete_frames(ds)
+
+    def _complete_frames(self, ds) -> tuple[int, int | None, int | None]:
+        """How many frames the native (uncompressed) pixel data hold whole, checked against the
+        header's Rows x Columns x SamplesPerPixel x BitsAllocated before any frame is decoded.
+
+        Frames wholly present stay readable (the series is lazy); a file whose pixel data do
+        not hold even frame 0 is refused here with `CorruptFileError`. Encapsulated
+        (compressed) data are checked frame by frame by the decoder instead.
+        """
+        if self.ts.is_compressed:
+            return self.n, None, None
+        tag = next(t for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if t in ds)
+        elem = ds.get_item(tag)
+        length = getattr(elem, "length", None)
+        value = getattr(elem, "value", None)
+        if isinstance(value, (bytes, bytearray)):
+            length = len(value)
+        if length is None or length == 0xFFFFFFFF:
+            return self.n, None, None
+        bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(
+            tag, int(ds.get("BitsAllocated", 8) or 8))
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        if bits % 8:
+            return self.n, None, None  # bit-packed (1-bit) frames share bytes
+        frame_bytes = rows * cols * spp * (bits // 8)
+        if self.pi == "YBR_FULL_422":
+            frame_bytes = frame_bytes // 3 * 2  # two samples per pixel, chroma subsampled
+        complete = min(self.n, int(length) // frame_bytes)
+        if complete == 0:
+            raise CorruptFileError(
+                f"the pixel data hold {int(length):,} bytes, less than one frame: the header "
+                f"claims {self.n} frame(s) of {rows} x {cols} pixels x {spp} sample(s) x "
+                f"{bits} bits = {frame_bytes:,} bytes each ({self.n * frame_bytes:,} in all); "
+                "the file is truncated or its header is wrong", self.path)
+        return complete, frame_bytes, int(length)
 
     def _check_decoder(self) -> None:
         from pydicom.pixels import get_decoder
@@ -756,6 +786,11 @@ class _Decoder:
         return arr
 
     def __call__(self, i: int) -> np.ndarray:
+        if i >= self.complete:
+            raise CorruptFileError(
+                f"frame {i} is truncated: the pixel data hold {self.data_bytes:,} bytes, enough "
+                f"for frames 0-{self.complete - 1} of {self.n} ({self.frame_bytes:,} bytes each)",
+                self.path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -1005,7 +1040,7 @@ def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, plan: _Bar
             if bar is None and plan.reason:
                 extra.setdefault("elasto_ignored", plan.reason)
         else:
-            frac = float((_chroma(crop) > COLOUR_CHROMA_MIN).mean())
+            frac = coloured_fraction(crop)
             why = extra.get("elasto_ignored") or plan.reason
             raise InvalidImageError(
                 f"frame {i}: the B-mode region holds colour ({100 * frac:.1f}% of its pixels "

@@ -6,13 +6,18 @@ early).
 
 Pixel values
 ------------
+Converted by `layerseg.io._grey` (the one owner of grey conversion; the dataset loader calls the
+same functions):
+
 - 8-bit grey: grey levels 0-255 as they are (``intensity='display'``).
 - 16-bit grey: scaled linearly from the full 0-65535 range onto 0-255 (float32, no precision lost;
   ``meta.extra['bit_depth'] = 16``).
 - 32-bit float (TIFF): taken as display grey 0-255, or as a linear envelope when the sidecar says
   ``"intensity": "envelope"``; NaN/inf pixels are refused.
-- Colour (RGB, RGBA, palette, CMYK, YCbCr JPEG): if R, G and B agree within one level everywhere it
-  is grey stored as colour and is read as grey (the mean of R, G, B). Otherwise
+- Colour (RGB, RGBA, palette, CMYK, YCbCr JPEG): an effectively grey image (at most
+  `~layerseg.io._grey.GREY_FRACTION_MAX` of its pixels with a chroma above
+  `~layerseg.io._grey.GREY_CHROMA_MAX`, the rule the DICOM reader uses too) is read as grey: the
+  mean of R, G, B where they agree within one level, else its BT.601 luminance. Otherwise
   ``colour='refuse'`` (the default) raises `InvalidImageError` saying how to proceed, and
   ``colour='luminance'`` converts it with ITU-R BT.601 weights, ``Y = 0.299 R + 0.587 G +
   0.114 B``. An alpha channel is dropped.
@@ -63,6 +68,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +78,8 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       LayersegError, MissingFileError, ReadError,
                       UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
+from ._grey import pixels_to_grey, rgb_to_grey
+from ._limits import MAX_PIXELS, check_claimed_pixels
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
@@ -79,50 +87,6 @@ SIDECAR_KEYS = ("spacing_mm", "dynamic_range_db", "frequency_mhz", "region", "de
                 "intensity", "bmode_box", "comment")
 _ELASTO_KEYS = ("kind", "map", "lut", "vmin", "vmax", "bar_box", "orientation", "top_is_max",
                 "overlay_box", "max_distance", "bleed_px")
-
-GREY_TOLERANCE = 1
-"""Largest difference (grey levels) between R, G and B for a colour image to count as grey."""
-
-_BT601 = np.array([0.299, 0.587, 0.114])
-
-
-def rgb_to_grey(rgb: np.ndarray, colour: str = "refuse", source=None) -> np.ndarray:
-    """Grey levels of an RGB image.
-
-    Parameters
-    ----------
-    rgb : ndarray, shape (rows, cols, 3) or (rows, cols, 4)
-        Any numeric type on a 0-255 scale; a 4th (alpha) channel is ignored.
-    colour : {'refuse', 'luminance'}
-        What to do when the image is really coloured (R, G, B differ by more than
-        `GREY_TOLERANCE`): raise `InvalidImageError`, or convert with ITU-R BT.601 luminance.
-    source : str, optional
-        File name for messages.
-
-    Returns
-    -------
-    ndarray, float32, shape (rows, cols)
-        For grey stored as colour, the mean of R, G and B (the grey level itself); otherwise the
-        BT.601 luminance ``0.299 R + 0.587 G + 0.114 B``.
-    """
-    if colour not in ("refuse", "luminance"):
-        raise InvalidImageError(f"colour must be 'refuse' or 'luminance', got {colour!r}", source)
-    a = np.asarray(rgb)
-    if a.ndim != 3 or a.shape[-1] not in (3, 4):
-        raise InvalidImageError(f"expected an RGB image (rows, cols, 3), got shape {a.shape}",
-                                source)
-    a = a[..., :3].astype(np.float32)
-    spread = float((a.max(axis=2) - a.min(axis=2)).max()) if a.size else 0.0
-    if spread <= GREY_TOLERANCE:
-        return a.mean(axis=2, dtype=np.float32)  # grey stored as colour
-    if colour == "refuse":
-        n = int(((a.max(axis=2) - a.min(axis=2)) > GREY_TOLERANCE).sum())
-        raise InvalidImageError(
-            f"the image is in colour ({n} pixel(s) with R, G, B differing by up to {spread:g} "
-            "levels) where a grey B-mode is expected; read it with colour='luminance' to convert "
-            "it (ITU-R BT.601), crop the grey B-mode with a sidecar 'bmode_box', or describe its "
-            "elastography overlay in the sidecar's 'elasto'", source)
-    return (a @ _BT601.astype(np.float32)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ sidecar
@@ -204,20 +168,37 @@ def _box(v, what, shape, path) -> tuple[int, int, int, int]:
 
 # ------------------------------------------------------------------------------------ decoding
 def _open(path: Path):
+    """Open an image with Pillow (header only) and check the size it claims before any decoding:
+    at most `layerseg.io._limits.MAX_PIXELS` pixels per page; Pillow's own decompression-bomb
+    refusal becomes the same `InvalidImageError`."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
     try:
         if path.stat().st_size == 0:
             raise CorruptFileError("file is empty (0 bytes)", path)
-        return Image.open(path)
+        with warnings.catch_warnings():
+            # our own limit below decides; Pillow's warning threshold is lower than MAX_PIXELS
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
     except LayersegError:
         raise
     except FileNotFoundError:
         raise MissingFileError("file does not exist", path) from None
+    except Image.DecompressionBombError as e:
+        raise InvalidImageError(f"refused before decoding: {e} (layerseg reads at most "
+                                f"{MAX_PIXELS:,} pixels per file)", path) from e
     except UnidentifiedImageError:
         raise UnsupportedFormatError("not an image file Pillow can read (PNG, TIFF, JPEG "
                                      "expected)", path) from None
-    except OSError as e:
-        raise CorruptFileError(f"cannot open the image ({e})", path) from e
+    except (OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
+        raise CorruptFileError(f"cannot open the image ({type(e).__name__}: {e})", path) from e
+    try:
+        check_claimed_pixels((im.size[1], im.size[0]), path, f"the {im.format} header")
+    except LayersegError:
+        im.close()
+        raise
+    return im
 
 
 def _page_array(im, path: Path, page: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -267,28 +248,11 @@ def _to_grey(a: np.ndarray, info: dict, colour: str, path: Path, page: int,
         g = rgb_to_grey(a, colour, path)
         info["colour"] = "grey" if colour == "refuse" else "luminance"
         return g, "display"
-    if a.dtype.kind == "f":
-        f = a.astype(np.float32)
-        bad = ~np.isfinite(f)
-        if bad.any():
-            raise InvalidImageError(f"image holds {int(bad.sum())} NaN/inf pixel(s) (page {page})",
-                                    path)
-        if float_intensity == "display" and (f.min() < 0 or f.max() > 255):
-            raise InvalidImageError(
-                f"floating-point image ranges {f.min():g} to {f.max():g}, outside display grey "
-                "0-255; if it is a linear envelope say \"intensity\": \"envelope\" in the sidecar "
-                "JSON", path)
-        if float_intensity == "envelope" and f.min() < 0:
-            raise InvalidImageError("an envelope image must be >= 0; negative pixels found", path)
-        return f, float_intensity
-    if a.dtype.itemsize == 1:
-        return a.astype(np.float32), "display"
-    mx = int(a.max())
-    if a.dtype.kind == "i" and (int(a.min()) < 0 or mx > 65535):
-        raise InvalidImageError(f"integer image ranges {int(a.min())} to {mx}, outside 16-bit "
-                                "0-65535", path)
-    info["bit_depth"] = 16
-    return (a.astype(np.float32) * np.float32(255.0 / 65535.0)), "display"
+    intensity = float_intensity if a.dtype.kind == "f" else "display"
+    if a.dtype.kind in "ui" and a.dtype.itemsize > 1:
+        info["bit_depth"] = 16
+    return pixels_to_grey(a, scale="bit_depth", intensity=intensity, source=path,
+                          what=f"image (page {page})"), intensity
 
 
 def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
@@ -349,7 +313,11 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
     else:
         sp, calib = None, None
     with _open(p) as im:
-        n = int(getattr(im, "n_frames", 1) or 1)
+        try:
+            n = int(getattr(im, "n_frames", 1) or 1)
+        except (OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
+            raise CorruptFileError(f"cannot count the pages ({type(e).__name__}: {e})", p) from e
+        check_claimed_pixels((n, im.size[1], im.size[0]), p, f"the {im.format} header")
     reader = _ImageFrames(p, sp, calib, side, side_path, colour)
     first = reader(0)  # decode the first page now, so a bad file fails here
     cache = {0: first}

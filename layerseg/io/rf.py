@@ -50,6 +50,7 @@ from scipy import ndimage, signal
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
                       MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame, FrameMeta, FrameSeries, envelope_to_display
+from ._limits import check_claimed_bytes, check_claimed_pixels, file_size
 from .images import load_json_object
 
 __all__ = ["read_rf", "rf_to_frame", "rf_envelope", "RF_NAMES", "MAT_PARAM_NAMES"]
@@ -352,7 +353,50 @@ def _series(p: Path, n: int, get, params: dict, extra: dict) -> FrameSeries:
     return FrameSeries(n, lambda k: cache.pop(k) if k in cache else load(k), source=str(p))
 
 
+def check_npy_header(p: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Read a ``.npy`` header and check the array it claims before anything is loaded.
+
+    Parameters
+    ----------
+    p : Path
+        The ``.npy`` file.
+
+    Returns
+    -------
+    (shape, dtype)
+        As the header states them.
+
+    Raises
+    ------
+    CorruptFileError
+        Not a readable ``.npy`` header, an object array, or data larger than the file holds.
+    InvalidImageError
+        More than `layerseg.io._limits.MAX_PIXELS` elements claimed.
+    """
+    try:
+        with open(p, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except OSError as e:
+        raise CorruptFileError(f".npy cannot be read ({e})", p) from e
+    except Exception as e:  # noqa: BLE001 - numpy raises ValueError/SyntaxError/... on bad headers
+        raise CorruptFileError(f".npy header cannot be parsed ({type(e).__name__}: {e})",
+                               p) from e
+    if dtype.hasobject:
+        raise CorruptFileError(".npy holds Python objects (pickled), not numbers; object arrays "
+                               "are not read", p)
+    check_claimed_pixels(shape, p, "the .npy header")
+    check_claimed_bytes(offset + math.prod(shape) * dtype.itemsize, file_size(p), p,
+                        f"the .npy header (shape {tuple(shape)}, {dtype})")
+    return tuple(shape), dtype
+
+
 def _read_npy(p: Path, given) -> FrameSeries:
+    check_npy_header(p)
     try:
         a = np.load(p, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
@@ -416,6 +460,19 @@ def _pick_variable(p: Path, arrays: dict[str, tuple], variable: str | None) -> s
 def _read_mat(p: Path, given, variable) -> FrameSeries:
     import scipy.io
     try:
+        # the variables' claimed shapes first, so a header claiming a huge array is refused
+        # before scipy allocates it
+        listed = scipy.io.whosmat(str(p))
+    except NotImplementedError:
+        return _read_mat73(p, given, variable)
+    except Exception as e:  # noqa: BLE001 - scipy raises several types for bad files
+        raise CorruptFileError(f"cannot be read as a MATLAB file ({type(e).__name__}: {e})",
+                               p) from e
+    total = 0
+    for name, shape, _cls in listed:
+        total += check_claimed_pixels(shape, p, f"the header of variable {name!r}")
+    check_claimed_pixels((total,), p, "the variables' headers together")
+    try:
         d = scipy.io.loadmat(str(p))
     except NotImplementedError:  # v7.3 with a v5-looking header: HDF5
         return _read_mat73(p, given, variable)
@@ -451,6 +508,7 @@ def _read_mat73(p: Path, given, variable) -> FrameSeries:
             if not isinstance(ds, h5py.Dataset) or k.startswith("#"):
                 continue
             shape = tuple(reversed(ds.shape))  # MATLAB order
+            check_claimed_pixels(shape, p, f"the HDF5 header of variable {k!r}")
             if ds.dtype.names and {"real", "imag"} <= set(ds.dtype.names):
                 arrays[k] = shape
             elif ds.dtype.kind in "biuf":
@@ -543,6 +601,7 @@ def _read_uff(p: Path, given, variable) -> FrameSeries:
     dx_mm, dz_mm = float(np.mean(np.diff(x))) * 1e3, float(np.mean(np.diff(z))) * 1e3
     if not (dx_mm > 0 and dz_mm > 0):
         raise CalibrationError(f"UFF scan axes must increase (steps {dz_mm:g}, {dx_mm:g} mm)", p)
+    check_claimed_pixels(data.shape, p, f"the UFF data set {loc!r}")
     pix = [i for i, s in enumerate(data.shape) if s == nx * nz]
     if not pix:
         raise CorruptFileError(f"UFF data shape {data.shape} has no axis of {nx * nz} pixels "

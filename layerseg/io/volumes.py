@@ -41,8 +41,10 @@ import numpy as np
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
                       MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries
+from ._grey import pixels_to_grey
+from ._limits import check_claimed_bytes, check_claimed_pixels, file_size
 
-__all__ = ["read_volume", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
+__all__ = ["read_volume", "check_nifti_size", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img")
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
@@ -171,16 +173,8 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
         if a.dtype.kind == "c" or a.dtype.fields is not None:
             raise UnsupportedFormatError(f"voxel type {a.dtype} (complex or colour) is not a grey "
                                          "B-mode; convert the volume to grey", p)
-        img = np.asarray(a, dtype=np.float32).T
-        bad = ~np.isfinite(img)
-        if bad.any():
-            raise InvalidImageError(f"frame {k} holds {int(bad.sum())} NaN/inf voxel(s)", p)
-        if intensity == "display" and img.size and (img.min() < 0 or img.max() > 255):
-            raise InvalidImageError(
-                f"frame {k} ranges {img.min():g} to {img.max():g}, outside display grey 0-255; "
-                "pass intensity='envelope' for linear amplitudes, or rescale the volume", p)
-        if intensity == "envelope" and img.min() < 0:
-            raise InvalidImageError(f"frame {k} has negative values; an envelope must be >= 0", p)
+        img = pixels_to_grey(np.asarray(a).T, scale="as_is", intensity=intensity, source=p,
+                             what=f"frame {k}")
         meta = FrameMeta(source=str(p), frame_index=k, calibration=calib, extra=dict(extra))
         try:
             return Frame(img, sp, intensity=intensity, meta=meta)
@@ -192,6 +186,36 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
     first = load(0)
     cache = {0: first}
     return FrameSeries(n, lambda k: cache.pop(k) if k in cache else load(k), source=str(p))
+
+
+def check_nifti_size(img, path: Path) -> None:
+    """Refuse a NIfTI header claiming more voxels than `layerseg.io._limits.MAX_PIXELS`, or
+    (uncompressed) more bytes than its data file holds, before any voxel is read.
+
+    Parameters
+    ----------
+    img : nibabel image
+        Loaded lazily (header only).
+    path : Path
+        The file given (named in errors with the data file where they differ).
+
+    Raises
+    ------
+    InvalidImageError, CorruptFileError
+    """
+    shape = tuple(int(s) for s in img.shape)
+    check_claimed_pixels(shape, path, "the NIfTI header")
+    holder = img.file_map.get("image")
+    df = Path(getattr(holder, "filename", None) or path)
+    if not df.is_file():
+        return  # in memory (decompressed from gzip content), or missing: reported elsewhere
+    with open(df, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":
+            return  # compressed: only the pixel limit can be checked without decompressing
+    need = int(img.header.get_data_offset()) + math.prod(shape) * \
+        img.header.get_data_dtype().itemsize
+    check_claimed_bytes(need, file_size(df), df, "the NIfTI header (data offset plus "
+                        f"{' x '.join(map(str, shape))} voxels of {img.header.get_data_dtype()})")
 
 
 class _NiftiSource:
@@ -225,6 +249,7 @@ class _NiftiSource:
                                          p)
         self.shape = tuple(int(s) for s in img.shape)
         self.extra: dict[str, Any] = {}
+        check_nifti_size(img, p)
 
     @staticmethod
     def _load_by_content(p: Path):
@@ -246,6 +271,9 @@ class _NiftiSource:
         with open(p, "rb") as f:
             gz = f.read(2) == b"\x1f\x8b"
         if gz:
+            with gzip.open(p, "rb") as g:  # the header first: refuse a bomb before inflating it
+                hdr = klass.header_class.from_fileobj(g)
+            check_claimed_pixels(hdr.get_data_shape(), p, "the NIfTI header")
             return klass.from_bytes(gzip.decompress(p.read_bytes()))
         fh = FileHolder(filename=str(p))
         return klass.from_file_map({"header": fh, "image": fh})
@@ -304,11 +332,33 @@ class _NrrdSource:
             self.shape = tuple(int(s) for s in hdr["sizes"])
         except Exception as e:  # noqa: BLE001 - unknown type, missing sizes
             raise CorruptFileError(f"malformed NRRD header ({type(e).__name__}: {e})", p) from e
+        self._check_size(hdr)
         kinds = [str(k).lower() for k in hdr.get("kinds", [])]
         if any("color" in k or k in ("vector", "rgb") for k in kinds):
             raise UnsupportedFormatError(f"NRRD has a colour/vector axis (kinds {kinds}); convert "
                                          "it to grey", p)
         self.extra = {}
+
+    def _check_size(self, h) -> None:
+        """Refuse more than `MAX_PIXELS` voxels, or raw data larger than what the file (or the
+        detached data file) holds, before any voxel is read."""
+        from nrrd.reader import _determine_datatype
+
+        p = self.path
+        check_claimed_pixels(self.shape, p, "the NRRD header")
+        if str(h.get("encoding", "")).lower() != "raw":
+            return  # compressed or text: only the pixel limit can be checked up front
+        need = math.prod(self.shape) * _determine_datatype(h).itemsize
+        detached = h.get("data file", h.get("datafile"))
+        if detached is None:
+            check_claimed_bytes(self._offset + need, file_size(p), p,
+                                f"the NRRD header (sizes {list(self.shape)})")
+            return
+        if isinstance(detached, str) and "%" not in detached and " " not in detached.strip():
+            df = Path(detached) if Path(detached).is_absolute() else p.parent / detached
+            if df.is_file():
+                check_claimed_bytes(need, file_size(df), df,
+                                    f"the NRRD header {p.name} (sizes {list(self.shape)})")
 
     def spacing_mm(self):
         h = self.header

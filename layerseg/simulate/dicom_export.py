@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
+from ..io._private import SIM_PRIVATE_CREATOR, SIM_PRIVATE_GROUP
 from ..frame import Frame
 from .elasto import draw_colour_bar, render_elasto_overlay
 
@@ -67,8 +68,10 @@ __all__ = ["write_exam_dicom", "PRIVATE_CREATOR", "PRIVATE_GROUP", "MANUFACTURER
 
 US_MULTIFRAME_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.3.1"
 """Ultrasound Multi-frame Image Storage."""
-PRIVATE_GROUP = 0x0011
-PRIVATE_CREATOR = "LAYERSEG_SIM 1"
+PRIVATE_GROUP = SIM_PRIVATE_GROUP
+PRIVATE_CREATOR = SIM_PRIVATE_CREATOR
+"""Aliases of `layerseg.io._private.SIM_PRIVATE_GROUP`/``SIM_PRIVATE_CREATOR`` (their one owner,
+shared with the reader `layerseg.io.dicom`)."""
 MANUFACTURER = "layerseg-sim"
 
 GAP = 16

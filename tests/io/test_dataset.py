@@ -92,3 +92,44 @@ def test_nifti_header_spacing(tmp_path):
     it = read_dataset(tmp_path)[0]
     np.testing.assert_array_equal(it.frame.bmode, img)
     assert it.frame.spacing_mm == pytest.approx((0.025, 0.05)) and it.frame.meta.calibration == "header"
+
+
+# ------------------------------------------------------------------ manifest encodings
+def _one_frame_dataset(root, rng):
+    with DatasetWriter(root) as w:
+        w.add(_frame(rng, elasto=False), "f1", region="jowl", device="Écho-24")
+    return (root / "manifest.csv").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"),
+                                          ("utf-16-le", b"\xff\xfe"),
+                                          ("utf-16-be", b"\xfe\xff")])
+def test_manifest_encodings_detected(tmp_path, rng, encoding, bom):
+    root = tmp_path / "ds"
+    text = _one_frame_dataset(root, rng)
+    (root / "manifest.csv").write_bytes(bom + text.encode(encoding))
+    ds = read_dataset(root)
+    assert ds.ids == ["f1"]  # a BOM left in place would rename the first column
+    assert ds[0].row["device"] == "Écho-24" and ds[0].frame.meta.device == "Écho-24"
+
+
+def test_latin1_byte_in_utf8_manifest_is_named(tmp_path, rng):
+    root = tmp_path / "ds"
+    text = _one_frame_dataset(root, rng)
+    raw = text.encode("utf-8").replace("Écho".encode("utf-8"), "Écho".encode("latin-1"))
+    (root / "manifest.csv").write_bytes(raw)
+    with pytest.raises(DatasetError) as ei:
+        read_dataset(root)
+    msg = str(ei.value)
+    assert str(root / "manifest.csv") in msg and "not valid UTF-8" in msg
+    at = raw.index(b"\xc9")
+    assert f"byte offset {at}" in msg and "line 2" in msg
+    assert not isinstance(ei.value, UnicodeDecodeError)
+
+
+@pytest.mark.parametrize("garbage", [bytes(range(256)) * 4, b"\x00\x01id,image\n\x00\x00",
+                                     b"\xff\xfe\x00\xd8"])  # last: UTF-16 BOM, lone surrogate
+def test_binary_manifest_is_a_dataset_error(tmp_path, garbage):
+    (tmp_path / "manifest.csv").write_bytes(garbage)
+    with pytest.raises(DatasetError, match="manifest"):
+        read_dataset(tmp_path)
