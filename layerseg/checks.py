@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
 
-__all__ = ["check_spacing", "check_label_map", "LabelMapError", "contrast_problem",
+__all__ = ["check_spacing", "check_label_map", "check_image_2d", "LabelMapError", "contrast_problem",
            "MAX_SPACING_MM", "MIN_CONTRAST_GREY"]
 
 MAX_SPACING_MM = 10.0
@@ -126,6 +126,38 @@ def check_label_map(labels, shape: tuple[int, int] | None = None, *,
         raise LabelMapError(f"{what} holds values outside 0-{N_LABELS - 1} (found "
                             f"{lo:g}..{hi:g})", source)
     return np.ascontiguousarray(lab, dtype=dtype)
+
+
+def check_image_2d(a: np.ndarray, what: str = "B-mode image",
+                   source: str | PathLike | None = None, axes: str = "(rows, cols)") -> np.ndarray:
+    """Check that an array can stand for a frame: 2-D and at least 2 x 2.
+
+    Parameters
+    ----------
+    a : ndarray
+    what : str
+        How to name it in the message (``"RF data"``).
+    source : str or path-like, optional
+        The file concerned.
+    axes : str
+        The axes' names for the message (``"(samples, lines)"``).
+
+    Returns
+    -------
+    ndarray
+        `a` itself.
+
+    Raises
+    ------
+    InvalidImageError
+        Not 2-D, or fewer than 2 rows or columns.
+    """
+    if a.ndim != 2:
+        raise InvalidImageError(f"{what} must be 2-D {axes}, got shape {a.shape}", source)
+    if a.shape[0] < 2 or a.shape[1] < 2:
+        raise InvalidImageError(f"{what} is too small ({a.shape[0]} x {a.shape[1]}); a frame "
+                                "needs at least 2 x 2", source)
+    return a
 
 
 def contrast_problem(grey: np.ndarray, min_spread: float = MIN_CONTRAST_GREY) -> str | None:

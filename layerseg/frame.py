@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .checks import check_spacing
+from .checks import check_image_2d, check_spacing
 from .errors import FilterInputError, InvalidImageError, SpacingRequiredError
 
 __all__ = ["Frame", "FrameMeta", "FrameSeries", "INTENSITY_KINDS", "ELASTO_KINDS",
@@ -115,12 +115,7 @@ class Frame:
             raise InvalidImageError(
                 f"B-mode image is colour (shape {b.shape}); pass a grey image, or read the file "
                 "with layerseg.io.read(..., colour='luminance') to convert it", src)
-        if b.ndim != 2:
-            raise InvalidImageError(f"B-mode image must be 2-D (rows, cols), got shape {b.shape}",
-                                    src)
-        if b.shape[0] < 2 or b.shape[1] < 2:
-            raise InvalidImageError(f"B-mode image is too small ({b.shape[0]} x {b.shape[1]} "
-                                    "pixels); a frame needs at least 2 x 2", src)
+        check_image_2d(b, "B-mode image", src)
         if b.dtype.kind not in "biuf":
             raise InvalidImageError(f"B-mode pixel type {b.dtype} is not numeric", src)
         b = b.astype(np.float32, copy=False)

@@ -22,9 +22,10 @@ import math
 import os
 from collections.abc import Iterable
 
-from ..errors import CorruptFileError, InvalidImageError
+from ..errors import CorruptFileError, InvalidImageError, MissingFileError, ReadError
 
-__all__ = ["MAX_PIXELS", "check_claimed_pixels", "check_claimed_bytes", "file_size"]
+__all__ = ["MAX_PIXELS", "check_claimed_pixels", "check_claimed_bytes", "file_size",
+           "require_file"]
 
 MAX_PIXELS = 2 ** 28
 """Most pixels (summed over all frames, colour samples not counted) a header may claim for one
@@ -100,3 +101,26 @@ def check_claimed_bytes(needed: int, available: int, path: str | os.PathLike,
 def file_size(path: str | os.PathLike) -> int:
     """Size of the file in bytes."""
     return os.stat(path).st_size
+
+
+def require_file(path) -> "os.PathLike":
+    """The path of an existing, non-empty regular file, or the reader's error for it.
+
+    Raises
+    ------
+    MissingFileError
+        Nothing at `path`.
+    ReadError
+        A folder or other non-file.
+    CorruptFileError
+        An empty (0-byte) file.
+    """
+    from pathlib import Path
+    p = Path(path)
+    if not p.is_file():
+        if not p.exists():
+            raise MissingFileError("file does not exist", p)
+        raise ReadError("not a file", p)
+    if p.stat().st_size == 0:
+        raise CorruptFileError("file is empty (0 bytes)", p)
+    return p

@@ -75,11 +75,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
-                      LayersegError, MissingFileError, ReadError,
+                      LayersegError, MissingFileError,
                       UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
 from ._grey import pixels_to_grey, rgb_to_grey
-from ._limits import MAX_PIXELS, check_claimed_pixels
+from ._limits import MAX_PIXELS, check_claimed_pixels, require_file
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
@@ -294,10 +294,7 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
     p = Path(path)
     if colour not in ("refuse", "luminance"):
         raise InvalidImageError(f"colour must be 'refuse' or 'luminance', got {colour!r}", p)
-    if not p.is_file():
-        if not p.exists():
-            raise MissingFileError("file does not exist", p)
-        raise ReadError("not a file", p)
+    require_file(p)
     side: dict[str, Any] = {}
     side_path: Path | None = None
     if sidecar is not False:

@@ -47,10 +47,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, signal
 
+from ..checks import check_image_2d
 from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, LayersegError,
-                      MissingFileError, ReadError, UnsupportedFormatError)
+                      UnsupportedFormatError)
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame, FrameMeta, FrameSeries, envelope_to_display
-from ._limits import check_claimed_bytes, check_claimed_pixels, file_size
+from ._limits import check_claimed_bytes, check_claimed_pixels, file_size, require_file
 from .images import load_json_object
 
 __all__ = ["read_rf", "rf_to_frame", "rf_envelope", "RF_NAMES", "MAT_PARAM_NAMES"]
@@ -182,12 +183,7 @@ def rf_to_frame(rf, fs_mhz: float | None = None, *, f0_mhz: float | None = None,
         Not a 2-D numeric array, too small, NaN/inf samples, an all-zero signal.
     """
     a = np.asarray(rf)
-    if a.ndim != 2:
-        raise InvalidImageError(f"RF data must be 2-D (samples, lines), got shape {a.shape}",
-                                source)
-    if a.shape[0] < 2 or a.shape[1] < 2:
-        raise InvalidImageError(f"RF data has {a.shape[0]} sample(s) x {a.shape[1]} line(s); a "
-                                "frame needs at least 2 x 2", source)
+    check_image_2d(a, "RF data", source, "(samples, lines)")
     if a.dtype.kind in "fc" and not np.isfinite(a).all():
         raise InvalidImageError(f"RF data holds {int((~np.isfinite(a)).sum())} NaN/inf "
                                 "sample(s)", source)
@@ -309,12 +305,7 @@ def read_rf(path: str | os.PathLike, *, fs_mhz: float | None = None, f0_mhz: flo
         Data of the wrong shape, NaN/inf, all zero.
     """
     p = Path(path)
-    if not p.is_file():
-        if not p.exists():
-            raise MissingFileError("file does not exist", p)
-        raise ReadError("not a file", p)
-    if p.stat().st_size == 0:
-        raise CorruptFileError("file is empty (0 bytes)", p)
+    require_file(p)
     with open(p, "rb") as f:
         head = f.read(512)
     given = {"fs_mhz": fs_mhz, "f0_mhz": f0_mhz, "line_pitch_mm": line_pitch_mm, "iq": iq,

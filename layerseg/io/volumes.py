@@ -42,7 +42,7 @@ from ..errors import (CalibrationError, CorruptFileError, InvalidImageError, Lay
                       MissingFileError, ReadError, UnsupportedFormatError)
 from ..frame import Frame, FrameMeta, FrameSeries
 from ._grey import pixels_to_grey
-from ._limits import check_claimed_bytes, check_claimed_pixels, file_size
+from ._limits import check_claimed_bytes, check_claimed_pixels, file_size, require_file
 
 __all__ = ["read_volume", "check_nifti_size", "NIFTI_SUFFIXES", "NRRD_SUFFIXES"]
 
@@ -130,12 +130,7 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
     p = Path(path)
     if intensity not in ("display", "envelope"):
         raise InvalidImageError(f"intensity must be 'display' or 'envelope', got {intensity!r}", p)
-    if not p.is_file():
-        if not p.exists():
-            raise MissingFileError("file does not exist", p)
-        raise ReadError("not a file", p)
-    if p.stat().st_size == 0:
-        raise CorruptFileError("file is empty (0 bytes)", p)
+    require_file(p)
     src = _NiftiSource(p) if _kind(p) == "nifti" else _NrrdSource(p)
     shape = src.shape
     keep = [0, 1] + [i for i in range(2, len(shape)) if shape[i] != 1]
