@@ -2,15 +2,13 @@
 
 Per frame and layer (labels 1-7 of the label map; background is not a layer):
 
-* Dice of the layer's masks;
-* 95 % Hausdorff distance and average symmetric surface distance (ASSD) in mm between the
-  layers' *surfaces*: the boundary pixels of each mask (pixels of the mask with a 4-neighbour
-  outside it; the image border is not a boundary, so a layer spanning the frame's width has its
-  top and bottom surfaces only). Distances come from `scipy.ndimage.distance_transform_edt`
-  with ``sampling=spacing`` (anisotropic pixels handled exactly). HD95 is the larger of the two
-  directed 95th percentiles (as MONAI's ``compute_hausdorff_distance(percentile=95)``); ASSD is the
-  mean over both directions' distances together. Undefined (NaN) when either mask has no surface;
-  0 when neither has one;
+* Dice of the layer's masks, 95 % Hausdorff distance (HD95) and average symmetric surface
+  distance (ASSD) in mm between the layers' surfaces, all from `layerseg.metrics.layer_metrics`,
+  so they equal MONAI's figures (``DiceMetric(ignore_empty=False)``,
+  ``compute_hausdorff_distance(percentile=95)``, ``compute_average_surface_distance(symmetric=
+  True)``), image border counted as background (see that module for the border and empty-mask
+  conventions). A layer in neither truth nor answer is not scored (NaN); a layer in one of them
+  only has Dice 0 and non-finite distances (HD95 NaN, ASSD inf), which are not averaged;
 * thickness: the frame's mean thickness of the layer along the local normal of its top surface
   (`layerseg.layers.thickness_normal_mm` on the surfaces of the label map; columns where the
   layer is absent count as 0 mm), for truth and answer; the error is their absolute difference.
@@ -35,18 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..batch import run_each
-from ..io.safe_write import atomic_write, check_outputs, write_text_atomic
 from ..errors import DatasetError
+from ..io.safe_write import atomic_write, check_outputs, write_text_atomic
 from ..layers.profiles import LABEL_NAMES, resolve_profile
 from ..layers.surfaces import check_spacing, labels_to_surfaces, order_violations
 from ..layers.thickness import thickness_normal_mm
+from ..metrics import layer_metrics
 
-__all__ = ["dice", "surface_distances_mm", "hd95_mm", "assd_mm", "mean_thickness_mm",
-           "frame_metrics", "summarise", "evaluate_dataset", "write_accuracy", "LAYER_NAMES",
-           "CSV_METRICS"]
+__all__ = ["mean_thickness_mm", "frame_metrics", "summarise", "evaluate_dataset",
+           "write_accuracy", "LAYER_NAMES", "CSV_METRICS"]
 
 LAYER_NAMES = LABEL_NAMES[1:]
 """The layers scored: labels 1-7 (background is not a layer)."""
@@ -54,90 +51,6 @@ LAYER_NAMES = LABEL_NAMES[1:]
 CSV_METRICS = ("dice", "hd95_mm", "assd_mm", "thickness_truth_mm", "thickness_pred_mm",
                "thickness_abs_err_mm")
 """Per-layer columns of the per-frame CSV (``<layer>_<metric>``)."""
-
-_CROSS = ndi.generate_binary_structure(2, 1)
-
-
-def _masks(a, b):
-    a = np.asarray(a, dtype=bool)
-    b = np.asarray(b, dtype=bool)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"masks must be 2-D and of one shape, got {a.shape} and {b.shape}")
-    return a, b
-
-
-def dice(truth, pred) -> float:
-    """Dice coefficient of two boolean masks.
-
-    Parameters
-    ----------
-    truth, pred : array_like of bool, shape (rows, cols)
-
-    Returns
-    -------
-    float
-        ``2 |A & B| / (|A| + |B|)``; NaN when both are empty.
-    """
-    a, b = _masks(truth, pred)
-    s = int(a.sum()) + int(b.sum())
-    return float("nan") if s == 0 else 2.0 * int((a & b).sum()) / s
-
-
-def _boundary(m: np.ndarray) -> np.ndarray:
-    return m & ~ndi.binary_erosion(m, structure=_CROSS, border_value=1)
-
-
-def surface_distances_mm(truth, pred, spacing_mm) -> tuple[np.ndarray, np.ndarray] | None:
-    """Directed distances between the surfaces (boundary pixels) of two masks, in mm.
-
-    Parameters
-    ----------
-    truth, pred : array_like of bool, shape (rows, cols)
-    spacing_mm : (float, float)
-        Pixel spacing (axial, lateral) in mm.
-
-    Returns
-    -------
-    (d_truth_to_pred, d_pred_to_truth) : two 1-D float64 arrays, or None
-        For each surface pixel of one mask, the distance to the nearest surface pixel of the
-        other. None when either mask has no surface pixel.
-    """
-    a, b = _masks(truth, pred)
-    sp = check_spacing(spacing_mm, "surface distances in mm")
-    ba, bb = _boundary(a), _boundary(b)
-    if not ba.any() or not bb.any():
-        return None
-    dt_b = ndi.distance_transform_edt(~bb, sampling=sp)
-    dt_a = ndi.distance_transform_edt(~ba, sampling=sp)
-    return dt_b[ba], dt_a[bb]
-
-
-def _no_surface_value(a, b) -> float:
-    return 0.0 if not _boundary(a).any() and not _boundary(b).any() else float("nan")
-
-
-def hd95_mm(truth, pred, spacing_mm) -> float:
-    """95 % Hausdorff distance between the surfaces of two masks, in mm.
-
-    The larger of the two directed 95th percentiles. NaN when one mask has a surface and the
-    other none; 0 when neither has one. See `surface_distances_mm`.
-    """
-    d = surface_distances_mm(truth, pred, spacing_mm)
-    if d is None:
-        return _no_surface_value(*_masks(truth, pred))
-    return float(max(np.percentile(d[0], 95), np.percentile(d[1], 95)))
-
-
-def assd_mm(truth, pred, spacing_mm) -> float:
-    """Average symmetric surface distance between two masks, in mm.
-
-    The mean of both directions' distances together. NaN / 0 as `hd95_mm`.
-    """
-    d = surface_distances_mm(truth, pred, spacing_mm)
-    if d is None:
-        return _no_surface_value(*_masks(truth, pred))
-    return float(np.concatenate(d).mean())
-
 
 def mean_thickness_mm(labels, profile, spacing_mm) -> dict[str, float]:
     """Mean thickness of each layer of a label map along the normal of its top surface, in mm.
@@ -196,19 +109,17 @@ def frame_metrics(truth, pred, spacing_mm, region=None) -> dict[str, Any]:
     prof, _ = resolve_profile(region)
     th_t = mean_thickness_mm(t, prof, sp)
     th_p = mean_thickness_mm(p, prof, sp)
+    scores = layer_metrics(p, t, sp)
     layers = {}
     for lab, name in enumerate(LABEL_NAMES):
         if lab == 0:
             continue
-        a, b = t == lab, p == lab
-        pa, pb = bool(a.any()), bool(b.any())
+        s = scores[lab]
+        pa, pb = s["present_truth"], s["present_pred"]
         m: dict[str, Any] = {"present_truth": pa, "present_pred": pb}
-        m["dice"] = dice(a, b)
-        if pa and pb:
-            m["hd95_mm"] = hd95_mm(a, b, sp)
-            m["assd_mm"] = assd_mm(a, b, sp)
-        else:
-            m["hd95_mm"] = m["assd_mm"] = float("nan")
+        m["dice"] = s["dice"] if (pa or pb) else float("nan")   # in neither map: not scored
+        m["hd95_mm"] = s["hd95_mm"]
+        m["assd_mm"] = s["assd_mm"]
         tt = th_t.get(name, float("nan")) if pa else 0.0
         tp = th_p.get(name, float("nan")) if pb else 0.0
         m["thickness_truth_mm"] = tt
