@@ -147,3 +147,49 @@ def test_cli_speed_quick(tmp_path):
     assert d["quick"] is True
     assert d["suites"]["search"]["status"] == "ok"
     assert d["suites"]["search"]["results"][0]["rows"] == 128
+
+
+def test_bench_figures_equal_monai_metrics(tmp_path):
+    """Every per-frame Dice / HD95 / ASSD that `bench accuracy` reports equals monai.metrics'
+    figure on the same masks and spacing (include_background, symmetric ASSD, 95th percentile)
+    within 1e-6 (HD95: plus MONAI's own float32 quantile rounding, at most a few 1e-7 here)."""
+    import warnings
+
+    import torch
+    from monai import metrics as mm
+
+    t = layered()
+    rng = np.random.default_rng(3)
+    preds = {}
+    with DatasetWriter(tmp_path / "ds") as w:
+        for i in range(3):
+            w.add(Frame((t * 30).astype(np.uint8), spacing_mm=SP), f"f{i}", label=t,
+                  region="cheek")
+            p = t.copy()
+            shift = rng.integers(1, 4)
+            p[shift:] = t[:-shift]                      # the answer sits `shift` rows deep
+            p[:, rng.integers(0, t.shape[1]):] = np.roll(p, 1, axis=0)[:, :1]  # and a step
+            preds[f"f{i}"] = p
+    order = iter(sorted(preds))
+    _, rows = evaluate_dataset(tmp_path / "ds", predict=lambda f: preds[next(order)])
+    checked = 0
+    for r in rows:
+        p, tt = preds[r["id"]], t
+        for lab, name in enumerate(LAYER_NAMES, start=1):
+            a, b = (p == lab), (tt == lab)
+            if not (a.any() and b.any()):
+                continue
+            yp = torch.as_tensor(a[None, None].astype(np.float32))
+            y = torch.as_tensor(b[None, None].astype(np.float32))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                d = float(mm.DiceMetric(include_background=True)(yp, y).item())
+                hd = float(mm.compute_hausdorff_distance(yp, y, include_background=True,
+                                                         percentile=95, spacing=SP).item())
+                asd = float(mm.compute_average_surface_distance(
+                    yp, y, include_background=True, symmetric=True, spacing=SP).item())
+            assert abs(r[f"{name}_dice"] - d) < 1e-6, (r["id"], name)
+            assert abs(r[f"{name}_hd95_mm"] - hd) < 2e-6, (r["id"], name)
+            assert abs(r[f"{name}_assd_mm"] - asd) < 1e-6, (r["id"], name)
+            checked += 1
+    assert checked >= 9
