@@ -30,6 +30,8 @@ __all__ = [
     "ScoreMapError",
     "FilterInputError",
     "ConfigError",
+    "MissingDependencyError",
+    "require_optional",
 ]
 
 
@@ -119,3 +121,25 @@ class FilterInputError(LayersegError, ValueError):
 
 class ConfigError(LayersegError, ValueError):
     """A configuration file or override that is malformed or names unknown keys."""
+
+
+class MissingDependencyError(LayersegError, ImportError):
+    """An option that needs an optional package (an extra of layerseg) that is not installed.
+    The message names the package and the extra to install; ``extra`` holds the extra's name."""
+
+    def __init__(self, message: str, extra: str | None = None):
+        super().__init__(message)
+        self.extra = extra
+
+
+def require_optional(module: str, package: str, extra: str, what: str):
+    """Import and return `module`, or raise `MissingDependencyError` saying that `what` needs
+    `package` and how to install it (``pip install 'layerseg[extra]'``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{what} needs the optional package {package}, which is not installed: "
+            f"pip install 'layerseg[{extra}]' (or pip install {package})", extra) from e

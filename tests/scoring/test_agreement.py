@@ -1,6 +1,8 @@
 """Agreement: Bland-Altman against hand-computed values, ICC(A,1) against the McGraw-Wong
 formula from a hand-written two-way ANOVA, and value and interval against pingouin (a dev extra)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -85,7 +87,9 @@ def _pingouin_icc_a1(x):
     n, k = x.shape
     df = pd.DataFrame({"target": np.repeat(np.arange(n), k), "rater": np.tile(np.arange(k), n),
                        "value": x.ravel()})
-    res = pingouin.intraclass_corr(df, targets="target", raters="rater", ratings="value")
+    with warnings.catch_warnings():                 # pingouin's own pandas deprecation notices
+        warnings.simplefilter("ignore")
+        res = pingouin.intraclass_corr(df, targets="target", raters="rater", ratings="value")
     row = res.set_index("Type").loc["ICC(A,1)"]
     lo, hi = row["CI95"] if "CI95" in row.index else row["CI95%"]
     return float(row["ICC"]), float(lo), float(hi)
