@@ -11,6 +11,9 @@ from layerseg.layers import (Profile, get_profile, labels_to_surfaces, labelling
 
 SMALL = Profile("test", ("dermis", "fat", "muscle"), (2, 3, 6))
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def brute_force_column(col_scores, profile, mn=None, mx=None, absent=None):
     """Best total over every ordered labelling of one column (all ordered integer surfaces)."""
