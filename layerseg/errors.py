@@ -31,6 +31,8 @@ __all__ = [
     "FilterInputError",
     "ConfigError",
     "OutputError",
+    "MissingDependencyError",
+    "require_optional",
 ]
 
 
@@ -125,3 +127,25 @@ class ConfigError(LayersegError, ValueError):
 class OutputError(LayersegError, OSError):
     """An output that would overwrite an input or another output of the same run, or a folder
     that cannot be written. Raised before any work is done."""
+
+
+class MissingDependencyError(LayersegError, ImportError):
+    """An option that needs an optional package (an extra of layerseg) that is not installed.
+    The message names the package and the extra to install; ``extra`` holds the extra's name."""
+
+    def __init__(self, message: str, extra: str | None = None):
+        super().__init__(message)
+        self.extra = extra
+
+
+def require_optional(module: str, package: str, extra: str, what: str):
+    """Import and return `module`, or raise `MissingDependencyError` saying that `what` needs
+    `package` and how to install it (``pip install 'layerseg[extra]'``)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"{what} needs the optional package {package}, which is not installed: "
+            f"pip install 'layerseg[{extra}]' (or pip install {package})", extra) from e

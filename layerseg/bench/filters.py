@@ -4,7 +4,8 @@ version of the same computation, and against findpeaks where it has the filter.
 `run_filter_benchmarks` times every filter at each frame size (best of `repeats`, after a
 warm-up that compiles the Numba kernels), returns a dict, and prints one side-by-side table.
 findpeaks (pure-Python loops) is timed on a small frame only and scaled by the pixel count; the
-table marks those figures as extrapolated. Timings are wall-clock on whatever machine runs it: on
+table marks those figures as extrapolated. findpeaks is optional (``pip install 'layerseg[bench]'``):
+without it the table says so and leaves its column empty. Timings are wall-clock on whatever machine runs it: on
 a shared, loaded machine they move by tens of percent between runs; the load average before and
 after is recorded.
 
@@ -29,6 +30,8 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
+
+from ..errors import MissingDependencyError, require_optional
 
 __all__ = ["run_filter_benchmarks", "format_table", "numpy_lee", "numpy_frost", "numpy_srad",
            "DEFAULT_SIZES", "QUICK_SIZES"]
@@ -109,20 +112,40 @@ def numpy_srad(img: np.ndarray, n_iter: int = SRAD_ITER, dt: float = SRAD_DT, q0
 
 
 # ----------------------------------------------------------------------------- cases
-def _cases():
+FINDPEAKS_MISSING = "findpeaks is not installed (pip install 'layerseg[bench]')"
+
+
+def _findpeaks_filters(use: bool | None):
+    """findpeaks' (median, lee, kuan, frost) filter functions, or None.
+
+    `use` None: where findpeaks is installed; True: required (`MissingDependencyError` naming the
+    ``bench`` extra when it is missing); False: never."""
+    if use is False:
+        return None
+    try:
+        require_optional("findpeaks", "findpeaks", "bench",
+                         "the findpeaks comparison of the filter benchmark")
+    except MissingDependencyError:
+        if use:
+            raise
+        return None
+    from findpeaks.filters.frost import frost_filter
+    from findpeaks.filters.kuan import kuan_filter
+    from findpeaks.filters.lee import lee_filter
+    from findpeaks.filters.median import median_filter
+
+    return median_filter, lee_filter, kuan_filter, frost_filter
+
+
+def _cases(findpeaks: bool | None = None):
     """(name, ours, baseline name, baseline, findpeaks callable or None)."""
     from skimage.restoration import denoise_nl_means
 
     from ..filters import (denoise_nlm, despeckle_srad, filter_frost, filter_kuan, filter_lee,
                            median_filter)
 
-    try:
-        from findpeaks.filters.frost import frost_filter as fp_frost
-        from findpeaks.filters.kuan import kuan_filter as fp_kuan
-        from findpeaks.filters.lee import lee_filter as fp_lee
-        from findpeaks.filters.median import median_filter as fp_median
-    except ImportError:                                        # findpeaks is a dev extra
-        fp_frost = fp_kuan = fp_lee = fp_median = None
+    fps = _findpeaks_filters(findpeaks)
+    fp_median, fp_lee, fp_kuan, fp_frost = (None,) * 4 if fps is None else fps
 
     def fp(fn, **kw):
         return None if fn is None else (lambda a: fn(a, **kw))
@@ -172,8 +195,8 @@ def _frame(rng: np.random.Generator, shape) -> np.ndarray:
 
 
 def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape=(48, 48),
-                          seed: int = 0, only: list[str] | None = None, verbose: bool = True
-                          ) -> dict:
+                          seed: int = 0, only: list[str] | None = None, verbose: bool = True,
+                          findpeaks: bool | None = None) -> dict:
     """Time every filter against its baselines at each size; print and return the figures.
 
     Parameters
@@ -191,13 +214,18 @@ def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape
         Run only the filters whose name starts with one of these (e.g. ``["median", "lee"]``).
     verbose : bool
         Print the table (and progress) to stdout.
+    findpeaks : bool or None
+        Time findpeaks' filters too: None (default) where findpeaks is installed, True always
+        (`layerseg.errors.MissingDependencyError` naming the ``bench`` extra when it is not),
+        False never.
 
     Returns
     -------
     dict with ``machine`` (cpu count, numba threads, load average before/after, versions),
     ``sizes``, ``results`` (one dict per filter and size: ``ours_s``, ``baseline``,
     ``baseline_s``, ``speedup``, ``findpeaks_s`` (extrapolated), ``findpeaks_speedup``),
-    ``findpeaks_measured`` (filter -> seconds on `findpeaks_shape`) and ``scaling`` (filter ->
+    ``findpeaks_measured`` (filter -> seconds on `findpeaks_shape`), ``findpeaks`` ("used",
+    "off", or why it is missing) and ``scaling`` (filter ->
     our time at four times the pixels of the first size over the time at the first size, where
     that size was run).
     """
@@ -206,7 +234,10 @@ def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape
     import skimage
 
     rng = np.random.default_rng(seed)
-    cases = [c for c in _cases() if only is None or any(c[0].startswith(o) for o in only)]
+    fp_state = ("off" if findpeaks is False else
+                "used" if _findpeaks_filters(findpeaks) is not None else FINDPEAKS_MISSING)
+    cases = [c for c in _cases(fp_state == "used")
+             if only is None or any(c[0].startswith(o) for o in only)]
     machine = {"cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(),
                "platform": platform.platform(), "python": platform.python_version(),
                "numpy": np.__version__, "scipy": scipy.__version__,
@@ -257,7 +288,7 @@ def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape
     machine["loadavg_after"] = _loadavg()
     out = {"machine": machine, "sizes": [list(s) for s in sizes], "results": results,
            "findpeaks_shape": list(findpeaks_shape), "findpeaks_measured": fp_measured,
-           "scaling": scaling}
+           "findpeaks": fp_state, "scaling": scaling}
     if verbose:
         print(format_table(out))
     return out
@@ -295,10 +326,14 @@ def format_table(res: dict) -> str:
         f"{m['platform']}; "
         f"load average before {m['loadavg_before']}, after {m.get('loadavg_after')}.",
         "Ratios are baseline time / our time (best of several runs; float32 speckle frames).",
-        f"*findpeaks timed once on a {fp_shape} frame and scaled by pixel count (its filters are "
-        "pure-Python loops): " + ", ".join(f"{k} {v:.2f} s" for k, v in
-                                            res["findpeaks_measured"].items()) + ".",
     ]
+    fp_state = res.get("findpeaks", "used")
+    if fp_state == "used":
+        notes.append(f"*findpeaks timed once on a {fp_shape} frame and scaled by pixel count (its "
+                     "filters are pure-Python loops): " + ", ".join(
+                         f"{k} {v:.2f} s" for k, v in res["findpeaks_measured"].items()) + ".")
+    else:
+        notes.append(f"*findpeaks not timed: {fp_state}.")
     if res["scaling"]:
         s0 = "x".join(str(v) for v in res["sizes"][0])
         notes.append(f"Our time at four times the pixels of {s0} over the time at {s0} (ideal "

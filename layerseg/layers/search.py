@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from ..errors import ConfigError, ScoreMapError
+from ..errors import ConfigError, ScoreMapError, require_optional
 from .profiles import LABEL_INDEX, N_LABELS, Profile
 from .surfaces import as_profile, check_spacing, surfaces_to_labels
 
@@ -484,8 +484,9 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     smooth_method : {"ascent", "mincut"}
         With `max_jump_px`: ``"ascent"`` (default) is the fast coordinate ascent described in the
         module docstring; ``"mincut"`` is the exact optimum as a minimum cut (Li et al. 2006,
-        through PyMaxflow), with (K+1) x rows x cols graph nodes: for small frames and for
-        checking the ascent. It cannot express `absent_ok` layers that have a minimum.
+        through PyMaxflow: ``pip install 'layerseg[mincut]'``), with (K+1) x rows x cols graph
+        nodes: for small frames and for checking the ascent. It cannot express `absent_ok`
+        layers that have a minimum.
 
     Returns
     -------
@@ -666,13 +667,12 @@ def _mincut_search(sc, labs, mn, mx, absent, jump):
     with PyMaxflow. Node (j, c, d), d = 1..n, is on the source side when ``s_j[c] >= d``; every
     constraint is an implication between two such nodes (an infinite arc), and the score of
     surface j at depth d enters as the increments of its cost down the column."""
-    try:
-        import maxflow
-    except ImportError:  # pragma: no cover - PyMaxflow is a dev dependency
-        raise ConfigError("smooth_method='mincut' needs the PyMaxflow package "
-                          "(pip install PyMaxflow)") from None
     _, n, n_cols = sc.shape
     K = mn.shape[0]
+    if any(absent[k] and int(mn[k]) > 0 for k in range(K)):
+        raise ConfigError("smooth_method='mincut' cannot express 'absent or at least the "
+                          "minimum' (absent_ok); use smooth_method='ascent'")
+    maxflow = require_optional("maxflow", "PyMaxflow", "mincut", "smooth_method='mincut'")
     if n < 1:
         return np.zeros((K + 1, n_cols))
     P = np.zeros((N_LABELS, n + 1, n_cols))
@@ -701,9 +701,6 @@ def _mincut_search(sc, labs, mn, mx, absent, jump):
     for k in range(K):
         lo = int(mn[k])
         hi = int(mx[k])
-        if absent[k] and lo > 0:
-            raise ConfigError("smooth_method='mincut' cannot express 'absent or at least the "
-                              "minimum' (absent_ok); use smooth_method='ascent'")
         if lo < n:                             # s_k >= d  =>  s_{k+1} >= d + lo
             imply(ids[k, :, :n - lo], ids[k + 1, :, lo:])
         snk[k, :, max(n - lo, 0):] = big      # s_k > n - lo is impossible

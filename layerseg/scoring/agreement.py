@@ -1,20 +1,31 @@
 """Agreement between two measurement sources for the same frames (model vs manual, two raters,
 before vs after): per marker, Bland-Altman bias and 95 % limits of agreement, and the intraclass
-correlation ICC(A,1) (two-way, absolute agreement, single measurement; McGraw and Wong 1996) from
-`pingouin.intraclass_corr`.
+correlation ICC(A,1) (two-way, absolute agreement, single measurement; McGraw and Wong 1996) with
+its 95 % confidence interval.
 
 Bland-Altman (1986): with ``d = a - b`` over the frames where both values exist,
 ``bias = mean(d)``, ``sd = SD(d)`` (ddof 1), limits ``bias -/+ 1.96 sd``.
+
+ICC(A,1) (McGraw and Wong 1996, case 2A; Shrout and Fleiss 1979, ICC(2,1)) from the two-way ANOVA
+mean squares of the n x k matrix (n frames, k = 2 sources): rows ``MSR``, columns ``MSC``, residual
+``MSE``::
+
+    ICC(A,1) = (MSR - MSE) / (MSR + (k - 1) MSE + k (MSC - MSE) / n)
+
+Its confidence interval is McGraw and Wong's (their Table 7, after Satterthwaite): with
+``F_J = MSC / MSE``, ``a = k ICC / (n (1 - ICC))``, ``b = 1 + k ICC (n - 1) / (n (1 - ICC))``,
+``v = (a MSC + b MSE)^2 / ((a MSC)^2 / (k - 1) + (b MSE)^2 / ((n - 1)(k - 1)))``, written below
+in the equivalent form that pingouin and R's psych use, and the F quantiles ``F*(1 - alpha/2;
+n - 1, v)`` and ``F*(1 - alpha/2; v, n - 1)``. Computed here with numpy and scipy.stats.f; the
+test suite checks value and interval against pingouin's ``intraclass_corr``.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-__all__ = ["agreement", "bland_altman", "AGREEMENT_COLUMNS"]
+__all__ = ["agreement", "bland_altman", "icc_a1", "AGREEMENT_COLUMNS"]
 
 AGREEMENT_COLUMNS = ("layer", "marker", "n", "mean_a", "mean_b", "bias", "sd_diff", "loa_lower",
                      "loa_upper", "icc", "icc_ci95_lower", "icc_ci95_upper", "icc_type",
@@ -64,25 +75,50 @@ def bland_altman(a, b) -> dict:
     return out
 
 
-def _icc(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None, float | None, str | None]:
-    import pingouin
+def icc_a1(x, alpha: float = 0.05) -> tuple[float, float, float]:
+    """ICC(A,1) of an n x k matrix (n targets, k raters, no missing values) and its
+    ``1 - alpha`` confidence interval (McGraw and Wong 1996, case 2A).
 
+    Returns
+    -------
+    (icc, lower, upper) : floats; NaN where undefined (no variance, or no residual variance for
+    the interval).
+    """
+    from scipy.stats import f as f_dist
+
+    x = np.asarray(x, dtype=np.float64)
+    n, k = x.shape
+    gm = x.mean()
+    rm = x.mean(axis=1, keepdims=True)
+    cm = x.mean(axis=0, keepdims=True)
+    msr = k * float(((rm - gm) ** 2).sum()) / (n - 1)
+    msc = n * float(((cm - gm) ** 2).sum()) / (k - 1)
+    mse = float(((x - rm - cm + gm) ** 2).sum()) / ((n - 1) * (k - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        icc = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+        fj = np.float64(msc) / mse
+        vn = (k - 1) * (n - 1) * (k * icc * fj + n * (1 + (k - 1) * icc) - k * icc) ** 2
+        vd = (n - 1) * k ** 2 * icc ** 2 * fj ** 2 + (n * (1 + (k - 1) * icc) - k * icc) ** 2
+        v = vn / vd
+        fu = f_dist.ppf(1 - alpha / 2, n - 1, v)
+        fl = f_dist.ppf(1 - alpha / 2, v, n - 1)
+        lo = n * (msr - fu * mse) / (fu * (k * msc + (k * n - k - n) * mse) + n * msr)
+        hi = n * (fl * msr - mse) / (k * msc + (k * n - k - n) * mse + n * fl * msr)
+    return float(icc), float(lo), float(hi)
+
+
+def _icc(a: np.ndarray, b: np.ndarray) -> tuple[float | None, float | None, float | None, str | None]:
     n = a.size
     if n < 3:
         return None, None, None, f"ICC needs at least 3 paired frames, got {n}"
     if np.ptp(np.concatenate([a, b])) == 0:
         return None, None, None, "ICC undefined: every value is the same"
-    df = pd.DataFrame({"target": np.r_[np.arange(n), np.arange(n)],
-                       "rater": ["a"] * n + ["b"] * n, "value": np.r_[a, b]})
-    with warnings.catch_warnings():  # pingouin's own pandas deprecation notices
-        warnings.simplefilter("ignore")
-        res = pingouin.intraclass_corr(df, targets="target", raters="rater", ratings="value")
-    row = res[res["Type"].isin(["ICC(A,1)", "ICC2"])].iloc[0]
-    lo, hi = row["CI95"] if "CI95" in row else row["CI95%"]
-    icc = float(row["ICC"])
+    icc, lo, hi = icc_a1(np.c_[a, b])
     if not np.isfinite(icc):
         return None, None, None, "ICC undefined (no between-frame variance)"
-    return icc, float(lo), float(hi), None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return icc, None, None, "ICC confidence interval undefined (no residual variance)"
+    return icc, lo, hi, None
 
 
 def agreement(table_a: pd.DataFrame, table_b: pd.DataFrame, markers=None) -> pd.DataFrame:

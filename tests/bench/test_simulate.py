@@ -21,6 +21,7 @@ def test_layerseg_side_of_the_benchmark_matches_the_set_contrasts():
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_pymust_comparison_agrees_within_tolerances():
     pytest.importorskip("pymust")
     res = run_simulate_benchmark(per_cell=2.0, frames=1)

@@ -9,6 +9,9 @@ from layerseg.filters._config import ATOL_REL, RAYLEIGH_CV, RTOL
 
 DTYPES = [np.float32, np.float64]
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def _close(a, b, dtype, peak):
     dt = np.dtype(dtype)

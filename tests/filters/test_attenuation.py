@@ -4,6 +4,9 @@ import pytest
 from layerseg.errors import FilterInputError
 from layerseg.filters import attenuation_gain_db, compensate_attenuation
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def test_gain_formula(naive):
     g = attenuation_gain_db(50, (0.02, 0.05), 1.06, 24.0)

@@ -6,6 +6,9 @@ from layerseg.errors import FilterInputError, SpacingRequiredError
 from layerseg.filters import (compensate_attenuation, despeckle_srad, filter_frame, filter_lee,
                               median_filter)
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def test_envelope_frame(rng):
     env = rng.random((30, 40)).astype(np.float32)

@@ -6,6 +6,9 @@ from layerseg.errors import FilterInputError
 from layerseg.filters import median_filter
 from layerseg.filters.median import NETWORK_MAX, median_network, median_schedule
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 @pytest.mark.parametrize("n", [9, 15, 25, 49])
 def test_network_selects_the_median(n, rng):

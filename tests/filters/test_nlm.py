@@ -11,6 +11,9 @@ from layerseg.filters._config import ATOL_REL, RTOL
 #: error); the weighted means then differ by at most 1 % of the image range.
 SKIMAGE_TOL = 0.01
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("patch, search, h", [(3, 2, 0.3), (5, 3, 0.2), (7, 4, 0.5)])

@@ -7,6 +7,9 @@ from layerseg.errors import FilterInputError
 from layerseg.filters import despeckle_srad, estimate_speckle_cv
 from layerseg.filters._config import ATOL_REL, RAYLEIGH_CV, RTOL, SRAD_EPS_REL
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def _eps(img):
     return SRAD_EPS_REL * float(img.max())

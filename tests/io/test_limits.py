@@ -4,7 +4,6 @@ multi-frame DICOM with a short last frame reads its whole frames."""
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 import time
 import tracemalloc

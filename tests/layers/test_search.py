@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 
 from layerseg.bench.search import ordered_search_plain
-from layerseg.errors import ConfigError, ProfileError, ScoreMapError, SpacingRequiredError
+from layerseg.errors import (ConfigError, MissingDependencyError, ProfileError, ScoreMapError,
+                             SpacingRequiredError)
 from layerseg.layers import (Profile, get_profile, labels_to_surfaces, labelling_score,
                              order_violations, ordered_search)
 
 SMALL = Profile("test", ("dermis", "fat", "muscle"), (2, 3, 6))
+
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
 
 
 def brute_force_column(col_scores, profile, mn=None, mx=None, absent=None):
@@ -230,6 +234,7 @@ def test_per_surface_jump_limits(rng):
 
 @pytest.mark.parametrize("profile", [SMALL, get_profile("forehead")])
 def test_mincut_without_binding_jumps_is_the_per_column_optimum(rng, profile):
+    pytest.importorskip("maxflow")          # PyMaxflow, the optional 'mincut' extra
     kw = dict(spacing_mm=(0.1, 0.1), min_thickness_mm={"dermis": 0.2},
               max_thickness_mm={"fat": 0.4})
     for _ in range(3):
@@ -241,6 +246,7 @@ def test_mincut_without_binding_jumps_is_the_per_column_optimum(rng, profile):
 
 
 def test_ascent_close_to_exact_mincut(rng):
+    pytest.importorskip("maxflow")          # PyMaxflow, the optional 'mincut' extra
     kw = dict(spacing_mm=(0.1, 0.1), min_thickness_mm={"dermis": 0.3},
               max_thickness_mm={"fat": 1.5})
     gaps = []
@@ -268,3 +274,13 @@ def test_mincut_rejects_what_it_cannot_express(rng):
                        absent_ok=["fat"], max_jump_px=1, smooth_method="mincut")
     with pytest.raises(ConfigError, match="smooth_method"):
         ordered_search(sc, SMALL, max_jump_px=1, smooth_method="graphcut")
+
+
+def test_mincut_without_pymaxflow_names_the_extra(rng, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "maxflow", None)      # 'import maxflow' now fails
+    with pytest.raises(MissingDependencyError, match=r"PyMaxflow.*layerseg\[mincut\]") as e:
+        ordered_search(rng.normal(size=(8, 10, 4)), SMALL, max_jump_px=1, smooth_method="mincut")
+    assert e.value.extra == "mincut"
+    # the default smooth method needs no optional package
+    assert ordered_search(rng.normal(size=(8, 10, 4)), SMALL, max_jump_px=1).flags == []

@@ -5,6 +5,9 @@ from layerseg.errors import CalibrationError, ProfileError, SpacingRequiredError
 from layerseg.layers import (get_profile, labels_to_surfaces, layer_presence, order_violation_mask,
                              order_violations, region_names, smooth_surfaces, surfaces_to_labels)
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def random_integer_surfaces(rng, k, n_rows, n_cols, p_absent=0.3, p_empty=0.1):
     """Ordered integer surfaces with absent layers, following the zero-thickness convention."""

@@ -6,6 +6,9 @@ from layerseg.layers import thickness_normal_mm, thickness_vertical_mm
 
 SPACINGS = [(0.05, 0.05), (0.02, 0.05)]   # (axial, lateral) mm: square and 0.02 x 0.05
 
+# also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
+pytestmark = pytest.mark.nojit
+
 
 def tilted_layer(angle_deg, thickness_mm, spacing, n_cols=120, top_mm=1.0):
     """A flat layer tilted by angle_deg (in mm space) of perpendicular thickness_mm, as surfaces

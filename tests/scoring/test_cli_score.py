@@ -3,6 +3,7 @@ tables, a broken frame recorded with its reason and a non-zero exit, --compare a
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from layerseg import Frame, FrameMeta
@@ -100,8 +101,22 @@ def test_score_cli_compare_label_folder(tmp_path, rng):
     agr = pd.read_csv(agr_path)
     r = agr[(agr["layer"] == "dermis") & (agr["marker"] == "thickness_mean_mm")].iloc[0]
     assert r["n"] == 4
-    assert r["bias"] == np.float64(r["bias"]) and abs(r["bias"] + 2 * 0.02) < 1e-6
-    assert r["icc"] < 1.0
+    # every frame's dermis is two rows (0.04 mm) thicker for the second rater: a constant offset
+    assert r["bias"] == pytest.approx(-2 * 0.02, abs=1e-6)
+    assert r["sd_diff"] == pytest.approx(0.0, abs=1e-6)
+    assert r["loa_lower"] == pytest.approx(r["bias"], abs=1e-5)
+    a = pd.read_csv(out).query("layer == 'dermis'").set_index("id")["thickness_mean_mm"]
+    assert r["mean_a"] == pytest.approx(a.mean()) and r["mean_b"] == pytest.approx(a.mean() + 0.04)
+    # ICC(A,1) penalises the offset: from the two-way ANOVA of [a, a + 0.04] by hand
+    x = np.c_[a.to_numpy(), a.to_numpy() + 0.04]
+    n, k = x.shape
+    gm = x.mean()
+    msr = k * ((x.mean(axis=1) - gm) ** 2).sum() / (n - 1)
+    msc = n * ((x.mean(axis=0) - gm) ** 2).sum() / (k - 1)
+    mse = (((x - gm) ** 2).sum() - (n - 1) * msr - (k - 1) * msc) / ((n - 1) * (k - 1))
+    want = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
+    assert 0 < want < 0.95
+    assert r["icc"] == pytest.approx(want, abs=1e-6)
 
 
 def test_qc_flagged_frames_scored_and_unlabelled_frame_failed(tmp_path, rng):

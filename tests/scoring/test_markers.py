@@ -153,8 +153,8 @@ def test_tables_long_and_wide(tmp_path):
     assert list(long["layer"]) == ["epidermis", "dermis", "fat", "smas"]
     assert set(LAYER_COLUMNS) <= set(long.columns)
     wide = sc.to_wide()
-    assert len(wide) == 1 and wide.loc[0, "deep_fat_present"] is False or \
-        not wide.loc[0, "deep_fat_present"]
+    assert len(wide) == 1
+    assert not wide.loc[0, "deep_fat_present"] and wide.loc[0, "smas_present"]
     assert wide.loc[0, "dermis_thickness_mean_mm"] == long.loc[1, "thickness_mean_mm"]
     # reference z-score of the forehead dermis for women (Meng 2022: 0.86 +- 0.16 mm)
     z = long.loc[1, "thickness_mean_mm_z"]

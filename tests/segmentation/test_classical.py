@@ -214,12 +214,30 @@ def test_streakiness_sees_fibres_not_speckle_or_shadow():
 
 def test_deep_tissue_below_muscle_is_background():
     # simulated cheek frames have unmodelled deep tissue (label 0) under the muscle in some
-    # columns; the segmenter must end the layers there rather than stretch the muscle down,
-    # which it did before deep tissue had its own model
+    # columns; the segmenter must end the layers there rather than stretch the muscle down
     sf = simulate_frame(8, region="cheek", shape=(512, 512), with_elasto=False)
     deep = (sf.labels == 0) & (np.arange(512)[:, None] > 200)
     assert deep.sum() > 20000
     labels = segment(sf.frame)
-    old = segment(sf.frame, config={"deep_tissue": {"enabled": False}})
     assert (labels[deep] == 0).mean() > 0.6
-    assert (old[deep] == 0).mean() < 0.3
+    assert order_violations(labels, "cheek") == 0
+
+
+def test_deep_tissue_switch_changes_only_deep_background_scores(frames):
+    """deep_tissue.enabled scores label 0 below start_mm under the skin guess with the deep-tissue
+    model (deep_tissue.cost shifts exactly those scores); switched off, label 0 keeps the gel and
+    depth-penalty model there, and no other label's scores depend on the switch."""
+    f = frames["cheek"].frame
+    on = load_config()
+    off = load_config({"deep_tissue": {"enabled": False}})
+    costly = load_config({"deep_tissue": {"cost": on["deep_tissue"]["cost"] + 0.7}})
+    feats = frame_features(f, on)
+    s_on, s_off, s_cost = (label_scores(f, feats, c) for c in (on, off, costly))
+    np.testing.assert_array_equal(s_on[1:], s_off[1:])
+    depth_mm = (np.arange(SHAPE[0])[:, None] - feats["skin_row"][None, :]) * f.spacing_mm[0]
+    deep = depth_mm > on["deep_tissue"]["start_mm"]
+    assert 0.2 < deep.mean() < 0.95
+    np.testing.assert_array_equal(s_on[0][~deep], s_off[0][~deep])
+    assert (s_on[0][deep] != s_off[0][deep]).mean() > 0.99
+    np.testing.assert_allclose(s_on[0][deep] - s_cost[0][deep], 0.7, atol=1e-9)
+    np.testing.assert_array_equal(s_on[0][~deep], s_cost[0][~deep])

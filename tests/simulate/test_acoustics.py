@@ -180,6 +180,7 @@ def _axial_conv_plain(src, a_np, f0, sf, a_max, dphase, g):
     return out
 
 
+@pytest.mark.nojit
 def test_axial_conv_kernel_matches_plain_reference():
     from layerseg.simulate.acoustics import _axial_conv
     rng = np.random.default_rng(0)
@@ -194,6 +195,7 @@ def test_axial_conv_kernel_matches_plain_reference():
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.nojit
 def test_fir_kernel_matches_numpy_convolve():
     from layerseg.simulate.acoustics import _fir_axis0
     rng = np.random.default_rng(1)

@@ -60,7 +60,7 @@ def test_dataset_layout_and_worker_independence(tmp_path):
                 "subject_id"):
         assert all(r[col] != "" for r in rows), col
     c = simulate_dataset(tmp_path / "c", 4, seed=6, progress=False, **SMALL)
-    assert (a / "images").iterdir() and not filecmp.cmp(
+    assert len(list((a / "images").iterdir())) == 4 and not filecmp.cmp(
         sorted((a / "images").iterdir())[0], sorted((c / "images").iterdir())[0], shallow=False)
     with pytest.raises(DatasetError):
         simulate_dataset(a, 2, progress=False, **SMALL)

@@ -4,6 +4,7 @@ import pytest
 
 from layerseg.errors import ConfigError
 from layerseg.frame import Frame, FrameMeta
+from layerseg.io import read
 from layerseg.io.colour import ColourBar, decode_colour
 from layerseg.simulate.dicom_export import (MANUFACTURER, PRIVATE_CREATOR, PRIVATE_GROUP,
                                             US_MULTIFRAME_SOP_CLASS, default_exam_bar,
@@ -158,10 +159,6 @@ def test_bad_input_refused(tmp_path):
                                               (False, "strain", "side_by_side"),
                                               (False, "swe_kpa", "overlay")])
 def test_reads_back_through_layerseg_read(tmp_path, jpeg, kind, layout):
-    try:
-        from layerseg.io import read
-    except ImportError as e:  # only while io-dicom's reader is absent
-        pytest.skip(f"layerseg.io.read is not available yet ({e})")
     frames = _frames(2, seed=3, kind=kind)
     p = write_exam_dicom(tmp_path / "r.dcm", frames, patient_name="SIM^READ^BACK",
                          patient_id="SIMREAD42", jpeg=jpeg, layout=layout)
