@@ -57,15 +57,22 @@ def run_cli(args: list[str]) -> int:
     # `layerseg fit ...` hands its own argv on as `args`; Lightning's warning about sys.argv
     # holding arguments too does not apply
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    from argparse import ArgumentError
+
+    args = list(args)
+    config = next((a.split("=", 1)[1] for a in args if a.startswith("--config=")), None)
+    if "--config" in args[:-1]:
+        config = args[args.index("--config") + 1]
+    no_exit = {"exit_on_error": False}
     try:
         SegmentationCLI(model_class=SegmentationTask, datamodule_class=FrameDataModule,
-                        subclass_mode_model=False, args=list(args),
-                        parser_kwargs={"prog": "layerseg"},
+                        subclass_mode_model=False, args=args,
+                        parser_kwargs={"prog": "layerseg", **no_exit,
+                                       **{c: dict(no_exit) for c in LIGHTNING_COMMANDS}},
                         save_config_kwargs={"overwrite": True})
+    except ArgumentError as e:   # an unknown key, a value of the wrong type or choice
+        raise ConfigError(f"invalid configuration: {' '.join(str(e).split())}", config) from None
     except MisconfigurationException as e:
-        config = next((a.split("=", 1)[-1] for a in args if a.startswith("--config")), None)
-        if config == "--config" and "--config" in args:
-            config = args[args.index("--config") + 1]
         raise ConfigError(f"{e} (on a machine without a GPU add --trainer.accelerator=cpu "
                           "--trainer.devices=1 --trainer.precision=32-true)", config) from e
     return 0

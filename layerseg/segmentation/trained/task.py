@@ -69,6 +69,8 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
     if len(ch) < 2 or min(ch) < 1:
         raise ConfigError(f"channels must list at least two positive widths, got {channels!r}")
     strides = (2,) * (len(ch) - 1)
+    if net == "SegResNet" and ch[0] % 8:
+        raise ConfigError(f"SegResNet needs channels[0] divisible by 8 (group norm), got {ch[0]}")
     if net == "UNet":
         return monai_nets.UNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
                                channels=ch, strides=strides, num_res_units=2, dropout=dropout)

@@ -31,6 +31,48 @@ def test_help_and_print_config(capsys):
     assert "net: UNet" in out and "spacing_mm" in out
 
 
-def test_fast_dev_run_small_cpu(tmp_path):
-    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+def test_every_config_is_tested():
+    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(
+        ["unet_small_cpu.yaml", "unet_gpu.yaml", "unet_ddp.yaml"])
+
+
+@pytest.mark.parametrize("name, extra", [("unet_small_cpu.yaml", []), ("unet_gpu.yaml", ON_CPU),
+                                         ("unet_ddp.yaml", ON_CPU)])
+def test_fast_dev_run(name, extra, tmp_path):
+    # every config runs as it stands with frames simulated on the fly (tiny sizes by override)
+    assert main(["fit", "--config", str(CONFIGS / name), *TINY, *extra,
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+@pytest.mark.parametrize("net", ["AttentionUnet", "SegResNet", "DynUNet"])
+def test_fast_dev_run_other_networks(net, tmp_path):
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+                 f"--model.net={net}", "--model.decode_val=false", "--model.channels=[8,16,32]",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+def test_gpu_config_without_gpu(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["fit", "--config", str(CONFIGS / "unet_gpu.yaml"), *TINY,
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "unet_gpu.yaml" in err and "--trainer.accelerator=cpu" in err
+
+
+def test_unknown_network_in_config(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text((CONFIGS / "unet_small_cpu.yaml").read_text().replace("net: UNet",
+                                                                          "net: UNetz"))
+    assert main(["fit", "--config", str(cfg), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "UNetz" in err and "SwinUNETR" in err
+
+
+def test_dataset_folder_errors_before_training(tmp_path, capsys):
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+                 f"--data.datasets=[{tmp_path / 'nowhere'}]",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "does not exist" in err
