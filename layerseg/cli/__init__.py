@@ -9,9 +9,10 @@ import sys
 
 from .. import __version__
 from ..errors import LayersegError
+from .train import PASS_THROUGH   # fit|validate|test|predict, handed to LightningCLI
 
 # subcommand modules of this package, in the order `layerseg --help` lists them
-SUBCOMMANDS = ["info", "simulate", "score", "bench"]
+SUBCOMMANDS = ["info", "simulate", "score", "bench", "train"]
 
 
 def exit_status(n_failed: int) -> int:
@@ -36,11 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``layerseg`` console command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASS_THROUGH:
+        # LightningCLI parses its own options (--config, --trainer.*, --help, --print_config)
+        from .train import run_lightning
+        command, run = argv[0], (lambda: run_lightning(argv))
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, (lambda: args.func(args))
     try:
-        return int(args.func(args) or 0)
+        return int(run() or 0)
     except LayersegError as e:
-        print(f"layerseg {args.command}: error: {e}", file=sys.stderr)
+        print(f"layerseg {command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,7 +25,8 @@ def register(sub) -> None:
                     "run goes on; the exit status is 1 when any frame failed.")
     a.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder")
     a.add_argument("--model", default="classical", metavar="MODEL",
-                   help="segmenter: 'classical' (default; trained models later)")
+                   help="segmenter: 'classical' (default) or a checkpoint path (.ckpt written by "
+                        "'layerseg fit')")
     a.add_argument("--config", type=Path, default=None, metavar="FILE.json",
                    help="classical segmenter configuration overrides (JSON)")
     a.add_argument("--json", required=True, type=Path, metavar="FILE", help="summary JSON")

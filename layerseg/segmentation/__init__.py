@@ -15,7 +15,8 @@ __all__ = ["segment", "SegmentationResult", "segment_classical", "frame_features
            "label_scores", "classical_scores", "load_config", "default_config", "thickness_limits_mm", "MODELS"]
 
 MODELS = ("classical",)
-"""Models `segment` can run now."""
+"""Named models `segment` can run now; a checkpoint path (``.ckpt`` written by ``layerseg fit``)
+works wherever a name does."""
 
 
 def segment(frame, model: str = "classical", config=None, region: str | None = None,
@@ -26,10 +27,13 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     ----------
     frame : layerseg.Frame
         B-mode frame with spacing (``frame.meta.region`` selects the profile).
-    model : str
-        ``"classical"`` (training-free; the only one available now).
+    model : str or path
+        ``"classical"`` (training-free), or the path of a checkpoint written by ``layerseg fit``
+        (a MONAI network; torch, MONAI and Lightning are imported only then). Either way the
+        scores go through the shared decode (`pipeline.segment_with`).
     config : dict or path, optional
-        Overrides of the classical segmenter's configuration (see `load_config`).
+        Overrides of the classical segmenter's configuration (see `load_config`); not taken
+        with a checkpoint.
     region : str, optional
         Overrides ``frame.meta.region``.
     priors : dict or path, optional
@@ -47,14 +51,32 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     Raises
     ------
     ConfigError
-        A model other than ``classical`` (trained models are not yet available), or a malformed
-        configuration.
+        An unknown model name, a checkpoint that is missing, corrupt, refused (pickled objects)
+        or for another number of classes or channels, a `config` with a checkpoint, or a
+        malformed configuration.
     SpacingRequiredError, InvalidImageError
         See `segment_classical`.
     """
-    if model != "classical":
-        raise ConfigError(f"model {model!r} is not available: trained models are not yet "
-                          f"available in this version of layerseg; use model='classical'")
-    res = segment_classical(frame, config=config, region=region, return_scores=return_scores,
-                            priors=priors)
+    import os
+
+    if isinstance(model, str) and model == "classical":
+        res = segment_classical(frame, config=config, region=region,
+                                return_scores=return_scores, priors=priors)
+        return res if return_scores else res.labels
+    looks_like_path = isinstance(model, os.PathLike) or (
+        isinstance(model, str) and (os.sep in model or "/" in model or model.endswith(".ckpt")
+                                    or os.path.exists(model)))
+    if not looks_like_path:
+        raise ConfigError(f"model {model!r} is not available: give 'classical' or the path of a "
+                          "checkpoint written by 'layerseg fit' (no default trained model is "
+                          "shipped yet)")
+    if config is not None:
+        raise ConfigError("config overrides the classical segmenter only; a checkpoint takes "
+                          "none", model)
+    from .pipeline import segment_with
+    from .trained.predict import TrainedSegmenter   # imports torch, MONAI, Lightning
+
+    seg = TrainedSegmenter(model)
+    res = segment_with(seg.scores, frame, region=region, priors=priors,
+                       return_scores=return_scores, model=str(model))
     return res if return_scores else res.labels

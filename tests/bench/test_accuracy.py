@@ -137,7 +137,7 @@ def test_cli_accuracy_bad_input(tmp_path, capsys):
     assert main(["bench", "accuracy", "--data", str(tmp_path / "ds"), "--model", "unet",
                  "--json", str(tmp_path / "b.json")]) == 1
     rows = list(csv.DictReader(open(tmp_path / "b.csv")))
-    assert all("not yet available" in r["error"] for r in rows)
+    assert all("is not available" in r["error"] for r in rows)
 
 
 def test_cli_speed_quick(tmp_path):

@@ -128,7 +128,7 @@ def test_bad_input(frames):
     for blank in (np.zeros_like(f.bmode), np.full_like(f.bmode, 255.0)):
         with pytest.raises(InvalidImageError, match="no usable contrast"):
             segment(Frame(blank, spacing_mm=f.spacing_mm))
-    with pytest.raises(ConfigError, match="not yet available"):
+    with pytest.raises(ConfigError, match="is not available"):
         segment(f, model="unet")
     with pytest.raises(ConfigError, match="unknown configuration key"):
         segment(f, config={"thickness": {}})

@@ -1,0 +1,157 @@
+"""Trained checkpoints as segmenters: safe loading and the network's scores for the shared decode.
+
+A checkpoint is read with ``torch.load(..., weights_only=True)`` (tensors and plain data only: a
+file holding any other pickled object is refused, never executed), its hyperparameters checked
+(8 classes, 1 or 2 input channels) and its network rebuilt with `SegmentationTask`. The scores
+of a frame are the network's log-softmax at the frame resampled to the training spacing, taken
+back onto the frame's own grid (`scores_for_frame`); `layerseg.segment(frame, model=PATH)`
+hands them to `layerseg.segmentation.pipeline.segment_with`, so the answer goes through the
+same decode as the classical segmenter's.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...errors import ConfigError
+from ...layers.profiles import N_LABELS
+from .data import frame_sample
+from .task import SegmentationTask
+from .transforms import NormaliseElasto, ResampleToSpacing, resample_to_shape
+
+__all__ = ["load_checkpoint", "load_task", "scores_for_frame", "TrainedSegmenter"]
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a Lightning checkpoint safely: ``torch.load(weights_only=True)`` on the CPU.
+
+    Parameters
+    ----------
+    path : path
+        A ``.ckpt`` file written by ``layerseg fit``.
+
+    Returns
+    -------
+    dict
+        The checkpoint (``state_dict``, ``hyper_parameters``, ...).
+
+    Raises
+    ------
+    ConfigError
+        The file does not exist, is truncated or corrupt, holds pickled objects other than
+        tensors and plain data (refused), or lacks a state dict or hyperparameters.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("checkpoint does not exist", p)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ConfigError("checkpoint refused: it holds pickled objects other than tensors and "
+                          "plain data, which are never loaded (weights_only); "
+                          f"{str(e).splitlines()[0]}", p) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ConfigError(f"checkpoint is truncated or corrupt ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''})", p) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) \
+            or not isinstance(ckpt.get("hyper_parameters"), dict):
+        raise ConfigError("not a layerseg checkpoint (no state_dict and hyper_parameters; write "
+                          "checkpoints with 'layerseg fit')", p)
+    return ckpt
+
+
+def load_task(path: str | os.PathLike) -> SegmentationTask:
+    """Rebuild a `SegmentationTask` from a checkpoint (network in eval mode, on the CPU).
+
+    Raises
+    ------
+    ConfigError
+        As `load_checkpoint`; a checkpoint for another number of classes or input channels, or
+        whose weights do not fit the network its hyperparameters describe.
+    """
+    p = Path(path)
+    ckpt = load_checkpoint(p)
+    hp = {k: v for k, v in ckpt["hyper_parameters"].items()
+          if k not in ("_instantiator", "_class_path")}
+    if hp.get("num_classes", N_LABELS) != N_LABELS:
+        raise ConfigError(f"checkpoint is for {hp['num_classes']} classes; layerseg segments "
+                          f"{N_LABELS} (labels 0-7)", p)
+    if hp.get("in_channels", 1) not in (1, 2):
+        raise ConfigError(f"checkpoint takes {hp['in_channels']} input channels; layerseg "
+                          "networks take 1 (B-mode) or 2 (B-mode and elastography)", p)
+    try:
+        task = SegmentationTask(**hp)
+        task.load_state_dict(ckpt["state_dict"], strict=True)
+    except ConfigError as e:
+        raise ConfigError(e.problem, p) from None
+    except (TypeError, RuntimeError) as e:
+        raise ConfigError("checkpoint weights do not fit the network its hyperparameters "
+                          f"describe ({str(e).splitlines()[0]})", p) from None
+    return task.eval()
+
+
+@lru_cache(maxsize=4)
+def _cached_task(path: str, mtime_ns: int, size: int) -> SegmentationTask:
+    return load_task(path)
+
+
+def scores_for_frame(task: SegmentationTask, frame) -> np.ndarray:
+    """The network's log-probabilities on a frame's own grid.
+
+    Parameters
+    ----------
+    task : SegmentationTask
+    frame : layerseg.Frame
+        With spacing (and elastography when the network takes two channels).
+
+    Returns
+    -------
+    ndarray of float64, shape (8, rows, cols)
+        Log-softmax of the network at the training spacing (sliding window over the training
+        patch), resampled linearly back to the frame's (rows, cols).
+    """
+    hp = task.hparams
+    two = hp.in_channels == 2
+    if two and frame.elasto is None:
+        raise ConfigError("the network takes elastography as a second channel but the frame has "
+                          "none", frame.meta.source)
+    d = frame_sample(frame, None, with_elasto=two)
+    target = tuple(hp.spacing_mm)
+    img = ResampleToSpacing(target)(d["image"], d["spacing_mm"]) / np.float32(255.0)
+    chans = [np.clip(img, 0.0, 1.0)]
+    if two:
+        el = NormaliseElasto()(d["elasto"], d["elasto_kind"])
+        chans.append(ResampleToSpacing(target)(el, d["spacing_mm"]))
+    x = torch.from_numpy(np.concatenate(chans, 0).astype(np.float32))[None]
+    with torch.inference_mode():
+        logp = torch.log_softmax(task.infer(x).float(), dim=1)[0].numpy()
+    return resample_to_shape(logp, frame.shape, order=1).astype(np.float64)
+
+
+class TrainedSegmenter:
+    """A checkpoint as a segmenter: ``scores(frame, profile) -> (8, rows, cols)``.
+
+    Parameters
+    ----------
+    path : path
+        Checkpoint written by ``layerseg fit``; loaded once (cached by path, size and time).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("checkpoint does not exist", p)
+        st = p.stat()
+        self.path = str(p)
+        self.task = _cached_task(str(p.resolve()), st.st_mtime_ns, st.st_size)
+
+    def scores(self, frame, profile=None) -> np.ndarray:
+        """Log-probabilities (8, rows, cols) of `frame` (the profile is the decode's business)."""
+        return scores_for_frame(self.task, frame)

@@ -1,0 +1,270 @@
+"""The Lightning task of the trained segmenters: a MONAI network, its loss and metrics.
+
+A thin typed `LightningModule` (torchgeo style): every init argument typed, choices as
+``Literal``, `save_hyperparameters`, the network, loss and metrics built in `configure_models`,
+`configure_losses`, `configure_metrics`, no file paths inside. Validation infers whole frames by
+sliding window and logs, per layer, MONAI's Dice, 95 % Hausdorff distance and average surface
+distance (mm, with the network's pixel spacing) of the network's arg-max, and the Dice of the
+answer after the shared decode (`layerseg.layers.decode` on the log-probabilities), which is the
+answer `layerseg.segment` gives.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss, DiceLoss
+from monai.metrics import DiceMetric, HausdorffDistanceMetric, SurfaceDistanceMetric
+from monai.networks import nets as monai_nets
+from monai.networks.utils import one_hot
+
+from ...errors import ConfigError
+from ...layers.decode import decode
+from ...layers.profiles import LABEL_NAMES, N_LABELS, resolve_profile
+
+__all__ = ["SegmentationTask", "NETWORKS", "build_network"]
+
+NETWORKS = ("UNet", "AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR")
+"""`monai.networks.nets` classes the task can build (all 2-D)."""
+
+NetName = Literal["UNet", "AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR"]
+
+
+def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[int, ...],
+                  dropout: float = 0.0) -> torch.nn.Module:
+    """A 2-D network of `monai.networks.nets` by name.
+
+    Parameters
+    ----------
+    net : {'UNet', 'AttentionUnet', 'SegResNet', 'DynUNet', 'SwinUNETR'}
+    in_channels : int
+        1 (B-mode) or 2 (B-mode and elastography).
+    num_classes : int
+        Output channels (the 8 labels).
+    channels : tuple of int
+        Feature widths per level (UNet, AttentionUnet, DynUNet); the first is SegResNet's
+        ``init_filters`` and, rounded up to a multiple of 12, SwinUNETR's ``feature_size``.
+    dropout : float
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps (B, in_channels, rows, cols) to logits (B, num_classes, rows, cols); rows and cols
+        must be divisible by ``2 ** (len(channels) - 1)`` (32 for SwinUNETR, 8 for SegResNet).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name or unusable sizes.
+    """
+    if net not in NETWORKS:
+        raise ConfigError(f"unknown network {net!r}; choose one of {', '.join(NETWORKS)}")
+    ch = tuple(int(c) for c in channels)
+    if len(ch) < 2 or min(ch) < 1:
+        raise ConfigError(f"channels must list at least two positive widths, got {channels!r}")
+    strides = (2,) * (len(ch) - 1)
+    if net == "SegResNet" and ch[0] % 8:
+        raise ConfigError(f"SegResNet needs channels[0] divisible by 8 (group norm), got {ch[0]}")
+    if net == "UNet":
+        return monai_nets.UNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
+                               channels=ch, strides=strides, num_res_units=2, dropout=dropout)
+    if net == "AttentionUnet":
+        return monai_nets.AttentionUnet(spatial_dims=2, in_channels=in_channels,
+                                        out_channels=num_classes, channels=ch, strides=strides,
+                                        dropout=dropout)
+    if net == "SegResNet":
+        return monai_nets.SegResNet(spatial_dims=2, in_channels=in_channels,
+                                    out_channels=num_classes, init_filters=ch[0],
+                                    dropout_prob=dropout or None)
+    if net == "DynUNet":
+        return monai_nets.DynUNet(spatial_dims=2, in_channels=in_channels,
+                                  out_channels=num_classes, kernel_size=[3] * len(ch),
+                                  strides=[1, *strides], upsample_kernel_size=list(strides),
+                                  filters=list(ch), dropout=dropout or None, res_block=True)
+    return monai_nets.SwinUNETR(spatial_dims=2, in_channels=in_channels,
+                                out_channels=num_classes,
+                                feature_size=12 * max(1, math.ceil(ch[0] / 12)),
+                                drop_rate=dropout)
+
+
+class SegmentationTask(LightningModule):
+    """Semantic segmentation of the 8 labels by a MONAI network.
+
+    Parameters
+    ----------
+    net : {'UNet', 'AttentionUnet', 'SegResNet', 'DynUNet', 'SwinUNETR'}
+        Network of `monai.networks.nets` (2-D).
+    in_channels : int
+        1 (B-mode) or 2 (with elastography; the data module's ``elasto``).
+    num_classes : int
+        Must be 8 (the label map); kept so a checkpoint states it.
+    channels : tuple of int
+        Feature widths per level (see `build_network`).
+    dropout : float
+    spacing_mm : (float, float)
+        Pixel spacing (axial, lateral) in mm the network sees; must equal the data module's.
+    patch_size : (int, int)
+        Training patch and sliding-window size (rows, cols) at `spacing_mm`.
+    loss : {'dice_ce', 'dice', 'ce'}
+        MONAI `DiceCELoss` (default), `DiceLoss`, or cross-entropy alone.
+    lr, weight_decay : float
+        AdamW settings.
+    sw_batch_size : int
+        Windows per forward pass in sliding-window inference.
+    sw_overlap : float
+        Overlap of the sliding windows (0-1).
+    decode_val : bool
+        Also decode the validation answers with the shared decode and log their Dice.
+    """
+
+    def __init__(self, net: NetName = "UNet", in_channels: int = 1, num_classes: int = 8,
+                 channels: tuple[int, ...] = (16, 32, 64, 128), dropout: float = 0.0,
+                 spacing_mm: tuple[float, float] = (0.05, 0.05),
+                 patch_size: tuple[int, int] = (128, 128),
+                 loss: Literal["dice_ce", "dice", "ce"] = "dice_ce", lr: float = 1e-3,
+                 weight_decay: float = 1e-5, sw_batch_size: int = 4, sw_overlap: float = 0.25,
+                 decode_val: bool = True):
+        super().__init__()
+        if num_classes != N_LABELS:
+            raise ConfigError(f"num_classes must be {N_LABELS} (the label map 0-7), got "
+                              f"{num_classes}")
+        if in_channels not in (1, 2):
+            raise ConfigError(f"in_channels must be 1 (B-mode) or 2 (with elastography), got "
+                              f"{in_channels}")
+        self.save_hyperparameters()
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
+
+    # torchgeo-style hooks -------------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build the network from the hyperparameters."""
+        h = self.hparams
+        self.net = build_network(h.net, h.in_channels, h.num_classes, tuple(h.channels),
+                                 h.dropout)
+
+    def configure_losses(self) -> None:
+        """The training loss (logits and integer labels (B, 1, rows, cols))."""
+        if self.hparams.loss == "dice_ce":
+            self.criterion = DiceCELoss(to_onehot_y=True, softmax=True)
+        elif self.hparams.loss == "dice":
+            self.criterion = DiceLoss(to_onehot_y=True, softmax=True)
+        else:
+            self.criterion = DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=0.0)
+
+    def configure_metrics(self) -> None:
+        """MONAI metrics per layer (background excluded)."""
+        kw = dict(include_background=False, reduction="mean_batch")
+        self.metrics = {"dice": DiceMetric(**kw), "hd95_mm": HausdorffDistanceMetric(
+            percentile=95, **kw), "assd_mm": SurfaceDistanceMetric(symmetric=True, **kw),
+            "decoded_dice": DiceMetric(**kw)}
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)
+
+    # forward --------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 8, rows, cols) of images (B, C, rows, cols)."""
+        return self.net(x)
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of whole frames by sliding-window inference over `patch_size` windows.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, C, rows, cols)
+            Frames at `spacing_mm`, any size.
+
+        Returns
+        -------
+        Tensor, shape (B, 8, rows, cols)
+        """
+        return sliding_window_inference(x, roi_size=tuple(self.hparams.patch_size),
+                                        sw_batch_size=self.hparams.sw_batch_size,
+                                        predictor=self.net, overlap=self.hparams.sw_overlap,
+                                        mode="gaussian")
+
+    # steps ----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.criterion(logits, batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[np.ndarray]:
+        """Decoded label maps (uint8, (rows, cols) at `spacing_mm`), one per frame."""
+        logp = torch.log_softmax(self.infer(batch["image"]).float(), dim=1)
+        return [self._decode(logp[b], batch["region"][b]) for b in range(logp.shape[0])]
+
+    def _decode(self, logp: torch.Tensor, region: str | None) -> np.ndarray:
+        prof, _ = resolve_profile(region or None)
+        return decode(logp.detach().cpu().numpy(), prof, tuple(self.hparams.spacing_mm)).labels
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        x, y = batch["image"], batch["label"]
+        logits = self.infer(x).float()
+        self.log(f"{stage}/loss", self.criterion(logits, y), batch_size=x.shape[0],
+                 sync_dist=True)
+        y1 = one_hot(y, N_LABELS)
+        pred = one_hot(logits.argmax(1, keepdim=True), N_LABELS)
+        spacing = [list(self.hparams.spacing_mm)] * x.shape[0]
+        with warnings.catch_warnings():   # absent layers: NaN, left out of the means
+            warnings.simplefilter("ignore")
+            self.metrics["dice"](pred, y1)
+            self.metrics["hd95_mm"](pred, y1, spacing=spacing)
+            self.metrics["assd_mm"](pred, y1, spacing=spacing)
+            if self.hparams.decode_val:
+                logp = torch.log_softmax(logits, dim=1)
+                dec = np.stack([self._decode(logp[b], batch["region"][b])
+                                for b in range(x.shape[0])])
+                dec_t = torch.as_tensor(dec, dtype=torch.long, device=y.device)[:, None]
+                self.metrics["decoded_dice"](one_hot(dec_t, N_LABELS), y1)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def _log_metrics(self, stage: str) -> None:
+        for name, metric in self.metrics.items():
+            if name == "decoded_dice" and not self.hparams.decode_val:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    per_layer = metric.aggregate()
+            except (ValueError, RuntimeError):   # nothing accumulated
+                metric.reset()
+                continue
+            vals = per_layer.detach().float().cpu()
+            for layer, v in zip(LABEL_NAMES[1:], vals.tolist()):
+                if math.isfinite(v):
+                    self.log(f"{stage}/{name}/{layer}", v)
+            finite = vals[torch.isfinite(vals)]
+            if finite.numel():
+                self.log(f"{stage}/{name}", finite.mean().item(), prog_bar=name == "dice")
+            metric.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the hyperparameters plain: no instantiator or class path, so the checkpoint
+        loads with ``weights_only=True`` and ``SegmentationTask.load_from_checkpoint(path)``
+        rebuilds the network from the saved arguments alone."""
+        hp = checkpoint.get("hyper_parameters")
+        if isinstance(hp, dict):
+            hp = {k: v for k, v in hp.items() if k not in ("_instantiator", "_class_path")}
+            checkpoint["hyper_parameters"] = {k: (list(v) if isinstance(v, tuple) else v)
+                                              for k, v in hp.items()}

@@ -1,0 +1,363 @@
+"""Transforms for trained segmenters, MONAI style: every transform an array class and a
+dictionary ``...d`` class.
+
+Arrays are channel-first, shape (C, rows, cols). B-mode images reach the augmentations on the
+display scale mapped to 0-1 (grey / 255, MONAI `ScaleIntensityRange`), which is a log-compressed
+envelope: one grey unit of 1/1 is ``dynamic_range_db`` dB (60 dB unless told). The ultrasound
+augmentations are written in those terms:
+
+- `RandGain`: a receive gain change (dB added everywhere);
+- `RandDynamicRange`: re-compression to another displayed dynamic range (the bright end kept);
+- `RandTGCSlope`: a time-gain-compensation slope change (dB per image depth, linear in depth);
+- `RandSpeckle`: fresh Rayleigh speckle multiplied into the envelope (log domain);
+- `RandLowerFrequency`: blur as a lower transmit frequency would (a longer axial pulse and a
+  wider beam);
+
+plus MONAI's own `RandFlip`/`RandFlipd` for the horizontal (lateral) flip.
+
+`ResampleToSpacing` brings a frame to a fixed physical pixel spacing so that a network sees
+millimetres, whatever the scanner's spacing: images linear, label maps nearest. The resampling
+keeps the frame's physical extent (pixel edges map to pixel edges) so `resample_to_shape` takes
+an answer back onto the frame's own grid.
+
+Never imported by ``import layerseg`` (MONAI is imported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+from monai.transforms import MapTransform, RandomizableTransform, Transform
+from scipy import ndimage as ndi
+
+__all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleToSpacingd",
+           "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
+           "RandDynamicRanged", "RandTGCSlope", "RandTGCSloped", "RandSpeckle", "RandSpeckled",
+           "RandLowerFrequency", "RandLowerFrequencyd", "NOMINAL_DYNAMIC_RANGE_DB"]
+
+NOMINAL_DYNAMIC_RANGE_DB = 60.0
+"""Displayed dynamic range assumed when converting dB to the 0-1 grey scale."""
+
+
+# --------------------------------------------------------------------------- resampling
+def spacing_shape(shape: Sequence[int], spacing_mm: Sequence[float],
+                  target_spacing_mm: Sequence[float]) -> tuple[int, int]:
+    """Grid size of a frame of `shape` at `spacing_mm` when resampled to `target_spacing_mm`.
+
+    Parameters
+    ----------
+    shape : (rows, cols)
+    spacing_mm, target_spacing_mm : (axial_mm, lateral_mm)
+
+    Returns
+    -------
+    (int, int)
+        ``round(rows * axial / target_axial)``, same laterally; at least 1.
+    """
+    return tuple(max(1, int(round(n * s / t))) for n, s, t in
+                 zip(shape, spacing_mm, target_spacing_mm))  # type: ignore[return-value]
+
+
+def resample_to_shape(arr: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:
+    """Resample the last two axes of `arr` to `shape`, keeping the physical extent.
+
+    Parameters
+    ----------
+    arr : ndarray, shape (..., rows, cols)
+    shape : (rows_out, cols_out)
+    order : int
+        0 nearest (label maps: values kept exactly), 1 linear (images, scores).
+
+    Returns
+    -------
+    ndarray, shape (..., rows_out, cols_out)
+        Same dtype as `arr`. Pixel edges map to pixel edges (``grid_mode``), so going to another
+        grid and back lands each pixel within one pixel of where it was.
+    """
+    arr = np.asarray(arr)
+    lead = arr.shape[:-2]
+    zoom = [1.0] * len(lead) + [o / i for o, i in zip(shape, arr.shape[-2:])]
+    if tuple(arr.shape[-2:]) == tuple(shape):
+        return arr.copy()
+    src = arr if order == 0 else arr.astype(np.float32, copy=False)
+    out = ndi.zoom(src, zoom, order=order, mode="nearest", grid_mode=True, prefilter=False)
+    if out.shape[-2:] != tuple(shape):  # zoom rounds; force the asked size
+        out = out[..., :shape[0], :shape[1]]
+        pad = [(0, 0)] * len(lead) + [(0, shape[0] - out.shape[-2]), (0, shape[1] - out.shape[-1])]
+        out = np.pad(out, pad, mode="edge")
+    return out.astype(arr.dtype, copy=False)
+
+
+class ResampleToSpacing(Transform):
+    """Resample a channel-first array from its pixel spacing to a fixed one.
+
+    Parameters
+    ----------
+    target_spacing_mm : (float, float)
+        Spacing (axial, lateral) in mm the network works at.
+    mode : {'linear', 'nearest'}
+        Linear for images, nearest for label maps (integer values kept, only 0-7 come out).
+    """
+
+    def __init__(self, target_spacing_mm: Sequence[float], mode: str = "linear"):
+        if mode not in ("linear", "nearest"):
+            raise ValueError(f"mode must be 'linear' or 'nearest', got {mode!r}")
+        self.target_spacing_mm = tuple(float(s) for s in target_spacing_mm)
+        self.mode = mode
+
+    def __call__(self, img: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
+        """`img` of shape (C, rows, cols) at `spacing_mm` (axial, lateral) -> (C, rows', cols')."""
+        shape = spacing_shape(np.shape(img)[-2:], spacing_mm, self.target_spacing_mm)
+        return resample_to_shape(img, shape, order=0 if self.mode == "nearest" else 1)
+
+
+class ResampleToSpacingd(MapTransform):
+    """Dictionary `ResampleToSpacing`: the spacing is read from ``data[spacing_key]``.
+
+    Parameters
+    ----------
+    keys : keys to resample
+    target_spacing_mm : (float, float)
+    mode : str or sequence of str
+        Per key, ``linear`` or ``nearest``.
+    spacing_key : str
+        Where the (axial, lateral) spacing in mm is; afterwards it holds the target spacing and
+        the original is kept under ``spacing_key + '_orig'``.
+    """
+
+    def __init__(self, keys, target_spacing_mm: Sequence[float], mode="linear",
+                 spacing_key: str = "spacing_mm", allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        modes = [mode] * len(self.keys) if isinstance(mode, str) else list(mode)
+        self.resamplers = {k: ResampleToSpacing(target_spacing_mm, m)
+                           for k, m in zip(self.keys, modes)}
+        self.spacing_key = spacing_key
+
+    def __call__(self, data: Mapping[Hashable, np.ndarray]) -> dict:
+        d = dict(data)
+        spacing = tuple(float(s) for s in np.asarray(d[self.spacing_key]).ravel())
+        for key in self.key_iterator(d):
+            d[key] = self.resamplers[key](d[key], spacing)
+        d[f"{self.spacing_key}_orig"] = spacing
+        d[self.spacing_key] = next(iter(self.resamplers.values())).target_spacing_mm
+        return d
+
+
+# --------------------------------------------------------------------------- elastography
+class NormaliseElasto(Transform):
+    """Elastography map -> a network input channel: NaN (invalid) -> 0, scaled to about 0-1.
+
+    Parameters
+    ----------
+    kpa_scale : float
+        Stiffness (kPa, ``swe_kpa``) divided by this (default 100 kPa); strain is taken as is.
+    """
+
+    def __init__(self, kpa_scale: float = 100.0):
+        self.kpa_scale = float(kpa_scale)
+
+    def __call__(self, img: np.ndarray, kind: str = "swe_kpa") -> np.ndarray:
+        a = np.asarray(img, dtype=np.float32)
+        a = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
+        if kind == "swe_kpa":
+            a = a / self.kpa_scale
+        return np.clip(a, -3.0, 3.0).astype(np.float32)
+
+
+class NormaliseElastod(MapTransform):
+    """Dictionary `NormaliseElasto`; the kind is read from ``data[kind_key]`` (``swe_kpa`` if
+    absent)."""
+
+    def __init__(self, keys, kpa_scale: float = 100.0, kind_key: str = "elasto_kind",
+                 allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.t = NormaliseElasto(kpa_scale)
+        self.kind_key = kind_key
+
+    def __call__(self, data):
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.t(d[key], d.get(self.kind_key) or "swe_kpa")
+        return d
+
+
+# --------------------------------------------------------------------------- augmentation
+class _RandGrey(RandomizableTransform):
+    """Base of the ultrasound augmentations on 0-1 display images of shape (C, rows, cols)."""
+
+    def __init__(self, prob: float = 0.5, dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        RandomizableTransform.__init__(self, prob)
+        self.dynamic_range_db = float(dynamic_range_db)
+
+    def randomize(self, data: np.ndarray | None = None) -> None:
+        super().randomize(None)
+        if self._do_transform:
+            self._draw(data)
+
+    def _draw(self, img) -> None:  # pragma: no cover - each subclass draws its own
+        raise NotImplementedError
+
+    def __call__(self, img: np.ndarray, randomize: bool = True) -> np.ndarray:
+        img = np.asarray(img, dtype=np.float32)
+        if randomize:
+            self.randomize(img)
+        if not self._do_transform:
+            return img
+        return np.clip(self._apply(img), 0.0, 1.0).astype(np.float32)
+
+
+class _RandGreyd(RandomizableTransform, MapTransform):
+    """Dictionary form of a `_RandGrey`: one draw, applied to every key."""
+
+    array_class: type[_RandGrey]
+
+    def __init__(self, keys, prob: float = 0.5, allow_missing_keys: bool = False, **kwargs):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, 1.0)
+        self.t = self.array_class(prob=prob, **kwargs)
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        self.t.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data):
+        d = dict(data)
+        first = True
+        for key in self.key_iterator(d):
+            d[key] = self.t(d[key], randomize=first)
+            first = False
+        return d
+
+
+class RandGain(_RandGrey):
+    """Receive gain change: a uniform ``gain_db`` in `gain_range_db` added everywhere.
+
+    Parameters
+    ----------
+    prob : float
+    gain_range_db : (float, float)
+    dynamic_range_db : float
+        Displayed dynamic range that the 0-1 scale spans.
+    """
+
+    def __init__(self, prob: float = 0.5, gain_range_db: Sequence[float] = (-6.0, 6.0),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.gain_range_db = tuple(gain_range_db)
+        self.gain_db = 0.0
+
+    def _draw(self, img) -> None:
+        self.gain_db = float(self.R.uniform(*self.gain_range_db))
+
+    def _apply(self, img):
+        return img + self.gain_db / self.dynamic_range_db
+
+
+class RandGaind(_RandGreyd):
+    """Dictionary `RandGain`."""
+
+    array_class = RandGain
+
+
+class RandDynamicRange(_RandGrey):
+    """Re-compression to another displayed dynamic range: ``g' = 1 - (1 - g) DR / DR'`` with
+    ``DR'`` uniform in `range_db` (the brightest echo stays white; the floor moves)."""
+
+    def __init__(self, prob: float = 0.5, range_db: Sequence[float] = (45.0, 75.0),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.range_db = tuple(range_db)
+        self.new_range_db = self.dynamic_range_db
+
+    def _draw(self, img) -> None:
+        self.new_range_db = float(self.R.uniform(*self.range_db))
+
+    def _apply(self, img):
+        return 1.0 - (1.0 - img) * (self.dynamic_range_db / self.new_range_db)
+
+
+class RandDynamicRanged(_RandGreyd):
+    """Dictionary `RandDynamicRange`."""
+
+    array_class = RandDynamicRange
+
+
+class RandTGCSlope(_RandGrey):
+    """Time-gain-compensation slope change: ``slope_db`` (uniform in `slope_range_db`, dB over the
+    image depth) added linearly from 0 at row 0 to ``slope_db`` at the last row."""
+
+    def __init__(self, prob: float = 0.5, slope_range_db: Sequence[float] = (-10.0, 10.0),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.slope_range_db = tuple(slope_range_db)
+        self.slope_db = 0.0
+
+    def _draw(self, img) -> None:
+        self.slope_db = float(self.R.uniform(*self.slope_range_db))
+
+    def _apply(self, img):
+        rows = img.shape[-2]
+        ramp = np.linspace(0.0, 1.0, rows, dtype=np.float32)[:, None] if rows > 1 else \
+            np.zeros((1, 1), np.float32)
+        return img + ramp * (self.slope_db / self.dynamic_range_db)
+
+
+class RandTGCSloped(_RandGreyd):
+    """Dictionary `RandTGCSlope`."""
+
+    array_class = RandTGCSlope
+
+
+class RandSpeckle(_RandGrey):
+    """Speckle re-noising: the envelope multiplied by fresh unit-power Rayleigh speckle raised to
+    ``strength`` (uniform in `strength_range`); in the log domain ``g += s * 20 log10(R) / DR``."""
+
+    def __init__(self, prob: float = 0.5, strength_range: Sequence[float] = (0.1, 0.5),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.strength_range = tuple(strength_range)
+        self.noise_db: np.ndarray | None = None
+
+    def _draw(self, img) -> None:
+        s = float(self.R.uniform(*self.strength_range))
+        r = self.R.rayleigh(scale=np.sqrt(0.5), size=np.shape(img)[-2:])  # E[R^2] = 1
+        self.noise_db = (s * 20.0 * np.log10(np.maximum(r, 1e-6))).astype(np.float32)
+
+    def _apply(self, img):
+        if self.noise_db is None or self.noise_db.shape != img.shape[-2:]:
+            raise ValueError("RandSpeckle: call randomize with an image of this shape first")
+        return img + self.noise_db / self.dynamic_range_db
+
+
+class RandSpeckled(_RandGreyd):
+    """Dictionary `RandSpeckle`."""
+
+    array_class = RandSpeckle
+
+
+class RandLowerFrequency(_RandGrey):
+    """Blur as a lower transmit frequency would: a Gaussian of ``sigma`` pixels axially
+    (uniform in `axial_sigma_range_px`, the longer pulse) and ``lateral_ratio`` times that
+    laterally (the wider beam)."""
+
+    def __init__(self, prob: float = 0.5, axial_sigma_range_px: Sequence[float] = (0.3, 1.5),
+                 lateral_ratio: float = 0.5, dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.axial_sigma_range_px = tuple(axial_sigma_range_px)
+        self.lateral_ratio = float(lateral_ratio)
+        self.sigma = 0.0
+
+    def _draw(self, img) -> None:
+        self.sigma = float(self.R.uniform(*self.axial_sigma_range_px))
+
+    def _apply(self, img):
+        sig = (0.0,) * (img.ndim - 2) + (self.sigma, self.sigma * self.lateral_ratio)
+        return ndi.gaussian_filter(img, sig, mode="nearest")
+
+
+class RandLowerFrequencyd(_RandGreyd):
+    """Dictionary `RandLowerFrequency`."""
+
+    array_class = RandLowerFrequency

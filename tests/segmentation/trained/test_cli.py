@@ -1,0 +1,78 @@
+"""``layerseg fit|validate|test|predict`` through the one LightningCLI: every config runs with
+frames simulated on the fly (fast_dev_run, tiny sizes by override)."""
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lightning")
+pytest.importorskip("jsonargparse")
+
+from layerseg.cli import main  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+TINY = ["--trainer.fast_dev_run=true", "--data.num_workers=0", "--data.patch_size=[32,32]",
+        "--data.batch_size=2", "--data.sim_frames=[2,1,1]", "--data.sim_shape=[80,64]",
+        "--data.sim_depth_mm=8.0", "--data.sim_width_mm=6.4", "--data.spacing_mm=[0.1,0.1]",
+        "--model.channels=[4,8,16]"]
+ON_CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.precision=32-true",
+          "--trainer.strategy=auto", "--trainer.num_nodes=1"]
+
+
+def test_help_and_print_config(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--help"])
+    assert e.value.code == 0
+    assert "--config" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), "--print_config"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "net: UNet" in out and "spacing_mm" in out
+
+
+def test_every_config_is_tested():
+    assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(
+        ["unet_small_cpu.yaml", "unet_gpu.yaml", "unet_ddp.yaml"])
+
+
+@pytest.mark.parametrize("name, extra", [("unet_small_cpu.yaml", []), ("unet_gpu.yaml", ON_CPU),
+                                         ("unet_ddp.yaml", ON_CPU)])
+def test_fast_dev_run(name, extra, tmp_path):
+    # every config runs as it stands with frames simulated on the fly (tiny sizes by override)
+    assert main(["fit", "--config", str(CONFIGS / name), *TINY, *extra,
+                 f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+@pytest.mark.parametrize("net", ["AttentionUnet", "SegResNet", "DynUNet"])
+def test_fast_dev_run_other_networks(net, tmp_path):
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+                 f"--model.net={net}", "--model.decode_val=false", "--model.channels=[8,16,32]",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+def test_gpu_config_without_gpu(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["fit", "--config", str(CONFIGS / "unet_gpu.yaml"), *TINY,
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "unet_gpu.yaml" in err and "--trainer.accelerator=cpu" in err
+
+
+def test_unknown_network_in_config(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text((CONFIGS / "unet_small_cpu.yaml").read_text().replace("net: UNet",
+                                                                          "net: UNetz"))
+    assert main(["fit", "--config", str(cfg), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "UNetz" in err and "SwinUNETR" in err
+
+
+def test_dataset_folder_errors_before_training(tmp_path, capsys):
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+                 f"--data.datasets=[{tmp_path / 'nowhere'}]",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "does not exist" in err

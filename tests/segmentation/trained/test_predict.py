@@ -1,0 +1,119 @@
+"""A checkpoint works wherever a model name does: a tiny fit on a 4-frame dataset folder, then
+`segment(frame, model=ckpt)` and `layerseg bench accuracy --model ckpt`; safe loading."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lightning")
+
+from layerseg.cli import main  # noqa: E402
+from layerseg.errors import ConfigError  # noqa: E402
+from layerseg.io.dataset import read_dataset  # noqa: E402
+from layerseg.layers import order_violations  # noqa: E402
+from layerseg.segmentation import segment  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fit")
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"),
+                 f"--data.datasets=[{tiny_dataset}]", "--data.num_workers=0",
+                 "--data.patch_size=[64,64]", "--data.batch_size=2", "--model.channels=[8,16,32]",
+                 "--trainer.max_steps=4", "--trainer.val_check_interval=4",
+                 "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={root}"]) == 0
+    found = sorted(root.rglob("last.ckpt"))
+    assert found, "no checkpoint written"
+    return found[0]
+
+
+def test_segment_with_checkpoint_is_ordered(ckpt, tiny_dataset):
+    item = read_dataset(tiny_dataset)[3]
+    res = segment(item.frame, model=str(ckpt), return_scores=True)
+    assert res.labels.shape == item.frame.shape and res.labels.dtype == np.uint8
+    assert order_violations(res.labels, item.frame.meta.region) == 0
+    assert res.model == str(ckpt)
+    # the scores are log-probabilities on the frame's grid
+    np.testing.assert_allclose(np.exp(res.scores).sum(0), 1.0, atol=0.05)
+    np.testing.assert_array_equal(segment(item.frame, model=ckpt), res.labels)
+
+
+def test_checkpoint_reloads_outside_the_cli(ckpt):
+    import torch
+
+    from layerseg.segmentation.trained.task import SegmentationTask
+    task = SegmentationTask.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+    assert task.hparams.channels == [8, 16, 32] and task.hparams.patch_size == [64, 64]
+    assert task(torch.zeros(1, 1, 64, 64)).shape == (1, 8, 64, 64)
+
+
+def test_bench_accuracy_with_checkpoint(ckpt, tiny_dataset, tmp_path):
+    out = tmp_path / "acc.json"
+    assert main(["bench", "accuracy", "--data", str(tiny_dataset), "--model", str(ckpt),
+                 "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["frames"] == 4 and summary["order_violations"] == 0
+    assert "dermis" in summary["layers"] and "dice" in summary["layers"]["dermis"]
+
+
+def test_pickle_bearing_checkpoint_is_refused(ckpt, tmp_path, tiny_dataset):
+    import torch
+    evil = tmp_path / "evil.ckpt"
+    ck = torch.load(ckpt, weights_only=True)
+    ck["hyper_parameters"]["payload"] = _Payload()        # any non-plain object
+    torch.save(ck, evil)
+    with pytest.raises(ConfigError, match="refused") as e:
+        segment(read_dataset(tiny_dataset)[0].frame, model=evil)
+    assert str(evil) in str(e.value)
+    assert not _Payload.called
+
+
+class _Payload:
+    called = False
+
+    def __reduce__(self):
+        return (_mark_called, ())
+
+
+def _mark_called():
+    _Payload.called = True
+    return None
+
+
+def test_bad_checkpoints(ckpt, tmp_path, tiny_dataset):
+    import torch
+    frame = read_dataset(tiny_dataset)[0].frame
+    with pytest.raises(ConfigError, match="checkpoint does not exist"):
+        segment(frame, model=tmp_path / "missing.ckpt")
+    trunc = tmp_path / "trunc.ckpt"
+    trunc.write_bytes(Path(ckpt).read_bytes()[:5000])
+    with pytest.raises(ConfigError, match="truncated or corrupt") as e:
+        segment(frame, model=trunc)
+    assert str(trunc) in str(e.value)
+    ck = torch.load(ckpt, weights_only=True)
+    for key, value, msg in [("num_classes", 5, "5 classes"), ("in_channels", 3, "3 input channels"),
+                            ("in_channels", 2, "do not fit")]:
+        bad = tmp_path / f"bad_{key}_{value}.ckpt"
+        torch.save({**ck, "hyper_parameters": {**ck["hyper_parameters"], key: value}}, bad)
+        with pytest.raises(ConfigError, match=msg) as e:
+            segment(frame, model=bad)
+        assert str(bad) in str(e.value)
+    with pytest.raises(ConfigError, match="is not available"):
+        segment(frame, model="default")
+
+
+def test_classical_segment_leaves_torch_out():
+    code = ("import sys, numpy as np, layerseg\n"
+            "from layerseg.simulate import simulate_frame\n"
+            "f = simulate_frame(0, shape=(96, 96), depth_mm=6.0, width_mm=6.4).frame\n"
+            "lab = layerseg.segment(f)\n"
+            "assert lab.shape == (96, 96)\n"
+            "bad = [m for m in ('torch', 'monai', 'lightning') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
