@@ -11,7 +11,7 @@ from .. import __version__
 from ..errors import LayersegError
 
 # subcommand modules of this package, in the order `layerseg --help` lists them
-SUBCOMMANDS = ["info", "simulate", "score", "bench"]
+SUBCOMMANDS = ["info", "simulate", "score", "bench", "infer"]
 
 
 def exit_status(n_failed: int) -> int:
