@@ -227,8 +227,8 @@ def exam_key(path: str | os.PathLike, *, keep_ids: bool = False, salt: str | Non
 
 
 def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input>") -> str | None:
-    """`text` with every spelling of `path` (as given, resolved, its name and stem) replaced, so
-    an error message naming the input carries no file name into an output."""
+    """`text` with every spelling of `path` (as given, absolute, resolved, and its file name)
+    replaced, so an error message naming the input carries no file name into an output."""
     if text is None:
         return None
     p = Path(path)
@@ -236,8 +236,6 @@ def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input
                     reverse=True):
         if s:
             text = text.replace(s, replacement)
-    if len(p.stem) >= 3:
-        text = text.replace(p.stem, replacement)
     return text
 
 
