@@ -53,6 +53,15 @@ def _fmt(v, digits: int = 3) -> str:
         return html.escape(str(v))
 
 
+def _zval(z) -> str:
+    return "&ndash;" if z is None or not math.isfinite(float(z)) else f"{float(z):+.2f}"
+
+
+def _z(z, limit: float) -> str:
+    cls = ' class="out"' if _zval(z) != "&ndash;" and abs(float(z)) > limit else ""
+    return f"<td{cls}>{_zval(z)}</td>"
+
+
 def _swatch(layer: str) -> str:
     from ..layers.profiles import LABEL_NAMES
     rgb = LABEL_COLOURS.get(LABEL_NAMES.index(layer), (0, 0, 0))
@@ -156,25 +165,21 @@ def _layer_table(fr, refs, z_limit: float) -> str:
     region = sc.keys.get("region")
     head = ("<tr><th class=l>layer</th><th>thickness mean (mm)</th><th>median (mm)</th>"
             "<th>reference mean &plusmn; SD (mm)</th><th>z</th><th>depth (mm)</th>"
-            "<th>echo mean (grey)</th><th>stiffness median (kPa)</th><th>z</th>"
-            "<th class=l>notes</th></tr>")
+            "<th>echo mean (grey)</th><th>stiffness median (kPa)</th>"
+            "<th>reference mean &plusmn; SD (kPa)</th><th>z</th><th class=l>notes</th></tr>")
     rows = []
     for r in sc.layers:
         name = r["layer"]
         cells = [f'<td class=l>{_swatch(name)}{html.escape(name)}</td>',
                  f"<td>{_fmt(r.get('thickness_mean_mm'))}</td>",
                  f"<td>{_fmt(r.get('thickness_median_mm'))}</td>",
-                 f"<td>{_ref_text(refs, 'thickness_mean_mm', name, region)}</td>"]
-        for m in ("thickness_mean_mm_z",):
-            z = r.get(m)
-            cls = ' class="out"' if z is not None and abs(z) > z_limit else ""
-            cells.append(f"<td{cls}>{_fmt(z, 2)}</td>")
-        cells += [f"<td>{_fmt(r.get('depth_mm'))}</td>",
-                  f"<td>{_fmt(r.get('echo_mean_grey'))}</td>",
-                  f"<td>{_fmt(r.get('stiffness_median_kpa'))}</td>"]
-        z = r.get("stiffness_median_kpa_z")
-        cls = ' class="out"' if z is not None and abs(z) > z_limit else ""
-        cells.append(f"<td{cls}>{_fmt(z, 2)}</td>")
+                 f"<td>{_ref_text(refs, 'thickness_mean_mm', name, region)}</td>",
+                 _z(r.get("thickness_mean_mm_z"), z_limit),
+                 f"<td>{_fmt(r.get('depth_mm'))}</td>",
+                 f"<td>{_fmt(r.get('echo_mean_grey'))}</td>",
+                 f"<td>{_fmt(r.get('stiffness_median_kpa'))}</td>",
+                 f"<td>{_ref_text(refs, 'stiffness_median_kpa', name, region)}</td>",
+                 _z(r.get("stiffness_median_kpa_z"), z_limit)]
         notes = [x for x in (r.get("thickness_reason"), r.get("reference_reason")) if x]
         cells.append(f"<td class=l>{html.escape('; '.join(notes))}</td>")
         rows.append(f'<tr class="layer-row" data-layer="{html.escape(name)}">'
@@ -208,7 +213,7 @@ wide (spacing {ay:.4g} &times; {ax:.4g} mm, {html.escape(str(frame.meta.calibrat
 <tr><td>layer profile</td><td>{html.escape(seg.profile.region)}: {html.escape(', '.join(seg.profile.layers))}</td></tr>
 <tr><td>elastography</td><td>{html.escape(elasto)}</td></tr>
 <tr><td>QC</td><td class="{'ok' if qc_ok else 'bad'}">{'pass' if qc_ok else 'FAIL'}</td></tr>
-<tr><td>skin thickness (epidermis + dermis)</td><td>{_fmt(skin)} mm (z {_fmt(f.get('skin_thickness_mean_mm_z'), 2)})</td></tr>
+<tr><td>skin thickness (epidermis + dermis)</td><td>{_fmt(skin)} mm (z {_zval(f.get('skin_thickness_mean_mm_z'))})</td></tr>
 <tr><td>aging profile</td><td>{html.escape(str(f.get('aging_profile') or ''))}</td></tr>
 </table>
 <img class="overlay" alt="frame {fr.frame_index}: layer outlines on the B-mode" src="{uri}">

@@ -96,14 +96,15 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> Path:
     return write_bytes(path, png_bytes(img))
 
 
-def _display_scale(spacing_mm, shape, max_width: int = 900) -> tuple[int, int]:
+def _display_scale(spacing_mm, shape, min_width: int = 480, max_width: int = 900
+                   ) -> tuple[int, int]:
     """Output size (rows, cols) showing the frame at its physical aspect (square display
-    pixels of the finer spacing), at most `max_width` wide."""
+    pixels of the finer spacing), between `min_width` and `max_width` wide."""
     ay, ax = spacing_mm
     rows, cols = shape
     d = min(ay, ax)
     h, w = rows * ay / d, cols * ax / d
-    f = max_width / w if w > max_width else (256 / w if w < 256 else 1.0)
+    f = max_width / w if w > max_width else (min_width / w if w < min_width else 1.0)
     return max(2, int(round(h * f))), max(2, int(round(w * f)))
 
 
@@ -111,6 +112,15 @@ def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray
     from PIL import Image
     mode = Image.NEAREST if nearest else Image.BILINEAR
     return np.asarray(Image.fromarray(img).resize((size[1], size[0]), mode))
+
+
+def _font():
+    """Pillow's built-in font at 14 px (Pillow >= 10.1), else its small bitmap font."""
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=14)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def _elasto_panel(frame, size) -> tuple[np.ndarray, str]:
@@ -160,6 +170,7 @@ def render_overlay(frame, labels: np.ndarray, profile_layers=None) -> np.ndarray
         rgb[edges & (lab_big == v)] = col
     img = Image.fromarray(rgb)
     draw = ImageDraw.Draw(img)
+    font = _font()
     names = set(profile_layers) if profile_layers is not None else None
     h, w = size
     x_text = max(2, w // 40)
@@ -174,16 +185,16 @@ def render_overlay(frame, labels: np.ndarray, profile_layers=None) -> np.ndarray
                 continue
             rows = np.nonzero(lab_big[:, cols_any[cols_any.size // 2]] == v)[0]
         y = int(rows.mean()) - 5
-        y = min(max(y, 0), h - 12)
-        draw.text((x_text + 1, y + 1), name, fill=(0, 0, 0))
-        draw.text((x_text, y), name, fill=LABEL_COLOURS[v])
+        y = min(max(y, 0), h - 16)
+        draw.text((x_text + 1, y + 1), name, fill=(0, 0, 0), font=font)
+        draw.text((x_text, y), name, fill=LABEL_COLOURS[v], font=font)
     out = np.asarray(img)
     if frame.elasto is not None:
         panel, caption = _elasto_panel(frame, size)
         pim = Image.fromarray(panel.copy())
         d2 = ImageDraw.Draw(pim)
-        d2.text((x_text + 1, h - 13), caption, fill=(0, 0, 0))
-        d2.text((x_text, h - 14), caption, fill=(255, 255, 255))
+        d2.text((x_text + 1, h - 17), caption, fill=(0, 0, 0), font=font)
+        d2.text((x_text, h - 18), caption, fill=(255, 255, 255), font=font)
         gap = np.zeros((h, 8, 3), np.uint8)
         out = np.concatenate([out, gap, np.asarray(pim)], axis=1)
     return np.ascontiguousarray(out, dtype=np.uint8)
