@@ -67,7 +67,7 @@ def describe_error(e: BaseException) -> str:
 
 def run_each(items: Iterable[T], work: Callable[[T], Any], *,
              key: Callable[[T], str] = str, progress: str | None = None,
-             total: int | None = None) -> Iterator[Outcome]:
+             total: int | None = None, unit: str = "item") -> Iterator[Outcome]:
     """Run `work` on each item, yielding one `Outcome` per item, failures included.
 
     Parameters
@@ -82,6 +82,8 @@ def run_each(items: Iterable[T], work: Callable[[T], Any], *,
         Show a tqdm progress bar on stderr with this description.
     total : int, optional
         Number of items, for the progress bar when `items` has no length.
+    unit : str
+        What an item is, for the progress bar's rate (``'frame'`` shows frames/s).
 
     Yields
     ------
@@ -90,7 +92,7 @@ def run_each(items: Iterable[T], work: Callable[[T], Any], *,
     it: Iterable[T] = items
     if progress:
         from tqdm import tqdm
-        it = tqdm(items, desc=progress, unit="item", total=total)
+        it = tqdm(items, desc=progress, unit=unit, total=total)
     for item in it:
         name = key(item)
         t0 = time.perf_counter()

@@ -12,7 +12,8 @@ from .config import default_config, load_config, thickness_limits_mm
 from ..errors import ConfigError
 
 __all__ = ["segment", "SegmentationResult", "segment_classical", "frame_features",
-           "label_scores", "classical_scores", "load_config", "default_config", "thickness_limits_mm", "MODELS"]
+           "label_scores", "classical_scores", "load_config", "default_config", "thickness_limits_mm", "MODELS",
+           "check_model"]
 
 MODELS = ("classical",)
 """Named models `segment` can run now; a checkpoint path (``.ckpt`` written by ``layerseg fit``)
@@ -57,12 +58,35 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     SpacingRequiredError, InvalidImageError
         See `segment_classical`.
     """
-    import os
-
     if isinstance(model, str) and model == "classical":
         res = segment_classical(frame, config=config, region=region,
                                 return_scores=return_scores, priors=priors)
         return res if return_scores else res.labels
+    if config is not None:
+        raise ConfigError("config overrides the classical segmenter only; a checkpoint takes "
+                          "none", model)
+    from .pipeline import segment_with
+
+    seg = check_model(model)
+    res = segment_with(seg.scores, frame, region=region, priors=priors,
+                       return_scores=return_scores, model=str(model))
+    return res if return_scores else res.labels
+
+
+def check_model(model):
+    """Check, before any frame is read, that `segment` can run `model`; returns the loaded
+    trained segmenter for a checkpoint (cached), None for ``classical``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, or a checkpoint that is missing, corrupt, refused (pickled objects) or
+        of the wrong shape (see `layerseg.segmentation.trained.predict.load_checkpoint`).
+    """
+    import os
+
+    if isinstance(model, str) and model == "classical":
+        return None
     looks_like_path = isinstance(model, os.PathLike) or (
         isinstance(model, str) and (os.sep in model or "/" in model or model.endswith(".ckpt")
                                     or os.path.exists(model)))
@@ -70,13 +94,5 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
         raise ConfigError(f"model {model!r} is not available: give 'classical' or the path of a "
                           "checkpoint written by 'layerseg fit' (no default trained model is "
                           "shipped yet)")
-    if config is not None:
-        raise ConfigError("config overrides the classical segmenter only; a checkpoint takes "
-                          "none", model)
-    from .pipeline import segment_with
     from .trained.predict import TrainedSegmenter   # imports torch, MONAI, Lightning
-
-    seg = TrainedSegmenter(model)
-    res = segment_with(seg.scores, frame, region=region, priors=priors,
-                       return_scores=return_scores, model=str(model))
-    return res if return_scores else res.labels
+    return TrainedSegmenter(model)

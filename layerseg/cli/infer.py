@@ -1,0 +1,57 @@
+"""``layerseg infer INPUT... --out DIR``: batch inference over files and folders of exams."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "infer", help="segment and score a folder of exams: label maps, overlays, scores, report",
+        description="Read every frame of every input file (folders are walked recursively; "
+                    "hidden files and .json sidecars are skipped), segment it, score it, and "
+                    "write per exam (DIR/exams/<exam key>/): label maps (NIfTI volume and PNG), "
+                    "overlays, the scores (CSV/Parquet) and an HTML report; for the run: "
+                    "DIR/scores.csv and .parquet, DIR/summary.json and DIR/run.log. Exams are "
+                    "named by a salted pseudonymous key: no name, ID or file name reaches an "
+                    "output unless --keep-ids. A failing file is recorded and skipped; the exit "
+                    "status is 1 when anything failed, 2 when the run is refused before any "
+                    "work. Research software, not a medical device.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="exam files (DICOM, PNG/TIFF + spacing, NIfTI, RF) or folders")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--model", default="classical", metavar="classical|default|PATH",
+                   help="segmentation model, passed to layerseg.segment (default classical)")
+    p.add_argument("--region", default=None, metavar="R",
+                   help="facial region of every frame (layer order and reference ranges); an "
+                        "unknown name takes the default layer order with a QC note")
+    p.add_argument("--spacing", nargs=2, type=float, metavar=("AXIAL", "LATERAL"),
+                   help="pixel spacing in mm for files that carry none (overrides any "
+                        "calibration; recorded as 'user')")
+    p.add_argument("--resume", action="store_true",
+                   help="skip exams already complete (done.json) whose input is unchanged")
+    p.add_argument("--keep-ids", action="store_true",
+                   help="name exams by file stem and keep file paths in the outputs "
+                        "(identifying: only for data you may share)")
+    p.add_argument("--write-key-map", action="store_true",
+                   help="write DIR/key_map.csv: exam key -> input file (keep it private)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes (only 1 is supported in this version)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..infer import run_infer
+    from . import exit_status
+
+    if args.workers != 1:
+        raise ConfigError(f"--workers {args.workers}: only one worker is supported in this "
+                          "version of layerseg infer")
+    res = run_infer(args.inputs, args.out, model=args.model, region=args.region,
+                    spacing=tuple(args.spacing) if args.spacing else None, resume=args.resume,
+                    keep_ids=args.keep_ids, write_key_map=args.write_key_map,
+                    progress=not args.no_progress)
+    return exit_status(res["failed"])

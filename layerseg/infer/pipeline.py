@@ -1,0 +1,356 @@
+"""The batch inference pipeline as a Python API: paths in, one result per frame out.
+
+`find_inputs` walks files and folders; `exam_key` names an exam (one input file) without
+identifiers; `infer_frames` reads every frame through `layerseg.io.read`, segments it
+(`layerseg.segment`, the model passed straight through) and scores it (`layerseg.score`),
+yielding a `FrameResult` per frame, failures included (the one batch loop,
+`layerseg.batch.run_each`); `group_exams` gathers consecutive frames of one file into an
+`ExamResult`. Notebooks use these directly; `layerseg.infer.run.run_infer` (the ``layerseg infer``
+command) writes their results to disk.
+
+Never imports torch for the classical model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..batch import run_each
+from ..errors import ReadError
+
+__all__ = ["FrameResult", "ExamResult", "infer_frames", "group_exams", "find_inputs",
+           "exam_key", "check_model", "redact"]
+
+SKIPPED_SUFFIXES = (".json",)
+"""Files the folder walk leaves out: sidecars (``<stem>.json`` holds an image's spacing)."""
+
+
+@dataclass
+class FrameResult:
+    """What inference made of one frame (or of a file that could not be read at all).
+
+    Attributes
+    ----------
+    exam : str
+        The exam key (`exam_key` of the input file).
+    path : Path
+        The input file.
+    frame_index : int
+        Index of the frame in the file; -1 when the file could not be read at all.
+    frame : layerseg.Frame or None
+        The frame as read (B-mode, spacing in mm, elastography, metadata); None on failure.
+    segmentation : SegmentationResult or None
+        Labels ``(rows, cols)`` uint8 0-7, surfaces ``(K+1, cols)`` in rows, profile, QC flags.
+    scores : FrameScores or None
+        Per-layer aging markers (``.to_long()`` / ``.to_wide()``).
+    error, error_type : str or None
+        Why the frame failed (None when it succeeded).
+    seconds : float
+        Wall time of reading, segmenting and scoring the frame, s.
+    """
+
+    exam: str
+    path: Path
+    frame_index: int
+    frame: Any = None
+    segmentation: Any = None
+    scores: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the frame was segmented and scored."""
+        return self.error is None
+
+    @property
+    def labels(self):
+        """The label map, ndarray of uint8, shape (rows, cols), or None on failure."""
+        return None if self.segmentation is None else self.segmentation.labels
+
+    @property
+    def flags(self) -> list[str]:
+        """QC flags of the segmentation (empty on failure)."""
+        return [] if self.segmentation is None else list(self.segmentation.flags)
+
+    @property
+    def frame_id(self) -> str:
+        """The frame's key in the tables: ``<exam>-f<index:03d>``."""
+        return f"{self.exam}-f{max(self.frame_index, 0):03d}"
+
+
+@dataclass
+class ExamResult:
+    """The frames of one input file, in order.
+
+    Attributes
+    ----------
+    key : str
+        The exam key.
+    path : Path
+        The input file.
+    frames : list of FrameResult
+    """
+
+    key: str
+    path: Path
+    frames: list[FrameResult] = field(default_factory=list)
+
+    @property
+    def ok_frames(self) -> list[FrameResult]:
+        """The frames that were segmented and scored."""
+        return [f for f in self.frames if f.ok]
+
+    @property
+    def failed_frames(self) -> list[FrameResult]:
+        """The frames (or the whole-file read) that failed."""
+        return [f for f in self.frames if not f.ok]
+
+
+def check_model(model: str) -> str:
+    """Refuse, before any work, a model `layerseg.segment` cannot run.
+
+    Parameters
+    ----------
+    model : str
+        ``classical``, ``default`` or a checkpoint path.
+
+    Returns
+    -------
+    str
+        `model`, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model name, or a checkpoint that cannot be loaded
+        (`layerseg.segmentation.check_model`).
+    """
+    from ..segmentation import check_model as _check
+    _check(model)
+    return model
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    try:
+        p.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()
+                ) -> list[Path]:
+    """The input files of a run: files as given, folders walked recursively.
+
+    Parameters
+    ----------
+    inputs : iterable of path
+        Files and folders.
+    exclude : iterable of path
+        Folders whose content is never read (the run's output folder, when it lies inside an
+        input folder).
+
+    Returns
+    -------
+    list of Path
+        Files in input order, folders' files sorted by path; hidden files and folders (a name
+        starting with ``.``) and sidecar ``.json`` files left out of folders; duplicates (the
+        same file reached twice) kept once.
+
+    Raises
+    ------
+    ReadError
+        An input does not exist.
+    """
+    ex = [Path(os.path.realpath(e)) for e in exclude]
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(f: Path) -> None:
+        k = Path(os.path.realpath(f))
+        if k not in seen and not any(_inside(k, e) for e in ex):
+            seen.add(k)
+            out.append(f)
+
+    for i in inputs:
+        p = Path(i)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                                 and not any(_inside(Path(os.path.realpath(Path(root) / d)), e)
+                                             for e in ex))
+                for name in sorted(files):
+                    if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
+                        continue
+                    add(Path(root) / name)
+        elif p.exists():
+            add(p)
+        else:
+            raise ReadError("input not found", p)
+    return out
+
+
+def exam_key(path: str | os.PathLike, *, keep_ids: bool = False, salt: str | None = None) -> str:
+    """The name of an exam (one input file) in every output.
+
+    Parameters
+    ----------
+    path : path
+        The input file.
+    keep_ids : bool
+        Use the file's stem (made safe for a folder name) instead of a pseudonymous key.
+    salt : str, optional
+        De-identification salt (default: ``LAYERSEG_SALT``, else the installation's).
+
+    Returns
+    -------
+    str
+        16 hex characters: `layerseg.io.deidentify_key` of the file's resolved path (a file
+        name may carry a patient's name, so it never shows); with `keep_ids` the safe stem.
+    """
+    from ..io.dicom import deidentify_key
+    p = Path(path)
+    if keep_ids:
+        stem = p.name[:-len(".nii.gz")] if p.name.lower().endswith(".nii.gz") else p.stem
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "exam"
+        return safe
+    return deidentify_key("layerseg-exam", os.path.realpath(p), salt=salt)
+
+
+def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input>") -> str | None:
+    """`text` with every spelling of `path` (as given, absolute, resolved, and its file name)
+    replaced, so an error message naming the input carries no file name into an output."""
+    if text is None:
+        return None
+    p = Path(path)
+    for s in sorted({str(p), os.path.realpath(p), os.path.abspath(p), p.name}, key=len,
+                    reverse=True):
+        if s:
+            text = text.replace(s, replacement)
+    return text
+
+
+@dataclass
+class _Ref:
+    path: Path
+    exam: str
+    index: int
+    series: Any = None
+    error: BaseException | None = None
+
+
+def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Ref]:
+    from ..io import read
+    for p in paths:
+        key = keys[p]
+        try:
+            series = read(p, spacing=spacing)
+            n = len(series)
+            if n == 0:
+                raise ReadError("the file holds no frame", p)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - recorded by the batch loop through _work
+            yield _Ref(p, key, -1, None, e)
+            continue
+        for i in range(n):
+            yield _Ref(p, key, i, series)
+
+
+def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical",
+                 region: str | None = None, spacing: tuple[float, float] | None = None,
+                 keys: dict | None = None, keep_ids: bool = False,
+                 progress: str | None = None) -> Iterator[FrameResult]:
+    """Read, segment and score every frame of every file, one `FrameResult` per frame.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Input files (see `find_inputs` for folders), read with `layerseg.io.read`.
+    model : str
+        Passed straight to `layerseg.segment` (``classical`` now; trained models later).
+    region : str, optional
+        Facial region for every frame (layer profile and reference ranges); default each
+        frame's own (``meta.region``), and an unknown name takes the default profile with a QC
+        note.
+    spacing : (float, float), optional
+        ``(axial_mm, lateral_mm)`` overriding every file's calibration (recorded as 'user').
+    keys : dict of Path -> str, optional
+        Exam keys by path (default `exam_key` of each path).
+    keep_ids : bool
+        Exam keys from file stems (see `exam_key`).
+    progress : str, optional
+        Show a tqdm bar on stderr with this description, counting frames (frames/s).
+
+    Yields
+    ------
+    FrameResult
+        In file order then frame order. A file that cannot be read at all gives one failed
+        result with ``frame_index`` -1; a frame that fails gives a failed result and the run
+        goes on.
+    """
+    paths = [Path(p) for p in paths]
+    keys = dict(keys) if keys is not None else {}
+    for p in paths:
+        keys.setdefault(p, exam_key(p, keep_ids=keep_ids))
+    from ..scoring import score
+    from ..segmentation import segment
+
+    def work(ref: _Ref):
+        if ref.error is not None:
+            raise ref.error
+        frame = ref.series[ref.index]
+        seg = segment(frame, model=model, region=region, return_scores=True)
+        seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
+        fid = f"{ref.exam}-f{ref.index:03d}"
+        sc = score(frame, seg.labels, region=region, frame_id=fid,
+                   subject_id=frame.meta.subject_key, surfaces=seg.surfaces)
+        return frame, seg, sc
+
+    current: list[_Ref] = []  # run_each names an item right before working on it
+
+    def key(ref: _Ref) -> str:
+        current[:] = [ref]
+        return f"{ref.exam}:{ref.index}"
+
+    for out in run_each(_refs(paths, keys, spacing), work, key=key, progress=progress,
+                        unit="frame"):
+        ref = current[0]
+        if out.ok:
+            frame, seg, sc = out.value
+            yield FrameResult(ref.exam, ref.path, ref.index, frame, seg, sc,
+                              seconds=out.seconds)
+        else:
+            yield FrameResult(ref.exam, ref.path, ref.index, error=out.error,
+                              error_type=out.error_type, seconds=out.seconds)
+
+
+def group_exams(results: Iterable[FrameResult]) -> Iterator[ExamResult]:
+    """Gather consecutive `FrameResult` of one file into an `ExamResult` (lazily: an exam is
+    yielded once its last frame is done).
+
+    Parameters
+    ----------
+    results : iterable of FrameResult
+        As `infer_frames` yields them.
+
+    Yields
+    ------
+    ExamResult
+    """
+    cur: ExamResult | None = None
+    for r in results:
+        if cur is None or r.exam != cur.key or r.path != cur.path:
+            if cur is not None:
+                yield cur
+            cur = ExamResult(r.exam, r.path)
+        cur.frames.append(r)
+    if cur is not None:
+        yield cur

@@ -1,0 +1,438 @@
+"""`run_infer`: the batch inference run behind ``layerseg infer``: a folder of exams in; label
+maps, overlays, scores and a readable report out.
+
+Layout of the output folder ``DIR``::
+
+    DIR/exams/<exam key>/labels.nii.gz      every frame's label map 0-7 stacked as one 3-D volume
+                                            (cols, rows, frames), spacing in the header (mm);
+                                            a frame that failed is all 0 there (see done.json)
+    DIR/exams/<exam key>/labels_fNNN.png    label map of frame NNN, grey values 0-7
+    DIR/exams/<exam key>/overlay_fNNN.png   layer outlines and names on the B-mode (elastography
+                                            beside it when the frame has it)
+    DIR/exams/<exam key>/scores.csv         per-frame, per-layer scores of the exam (long form;
+    DIR/exams/<exam key>/scores.parquet     also as Parquet: the run's tables are built from it)
+    DIR/exams/<exam key>/report.html        self-contained report (images embedded)
+    DIR/exams/<exam key>/done.json          written LAST: the exam is complete
+    DIR/scores.csv, DIR/scores.parquet      every exam's scores, one row per frame and layer
+    DIR/summary.json                        what succeeded, what failed and why
+    DIR/run.log                             one line per exam, time-stamped
+    DIR/key_map.csv                         exam key -> input file, only with write_key_map
+
+The exam key is a salted pseudonymous key of the input file (`exam_key`): no file name, path or
+DICOM header field reaches any output unless ``keep_ids``. An exam whose every frame failed
+leaves nothing under ``exams/``; a run is resumable: an exam whose ``done.json`` exists and whose
+input is unchanged (size and modification time) is skipped, an incomplete one is redone.
+
+The files carrying the time of the run are ``run.log`` and the ``run`` block of
+``summary.json``; every other file is byte-identical for the same inputs and options, whether
+the run was resumed or not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..batch import run_each
+from ..errors import LayersegError, OutputError, ReadError
+from ..io.safe_write import check_outputs, check_writable, write_text_atomic
+from .pipeline import (ExamResult, FrameResult, check_model, exam_key, find_inputs, group_exams,
+                       infer_frames, redact)
+from .writers import png_bytes, render_overlay, write_bytes, write_label_nifti
+
+__all__ = ["run_infer", "write_exam", "read_done", "DONE_FILE", "TIMED_FIELDS"]
+
+DONE_FILE = "done.json"
+"""The file that marks an exam folder complete (written last)."""
+
+TIMED_FIELDS = ("run",)
+"""Top-level keys of ``summary.json`` that depend on the time of the run (and on resuming)."""
+
+_SLEEP_ENV = "LAYERSEG_INFER_TEST_SLEEP_S"
+"""Test hook: seconds to sleep after each exam is written (lets a test interrupt a run)."""
+
+
+class _NoFrameScored(LayersegError):
+    """Every frame of an exam failed (the message is the first frame's reason)."""
+
+
+def _input_stat(path: Path) -> dict:
+    st = os.stat(path)
+    return {"input_size": int(st.st_size), "input_mtime_ns": int(st.st_mtime_ns)}
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
+
+
+def read_done(folder: str | os.PathLike) -> dict | None:
+    """The ``done.json`` of an exam folder, or None when it is missing or unreadable."""
+    try:
+        d = json.loads((Path(folder) / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _frame_failure(fr: FrameResult, keep_ids: bool) -> dict:
+    err = fr.error if keep_ids else redact(fr.error, fr.path)
+    return {"frame_index": fr.frame_index if fr.frame_index >= 0 else None, "error": err,
+            "error_type": fr.error_type}
+
+
+def _exam_table(exam: ExamResult, keep_ids: bool) -> pd.DataFrame:
+    from ..scoring.table import failed_scores
+    parts = []
+    for fr in exam.frames:
+        if fr.frame_index < 0:
+            continue
+        sc = fr.scores if fr.ok else failed_scores(
+            fr.frame_id, fr.error if keep_ids else redact(fr.error, fr.path))
+        t = sc.to_long()
+        t.insert(0, "frame_index", fr.frame_index)
+        t.insert(0, "exam", exam.key)
+        if fr.ok:
+            t["segmentation_flags"] = "; ".join(fr.flags) or None
+            t["model"] = fr.segmentation.model
+        parts.append(t)
+    df = pd.concat(parts, ignore_index=True)
+    for c in ("segmentation_flags", "model"):
+        if c not in df:
+            df[c] = None
+    return df
+
+
+def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, region: str | None,
+               keep_ids: bool = False) -> dict:
+    """Write one exam's outputs into `folder`, ``done.json`` last.
+
+    Parameters
+    ----------
+    exam : ExamResult
+        The exam's frames (at least one scored).
+    folder : path
+        ``DIR/exams/<exam key>``; anything already there (an incomplete earlier attempt) is
+        removed first.
+    model : str
+        The model name, recorded.
+    region : str or None
+        The region asked for, recorded.
+    keep_ids : bool
+        Record the input path in ``done.json`` and keep file names in error messages.
+
+    Returns
+    -------
+    dict
+        The content of ``done.json``: ``exam``, ``input_size``, ``input_mtime_ns``, ``frames``,
+        ``frames_scored``, ``frames_failed`` ([{frame_index, error, error_type}]), ``model``,
+        ``region``, ``layerseg_version``, ``files``.
+
+    Raises
+    ------
+    _NoFrameScored
+        No frame was scored: nothing is written (the folder is not created).
+    OSError
+        A write failed; the exam folder is removed.
+    """
+    ok = exam.ok_frames
+    if not ok:
+        first = exam.frames[0]
+        raise _NoFrameScored(first.error if keep_ids else redact(first.error, exam.path))
+    from .report import exam_report_html
+    folder = Path(folder)
+    stat = _input_stat(exam.path)  # before the writes: a changed input is redone next time
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    try:
+        files = []
+        spacing = ok[0].frame.spacing_mm
+        shape = ok[0].labels.shape
+        stack = []
+        for fr in exam.frames:
+            if fr.frame_index < 0:
+                continue
+            if fr.ok and fr.labels.shape != shape:
+                raise ReadError(f"frame {fr.frame_index} has another shape ({fr.labels.shape}) "
+                                f"than frame {ok[0].frame_index} ({shape})", None)
+            stack.append(fr.labels if fr.ok else np.zeros(shape, np.uint8))
+        write_label_nifti(folder / "labels.nii.gz", stack, spacing)
+        files.append("labels.nii.gz")
+        overlays = {}
+        for fr in ok:
+            name = f"labels_f{fr.frame_index:03d}.png"
+            write_bytes(folder / name, png_bytes(fr.labels))
+            over = png_bytes(render_overlay(fr.frame, fr.labels, fr.segmentation.profile.layers))
+            oname = f"overlay_f{fr.frame_index:03d}.png"
+            write_bytes(folder / oname, over)
+            overlays[fr.frame_index] = over
+            files += [name, oname]
+        table = _exam_table(exam, keep_ids)
+        from ..scoring import write_table
+        write_table(table, folder / "scores.csv")
+        write_table(table, folder / "scores.parquet")
+        files += ["scores.csv", "scores.parquet"]
+        failed = [_frame_failure(fr, keep_ids) for fr in exam.failed_frames]
+        done = {"exam": exam.key, **stat, "frames": len([f for f in exam.frames
+                                                          if f.frame_index >= 0]),
+                "frames_scored": len(ok), "frames_failed": failed, "model": model,
+                "region": region, "layerseg_version": __version__}
+        html = exam_report_html(exam, overlays, model=model, version=__version__,
+                                failures=failed)
+        write_text_atomic(folder / "report.html", html)
+        files.append("report.html")
+        done["files"] = files
+        if keep_ids:
+            done["input"] = str(exam.path)
+        write_text_atomic(folder / DONE_FILE, _json(done))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return done
+
+
+class _RunLog:
+    """``DIR/run.log``: time-stamped lines, rewritten atomically after each line."""
+
+    def __init__(self, path: Path, append: bool):
+        self.path = path
+        self.lines: list[str] = []
+        if append and path.is_file():
+            self.lines = path.read_text(encoding="utf-8").splitlines()
+
+    def __call__(self, msg: str) -> None:
+        self.lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}")
+        write_text_atomic(self.path, "\n".join(self.lines) + "\n")
+
+
+def _check_out_folder(out: Path, inputs: list[Path]) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError("the output must be a folder; a file of that name exists", out)
+    ro = Path(os.path.realpath(out))
+    for i in inputs:
+        ri = Path(os.path.realpath(i))
+        if ri == ro or ro in ri.parents:
+            raise OutputError(f"the input {i} lies inside the output folder; the run would read "
+                              "its own outputs. Choose another output folder", out)
+
+
+def _unique_keys(files: list[Path], keep_ids: bool) -> dict[Path, str]:
+    keys: dict[Path, str] = {}
+    used: set[str] = set()
+    for f in files:
+        k = exam_key(f, keep_ids=keep_ids)
+        if k in used:  # two files with one stem (keep_ids): tell them apart
+            k = f"{k}-{exam_key(f)[:8]}"
+        used.add(k)
+        keys[f] = k
+    return keys
+
+
+def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
+              model: str = "classical", region: str | None = None,
+              spacing: tuple[float, float] | None = None, resume: bool = False,
+              keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
+              echo: Callable[[str], None] | None = None) -> dict:
+    """Run batch inference over files and folders and write everything to `out`.
+
+    Parameters
+    ----------
+    inputs : iterable of path
+        Files and folders (walked recursively; hidden files and ``.json`` sidecars skipped; the
+        output folder skipped when it lies inside an input folder).
+    out : path
+        Output folder (created); see the module docstring for its layout.
+    model : str
+        Passed to `layerseg.segment`; refused before any work when it cannot run.
+    region : str, optional
+        Facial region for every frame.
+    spacing : (float, float), optional
+        ``(axial_mm, lateral_mm)`` for files that carry none (overrides any calibration).
+    resume : bool
+        Skip exams whose ``done.json`` exists and whose input is unchanged.
+    keep_ids : bool
+        Key exams by file stem and keep file paths in messages (identifying!).
+    write_key_map : bool
+        Write ``DIR/key_map.csv`` (exam key -> input path).
+    progress : bool
+        tqdm progress bar on stderr (frames/s).
+    echo : callable(str), optional
+        Receives the failure lines and the summary for the terminal (default: stderr). These
+        lines name the input files, as the user gave them.
+
+    Returns
+    -------
+    dict
+        The content of ``summary.json``.
+
+    Raises
+    ------
+    OutputError, ReadError, ConfigError
+        Before any work: the model cannot run, an input is missing or lies inside `out`, no
+        input file found, or an output cannot be written.
+    """
+    t0 = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    check_model(model)
+    out = Path(out)
+    inputs = [Path(i) for i in inputs]
+    _check_out_folder(out, inputs)
+    files = find_inputs(inputs, exclude=[out])
+    if not files:
+        raise ReadError("no input file found (hidden files and .json sidecars are skipped)",
+                        ", ".join(str(i) for i in inputs))
+    keys = _unique_keys(files, keep_ids)
+    names = ["scores.csv", "scores.parquet", "summary.json", "run.log"]
+    if write_key_map:
+        names.append("key_map.csv")
+    check_outputs([out / n for n in names], files)
+    check_writable(out / "exams")
+    log = _RunLog(out / "run.log", append=resume)
+    log(f"layerseg {__version__} infer: {len(files)} input file(s), model {model}"
+        + (f", region {region}" if region else "") + (", resume" if resume else ""))
+
+    status: dict[Path, dict] = {}
+    todo = []
+    for f in files:
+        done = read_done(out / "exams" / keys[f]) if resume else None
+        if done is not None and done.get("exam") == keys[f] and \
+                {k: done.get(k) for k in ("input_size", "input_mtime_ns")} == _input_stat(f) \
+                and done.get("model") == model and done.get("region") == region:
+            status[f] = {"status": "done", "resumed": True, "done": done}
+            log(f"exam {keys[f]}: already done, skipped")
+        else:
+            todo.append(f)
+
+    by_key = {keys[f]: f for f in files}
+    sleep_s = float(os.environ.get(_SLEEP_ENV, "0") or 0)
+
+    def work(exam: ExamResult) -> dict:
+        done = write_exam(exam, out / "exams" / exam.key, model=model, region=region,
+                          keep_ids=keep_ids)
+        if sleep_s > 0:
+            time.sleep(sleep_s)
+        return done
+
+    frames = infer_frames(todo, model=model, region=region, spacing=spacing,
+                          keys={f: keys[f] for f in todo},
+                          progress="infer" if progress else None)
+    exams: dict[str, ExamResult] = {}
+
+    def remember(ex: ExamResult) -> str:
+        exams[ex.key] = ex
+        return ex.key
+
+    for o in run_each(group_exams(frames), work, key=remember):
+        ex = exams.pop(o.key)
+        f = by_key[o.key]
+        shown = str(f)
+        if o.ok:
+            status[f] = {"status": "done", "resumed": False, "done": o.value}
+            n_bad = len(o.value["frames_failed"])
+            log(f"exam {o.key}: {o.value['frames_scored']}/{o.value['frames']} frame(s) scored"
+                f" ({o.seconds:.1f} s)")
+            for fail in o.value["frames_failed"]:
+                echo(f"FAILED {shown} frame {fail['frame_index']}: {fail['error']}")
+            if n_bad:
+                log(f"exam {o.key}: {n_bad} frame(s) failed")
+        else:
+            err = o.error if keep_ids else redact(o.error, f)
+            etype = ex.frames[0].error_type if o.error_type == "_NoFrameScored" else o.error_type
+            status[f] = {"status": "failed", "error": err, "error_type": etype,
+                         "frames": len([x for x in ex.frames if x.frame_index >= 0])}
+            log(f"exam {o.key}: FAILED ({etype}): {err}")
+            echo(f"FAILED {shown} (exam {o.key}): {o.error}")
+
+    # ---- run-level tables and summary, from the exam folders (fresh or resumed alike)
+    tables = []
+    for f in files:
+        st = status.get(f)
+        if st is not None and st["status"] == "done":
+            tables.append(pd.read_parquet(out / "exams" / keys[f] / "scores.parquet"))
+    outputs = {"summary": "summary.json", "log": "run.log", "exams": "exams"}
+    if tables:
+        from ..scoring import write_table
+        combined = pd.concat(tables, ignore_index=True)
+        write_table(combined, out / "scores.csv")
+        write_table(combined, out / "scores.parquet")
+        outputs.update(scores_csv="scores.csv", scores_parquet="scores.parquet")
+    if write_key_map:
+        lines = ["exam,input"] + [f"{keys[f]},{json.dumps(str(f))}" for f in files]
+        write_text_atomic(out / "key_map.csv", "\n".join(lines) + "\n")
+        outputs["key_map"] = "key_map.csv"
+
+    failures, exam_rows = [], []
+    n_frames = n_scored = n_qc = 0
+    for f in files:
+        st = status.get(f) or {"status": "failed", "error": "not processed", "frames": 0,
+                               "error_type": None}
+        row = {"exam": keys[f], "status": st["status"]}
+        if keep_ids:
+            row["input"] = str(f)
+        if st["status"] == "done":
+            d = st["done"]
+            row.update(frames=d["frames"], frames_scored=d["frames_scored"])
+            n_frames += d["frames"]
+            n_scored += d["frames_scored"]
+            for fail in d["frames_failed"]:
+                failures.append({"exam": keys[f], **({"input": str(f)} if keep_ids else {}),
+                                 **fail})
+        else:
+            row.update(frames=st["frames"], frames_scored=0, error=st["error"])
+            n_frames += st["frames"]
+            failures.append({"exam": keys[f], **({"input": str(f)} if keep_ids else {}),
+                             "frame_index": None, "error": st["error"],
+                             "error_type": st["error_type"]})
+        exam_rows.append(row)
+    if tables:
+        w = combined.drop_duplicates(["exam", "frame_index"])
+        n_qc = int(((w["frame_status"] == "scored") & (w["qc_pass"] == False)).sum())  # noqa: E712
+    n_ok = sum(1 for r in exam_rows if r["status"] == "done")
+    summary = {
+        "layerseg_version": __version__, "model": model, "region": region,
+        "spacing_mm": list(spacing) if spacing is not None else None,
+        "keep_ids": bool(keep_ids),
+        "exams": {"total": len(files), "done": n_ok, "failed": len(files) - n_ok},
+        "frames": {"total": n_frames, "scored": n_scored, "failed": n_frames - n_scored,
+                   "qc_flagged": n_qc},
+        "failed": len(failures),
+        "failures": failures,
+        "exam_status": exam_rows,
+        "outputs": outputs,
+        "run": {"started_at": started, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "seconds": round(time.time() - t0, 3),
+                "exams_resumed": sum(1 for s in status.values() if s.get("resumed")),
+                "exams_processed": len(todo)},
+    }
+    write_text_atomic(out / "summary.json", _json(summary))
+    msg = (f"{len(files)} exam(s): {n_ok} done, {len(files) - n_ok} failed; {n_frames} frame(s):"
+           f" {n_scored} scored ({n_qc} flagged by QC), {n_frames - n_scored} failed")
+    log(msg)
+    if failures:
+        echo(f"{len(failures)} failure(s):")
+        for fl in failures:
+            where = by_key[fl["exam"]]
+            fi = "" if fl["frame_index"] is None else f" frame {fl['frame_index']}"
+            echo(f"  {where}{fi}: {fl['error']}")
+    echo(msg + f" -> {out}")
+    return summary

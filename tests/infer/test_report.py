@@ -1,0 +1,77 @@
+"""The per-exam HTML report, in Python and in a real headless browser (skipped without
+``chromium``)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from layerseg.infer import thickness_svg
+
+_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+def _report(inputs, tmp_path, kit):
+    out = tmp_path / "out"
+    assert kit.run_cli(inputs / "exam_a.dcm", "--out", out, "--region", "jaw",
+                       "--no-progress") == 0
+    (ex,) = list((out / "exams").iterdir())
+    return ex / "report.html"
+
+
+def test_report_content(inputs, tmp_path, kit):
+    report = _report(inputs, tmp_path, kit)
+    text = report.read_text()
+    assert "Research use only, not a medical device" in text
+    assert '<td id="model">classical</td>' in text and "layerseg 0.1.0" in text
+    assert "<svg" in text and text.count("<polyline") >= 4        # thickness plots
+    assert "QC flags and why" in text
+    assert "10.7 &plusmn; 1.8" in text  # jaw muscle stiffness reference range, kPa
+    uris = _URI.findall(text)
+    assert len(uris) == 2  # one overlay per frame
+    for u in uris:
+        img = Image.open(io.BytesIO(base64.b64decode(u)))
+        img.load()
+        assert img.mode == "RGB" and img.size[0] > 400
+    assert "src=\"http" not in text and "href=" not in text  # self-contained
+
+
+def test_thickness_svg_draws_gaps_where_absent():
+    t = np.full((2, 10), np.nan)
+    t[0] = 1.0
+    t[1, :3] = 2.0
+    t[1, 6:] = 2.0
+    svg = thickness_svg(t, ["dermis", "fat"], 0.05)
+    assert svg.count("<polyline") == 3 and ">dermis<" in svg and ">fat<" in svg
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_report_in_headless_browser(inputs, tmp_path, kit):
+    report = _report(inputs, tmp_path, kit)
+    shot = tmp_path / "shot.png"
+    base = ["chromium", "--headless", "--disable-gpu", "--no-sandbox",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,2000",
+                               report.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
+    dom = subprocess.run(base + ["--dump-dom", report.as_uri()], capture_output=True,
+                         timeout=120).stdout.decode()
+    # the DOM as the browser built it: table rows of layers, the notice, embedded images
+    rows = re.findall(r'<tr class="layer-row" data-layer="(\w+)"', dom)
+    assert len(rows) >= 8 and {"epidermis", "dermis", "fat", "smas"} <= set(rows)
+    assert "Research use only, not a medical device" in dom
+    uris = _URI.findall(dom)
+    assert len(uris) == 2
+    for u in uris:
+        Image.open(io.BytesIO(base64.b64decode(u))).load()
+    # the screenshot is not blank: the page's text, tables and images show
+    img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    assert img.shape[:2] == (2000, 1200)
+    assert img.std() > 20 and (img.mean(axis=2) < 60).mean() > 0.02

@@ -1,0 +1,78 @@
+"""Resume: a run killed after its first exam is complete, re-run with --resume, gives outputs
+byte-identical to an uninterrupted run, except the files carrying the time of the run:
+``run.log`` (left out) and ``summary.json`` (compared without its ``run`` block)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from layerseg.infer import TIMED_FIELDS, exam_key, find_inputs
+
+TIMED_FILES = ("run.log", "summary.json")
+
+
+def _compare(ref: Path, out: Path, kit) -> None:
+    a, b = kit.digest_tree(ref), kit.digest_tree(out)
+    assert sorted(a) == sorted(b)  # no stray file (no .part left over)
+    for name in a:
+        if name not in TIMED_FILES:
+            assert a[name] == b[name], name
+    sa, sb = kit.summary(ref), kit.summary(out)
+    assert {k: v for k, v in sa.items() if k not in TIMED_FIELDS} == \
+        {k: v for k, v in sb.items() if k not in TIMED_FIELDS}
+
+
+def test_killed_run_resumes_byte_identical(inputs, tmp_path, kit):
+    ref = tmp_path / "ref"
+    assert kit.run_cli(inputs, "--out", ref, "--no-progress") == 0
+
+    out = tmp_path / "out"
+    env = {**os.environ, "LAYERSEG_INFER_TEST_SLEEP_S": "4",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([kit.PY, "-m", "layerseg", "infer", str(inputs), "--out", str(out),
+                             "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob("exams/*/done.json")) and time.time() < deadline:
+            assert proc.poll() is None, "the run ended before its first exam was done"
+            time.sleep(0.1)
+        assert proc.poll() is None  # caught between exams: killed before the run ends
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(list(out.glob("exams/*/done.json"))) < kit.N_EXAMS
+    assert not (out / "summary.json").exists()
+
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress") == 0
+    s = kit.summary(out)
+    assert s["run"]["exams_resumed"] >= 1 and s["run"]["exams_processed"] < kit.N_EXAMS
+    _compare(ref, out, kit)
+
+
+def test_resume_redoes_incomplete_and_changed_exams(inputs, tmp_path, kit):
+    ref = tmp_path / "ref"
+    assert kit.run_cli(inputs, "--out", ref, "--no-progress") == 0
+    out = tmp_path / "out"
+    assert kit.run_cli(inputs, "--out", out, "--no-progress") == 0
+    exams = sorted((out / "exams").iterdir())
+    (exams[0] / "done.json").unlink()          # incomplete: redone
+    (exams[1] / "overlay_f000.png").write_bytes(b"stale")
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress") == 0
+    s = kit.summary(out)
+    assert s["run"] == {**s["run"], "exams_resumed": 2, "exams_processed": 1}
+    # exams[1] was complete (done.json) and its input unchanged: skipped, stale file kept
+    assert (exams[1] / "overlay_f000.png").read_bytes() == b"stale"
+    (exams[1] / "overlay_f000.png").write_bytes((ref / "exams" / exams[1].name /
+                                                 "overlay_f000.png").read_bytes())
+    _compare(ref, out, kit)
+    # a changed input (modification time) is redone
+    src = next(p for p in find_inputs([inputs]) if exam_key(p) == exams[2].name)
+    os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress") == 0
+    assert kit.summary(out)["run"]["exams_processed"] == 1

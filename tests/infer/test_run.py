@@ -1,0 +1,130 @@
+"""``layerseg infer`` end to end, and the Python API underneath (infer_frames, group_exams)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from layerseg.infer import exam_key, find_inputs, group_exams, infer_frames
+from layerseg.layers.profiles import LABEL_NAMES
+
+
+
+def test_api_generator_yields_per_frame_results(inputs):
+    files = find_inputs([inputs])
+    names = sorted(p.name for p in files)
+    assert names == ["PID-12345_exam_b.dcm", "capture.png", "exam_a.dcm"]  # hidden, .json out
+    res = list(infer_frames([inputs / "exam_a.dcm", inputs / "clinic" / "capture.png"],
+                            region="cheek"))
+    assert [(r.path.name, r.frame_index) for r in res] == [
+        ("exam_a.dcm", 0), ("exam_a.dcm", 1), ("capture.png", 0)]
+    for r in res:
+        assert r.ok and r.error is None
+        assert r.labels.dtype == np.uint8 and r.labels.shape == r.frame.shape
+        assert set(np.unique(r.labels)) <= set(range(8)) and len(np.unique(r.labels)) >= 4
+        assert r.scores.id == r.frame_id and r.scores.layers
+        assert {x["layer"] for x in r.scores.layers} >= {"epidermis", "dermis", "fat"}
+        assert isinstance(r.flags, list)
+        assert r.exam == exam_key(r.path)
+    assert res[0].frame.elasto is not None and res[2].frame.elasto is None
+    exams = list(group_exams(iter(res)))
+    assert [len(e.frames) for e in exams] == [2, 1]
+
+
+def test_api_records_a_failing_file_and_goes_on(inputs, tmp_path):
+    bad = tmp_path / "empty.dcm"
+    bad.write_bytes(b"")
+    res = list(infer_frames([bad, inputs / "clinic" / "capture.png"]))
+    assert not res[0].ok and res[0].frame_index == -1 and "empty" in res[0].error
+    assert res[0].error_type == "UnsupportedFormatError"
+    assert res[1].ok
+
+
+def test_end_to_end(inputs, tmp_path, kit):
+    run_cli, summary, N_EXAMS, N_FRAMES = kit.run_cli, kit.summary, kit.N_EXAMS, kit.N_FRAMES
+    out = tmp_path / "out"
+    assert run_cli(inputs, "--out", out, "--region", "jaw", "--no-progress") == 0
+    s = summary(out)
+    assert s["exams"] == {"total": N_EXAMS, "done": N_EXAMS, "failed": 0}
+    assert s["frames"]["total"] == s["frames"]["scored"] == N_FRAMES
+    assert s["frames"]["failed"] == 0 and s["failed"] == 0 and s["failures"] == []
+    assert s["model"] == "classical" and s["region"] == "jaw"
+    assert (out / "run.log").read_text().count("frame(s) scored") == N_EXAMS
+    exams = sorted(p for p in (out / "exams").iterdir())
+    assert len(exams) == N_EXAMS
+    assert {p.name for p in exams} == {exam_key(f) for f in find_inputs([inputs])}
+
+    combined = pd.read_csv(out / "scores.csv")
+    parquet = pd.read_parquet(out / "scores.parquet")
+    assert len(combined) == len(parquet)
+    assert list(combined["layer"]) == list(parquet["layer"])
+    assert combined.groupby(["exam", "frame_index"]).ngroups == N_FRAMES
+    assert (combined["frame_status"] == "scored").all()
+    widths = []
+    for ex in exams:
+        done = json.loads((ex / "done.json").read_text())
+        img = nib.load(ex / "labels.nii.gz")
+        vol = np.asarray(img.dataobj)
+        assert vol.dtype == np.uint8 and vol.ndim == 3 and vol.shape[2] == done["frames"]
+        assert set(np.unique(vol)) <= set(range(8))
+        zx, zy, _ = img.header.get_zooms()
+        assert img.header.get_xyzt_units()[0] == "mm"
+        per_exam = pd.read_csv(ex / "scores.csv")
+        assert len(per_exam) == (combined["exam"] == ex.name).sum()
+        for k in range(done["frames"]):
+            lab = np.asarray(Image.open(ex / f"labels_f{k:03d}.png"))
+            np.testing.assert_array_equal(vol[:, :, k].T, lab)
+            # one row per frame and layer present in the label map
+            rows = combined[(combined["exam"] == ex.name) & (combined["frame_index"] == k)]
+            assert sorted(rows["layer"]) == sorted(LABEL_NAMES[v] for v in np.unique(lab) if v)
+            over = np.asarray(Image.open(ex / f"overlay_f{k:03d}.png"))
+            assert over.ndim == 3 and over.shape[2] == 3 and over.std() > 10
+            widths.append((done["frames"], over.shape[1] / over.shape[0]))
+        # spacing in the header: the frames were simulated at 0.03125 mm square pixels
+        np.testing.assert_allclose([zy, zx], [0.03125, 0.03125], rtol=1e-4)
+        html = (ex / "report.html").read_text()
+        assert "Research use only, not a medical device" in html
+    # DICOM exams (2 frames) carry elastography: shown beside the B-mode, twice as wide
+    assert all(r > 1.8 for n, r in widths if n == 2) and all(r < 1.2 for n, r in widths if n == 1)
+    # z-scores against the reference ranges: jaw muscle stiffness (the DICOM exams' shear-wave
+    # elastography); where no range applies the reason is given, never a silent gap
+    mus = combined[(combined["layer"] == "muscle") & combined["stiffness_median_kpa"].notna()]
+    assert len(mus) >= 2 and mus["stiffness_median_kpa_z"].notna().all()
+    assert combined[combined["layer"] == "dermis"]["reference_reason"].str.contains(
+        "no published reference range for dermis thickness_mean_mm").all()
+
+
+def test_output_inside_input_is_not_read_back(inputs, kit):
+    run_cli, summary, N_EXAMS = kit.run_cli, kit.summary, kit.N_EXAMS
+    out = inputs / "results"
+    assert run_cli(inputs, "--out", out, "--no-progress") == 0
+    assert run_cli(inputs, "--out", out, "--no-progress") == 0  # the 2nd walk skips results/
+    assert summary(out)["exams"]["total"] == N_EXAMS
+
+
+def test_refused_before_any_work(inputs, tmp_path, capsys, kit):
+    run_cli = kit.run_cli
+    out = tmp_path / "o"
+    assert run_cli(inputs, "--out", out, "--model", "default") == 2
+    assert "not available" in capsys.readouterr().err
+    assert not (out / "exams").exists()
+    for bad, words in ((tmp_path / "missing.ckpt", "checkpoint does not exist"),
+                       (tmp_path / "junk.ckpt", "")):
+        if bad.name == "junk.ckpt":
+            bad.write_bytes(b"not a checkpoint")
+        assert run_cli(inputs, "--out", out, "--model", bad) == 2   # a checkpoint path is
+        err = capsys.readouterr().err                                # loaded before any work
+        assert words in err and str(bad) in err
+        assert not (out / "exams").exists()
+    (out / "sub").mkdir(parents=True)
+    assert run_cli(out / "sub", "--out", out) == 2  # the input lies inside the output
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert run_cli(inputs, "--out", f) == 2
+    assert run_cli(tmp_path / "missing", "--out", out) == 2
+    assert not (out / "exams").exists()
