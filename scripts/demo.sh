@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the main job on the bundled sample data:
-#  1. read the bundled frames (DICOM with US regions, JPEG cine, PNG + sidecar, simulated frames)
-#     and print their calibration;
-#  2. simulate a small labelled 24 MHz dataset (exact truth), segment it with the training-free
-#     classical segmenter and report its accuracy;
-#  3. score the per-layer aging markers of that dataset into CSV tables.
+#  1. read the bundled files (simulated multi-frame DICOM exams with elastography, a PNG capture
+#     with its spacing sidecar) and print their calibration;
+#  2. `layerseg infer` them: every frame segmented and scored; per exam label maps (NIfTI + PNG),
+#     overlays, scores and an HTML report; for the run one scores table, a log and a summary;
+#  3. simulate a small labelled 24 MHz dataset and report the segmenter's accuracy on it.
 # Output goes to a new folder under out/ (nothing existing is overwritten).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +12,11 @@ bash scripts/setup.sh
 . .venv/bin/activate
 OUT=${1:-out/demo-$(date +%Y%m%d-%H%M%S)}
 echo "== bundled samples"
-layerseg info data/samples data/samples/sim
-echo "== simulate 6 frames into $OUT/sim"
-layerseg simulate --n 6 --out "$OUT/sim" --seed 7
-echo "== classical segmenter accuracy"
+layerseg info data/samples/exams data/samples/bmode_capture.png
+echo "== layerseg infer -> $OUT/infer"
+layerseg infer data/samples/exams data/samples/bmode_capture.png --out "$OUT/infer" --no-progress
+echo "reports: $(ls "$OUT"/infer/exams/*/report.html | tr '\n' ' ')"
+echo "scores:  $OUT/infer/scores.csv ($(($(wc -l < "$OUT/infer/scores.csv") - 1)) rows)"
+echo "== accuracy of the classical segmenter on 6 simulated frames (exact truth)"
+layerseg simulate --n 6 --out "$OUT/sim" --seed 7 --no-progress
 layerseg bench accuracy --data "$OUT/sim" --model classical --json "$OUT/accuracy.json"
-cat "$OUT/accuracy.json"; echo
-echo "== aging markers"
-layerseg score --data "$OUT/sim" --out "$OUT/scores.csv" --wide "$OUT/scores_wide.csv"
-echo "scores: $OUT/scores.csv ($(($(wc -l < "$OUT/scores.csv") - 1)) rows), per frame: $OUT/scores_wide.csv"
