@@ -74,10 +74,13 @@ def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
                 ("filters", "layerseg.bench.filters:run_filter_benchmarks",
                  {"sizes": ((128, 128),), "repeats": 1, "verbose": False}),
                 ("simulate", "layerseg.bench.simulate:run_simulate_benchmark",
-                 {"per_cell": 2.0, "frames": 1, "with_pymust": False})]
+                 {"per_cell": 2.0, "frames": 1, "with_pymust": False}),
+                ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark",
+                 {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1})]
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
-            ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {})]
+            ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {}),
+            ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {})]
 
 
 def run_speed(args: argparse.Namespace) -> int:
