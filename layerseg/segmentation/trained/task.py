@@ -250,13 +250,16 @@ class SegmentationTask(LightningModule):
             except (ValueError, RuntimeError):   # nothing accumulated
                 metric.reset()
                 continue
+            # MONAI's cumulative metrics gather every rank's buffer before aggregating (DDP), so
+            # the figures are already global; sync_dist only averages equal values
             vals = per_layer.detach().float().cpu()
             for layer, v in zip(LABEL_NAMES[1:], vals.tolist()):
                 if math.isfinite(v):
-                    self.log(f"{stage}/{name}/{layer}", v)
+                    self.log(f"{stage}/{name}/{layer}", v, sync_dist=True)
             finite = vals[torch.isfinite(vals)]
             if finite.numel():
-                self.log(f"{stage}/{name}", finite.mean().item(), prog_bar=name == "dice")
+                self.log(f"{stage}/{name}", finite.mean().item(), prog_bar=name == "dice",
+                         sync_dist=True)
             metric.reset()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
