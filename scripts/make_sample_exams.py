@@ -5,13 +5,15 @@ the B-mode, as a scanner exports them. They are what the README's main command
 
     python scripts/make_sample_exams.py [--out data/samples/exams]
 
-The patient fields are synthetic ("SAMPLE^CHEEK", ...); `layerseg infer` keeps them out of its
+Each exam has a sidecar `<exam>.json` stating its facial region (`{"region": "cheek"}`), which
+`layerseg infer` reads. The patient fields are synthetic ("SAMPLE^CHEEK", ...); `layerseg infer` keeps them out of its
 outputs unless --keep-ids. Frames: 256 x 256 pixels, JPEG baseline, 2-3 frames per exam.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,8 @@ def main(argv=None) -> int:
         p = write_exam_dicom(args.out / f"{stem}.dcm", frames, patient_name=f"SAMPLE^{region.upper()}",
                              patient_id=f"SAMPLE-{seed}", jpeg=True, patient_sex=sex,
                              patient_age=age)
+        # a scanner export carries no facial region: the exam's sidecar states it
+        p.with_suffix(".json").write_text(json.dumps({"region": region}) + "\n")
         print(f"{p}: {n} frame(s), {region}, {kind}, {p.stat().st_size // 1024} kB")
     return 0
 

@@ -24,7 +24,7 @@ from ..batch import run_each
 from ..errors import ReadError
 
 __all__ = ["FrameResult", "ExamResult", "infer_frames", "group_exams", "find_inputs",
-           "exam_key", "check_model", "redact"]
+           "exam_key", "exam_region", "check_model", "redact", "EXAM_SIDECAR_KEYS"]
 
 SKIPPED_SUFFIXES = (".json",)
 """Files the folder walk leaves out: sidecars (``<stem>.json`` holds an image's spacing)."""
@@ -244,6 +244,31 @@ class _Ref:
     index: int
     series: Any = None
     error: BaseException | None = None
+    region: str | None = None
+
+
+EXAM_SIDECAR_KEYS = ("region", "side")
+"""What a sidecar ``<exam>.json`` beside a DICOM or NIfTI exam may state (a scanner export
+carries no facial region): ``{"region": "cheek", "side": "left"}``. Image and RF files have
+sidecars of their own (spacing and more), read by their readers."""
+
+
+def exam_region(path: str | os.PathLike) -> str | None:
+    """The facial region a sidecar ``<exam>.json`` states for a DICOM/NIfTI/NRRD exam, or None.
+
+    Raises
+    ------
+    CorruptFileError
+        The sidecar is not a JSON object of `EXAM_SIDECAR_KEYS`.
+    """
+    from ..io.images import load_json_object
+    p = Path(path)
+    side = p.with_suffix(".json") if not p.name.endswith(".nii.gz") else \
+        p.with_name(p.name[:-7] + ".json")
+    if p.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy", ".mat",
+                            ".h5", ".uff") or not side.is_file():
+        return None
+    return load_json_object(side, EXAM_SIDECAR_KEYS, "exam sidecar").get("region")
 
 
 def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Ref]:
@@ -255,13 +280,14 @@ def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Re
             n = len(series)
             if n == 0:
                 raise ReadError("the file holds no frame", p)
+            reg = exam_region(p)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # noqa: BLE001 - recorded by the batch loop through _work
             yield _Ref(p, key, -1, None, e)
             continue
         for i in range(n):
-            yield _Ref(p, key, i, series)
+            yield _Ref(p, key, i, series, region=reg)
 
 
 def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical",
@@ -277,9 +303,9 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
     model : str
         Passed straight to `layerseg.segment` (``classical`` now; trained models later).
     region : str, optional
-        Facial region for every frame (layer profile and reference ranges); default each
-        frame's own (``meta.region``), and an unknown name takes the default profile with a QC
-        note.
+        Facial region for every frame (layer profile and reference ranges); default the exam's
+        sidecar ``<exam>.json`` (`exam_region`), else each frame's own (``meta.region``); an
+        unknown name takes the default profile with a QC note.
     spacing : (float, float), optional
         ``(axial_mm, lateral_mm)`` overriding every file's calibration (recorded as 'user').
     keys : dict of Path -> str, optional
@@ -307,10 +333,11 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         if ref.error is not None:
             raise ref.error
         frame = ref.series[ref.index]
-        seg = segment(frame, model=model, region=region, return_scores=True)
+        reg = region if region is not None else ref.region   # command line, then sidecar,
+        seg = segment(frame, model=model, region=reg, return_scores=True)   # then the frame's
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
-        sc = score(frame, seg.labels, region=region, frame_id=fid,
+        sc = score(frame, seg.labels, region=reg, frame_id=fid,
                    subject_id=frame.meta.subject_key, surfaces=seg.surfaces)
         return frame, seg, sc
 

@@ -128,3 +128,19 @@ def test_refused_before_any_work(inputs, tmp_path, capsys, kit):
     assert run_cli(inputs, "--out", f) == 2
     assert run_cli(tmp_path / "missing", "--out", out) == 2
     assert not (out / "exams").exists()
+
+
+def test_exam_sidecar_states_the_region(inputs):
+    """A scanner export carries no facial region: `<exam>.json` beside it states it, the command
+    line's --region wins over it, and a malformed sidecar fails that exam only."""
+    a, b = inputs / "exam_a.dcm", inputs / "clinic" / "PID-12345_exam_b.dcm"
+    a.with_suffix(".json").write_text('{"region": "forehead"}')
+    res = list(infer_frames([a, b]))
+    assert {r.segmentation.profile.region for r in res if r.path == a} == {"forehead"}
+    assert {r.segmentation.profile.region for r in res if r.path == b} == {"default"}
+    forced = list(infer_frames([a], region="jaw"))
+    assert {r.segmentation.profile.region for r in forced} == {"jaw"}
+    a.with_suffix(".json").write_text('{"regoin": "forehead"}')
+    res = list(infer_frames([a, b]))
+    assert not res[0].ok and "regoin" in res[0].error
+    assert all(r.ok for r in res[1:]) and {r.path for r in res[1:]} == {b}
