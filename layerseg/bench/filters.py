@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import time
+import timeit
 from collections.abc import Callable
 
 import numpy as np
@@ -178,12 +179,8 @@ def _cases(findpeaks: bool | None = None):
 
 
 def _best_of(fn: Callable, a: np.ndarray, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(a)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Best of `repeats` single calls (``timeit.Timer.repeat``, number=1), in seconds."""
+    return min(timeit.Timer(lambda: fn(a)).repeat(repeat=max(1, repeats), number=1))
 
 
 def _frame(rng: np.random.Generator, shape) -> np.ndarray:

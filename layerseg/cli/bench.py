@@ -38,11 +38,31 @@ def register(sub) -> None:
     s = bsub.add_parser(
         "speed", help="time the Numba kernels against their baselines",
         description="Run the speed benchmarks of layerseg.bench (filters, ordered search, "
-                    "simulator where present) and write their figures as JSON.")
+                    "simulator, OpenCV peers where installed) and write their figures as JSON, "
+                    "with every comparison also as a flat 'ratios' key (..."
+                    ".speedup: peer time / ours, ours faster = above 1) and a Markdown table of "
+                    "them beside the JSON (FILE with .md).")
     s.add_argument("--quick", action="store_true",
                    help="small sizes and one repeat (a smoke run for CI)")
-    s.add_argument("--json", required=True, type=Path, metavar="FILE", help="figures as JSON")
+    s.add_argument("--json", required=True, type=Path, metavar="FILE",
+                   help="figures as JSON (the ratio table goes to FILE with .md)")
     s.set_defaults(func=run_speed)
+
+    g = bsub.add_parser(
+        "gate", help="the CI gate: accuracy floors and speed ratios",
+        description="Score the classical segmenter on a small fixed simulated set (made in a "
+                    "temporary folder) against per-layer Dice floors, and time each Numba kernel "
+                    "against its own NumPy/plain reference (a failing ratio is measured again, "
+                    "up to the stated number of attempts). Thresholds: "
+                    "layerseg/data/bench_gate.json. Prints a table and 'gate: N passed, M "
+                    "failed'; the exit status is 1 when any check failed.")
+    g.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write the checks as JSON")
+    g.add_argument("--thresholds", type=Path, default=None, metavar="FILE.json",
+                   help="gate file (default: layerseg/data/bench_gate.json)")
+    g.add_argument("--only", choices=("accuracy", "speed"), default=None,
+                   help="run one kind of check only")
+    g.set_defaults(func=run_gate)
 
 
 def run_accuracy(args: argparse.Namespace) -> int:
@@ -66,6 +86,24 @@ def run_accuracy(args: argparse.Namespace) -> int:
     return exit_status(len(failed))
 
 
+def run_gate(args: argparse.Namespace) -> int:
+    from ..bench.gate import format_gate, load_gate
+    from ..bench.gate import run_gate as _run
+    from ..io.safe_write import check_outputs, write_text_atomic
+    if args.json is not None:
+        check_outputs([args.json])   # before any work
+    gate = load_gate(args.thresholds)
+    which = ("accuracy", "speed") if args.only is None else (args.only,)
+    t0 = time.perf_counter()
+    res = _run(gate, which=which, log=lambda m: print(m, file=sys.stderr, flush=True))
+    res["seconds"]["total"] = round(time.perf_counter() - t0, 2)
+    if args.json is not None:
+        write_text_atomic(args.json, json.dumps(res, indent=2, default=_jsonable) + "\n")
+    print(format_gate(res))
+    print(f"layerseg bench gate: {res['seconds']}", file=sys.stderr)
+    return 1 if res["failed"] else 0
+
+
 def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
     """(name, 'module:function', kwargs) of every speed benchmark to run."""
     if quick:
@@ -75,26 +113,32 @@ def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
                  {"sizes": ((128, 128),), "repeats": 1, "verbose": False}),
                 ("simulate", "layerseg.bench.simulate:run_simulate_benchmark",
                  {"per_cell": 2.0, "frames": 1, "with_pymust": False}),
+                ("opencv", "layerseg.bench.opencv:run_opencv_benchmark",
+                 {"sizes": ((128, 128),), "repeats": 1}),
                 ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark",
                  {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1})]
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
             ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {}),
+            ("opencv", "layerseg.bench.opencv:run_opencv_benchmark", {"sizes": ((512, 512),)}),
             ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {})]
 
 
 def run_speed(args: argparse.Namespace) -> int:
     import importlib
 
+    from ..bench.ratios import flat_ratios, ratios_markdown
+    from ..errors import MissingDependencyError
     from ..io.safe_write import check_outputs, write_text_atomic
-    check_outputs([args.json])   # before any work
+    md_path = args.json.with_suffix(".md")
+    check_outputs([args.json, md_path])   # before any work
     out: dict = {"quick": bool(args.quick), "suites": {}}
     status = 0
     for name, target, kw in _speed_suites(args.quick):
         mod_name, fn_name = target.split(":")
         try:
             fn = getattr(importlib.import_module(mod_name), fn_name)
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError, MissingDependencyError):
             out["suites"][name] = {"status": "not available", "target": target}
             print(f"layerseg bench speed: {name}: {target} is not available; skipped",
                   file=sys.stderr)
@@ -102,6 +146,10 @@ def run_speed(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             res = fn(**kw)
+        except MissingDependencyError as e:
+            out["suites"][name] = {"status": "not available", "target": target, "error": str(e)}
+            print(f"layerseg bench speed: {name}: {e}; skipped", file=sys.stderr)
+            continue
         except Exception as e:  # noqa: BLE001 - one failing suite must not hide the others
             out["suites"][name] = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
             print(f"layerseg bench speed: {name} failed: {e}", file=sys.stderr)
@@ -111,8 +159,11 @@ def run_speed(args: argparse.Namespace) -> int:
                                "results": res}
         print(f"layerseg bench speed: {name} done in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
+    out["ratios"] = flat_ratios(out)
     write_text_atomic(args.json, json.dumps(out, indent=2, default=_jsonable) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_text_atomic(md_path, ratios_markdown(
+        out["ratios"], "layerseg bench speed" + (" --quick" if args.quick else "")))
+    print(f"wrote {args.json} and {md_path}", file=sys.stderr)
     return status
 
 
