@@ -12,7 +12,8 @@ from ..errors import LayersegError
 from .train import PASS_THROUGH   # fit|validate|test|predict, handed to LightningCLI
 
 # subcommand modules of this package, in the order `layerseg --help` lists them
-SUBCOMMANDS = ["info", "simulate", "score", "infer", "bench", "train"]
+SUBCOMMANDS = ["info", "simulate", "score", "infer", "compare", "repeatability", "bench",
+               "train"]
 
 
 def exit_status(n_failed: int) -> int:

@@ -89,7 +89,9 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                    missing_deep_fat: bool | None = None, bone: bool | None = None,
                    partial_bone: bool | None = None, with_elasto: bool = True,
                    elasto_kind: str = "swe_kpa", return_iq: bool = False,
-                   return_rf: bool = False) -> SimulatedFrame:
+                   return_rf: bool = False, scan_seed: int | None = None,
+                   shift_mm: float = 0.0, compression: float = 0.0,
+                   thickness_change_mm: dict | None = None) -> SimulatedFrame:
     """Simulate one facial HFUS frame with exact ground truth.
 
     Parameters
@@ -124,6 +126,22 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         Attach an elastography map (`elasto_kind` ``swe_kpa`` or ``strain``).
     return_iq, return_rf : bool
         Also return the IQ (fine grid) and/or RF lines.
+    scan_seed : int, optional
+        Repeat scans of one subject. None (the default) draws everything from `seed_or_rng` as
+        always. Given, `seed_or_rng` fixes the subject (the anatomy: thicknesses, layer presence,
+        SLEB, the lateral shape of every surface, bone edge, stiffness) and `scan_seed` draws the
+        scan: settings left as None (when `vary`), gel artefacts, tissue texture, fat septa,
+        speckle and elastography noise. Two calls with the same `seed_or_rng` and different
+        `scan_seed` are two scans of the same subject and site.
+    shift_mm : float
+        Probe repositioning along the frame width, mm (|shift| <= 5); only with `scan_seed`.
+    compression : float
+        Probe pressure: fraction (-0.2..0.2) by which the compressible layers (fat, deep fat) are
+        thinned; only with `scan_seed`.
+    thickness_change_mm : dict, optional
+        ``{layer: mm}`` added to the drawn mean anatomical thickness of present layers (a set
+        anatomical change between visits; the result is kept >= 0.01 mm); only with
+        `scan_seed`.
 
     Returns
     -------
@@ -143,6 +161,14 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``entry_echo`` (definition), ``elasto`` (info from the elastography module).
     """
     rng, seed_repr = _rng(seed_or_rng)
+    anat_rng = None
+    if scan_seed is not None:
+        anat_rng = rng
+        rng = np.random.default_rng(int(scan_seed))
+    elif shift_mm or compression or thickness_change_mm:
+        raise ConfigError("shift_mm, compression and thickness_change_mm need scan_seed")
+    if not (-0.2 <= compression <= 0.2):
+        raise ConfigError(f"compression must lie in -0.2..0.2, got {compression}")
     n_rows, n_cols = (int(v) for v in shape)
     if n_rows < 16 or n_cols < 16:
         raise ConfigError(f"shape must be at least 16 x 16 pixels, got {shape}")
@@ -186,10 +212,22 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         else:
             artefacts = Artefacts()
 
-    an = draw_anatomy(region, age, sex, rng, missing_muscle=missing_muscle,
-                      missing_deep_fat=missing_deep_fat, bone=bone, partial_bone=partial_bone)
+    an = draw_anatomy(region, age, sex, anat_rng if anat_rng is not None else rng,
+                      missing_muscle=missing_muscle, missing_deep_fat=missing_deep_fat,
+                      bone=bone, partial_bone=partial_bone)
+    if anat_rng is not None:
+        for ly, dmm in (thickness_change_mm or {}).items():
+            if ly not in an.thickness_mm:
+                raise ConfigError(f"thickness_change_mm: {ly!r} is not a soft layer of the "
+                                  f"{an.region} profile")
+            if an.thickness_mm[ly] > 0:
+                an.thickness_mm[ly] = max(0.01, an.thickness_mm[ly] + float(dmm))
+        for ly in ("fat", "deep_fat"):
+            if ly in an.thickness_mm:
+                an.thickness_mm[ly] *= 1.0 - float(compression)
     med, geo = build_phantom(an, params, n_rows, n_cols, spacing, rng, standoff_mm=standoff,
-                             tilt_deg=tilt, artefacts=artefacts)
+                             tilt_deg=tilt, artefacts=artefacts, anatomy_rng=anat_rng,
+                             shift_mm=float(shift_mm))
     res = form_iq(med, params, rng)
     grey = iq_to_display(res.envelope, params)
     labels = surfaces_to_labels(geo.surfaces_rows, prof, n_rows).astype(np.uint8)
@@ -253,13 +291,18 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                         "the image, the tissue below it is unmodelled generic soft tissue "
                         "(acoustics 'deep_tissue'), labelled 0 (background)"},
     }
+    if scan_seed is not None:   # only on repeat scans: default truth files stay as they were
+        truth["scan"] = {"scan_seed": int(scan_seed), "shift_mm": float(shift_mm),
+                         "compression": float(compression),
+                         "thickness_change_mm": dict(thickness_change_mm or {})}
     meta = FrameMeta(source=None, frequency_mhz=float(frequency_mhz), device=DEVICE,
                      calibration="simulator", region=an.region,
                      extra={"simulator": "layerseg.simulate", "seed": seed_repr})
     elasto = kind = None
     if with_elasto:
         from . import elasto as _el
-        kpa = _el.draw_layer_stiffness(an.region, sex, age, rng)
+        kpa = _el.draw_layer_stiffness(an.region, sex, age,
+                                       anat_rng if anat_rng is not None else rng)
         if elasto_kind == "swe_kpa":
             elasto, info = _el.simulate_swe(labels, spacing, kpa, rng)
         else:

@@ -24,6 +24,7 @@ from scipy import fft as sp_fft
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import erf
 
+from ..errors import ConfigError
 from .acoustics import (C_REF, FWHM_PER_SIGMA, REF_DENSITY_PER_CELL, AcousticParams, Medium,
                         SpecularPoints, choose_up, lateral_fwhm_mm, margin_cols, padded_cols,
                         pulse_sigma_z_mm, reference_intensity, resolution_cell_mm2)
@@ -35,6 +36,9 @@ __all__ = ["PhantomGeometry", "Artefacts", "build_phantom", "entry_echo_extent",
 TISSUE_RESOLUTION_CELL_MM2 = resolution_cell_mm2(AcousticParams())
 """Resolution cell (mm^2) of the nominal 24 MHz probe, at which the table's scatterers per
 resolution cell are defined (tissue densities are per mm^2 from then on)."""
+
+_MAX_SHIFT_MM = 5.0
+"""Largest probe repositioning (mm) a repeat scan may ask of `build_phantom`."""
 
 _CV = {"epidermis": 0.10, "dermis": 0.10, "fat": 0.15, "smas": 0.15, "deep_fat": 0.18,
        "muscle": 0.10}
@@ -179,7 +183,8 @@ def entry_echo_extent(epi_app_mm, p: AcousticParams, *, surface_db: float, dej_d
 def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spacing_mm,
                   rng: np.random.Generator, *, standoff_mm: float = 0.3, tilt_deg: float = 0.0,
                   artefacts: Artefacts | None = None, septa_per_mm2: float = 0.2,
-                  roughness_mm: float = 0.02):
+                  roughness_mm: float = 0.02, anatomy_rng: np.random.Generator | None = None,
+                  shift_mm: float = 0.0):
     """Build the fine-grid medium and the label surfaces of one frame.
 
     Parameters
@@ -200,6 +205,15 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         Fibrous septa per mm^2 of fat (our choice).
     roughness_mm : float
         SD of the skin-surface undulation.
+    anatomy_rng : numpy Generator, optional
+        Repeat scans (`simulate_frame(..., scan_seed=...)`): the subject's geometry (skin
+        undulation, lateral thickness variation, dermis-fat junction, SLEB shape, bone edge) is
+        drawn from this generator over a strip wider than the frame, so that the same generator
+        state gives the same anatomy whatever `rng` (texture, septa, speckle) does. None (the
+        default) draws everything from `rng` in the original order.
+    shift_mm : float
+        Probe repositioning along the frame width (mm, |shift| <= 5), only with `anatomy_rng`:
+        the frame sees the geometry strip shifted by this amount.
 
     Returns
     -------
@@ -220,8 +234,20 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     spec = tab["specular_db"]
 
     # ---------------------------------------------------------------- interfaces (apparent mm)
+    if anatomy_rng is None:
+        grng, curve = rng, _curve
+    else:
+        if abs(shift_mm) > _MAX_SHIFT_MM:
+            raise ConfigError(f"shift_mm must lie in -{_MAX_SHIFT_MM}..{_MAX_SHIFT_MM} mm, "
+                              f"got {shift_mm}")
+        grng = anatomy_rng
+        pad = int(math.ceil(_MAX_SHIFT_MM / dx))
+        s0 = pad + int(round(shift_mm / dx))
+
+        def curve(_r, n, dx_, corr):
+            return _curve(_r, n + 2 * pad, dx_, corr)[s0:s0 + n]
     ramp = math.tan(math.radians(tilt_deg)) * (x - width / 2)
-    skin = standoff_mm + ramp + roughness_mm * _curve(rng, nxp, dx, 0.8)
+    skin = standoff_mm + ramp + roughness_mm * curve(grng, nxp, dx, 0.8)
     skin += max(0.0, 0.03 - float(skin.min()))
     layers = list(an.profile)
     K = len(layers)
@@ -230,13 +256,14 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     app = {}
     for ly in soft:
         mean = an.thickness_mm.get(ly, 0.0)
-        th = mean * np.clip(1.0 + _CV[ly] * _curve(rng, nxp, dx, rng.uniform(2.5, 6.0)), 0.3, 2.0)
+        th = mean * np.clip(1.0 + _CV[ly] * curve(grng, nxp, dx, grng.uniform(2.5, 6.0)),
+                            0.3, 2.0)
         anat[ly] = th
         app[ly] = th * C_REF / layer_acoustics(ly)["sound_speed_m_s"]
     # the dermis-fat junction is irregular (fat lobules indent the dermis): small-scale roughness
     # moved from the dermis into the fat (our choice: SD 0.05 mm, correlation 0.25 mm)
     if "fat" in app:
-        bump = 0.05 * _curve(rng, nxp, dx, 0.25)
+        bump = 0.05 * curve(grng, nxp, dx, 0.25)
         bump = np.clip(bump, -0.5 * app["dermis"], 0.8 * app["fat"])
         app["dermis"] = app["dermis"] + bump
         app["fat"] = np.maximum(app["fat"] - bump, 0.0)
@@ -254,8 +281,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     extras = {}
     bone_here = np.full(nxp, bool(an.bone_present))
     if an.bone_present and an.bone_partial:
-        xe = rng.uniform(0.2, 0.8) * width
-        side = 1.0 if rng.random() < 0.5 else -1.0
+        xe = grng.uniform(0.2, 0.8) * width - (shift_mm if anatomy_rng is not None else 0.0)
+        side = 1.0 if grng.random() < 0.5 else -1.0
         bone_here = side * (x - xe) < 0.0
         extras["bone_edge_mm"] = float(xe)
     soft_bottom = S[kb].copy()
@@ -313,7 +340,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     d_top, d_bot = S[1], S[2]
     frac = np.clip((zz - d_top) / np.maximum(d_bot - d_top, 1e-6), 0, 1)
     amp_db += np.where(idx == kd, an.upper_lower_dermis_db * (0.5 - frac) * 2.0, 0.0)
-    sleb_shape = np.clip(1 + 0.3 * _curve(rng, nxp, dx, 2.0), 0.2, 2.0)  # drawn always: the
+    sleb_shape = np.clip(1 + 0.3 * curve(grng, nxp, dx, 2.0), 0.2, 2.0)  # drawn always: the
     # random stream after this point does not depend on the SLEB's presence
     if an.sleb_mm > 0:
         sleb_app = an.sleb_mm * C_REF / layer_acoustics("dermis")["sound_speed_m_s"]
