@@ -31,13 +31,16 @@ import numpy as np
 from monai.transforms import MapTransform, RandomizableTransform, Transform
 from scipy import ndimage as ndi
 
+from ...frame import DEFAULT_DYNAMIC_RANGE_DB
+
 __all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleToSpacingd",
            "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
            "RandDynamicRanged", "RandTGCSlope", "RandTGCSloped", "RandSpeckle", "RandSpeckled",
            "RandLowerFrequency", "RandLowerFrequencyd", "NOMINAL_DYNAMIC_RANGE_DB"]
 
-NOMINAL_DYNAMIC_RANGE_DB = 60.0
-"""Displayed dynamic range assumed when converting dB to the 0-1 grey scale."""
+NOMINAL_DYNAMIC_RANGE_DB = DEFAULT_DYNAMIC_RANGE_DB
+"""Displayed dynamic range assumed when converting dB to the 0-1 grey scale: the project's one
+default (`layerseg.frame.DEFAULT_DYNAMIC_RANGE_DB`)."""
 
 
 # --------------------------------------------------------------------------- resampling
