@@ -12,6 +12,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 
+# The HTML report test loads the report in a real headless browser (Debian's chromium); install
+# it where we can (root with apt-get), else that one test is skipped. Never fatal.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = "0" ] && [ "${LAYERSEG_NO_BROWSER_INSTALL:-0}" != "1" ]; then
+    echo "== installing chromium for the report test (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+        >/dev/null 2>&1 || echo "chromium not installed; the browser test will be skipped"
+fi
+
 describe() {  # pytest exit status in words
     case "$1" in
         0) echo "passed" ;;
