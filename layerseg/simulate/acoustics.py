@@ -37,7 +37,8 @@ Model (all stated, all checked by tests/simulate/test_acoustics.py):
 * TGC. ``+2 * tgc_db_cm_mhz * f0 * max(0, z - tgc_start_mm)`` dB at apparent depth z (round
   trip); `simulate_frame` starts the ramp at the skin surface.
 * Display. ``L = 20 log10(|IQ| TGC / ref) + gain_db``; grey = ``255 (L - headroom_db + DR) / DR``
-  clipped to 0-255, where ``ref`` is the rms echo of the reference tissue (density
+  clipped to 0-255, then the grey map ``255 (grey / 255) ** display_gamma``; ``ref`` is the
+  rms echo of the reference tissue (density
   `REF_DENSITY_PER_CELL` per resolution cell, unit amplitude) at the focus with no attenuation.
 """
 
@@ -100,6 +101,10 @@ class AcousticParams:
         Log-compression dynamic range mapped onto 0-255.
     headroom_db : float
         Level above the reference echo that maps to grey 255.
+    display_gamma : float
+        Grey map: the normalised log level ``t`` in 0-1 is shown as ``255 t ** display_gamma``
+        (1 = linear in dB; below 1 lifts the dark tissue, above 1 darkens it), as scanners'
+        post-processing curves do.
     up : int or None
         Axial oversampling of the fine IQ grid relative to the pixel grid; None chooses the
         smallest factor that samples the IQ band (Nyquist >= 3.5 sigma_k plus the downshift).
@@ -118,6 +123,7 @@ class AcousticParams:
     dynamic_range_db: float = 60.0
     headroom_db: float = 10.0
     up: int | None = None
+    display_gamma: float = 1.0
 
     def __post_init__(self):
         f = self.frequency_mhz
@@ -137,6 +143,8 @@ class AcousticParams:
         if not (10.0 <= self.dynamic_range_db <= 120.0):
             raise ConfigError(f"dynamic_range_db must lie in 10-120 dB, got "
                               f"{self.dynamic_range_db}")
+        if not (0.2 <= self.display_gamma <= 5.0):
+            raise ConfigError(f"display_gamma must lie in 0.2-5, got {self.display_gamma}")
         if self.up is not None and not (1 <= int(self.up) <= 16):
             raise ConfigError(f"up must be an integer 1-16, got {self.up}")
 
@@ -497,4 +505,7 @@ def iq_to_display(envelope: np.ndarray, p: AcousticParams) -> np.ndarray:
     """Log-compress an envelope (reference units, gain and TGC applied) to grey 0-255 float32."""
     level = 20.0 * np.log10(np.maximum(envelope, 1e-12))
     g = 255.0 * (level - p.headroom_db + p.dynamic_range_db) / p.dynamic_range_db
-    return np.clip(g, 0.0, 255.0).astype(np.float32)
+    g = np.clip(g, 0.0, 255.0)
+    if p.display_gamma != 1.0:
+        g = 255.0 * (g / 255.0) ** p.display_gamma
+    return g.astype(np.float32)

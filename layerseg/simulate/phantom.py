@@ -116,8 +116,10 @@ def _smooth_noise(rng, shape, sig_rows, sig_cols):
     return out / (sd if sd > 0 else 1.0)
 
 
-def _density_amp(layer: str):
-    a = layer_acoustics(layer)
+def _density_amp(layer: str, override: dict | None = None):
+    a = dict(layer_acoustics(layer))
+    if override:
+        a.update(override.get(layer, {}))
     dens = a["per_cell"] / TISSUE_RESOLUTION_CELL_MM2
     if a["per_cell"] <= 0:
         return 0.0, 0.0
@@ -179,7 +181,8 @@ def entry_echo_extent(epi_app_mm, p: AcousticParams, *, surface_db: float, dej_d
 def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spacing_mm,
                   rng: np.random.Generator, *, standoff_mm: float = 0.3, tilt_deg: float = 0.0,
                   artefacts: Artefacts | None = None, septa_per_mm2: float = 0.2,
-                  roughness_mm: float = 0.02):
+                  roughness_mm: float = 0.02, layer_override: dict | None = None,
+                  specular_override: dict | None = None, texture_db: float = 1.5):
     """Build the fine-grid medium and the label surfaces of one frame.
 
     Parameters
@@ -200,6 +203,14 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         Fibrous septa per mm^2 of fat (our choice).
     roughness_mm : float
         SD of the skin-surface undulation.
+    layer_override : dict, optional
+        ``{layer: {"backscatter_db": dB, "per_cell": n}}`` replacing the table's
+        (``sim_anatomy.json`` ``acoustic``) backscatter and scatterer density of those layers
+        (``--ranges wide``); attenuation and sound speed stay the table's.
+    specular_override : dict, optional
+        ``{interface: dB}`` replacing entries of the table's ``specular_db``.
+    texture_db : float
+        SD (dB) of the smooth log-amplitude tissue texture (default 1.5, our choice).
 
     Returns
     -------
@@ -217,7 +228,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     x = (np.arange(nxp) - m + 0.5) * dx
     width = n_cols * dx
     tab = anatomy_table()
-    spec = tab["specular_db"]
+    spec = dict(tab["specular_db"])
+    spec.update(specular_override or {})
 
     # ---------------------------------------------------------------- interfaces (apparent mm)
     ramp = math.tan(math.radians(tilt_deg)) * (x - width / 2)
@@ -299,13 +311,13 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     att_t = np.zeros(K + 2, np.float32)
     for i, ly in enumerate(names):
         a = layer_acoustics(ly)
-        dens_t[i], amp_t[i] = _density_amp(ly)
+        dens_t[i], amp_t[i] = _density_amp(ly, layer_override)
         att_t[i] = a["atten_db_cm_mhz"] * a["sound_speed_m_s"] / C_REF
     density = dens_t[idx]
     amp_db = np.zeros((nzf, nxp), np.float32)
     atten = att_t[idx]
     # tissue texture: smooth log-amplitude field (collagen bundles, lobules), 1.5 dB SD (ours)
-    tex = np.repeat(1.5 * _smooth_noise(rng, (n_rows, nxp), 0.05 / dz, 0.1 / dx), up, axis=0)
+    tex = np.repeat(texture_db * _smooth_noise(rng, (n_rows, nxp), 0.05 / dz, 0.1 / dx), up, axis=0)
     amp_db += tex
     zz = z[:, None]
     # dermis: upper/lower echo ratio and SLEB
@@ -333,7 +345,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     fat_mask = np.isin(idx, fat_ids)
     area = float(fat_mask.sum()) * dzf * dx
     n_sep = rng.poisson(septa_per_mm2 * area)
-    sep_dens, sep_amp = _density_amp("smas")
+    sep_dens, sep_amp = _density_amp("smas", layer_override)
     # septa: dense fibrous bands (5x the SMAS scatterer density, same backscatter + 3 dB), so a
     # thin septum images as a continuous line rather than a chain of dots (our choice)
     sep_amp *= 10 ** (3.0 / 20) / math.sqrt(5.0)
