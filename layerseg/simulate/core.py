@@ -17,9 +17,9 @@ import numpy as np
 from ..errors import ConfigError
 from ..frame import Frame, FrameMeta
 from ..layers import get_profile, surfaces_to_labels
-from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display
+from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display, resolution_cell_mm2
 from .anatomy import anatomy_table, draw_anatomy, layer_acoustics
-from .phantom import Artefacts, build_phantom
+from .phantom import TISSUE_RESOLUTION_CELL_MM2, Artefacts, build_phantom
 from .ranges import RANGES, draw_wide
 
 __all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
@@ -131,8 +131,10 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``wide`` (needs `vary`): the probe, display chain and per-layer echogenicity are drawn
         per frame from ``layerseg/data/sim_ranges.json`` (`layerseg.simulate.ranges`): centre
         frequency, bandwidth, F-number, focus, noise, TGC, gain, dynamic range, grey map, each
-        layer's backscatter and scatterer density, interface echoes and texture. Settings
-        passed explicitly (not None) still win. Anatomy, stand-off, tilt and artefacts are drawn
+        layer's backscatter and scatterer density, interface echoes and texture; the drawn
+        gain is offset by ``probe_gain_db = -10 log10(cell / cell_24MHz)`` (resolution cell
+        areas at the focus) as a scanner preset would. Settings passed explicitly (not None)
+        still win. Anatomy, stand-off, tilt and artefacts are drawn
         as in ``default``.
 
     Returns
@@ -177,7 +179,16 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         f_number = _pick(f_number, False, None, wa["f_number"])
         noise_db = _pick(noise_db, False, None, wa["noise_db"])
         tgc_db_cm_mhz = _pick(tgc_db_cm_mhz, False, None, wa["tgc_db_cm_mhz"])
-        gain_db = _pick(gain_db, False, None, wa["gain_db"])
+        if gain_db is None:
+            # the operator's gain follows the probe: tissue of fixed scatterers per mm^2 shows
+            # 10 log10(cell / cell_24MHz) dB brighter through a larger resolution cell (the
+            # echo sums more scatterers), which a scanner's preset gain takes back
+            probe = AcousticParams(frequency_mhz=float(frequency_mhz),
+                                   fractional_bandwidth=float(fractional_bandwidth),
+                                   f_number=float(f_number))
+            wide["probe_gain_db"] = -10.0 * math.log10(
+                resolution_cell_mm2(probe) / TISSUE_RESOLUTION_CELL_MM2)
+            gain_db = wa["gain_db"] + wide["probe_gain_db"]
         dynamic_range_db = _pick(dynamic_range_db, False, None, wa["dynamic_range_db"])
     if frequency_mhz is None:
         frequency_mhz = 24.0

@@ -13,7 +13,7 @@ import layerseg.simulate.core as core
 from layerseg.cli import main
 from layerseg.errors import ConfigError
 from layerseg.simulate import simulate_frame
-from layerseg.simulate.acoustics import AcousticParams, iq_to_display
+from layerseg.simulate.acoustics import AcousticParams, iq_to_display, resolution_cell_mm2
 from layerseg.simulate.ranges import draw_value, draw_wide, ranges_table
 
 # sha256 of bmode + labels + elasto (+ rf) of frames made by the simulator *before* the ranges
@@ -80,8 +80,11 @@ def test_wide_frame_uses_and_records_its_draws():
         for k, spec in w["acoustics"].items():
             assert _within(d["acoustics"][k], spec), k
         for k in ("frequency_mhz", "fractional_bandwidth", "f_number", "noise_db",
-                  "tgc_db_cm_mhz", "gain_db", "dynamic_range_db", "display_gamma"):
+                  "tgc_db_cm_mhz", "dynamic_range_db", "display_gamma"):
             assert ac[k] == pytest.approx(d["acoustics"][k]), k
+        cell = ac["resolution_cell_mm2"] / resolution_cell_mm2(AcousticParams())
+        assert d["probe_gain_db"] == pytest.approx(-10 * math.log10(cell))
+        assert ac["gain_db"] == pytest.approx(d["acoustics"]["gain_db"] + d["probe_gain_db"])
         assert ac["focus_mm"] == pytest.approx(t["phantom"].get("standoff_mm", ac["tgc_start_mm"])
                                                + d["acoustics"]["focus_below_skin_mm"])
         assert s.frame.meta.frequency_mhz == pytest.approx(d["acoustics"]["frequency_mhz"])
