@@ -35,7 +35,7 @@ Model (all stated, all checked by tests/simulate/test_acoustics.py):
   ``noise_db`` relative to the reference echo level (below), added before TGC so that TGC
   amplifies it with depth: penetration ends where the attenuated echo meets it.
 * TGC. ``+2 * tgc_db_cm_mhz * f0 * max(0, z - tgc_start_mm)`` dB at apparent depth z (round
-  trip); `simulate_frame` starts the ramp at the skin surface.
+  trip), at most ``tgc_max_db`` when set; `simulate_frame` starts the ramp at the skin surface.
 * Display. ``L = 20 log10(|IQ| TGC / ref) + gain_db``; grey = ``255 (L - headroom_db + DR) / DR``
   clipped to 0-255, then the grey map ``255 (grey / 255) ** display_gamma``; ``ref`` is the
   rms echo of the reference tissue (density
@@ -95,6 +95,9 @@ class AcousticParams:
         One-way attenuation slope the TGC compensates (dB/cm/MHz).
     tgc_start_mm : float
         Depth where the TGC ramp starts (an operator sets the gel/stand-off flat).
+    tgc_max_db : float or None
+        Largest TGC gain (dB); a scanner's TGC range is finite, so the ramp flattens there
+        (None: unlimited).
     gain_db : float
         Overall receive gain.
     dynamic_range_db : float
@@ -124,6 +127,7 @@ class AcousticParams:
     headroom_db: float = 10.0
     up: int | None = None
     display_gamma: float = 1.0
+    tgc_max_db: float | None = None
 
     def __post_init__(self):
         f = self.frequency_mhz
@@ -143,6 +147,8 @@ class AcousticParams:
         if not (10.0 <= self.dynamic_range_db <= 120.0):
             raise ConfigError(f"dynamic_range_db must lie in 10-120 dB, got "
                               f"{self.dynamic_range_db}")
+        if self.tgc_max_db is not None and not self.tgc_max_db >= 0:
+            raise ConfigError(f"tgc_max_db must be >= 0 or None, got {self.tgc_max_db}")
         if not (0.2 <= self.display_gamma <= 5.0):
             raise ConfigError(f"display_gamma must lie in 0.2-5, got {self.display_gamma}")
         if self.up is not None and not (1 <= int(self.up) <= 16):
@@ -495,6 +501,8 @@ def form_iq(med: Medium, p: AcousticParams, rng: np.random.Generator, *,
     iq = iq[:, m:m + n_out]
     tgc_db = (2.0 * p.tgc_db_cm_mhz * f0 * np.maximum(z - p.tgc_start_mm, 0.0) / 10.0
               if p.tgc else np.zeros(nz))
+    if p.tgc_max_db is not None:
+        tgc_db = np.minimum(tgc_db, p.tgc_max_db)
     envf = np.abs(iq) * (10.0 ** ((tgc_db + p.gain_db) / 20.0))[:, None]
     env = envf.reshape(nz // med.up, med.up, -1).mean(axis=1)
     return IQResult(iq.astype(np.complex64), tgc_db, env.astype(np.float32),

@@ -214,7 +214,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         tgc_start_mm=standoff,
         gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),
         dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)),
-        display_gamma=1.0 if wide is None else float(wide["acoustics"]["display_gamma"]))
+        display_gamma=1.0 if wide is None else float(wide["acoustics"]["display_gamma"]),
+        tgc_max_db=None if wide is None else float(wide["acoustics"]["tgc_max_db"]))
     tilt = float(_pick(tilt_deg, vary, lambda: u(-8, 8), 0.0))
     if not (-30.0 <= tilt <= 30.0):
         raise ConfigError(f"tilt_deg must lie in -30..30 degrees, got {tilt}")

@@ -7,8 +7,10 @@ Measures (on the *display* image, i.e. the log-compressed grey levels, as saved;
 needed):
 
 * Speckle size: the full width at half maximum (FWHM) of the normalised 2-D autocovariance of the grey image inside a layer's mask, along depth (axial) and across
-  (lateral). Pixels outside the mask are zero after a quadratic depth trend fitted inside the
-  mask is removed (depth trends from TGC or attenuation do not widen it), and the correlation sum at each lag is
+  (lateral). Pixels outside the mask are zero after each row's in-mask mean is removed (depth
+  trends from TGC or attenuation and laterally extended bands such as a SLEB do not widen it;
+  the finite row biases the lateral width low by a few per cent when a row holds only some
+  tens of speckles), and the correlation sum at each lag is
   divided by the number of in-mask pixel pairs at that lag (``ACF(m x) / ACF(m)``), so the
   mask's shape does not bias it. The mask is first eroded (default 3 rows, 1 column) so the
   interface echoes at its edges stay out. The half-maximum point is linearly interpolated
@@ -85,12 +87,11 @@ def acf_fwhm(image: np.ndarray, mask: np.ndarray, spacing_mm, *,
     cols = np.flatnonzero(m.any(axis=0))
     sub = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     mm = m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float64)
-    # remove a quadratic depth trend fitted inside the mask (TGC / attenuation mismatch)
-    rr, cc = np.nonzero(mm)
-    t = rr / max(1.0, float(sub.shape[0] - 1))
-    coef = np.polyfit(t, sub[rr, cc], 2)
-    trend = np.polyval(coef, np.arange(sub.shape[0]) / max(1.0, float(sub.shape[0] - 1)))
-    x = (sub - trend[:, None]) * mm
+    # remove each row's mean inside the mask: depth trends (TGC / attenuation mismatch) and
+    # laterally extended bands (SLEB, upper/lower dermis contrast) are anatomy, not speckle
+    n_row = mm.sum(axis=1)
+    row_mean = np.where(n_row > 0, (sub * mm).sum(axis=1) / np.maximum(n_row, 1), 0.0)
+    x = (sub - row_mean[:, None]) * mm
     shape = (2 * sub.shape[0], 2 * sub.shape[1])
     num = sp_fft.irfft2(np.abs(sp_fft.rfft2(x, shape)) ** 2, shape)
     den = sp_fft.irfft2(np.abs(sp_fft.rfft2(mm, shape)) ** 2, shape)

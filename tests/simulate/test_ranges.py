@@ -80,7 +80,7 @@ def test_wide_frame_uses_and_records_its_draws():
         for k, spec in w["acoustics"].items():
             assert _within(d["acoustics"][k], spec), k
         for k in ("frequency_mhz", "fractional_bandwidth", "f_number", "noise_db",
-                  "tgc_db_cm_mhz", "dynamic_range_db", "display_gamma"):
+                  "tgc_db_cm_mhz", "dynamic_range_db", "display_gamma", "tgc_max_db"):
             assert ac[k] == pytest.approx(d["acoustics"][k]), k
         cell = ac["resolution_cell_mm2"] / resolution_cell_mm2(AcousticParams())
         assert d["probe_gain_db"] == pytest.approx(-10 * math.log10(cell))
