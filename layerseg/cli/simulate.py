@@ -26,6 +26,11 @@ def register(sub) -> None:
     p.add_argument("--image-format", choices=("png", "npy"), default="png")
     p.add_argument("--rf", choices=("rf", "iq"), default=None,
                    help="also write RF (after TGC) or IQ lines per frame under rf/")
+    p.add_argument("--ranges", choices=("default", "wide"), default="default",
+                   help="per-frame parameter ranges: 'default' (today's settings, same seed same "
+                        "frames) or 'wide' (probe 15-50 MHz, bandwidth, F-number, TGC, dynamic "
+                        "range 40-80 dB, grey map, noise and per-layer echogenicity drawn per "
+                        "frame from layerseg/data/sim_ranges.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     out = simulate_dataset(args.out, args.n, seed=args.seed, region=args.region,
                            age_range=tuple(args.age_range), workers=args.workers,
                            fmt=args.format, progress=not args.no_progress,
-                           image_format=args.image_format, write_rf=args.rf)
+                           image_format=args.image_format, write_rf=args.rf,
+                           ranges=args.ranges)
     print(f"wrote {args.n} frame(s) to {out} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -35,9 +35,10 @@ Model (all stated, all checked by tests/simulate/test_acoustics.py):
   ``noise_db`` relative to the reference echo level (below), added before TGC so that TGC
   amplifies it with depth: penetration ends where the attenuated echo meets it.
 * TGC. ``+2 * tgc_db_cm_mhz * f0 * max(0, z - tgc_start_mm)`` dB at apparent depth z (round
-  trip); `simulate_frame` starts the ramp at the skin surface.
+  trip), at most ``tgc_max_db`` when set; `simulate_frame` starts the ramp at the skin surface.
 * Display. ``L = 20 log10(|IQ| TGC / ref) + gain_db``; grey = ``255 (L - headroom_db + DR) / DR``
-  clipped to 0-255, where ``ref`` is the rms echo of the reference tissue (density
+  clipped to 0-255, then the grey map ``255 (grey / 255) ** display_gamma``; ``ref`` is the
+  rms echo of the reference tissue (density
   `REF_DENSITY_PER_CELL` per resolution cell, unit amplitude) at the focus with no attenuation.
 """
 
@@ -94,12 +95,19 @@ class AcousticParams:
         One-way attenuation slope the TGC compensates (dB/cm/MHz).
     tgc_start_mm : float
         Depth where the TGC ramp starts (an operator sets the gel/stand-off flat).
+    tgc_max_db : float or None
+        Largest TGC gain (dB); a scanner's TGC range is finite, so the ramp flattens there
+        (None: unlimited).
     gain_db : float
         Overall receive gain.
     dynamic_range_db : float
         Log-compression dynamic range mapped onto 0-255.
     headroom_db : float
         Level above the reference echo that maps to grey 255.
+    display_gamma : float
+        Grey map: the normalised log level ``t`` in 0-1 is shown as ``255 t ** display_gamma``
+        (1 = linear in dB; below 1 lifts the dark tissue, above 1 darkens it), as scanners'
+        post-processing curves do.
     up : int or None
         Axial oversampling of the fine IQ grid relative to the pixel grid; None chooses the
         smallest factor that samples the IQ band (Nyquist >= 3.5 sigma_k plus the downshift).
@@ -118,6 +126,8 @@ class AcousticParams:
     dynamic_range_db: float = 60.0
     headroom_db: float = 10.0
     up: int | None = None
+    display_gamma: float = 1.0
+    tgc_max_db: float | None = None
 
     def __post_init__(self):
         f = self.frequency_mhz
@@ -137,6 +147,10 @@ class AcousticParams:
         if not (10.0 <= self.dynamic_range_db <= 120.0):
             raise ConfigError(f"dynamic_range_db must lie in 10-120 dB, got "
                               f"{self.dynamic_range_db}")
+        if self.tgc_max_db is not None and not self.tgc_max_db >= 0:
+            raise ConfigError(f"tgc_max_db must be >= 0 or None, got {self.tgc_max_db}")
+        if not (0.2 <= self.display_gamma <= 5.0):
+            raise ConfigError(f"display_gamma must lie in 0.2-5, got {self.display_gamma}")
         if self.up is not None and not (1 <= int(self.up) <= 16):
             raise ConfigError(f"up must be an integer 1-16, got {self.up}")
 
@@ -487,6 +501,8 @@ def form_iq(med: Medium, p: AcousticParams, rng: np.random.Generator, *,
     iq = iq[:, m:m + n_out]
     tgc_db = (2.0 * p.tgc_db_cm_mhz * f0 * np.maximum(z - p.tgc_start_mm, 0.0) / 10.0
               if p.tgc else np.zeros(nz))
+    if p.tgc_max_db is not None:
+        tgc_db = np.minimum(tgc_db, p.tgc_max_db)
     envf = np.abs(iq) * (10.0 ** ((tgc_db + p.gain_db) / 20.0))[:, None]
     env = envf.reshape(nz // med.up, med.up, -1).mean(axis=1)
     return IQResult(iq.astype(np.complex64), tgc_db, env.astype(np.float32),
@@ -497,4 +513,7 @@ def iq_to_display(envelope: np.ndarray, p: AcousticParams) -> np.ndarray:
     """Log-compress an envelope (reference units, gain and TGC applied) to grey 0-255 float32."""
     level = 20.0 * np.log10(np.maximum(envelope, 1e-12))
     g = 255.0 * (level - p.headroom_db + p.dynamic_range_db) / p.dynamic_range_db
-    return np.clip(g, 0.0, 255.0).astype(np.float32)
+    g = np.clip(g, 0.0, 255.0)
+    if p.display_gamma != 1.0:
+        g = 255.0 * (g / 255.0) ** p.display_gamma
+    return g.astype(np.float32)

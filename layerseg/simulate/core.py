@@ -17,9 +17,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..frame import Frame, FrameMeta
 from ..layers import get_profile, surfaces_to_labels
-from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display
-from .anatomy import draw_anatomy, layer_acoustics
-from .phantom import Artefacts, build_phantom
+from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display, resolution_cell_mm2
+from .anatomy import anatomy_table, draw_anatomy, layer_acoustics
+from .phantom import TISSUE_RESOLUTION_CELL_MM2, Artefacts, build_phantom
+from .ranges import RANGES, draw_wide
 
 __all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
            "DEFAULT_WIDTH_MM"]
@@ -77,7 +78,7 @@ def _pick(value, vary, draw, nominal):
 
 
 def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45,
-                   sex: str = "F", frequency_mhz: float = 24.0,
+                   sex: str = "F", frequency_mhz: float | None = None,
                    shape: tuple[int, int] = DEFAULT_SHAPE, depth_mm: float = DEFAULT_DEPTH_MM,
                    width_mm: float = DEFAULT_WIDTH_MM, vary: bool = True,
                    gain_db: float | None = None, dynamic_range_db: float | None = None,
@@ -91,7 +92,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                    elasto_kind: str = "swe_kpa", return_iq: bool = False,
                    return_rf: bool = False, scan_seed: int | None = None,
                    shift_mm: float = 0.0, compression: float = 0.0,
-                   thickness_change_mm: dict | None = None) -> SimulatedFrame:
+                   thickness_change_mm: dict | None = None,
+                   ranges: str = "default") -> SimulatedFrame:
     """Simulate one facial HFUS frame with exact ground truth.
 
     Parameters
@@ -104,8 +106,9 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     age : float
         Years (10-100).
     sex : {'F', 'M'}
-    frequency_mhz : float
-        Transmit centre frequency, 15-50 MHz.
+    frequency_mhz : float or None
+        Transmit centre frequency, 15-50 MHz; None: 24 MHz with ``ranges='default'``, drawn
+        with ``ranges='wide'``.
     shape : (rows, cols)
         Output pixel grid; with `depth_mm` and `width_mm` it sets the spacing (default 512 x 512
         over 12 mm x 12.8 mm: 0.0234 x 0.025 mm per pixel).
@@ -142,6 +145,16 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``{layer: mm}`` added to the drawn mean anatomical thickness of present layers (a set
         anatomical change between visits; the result is kept >= 0.01 mm); only with
         `scan_seed`.
+    ranges : {'default', 'wide'}
+        ``default``: the settings above (same seed, same bytes as before ranges existed).
+        ``wide`` (needs `vary`): the probe, display chain and per-layer echogenicity are drawn
+        per frame from ``layerseg/data/sim_ranges.json`` (`layerseg.simulate.ranges`): centre
+        frequency, bandwidth, F-number, focus, noise, TGC, gain, dynamic range, grey map, each
+        layer's backscatter and scatterer density, interface echoes and texture; the drawn
+        gain is offset by ``probe_gain_db = -10 log10(cell / cell_24MHz)`` (resolution cell
+        areas at the focus) as a scanner preset would. Settings passed explicitly (not None)
+        still win. Anatomy, stand-off, tilt and artefacts are drawn
+        as in ``default``.
 
     Returns
     -------
@@ -158,7 +171,9 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``surfaces_rows`` ((K+1) x cols label surfaces), ``epidermis_anatomical_mm``,
         ``sleb`` (present, anatomical thickness), ``upper_lower_dermis_db``, ``acoustics`` (all
         settings and derived pulse/beam sizes), ``phantom`` (stand-off, tilt, artefacts...),
-        ``entry_echo`` (definition), ``elasto`` (info from the elastography module).
+        ``entry_echo`` (definition), ``elasto`` (info from the elastography module),
+        ``ranges`` (``name``; with ``wide`` also ``drawn``: every value drawn from the ranges
+        file, before explicit settings override them).
     """
     rng, seed_repr = _rng(seed_or_rng)
     anat_rng = None
@@ -178,6 +193,32 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         raise ConfigError(f"elasto_kind must be 'swe_kpa' or 'strain', got {elasto_kind!r}")
     spacing = (depth_mm / n_rows, width_mm / n_cols)
     prof = get_profile(region)
+    if ranges not in RANGES:
+        raise ConfigError(f"ranges must be one of {RANGES}, got {ranges!r}")
+    wide = None
+    if ranges == "wide":
+        if not vary:
+            raise ConfigError("ranges='wide' draws settings per frame; it needs vary=True")
+        wide = draw_wide(rng)
+        wa = wide["acoustics"]
+        frequency_mhz = wa["frequency_mhz"] if frequency_mhz is None else frequency_mhz
+        fractional_bandwidth = _pick(fractional_bandwidth, False, None, wa["fractional_bandwidth"])
+        f_number = _pick(f_number, False, None, wa["f_number"])
+        noise_db = _pick(noise_db, False, None, wa["noise_db"])
+        tgc_db_cm_mhz = _pick(tgc_db_cm_mhz, False, None, wa["tgc_db_cm_mhz"])
+        if gain_db is None:
+            # the operator's gain follows the probe: tissue of fixed scatterers per mm^2 shows
+            # 10 log10(cell / cell_24MHz) dB brighter through a larger resolution cell (the
+            # echo sums more scatterers), which a scanner's preset gain takes back
+            probe = AcousticParams(frequency_mhz=float(frequency_mhz),
+                                   fractional_bandwidth=float(fractional_bandwidth),
+                                   f_number=float(f_number))
+            wide["probe_gain_db"] = -10.0 * math.log10(
+                resolution_cell_mm2(probe) / TISSUE_RESOLUTION_CELL_MM2)
+            gain_db = wa["gain_db"] + wide["probe_gain_db"]
+        dynamic_range_db = _pick(dynamic_range_db, False, None, wa["dynamic_range_db"])
+    if frequency_mhz is None:
+        frequency_mhz = 24.0
     u = rng.uniform
 
     def draw_standoff():
@@ -191,13 +232,17 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         frequency_mhz=float(frequency_mhz),
         fractional_bandwidth=float(_pick(fractional_bandwidth, vary, lambda: u(0.5, 0.75), 0.6)),
         f_number=float(_pick(f_number, vary, lambda: u(1.8, 3.0), 2.0)),
-        focus_mm=float(_pick(focus_mm, vary, lambda: standoff + u(1.5, 5.0), standoff + 3.0)),
+        focus_mm=float(_pick(focus_mm, vary and wide is None, lambda: standoff + u(1.5, 5.0),
+                             standoff + (3.0 if wide is None
+                                         else wide["acoustics"]["focus_below_skin_mm"]))),
         noise_db=float(_pick(noise_db, vary, lambda: u(-67, -59), -63.0)),
         tgc=bool(tgc),
         tgc_db_cm_mhz=float(_pick(tgc_db_cm_mhz, vary, lambda: u(0.3, 0.6), 0.5)),
         tgc_start_mm=standoff,
         gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),
-        dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)))
+        dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)),
+        display_gamma=1.0 if wide is None else float(wide["acoustics"]["display_gamma"]),
+        tgc_max_db=None if wide is None else float(wide["acoustics"]["tgc_max_db"]))
     tilt = float(_pick(tilt_deg, vary, lambda: u(-8, 8), 0.0))
     if not (-30.0 <= tilt <= 30.0):
         raise ConfigError(f"tilt_deg must lie in -30..30 degrees, got {tilt}")
@@ -225,9 +270,12 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         for ly in ("fat", "deep_fat"):
             if ly in an.thickness_mm:
                 an.thickness_mm[ly] *= 1.0 - float(compression)
+    over = {} if wide is None else dict(layer_override=wide["layers"],
+                                        specular_override=wide["specular_db"],
+                                        texture_db=wide["texture_db"])
     med, geo = build_phantom(an, params, n_rows, n_cols, spacing, rng, standoff_mm=standoff,
                              tilt_deg=tilt, artefacts=artefacts, anatomy_rng=anat_rng,
-                             shift_mm=float(shift_mm))
+                             shift_mm=float(shift_mm), **over)
     res = form_iq(med, params, rng)
     grey = iq_to_display(res.envelope, params)
     labels = surfaces_to_labels(geo.surfaces_rows, prof, n_rows).astype(np.uint8)
@@ -258,16 +306,26 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     layers_truth["dermis"]["definition"] = (
         "apparent = from the entry echo's lower -6 dB point to the dermis bottom")
     ac = params.describe()
+    lo = {} if wide is None else wide["layers"]
+
+    def lac(ly, key):
+        return lo.get(ly, {}).get(key, layer_acoustics(ly)[key])
+
     ac.update(attenuation_db_cm_mhz={ly: layer_acoustics(ly)["atten_db_cm_mhz"]
                                      for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               sound_speed_m_s={ly: layer_acoustics(ly)["sound_speed_m_s"]
                                for ly in ("gel",) + prof.layers + ("deep_tissue",)},
-              backscatter_db={ly: layer_acoustics(ly)["backscatter_db"]
+              backscatter_db={ly: lac(ly, "backscatter_db")
                               for ly in ("gel",) + prof.layers + ("deep_tissue",)},
-              scatterers_per_cell={ly: layer_acoustics(ly)["per_cell"]
+              scatterers_per_cell={ly: lac(ly, "per_cell")
                                    for ly in ("gel",) + prof.layers + ("deep_tissue",)},
               fine_axial_step_mm=med.dz_f_mm, noise_rms_ref=res.noise_rms,
               iq_fs_mhz=C_REF / (2.0 * med.dz_f_mm * 1e3))
+    if wide is not None:
+        ac["specular_db"] = {**anatomy_table()["specular_db"], **wide["specular_db"]}
+        ac["specular_db"].pop("description", None)
+        ac["specular_db"].pop("src", None)
+        ac["texture_db"] = wide["texture_db"]
     truth: dict[str, Any] = {
         "seed": seed_repr, "region": an.region, "age": float(age), "sex": sex,
         "profile": list(prof.layers), "spacing_mm": [dz, dx], "shape": [n_rows, n_cols],
@@ -295,6 +353,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         truth["scan"] = {"scan_seed": int(scan_seed), "shift_mm": float(shift_mm),
                          "compression": float(compression),
                          "thickness_change_mm": dict(thickness_change_mm or {})}
+    truth["ranges"] = {"name": ranges} if wide is None else {"name": ranges, "drawn": wide}
     meta = FrameMeta(source=None, frequency_mhz=float(frequency_mhz), device=DEVICE,
                      calibration="simulator", region=an.region,
                      extra={"simulator": "layerseg.simulate", "seed": seed_repr})

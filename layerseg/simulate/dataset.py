@@ -109,8 +109,10 @@ def _run_exam(args) -> list[dict[str, Any]]:
     root = Path(root)
     rows, frames = [], []
     for idx, fid in zip(exam.indices, exam.frame_ids):
+        # with ranges='wide' every frame draws its own probe (the plan's frequency is ignored)
+        freq = None if sim_kwargs.get("ranges", "default") == "wide" else exam.frequency_mhz
         s = simulate_frame(_frame_seed(seed, idx), region=exam.region, age=exam.age,
-                           sex=exam.sex, frequency_mhz=exam.frequency_mhz,
+                           sex=exam.sex, frequency_mhz=freq,
                            elasto_kind=exam.elasto_kind, return_rf=write_rf == "rf",
                            return_iq=write_rf == "iq", **sim_kwargs)
         s.frame.meta.subject_key = exam.subject_id
@@ -162,7 +164,7 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
                      region: str | None = None, age_range: tuple[float, float] = (20, 80),
                      workers: int = 1, fmt: str = "dataset", progress: bool = True,
                      image_format: str = "png", write_rf: str | None = None,
-                     **sim_kwargs) -> Path:
+                     ranges: str = "default", **sim_kwargs) -> Path:
     """Simulate `n` frames into the folder `out`.
 
     Parameters
@@ -192,6 +194,11 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
     write_rf : {None, 'rf', 'iq'}
         Also write ``rf/<id>.npy`` (RF lines after TGC, or baseband IQ before TGC) with a sidecar
         JSON that `layerseg.io.read_rf` reads (manifest column ``rf``).
+    ranges : {'default', 'wide'}
+        Parameter ranges (`simulate_frame`): ``default`` writes the same bytes as before ranges
+        existed; ``wide`` draws probe, display and per-layer echogenicity per frame from
+        ``layerseg/data/sim_ranges.json`` (the exam plan's frequency is then not used; each
+        frame's truth JSON records its drawn values under ``ranges``).
     **sim_kwargs
         Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
 
@@ -208,6 +215,11 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         raise ConfigError(f"write_rf must be None, 'rf' or 'iq', got {write_rf!r}")
     if int(workers) < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    from .ranges import RANGES
+    if ranges not in RANGES:
+        raise ConfigError(f"ranges must be one of {RANGES}, got {ranges!r}")
+    if ranges != "default":
+        sim_kwargs = {**sim_kwargs, "ranges": ranges}
     root = Path(out)
     for name in ("manifest.csv", "exams.csv"):
         if (root / name).exists():

@@ -120,8 +120,10 @@ def _smooth_noise(rng, shape, sig_rows, sig_cols):
     return out / (sd if sd > 0 else 1.0)
 
 
-def _density_amp(layer: str):
-    a = layer_acoustics(layer)
+def _density_amp(layer: str, override: dict | None = None):
+    a = dict(layer_acoustics(layer))
+    if override:
+        a.update(override.get(layer, {}))
     dens = a["per_cell"] / TISSUE_RESOLUTION_CELL_MM2
     if a["per_cell"] <= 0:
         return 0.0, 0.0
@@ -184,7 +186,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                   rng: np.random.Generator, *, standoff_mm: float = 0.3, tilt_deg: float = 0.0,
                   artefacts: Artefacts | None = None, septa_per_mm2: float = 0.2,
                   roughness_mm: float = 0.02, anatomy_rng: np.random.Generator | None = None,
-                  shift_mm: float = 0.0):
+                  shift_mm: float = 0.0, layer_override: dict | None = None,
+                  specular_override: dict | None = None, texture_db: float = 1.5):
     """Build the fine-grid medium and the label surfaces of one frame.
 
     Parameters
@@ -214,6 +217,14 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     shift_mm : float
         Probe repositioning along the frame width (mm, |shift| <= 5), only with `anatomy_rng`:
         the frame sees the geometry strip shifted by this amount.
+    layer_override : dict, optional
+        ``{layer: {"backscatter_db": dB, "per_cell": n}}`` replacing the table's
+        (``sim_anatomy.json`` ``acoustic``) backscatter and scatterer density of those layers
+        (``--ranges wide``); attenuation and sound speed stay the table's.
+    specular_override : dict, optional
+        ``{interface: dB}`` replacing entries of the table's ``specular_db``.
+    texture_db : float
+        SD (dB) of the smooth log-amplitude tissue texture (default 1.5, our choice).
 
     Returns
     -------
@@ -231,7 +242,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     x = (np.arange(nxp) - m + 0.5) * dx
     width = n_cols * dx
     tab = anatomy_table()
-    spec = tab["specular_db"]
+    spec = dict(tab["specular_db"])
+    spec.update(specular_override or {})
 
     # ---------------------------------------------------------------- interfaces (apparent mm)
     if anatomy_rng is None:
@@ -326,13 +338,13 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     att_t = np.zeros(K + 2, np.float32)
     for i, ly in enumerate(names):
         a = layer_acoustics(ly)
-        dens_t[i], amp_t[i] = _density_amp(ly)
+        dens_t[i], amp_t[i] = _density_amp(ly, layer_override)
         att_t[i] = a["atten_db_cm_mhz"] * a["sound_speed_m_s"] / C_REF
     density = dens_t[idx]
     amp_db = np.zeros((nzf, nxp), np.float32)
     atten = att_t[idx]
     # tissue texture: smooth log-amplitude field (collagen bundles, lobules), 1.5 dB SD (ours)
-    tex = np.repeat(1.5 * _smooth_noise(rng, (n_rows, nxp), 0.05 / dz, 0.1 / dx), up, axis=0)
+    tex = np.repeat(texture_db * _smooth_noise(rng, (n_rows, nxp), 0.05 / dz, 0.1 / dx), up, axis=0)
     amp_db += tex
     zz = z[:, None]
     # dermis: upper/lower echo ratio and SLEB
@@ -360,7 +372,7 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     fat_mask = np.isin(idx, fat_ids)
     area = float(fat_mask.sum()) * dzf * dx
     n_sep = rng.poisson(septa_per_mm2 * area)
-    sep_dens, sep_amp = _density_amp("smas")
+    sep_dens, sep_amp = _density_amp("smas", layer_override)
     # septa: dense fibrous bands (5x the SMAS scatterer density, same backscatter + 3 dB), so a
     # thin septum images as a continuous line rather than a chain of dots (our choice)
     sep_amp *= 10 ** (3.0 / 20) / math.sqrt(5.0)

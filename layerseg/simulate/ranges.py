@@ -1,0 +1,106 @@
+"""Per-frame parameter ranges of the simulator (``layerseg/data/sim_ranges.json``).
+
+``default`` is today's simulator (coded in `layerseg.simulate.core.simulate_frame`, kept
+bit-for-bit); ``wide`` draws the probe (centre frequency, bandwidth, F-number, focus), the
+display chain (TGC, gain, dynamic range, grey map, noise floor) and each layer's backscatter,
+scatterer density and interface echoes from the distributions of the data file, whose entries
+each say where the range comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["RANGES", "ranges_table", "draw_value", "draw_wide"]
+
+RANGES: tuple[str, ...] = ("default", "wide")
+"""Names accepted by ``simulate_frame(ranges=...)`` and ``layerseg simulate --ranges``."""
+
+
+@lru_cache(maxsize=1)
+def ranges_table() -> dict:
+    """The parsed ``sim_ranges.json`` (cached; do not modify)."""
+    with resources.files("layerseg.data").joinpath("sim_ranges.json").open() as f:
+        t = json.load(f)
+    for name in RANGES:
+        if name not in t["ranges"]:
+            raise ConfigError(f"sim_ranges.json lacks the range set {name!r}")
+    return t
+
+
+def draw_value(spec: dict, rng: np.random.Generator, drawn: dict | None = None) -> float:
+    """Draw one value from a range entry.
+
+    Parameters
+    ----------
+    spec : dict
+        ``{"dist": "uniform" | "loguniform", "low": a, "high": b}``, optionally
+        ``"relative_to": "group.key"`` (the draw is added to that already drawn value).
+    rng : numpy Generator
+    drawn : dict, optional
+        Values drawn so far, nested as ``{group: {key: value}}`` (for ``relative_to``).
+
+    Returns
+    -------
+    float
+    """
+    lo, hi = float(spec["low"]), float(spec["high"])
+    if not lo <= hi:
+        raise ConfigError(f"range low {lo} exceeds high {hi}")
+    dist = spec.get("dist", "uniform")
+    if dist == "uniform":
+        v = float(rng.uniform(lo, hi))
+    elif dist == "loguniform":
+        if lo <= 0:
+            raise ConfigError(f"a loguniform range needs low > 0, got {lo}")
+        v = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    else:
+        raise ConfigError(f"unknown distribution {dist!r} (uniform, loguniform)")
+    rel = spec.get("relative_to")
+    if rel:
+        group, key = rel.split(".", 1)
+        try:
+            v += float(drawn[group][key])
+        except (KeyError, TypeError):
+            raise ConfigError(f"relative_to {rel!r} names a value not drawn before") from None
+    return v
+
+
+def draw_wide(rng: np.random.Generator) -> dict:
+    """Draw one frame's ``wide`` settings.
+
+    Parameters
+    ----------
+    rng : numpy Generator
+
+    Returns
+    -------
+    dict
+        ``acoustics`` (frequency_mhz, fractional_bandwidth, f_number, focus_below_skin_mm,
+        noise_db, tgc_db_cm_mhz, gain_db, dynamic_range_db, display_gamma), ``layers`` ({layer:
+        {backscatter_db and/or per_cell}}, overriding ``sim_anatomy.json``), ``specular_db``
+        ({interface: dB}) and ``texture_db``. Draw order is the file's order, so the same
+        generator state gives the same values.
+    """
+    w = ranges_table()["ranges"]["wide"]
+    out: dict = {"acoustics": {}, "layers": {}, "specular_db": {}}
+    for k, spec in w["acoustics"].items():
+        out["acoustics"][k] = draw_value(spec, rng)
+    flat: dict = {}
+    for ly, entries in w["layers"].items():
+        out["layers"][ly] = {}
+        for k, spec in entries.items():
+            v = draw_value(spec, rng, flat)
+            out["layers"][ly][k] = v
+            flat.setdefault(ly, {})[k] = v
+    for k, spec in w["specular_db"].items():
+        out["specular_db"][k] = draw_value(spec, rng)
+    out["texture_db"] = draw_value(w["texture_db"], rng)
+    return out

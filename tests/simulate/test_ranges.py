@@ -1,0 +1,199 @@
+"""`--ranges default|wide`: default frames are the bytes they were before ranges existed; wide
+frames draw every setting from layerseg/data/sim_ranges.json and record it in the truth."""
+
+import copy
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+import layerseg.simulate.core as core
+from layerseg.cli import main
+from layerseg.errors import ConfigError
+from layerseg.simulate import simulate_frame
+from layerseg.simulate.acoustics import AcousticParams, iq_to_display, resolution_cell_mm2
+from layerseg.simulate.ranges import draw_value, draw_wide, ranges_table
+
+# sha256 of bmode + labels + elasto (+ rf) of frames made by the simulator *before* the ranges
+# option existed (commit 620e38b), shape 128 x 96; default ranges must reproduce them exactly.
+BEFORE = {
+    0: ({}, "8fe13140f60b1ffe4830ab96dda78d04e2acb330698c5c0b9a636937bae91ce2"),
+    7: (dict(region="forehead", frequency_mhz=30.0),
+        "2ee289394afc366212c93392002a42b565d1b46b99986f195e75875f2ed98982"),
+    11: (dict(region="jaw", vary=False, return_rf=True),
+         "d7bfa0d337bfa2ffb6c054d470d8336d353199b5ee7d2f38a2034c72b93e8c84"),
+}
+# images/ labels/ elasto/ of `layerseg simulate --n 3 --seed 4` at 96 x 64 over 6 x 3.2 mm,
+# written before the ranges option existed
+BEFORE_DATASET = "dd7e7f7b6df8854d1df2563f744788fc6a0654abeeb4fa05534350e7609e6f8b"
+
+
+def _hash(s):
+    h = hashlib.sha256()
+    for a in (s.frame.bmode, s.labels, s.frame.elasto):
+        h.update(np.ascontiguousarray(a).tobytes())
+    if s.rf is not None:
+        h.update(s.rf.tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("seed", sorted(BEFORE))
+def test_default_frames_are_byte_identical_to_before(seed):
+    kw, digest = BEFORE[seed]
+    assert _hash(simulate_frame(seed, shape=(128, 96), **kw)) == digest
+    assert _hash(simulate_frame(seed, shape=(128, 96), ranges="default", **kw)) == digest
+
+
+@pytest.mark.parametrize("extra", [[], ["--ranges", "default"]])
+def test_default_dataset_cli_is_byte_identical_to_before(tmp_path, monkeypatch, extra):
+    import layerseg.simulate as sim
+    orig = sim.simulate_dataset
+    monkeypatch.setattr(sim, "simulate_dataset", lambda *a, **k: orig(
+        *a, shape=(96, 64), depth_mm=6.0, width_mm=3.2, **k))
+    d = tmp_path / "d"
+    assert main(["simulate", "--n", "3", "--out", str(d), "--seed", "4", "--no-progress"]
+                + extra) == 0
+    h = hashlib.sha256()
+    for sub in ("images", "labels", "elasto"):
+        for f in sorted((d / sub).iterdir()):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    assert h.hexdigest() == BEFORE_DATASET
+
+
+def _within(v, spec, base=0.0):
+    return spec["low"] - 1e-9 <= v - base <= spec["high"] + 1e-9
+
+
+def test_wide_frame_uses_and_records_its_draws():
+    w = ranges_table()["ranges"]["wide"]
+    freqs = []
+    for seed in range(3):
+        s = simulate_frame(seed, shape=(96, 64), depth_mm=6.0, width_mm=3.2, ranges="wide",
+                           with_elasto=False)
+        t = json.loads(json.dumps(s.truth))  # JSON-able
+        assert t["ranges"]["name"] == "wide"
+        d = t["ranges"]["drawn"]
+        ac = t["acoustics"]
+        for k, spec in w["acoustics"].items():
+            assert _within(d["acoustics"][k], spec), k
+        for k in ("frequency_mhz", "fractional_bandwidth", "f_number", "noise_db",
+                  "tgc_db_cm_mhz", "dynamic_range_db", "display_gamma", "tgc_max_db"):
+            assert ac[k] == pytest.approx(d["acoustics"][k]), k
+        cell = ac["resolution_cell_mm2"] / resolution_cell_mm2(AcousticParams())
+        assert d["probe_gain_db"] == pytest.approx(-10 * math.log10(cell))
+        assert ac["gain_db"] == pytest.approx(d["acoustics"]["gain_db"] + d["probe_gain_db"])
+        assert ac["focus_mm"] == pytest.approx(t["phantom"].get("standoff_mm", ac["tgc_start_mm"])
+                                               + d["acoustics"]["focus_below_skin_mm"])
+        assert s.frame.meta.frequency_mhz == pytest.approx(d["acoustics"]["frequency_mhz"])
+        assert s.frame.dynamic_range_db == pytest.approx(d["acoustics"]["dynamic_range_db"])
+        for ly, entries in d["layers"].items():
+            if ly in ac["backscatter_db"]:
+                for k, v in entries.items():
+                    key = "scatterers_per_cell" if k == "per_cell" else k
+                    assert ac[key][ly] == pytest.approx(v), (ly, k)
+        df = d["layers"]["deep_fat"]["backscatter_db"] - d["layers"]["fat"]["backscatter_db"]
+        assert _within(df, w["layers"]["deep_fat"]["backscatter_db"])
+        for k, v in d["specular_db"].items():
+            assert ac["specular_db"][k] == pytest.approx(v) and _within(v, w["specular_db"][k])
+        freqs.append(ac["frequency_mhz"])
+    assert len(set(freqs)) == 3
+    a = simulate_frame(5, shape=(64, 48), ranges="wide", with_elasto=False)
+    b = simulate_frame(5, shape=(64, 48), ranges="wide", with_elasto=False)
+    assert _hash(a) == _hash(b)
+
+
+def test_wide_explicit_settings_win_and_errors():
+    s = simulate_frame(1, shape=(64, 48), ranges="wide", frequency_mhz=40.0, f_number=2.5,
+                       dynamic_range_db=45.0, with_elasto=False)
+    ac = s.truth["acoustics"]
+    assert (ac["frequency_mhz"], ac["f_number"], ac["dynamic_range_db"]) == (40.0, 2.5, 45.0)
+    with pytest.raises(ConfigError):
+        simulate_frame(1, shape=(64, 48), ranges="wide", vary=False)
+    with pytest.raises(ConfigError):
+        simulate_frame(1, shape=(64, 48), ranges="narrow")
+
+
+def test_draw_value_distributions():
+    rng = np.random.default_rng(0)
+    lu = [draw_value({"dist": "loguniform", "low": 15.0, "high": 50.0}, rng) for _ in range(4000)]
+    assert min(lu) >= 15 and max(lu) <= 50
+    # uniform in log: the median is the geometric mean, a quarter lies under (15^3 50)^(1/4)
+    assert np.median(lu) == pytest.approx(math.sqrt(15 * 50), rel=0.03)
+    assert np.mean(np.array(lu) < (15 ** 3 * 50) ** 0.25) == pytest.approx(0.25, abs=0.03)
+    un = [draw_value({"dist": "uniform", "low": -4.0, "high": 2.0, "relative_to": "fat.b"}, rng,
+                     {"fat": {"b": -10.0}}) for _ in range(4000)]
+    assert min(un) >= -14 and max(un) <= -8 and np.mean(un) == pytest.approx(-11.0, abs=0.1)
+    with pytest.raises(ConfigError):
+        draw_value({"dist": "normal", "low": 0, "high": 1}, rng)
+    with pytest.raises(ConfigError):
+        draw_value({"low": 0, "high": 1, "relative_to": "x.y"}, rng, {})
+    # the table's ranges reach the issue's targets
+    w = ranges_table()["ranges"]["wide"]
+    assert w["acoustics"]["frequency_mhz"]["low"] <= 15 and w["acoustics"]["frequency_mhz"][
+        "high"] >= 50
+    assert (w["acoustics"]["dynamic_range_db"]["low"], w["acoustics"]["dynamic_range_db"][
+        "high"]) == (40.0, 80.0)
+    for group in ("acoustics", "specular_db"):
+        for k, spec in w[group].items():
+            assert spec.get("src") and spec.get("reason"), (group, k)
+    for ly, entries in w["layers"].items():
+        for k, spec in entries.items():
+            assert spec.get("src") and spec.get("reason"), (ly, k)
+
+
+def test_layer_backscatter_override_shifts_the_mean_log_level_by_its_db(monkeypatch):
+    """Same seed, same scatterers: raising the fat backscatter by D dB raises the log level in
+    the fat interior by exactly D dB (noise off, no clipping) and leaves the dermis as it was."""
+    base = draw_wide(np.random.default_rng(3))
+    base["acoustics"].update(dynamic_range_db=120.0, gain_db=-20.0, display_gamma=1.0,
+                             noise_db=-140.0)
+
+    def run(fat_db):
+        w = copy.deepcopy(base)
+        w["layers"]["fat"]["backscatter_db"] = fat_db
+        monkeypatch.setattr(core, "draw_wide", lambda rng: (rng.random(), w)[1])
+        return simulate_frame(2, region="cheek", shape=(256, 96), depth_mm=8.0, width_mm=4.0,
+                              ranges="wide", with_elasto=False, standoff_mm=0.3, tilt_deg=0.0)
+
+    lo, hi = run(-25.0), run(-10.0)
+    assert np.array_equal(lo.labels, hi.labels)
+    dr = 120.0
+    fat = lo.labels == 3
+    interior = fat & np.roll(fat, 8, 0) & np.roll(fat, -8, 0)
+    diff_db = (hi.frame.bmode - lo.frame.bmode) * dr / 255.0
+    assert interior.sum() > 200
+    assert np.median(diff_db[interior]) == pytest.approx(15.0, abs=0.3)
+    derm = lo.labels == 2
+    derm_in = derm & np.roll(derm, 6, 0) & np.roll(derm, -6, 0)
+    assert np.median(np.abs(diff_db[derm_in])) < 0.1
+
+
+def test_display_gamma_grey_map():
+    env = np.logspace(-4, 0.5, 200).astype(np.float32)[None, :]
+    p1 = AcousticParams(dynamic_range_db=50.0)
+    g1 = iq_to_display(env, p1)
+    for gamma in (0.6, 1.6):
+        g = iq_to_display(env, AcousticParams(dynamic_range_db=50.0, display_gamma=gamma))
+        assert np.allclose(g, 255.0 * (g1 / 255.0) ** gamma, atol=1e-3)
+    with pytest.raises(ConfigError):
+        AcousticParams(display_gamma=0.1)
+
+
+def test_cli_wide_records_draws(tmp_path, monkeypatch):
+    import layerseg.simulate as sim
+    orig = sim.simulate_dataset
+    monkeypatch.setattr(sim, "simulate_dataset", lambda *a, **k: orig(
+        *a, shape=(64, 48), depth_mm=6.0, width_mm=3.2, **k))
+    d = tmp_path / "w"
+    assert main(["simulate", "--n", "2", "--out", str(d), "--ranges", "wide", "--no-progress"]) == 0
+    fs = set()
+    for f in sorted((d / "truth").iterdir()):
+        t = json.loads(f.read_text())
+        assert t["ranges"]["name"] == "wide"
+        assert t["acoustics"]["frequency_mhz"] == pytest.approx(
+            t["ranges"]["drawn"]["acoustics"]["frequency_mhz"])
+        fs.add(t["acoustics"]["frequency_mhz"])
+    assert len(fs) == 2
