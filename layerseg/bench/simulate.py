@@ -172,12 +172,13 @@ def layer_contrasts_db(env, z, profile_db=None):
 
 def time_simulate_frame(n: int = 5, region: str = "cheek") -> dict:
     """Wall and CPU (process, all threads) time of `simulate_frame` on default 512 x 512 frames
-    with random settings (after a warm-up), without and with elastography: best and median of
-    `n`."""
+    with random settings (after a warm-up), without and with elastography, and with elastography
+    under ``ranges='wide'`` (the training frames, 15-50 MHz probes): best and median of `n`."""
     from ..simulate import simulate_frame
     simulate_frame(0, region=region)
     out = {}
-    for label, kw in (("bmode_only", {"with_elasto": False}), ("with_elasto", {})):
+    for label, kw in (("bmode_only", {"with_elasto": False}), ("with_elasto", {}),
+                      ("wide_with_elasto", {"ranges": "wide"})):
         ts, cs = [], []
         for i in range(n):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -264,7 +265,7 @@ def format_report(res: dict) -> str:
                      f"(SIMUS alone {b['seconds_simus']:.1f} s)")
     if "frame_512" in res:
         f = res["frame_512"]
-        for k in ("bmode_only", "with_elasto"):
+        for k in ("bmode_only", "with_elasto", "wide_with_elasto"):
             lines.append(f"simulate_frame 512x512 {k}: wall best {f[k]['best_s']:.3f} s, median "
                          f"{f[k]['median_s']:.3f} s; CPU median {f[k]['cpu_median_s']:.3f} s")
     return "\n".join(lines)

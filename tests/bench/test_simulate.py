@@ -29,3 +29,11 @@ def test_pymust_comparison_agrees_within_tolerances():
     assert all(res["agree"].values()), (res["agree"], TOLERANCES)
     assert res["speedup_same_phantom"] > 20
     assert np.isfinite(res["frame_512"]["bmode_only"]["best_s"])
+
+
+def test_frame_timing_covers_default_and_wide_ranges():
+    from layerseg.bench.simulate import time_simulate_frame
+    res = time_simulate_frame(1)
+    assert set(res) == {"bmode_only", "with_elasto", "wide_with_elasto"}
+    for v in res.values():
+        assert 0 < v["best_s"] <= v["median_s"] + 1e-12 and v["cpu_median_s"] > 0
