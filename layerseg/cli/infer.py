@@ -36,22 +36,46 @@ def register(sub) -> None:
                         "(identifying: only for data you may share)")
     p.add_argument("--write-key-map", action="store_true",
                    help="write DIR/key_map.csv: exam key -> input file (keep it private)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="worker processes (only 1 is supported in this version)")
+    p.add_argument("--workers", default="1", metavar="N|auto",
+                   help="1 (default): read, segment and score one frame after the other; N > 1: "
+                        "N-1 background threads read and decode the next files and frames while "
+                        "the current one is segmented and scored (at most N frames ahead); "
+                        "auto: min(2, CPU cores). The outputs are the same for every N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_workers(value: str | int) -> int:
+    """``--workers``: a whole number 1 or more, or ``auto`` (min(2, CPU cores)).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (0, negative, not a number): refused before any work (exit status 2).
+    """
+    import os
+
     from ..errors import ConfigError
+    if str(value).strip().lower() == "auto":
+        return max(1, min(2, os.cpu_count() or 1))
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"--workers {value!r}: give a whole number, 1 or more, or 'auto'") \
+            from None
+    if n < 1:
+        raise ConfigError(f"--workers {n}: give 1 or more (1 reads, segments and scores one "
+                          "frame after the other), or 'auto'")
+    return n
+
+
+def run(args: argparse.Namespace) -> int:
     from ..infer import run_infer
     from . import exit_status
 
-    if args.workers != 1:
-        raise ConfigError(f"--workers {args.workers}: only one worker is supported in this "
-                          "version of layerseg infer")
+    workers = parse_workers(args.workers)
     res = run_infer(args.inputs, args.out, model=args.model, region=args.region,
                     spacing=tuple(args.spacing) if args.spacing else None, resume=args.resume,
                     keep_ids=args.keep_ids, write_key_map=args.write_key_map,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, workers=workers)
     return exit_status(res["failed"])

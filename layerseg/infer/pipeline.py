@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..batch import run_each
-from ..errors import ReadError
+from ..errors import ConfigError, ReadError
 
 __all__ = ["FrameResult", "ExamResult", "infer_frames", "group_exams", "find_inputs",
            "exam_key", "exam_region", "check_model", "redact", "EXAM_SIDECAR_KEYS"]
@@ -51,7 +53,8 @@ class FrameResult:
     error, error_type : str or None
         Why the frame failed (None when it succeeded).
     seconds : float
-        Wall time of reading, segmenting and scoring the frame, s.
+        Wall time of reading, segmenting and scoring the frame, s (with ``workers > 1`` the
+        wait for the frame decoded ahead stands for its reading).
     """
 
     exam: str
@@ -245,6 +248,13 @@ class _Ref:
     series: Any = None
     error: BaseException | None = None
     region: str | None = None
+    decoded: Any = None  # a Future of the decoded frame when a reader thread decodes it
+
+    def frame(self):
+        """The decoded frame: from the reader thread (its error re-raised here), or now."""
+        if self.decoded is not None:
+            return self.decoded.result()
+        return self.series[self.index]
 
 
 EXAM_SIDECAR_KEYS = ("region", "side")
@@ -271,16 +281,21 @@ def exam_region(path: str | os.PathLike) -> str | None:
     return load_json_object(side, EXAM_SIDECAR_KEYS, "exam sidecar").get("region")
 
 
-def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Ref]:
+def _open(p: Path, spacing) -> tuple[Any, int, str | None]:
+    """Read a file: its lazy series, its number of frames and its sidecar region."""
     from ..io import read
+    series = read(p, spacing=spacing)
+    n = len(series)
+    if n == 0:
+        raise ReadError("the file holds no frame", p)
+    return series, n, exam_region(p)
+
+
+def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Ref]:
     for p in paths:
         key = keys[p]
         try:
-            series = read(p, spacing=spacing)
-            n = len(series)
-            if n == 0:
-                raise ReadError("the file holds no frame", p)
-            reg = exam_region(p)
+            series, n, reg = _open(p, spacing)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # noqa: BLE001 - recorded by the batch loop through _work
@@ -290,10 +305,70 @@ def _refs(paths: Iterable[Path], keys: dict[Path, str], spacing) -> Iterator[_Re
             yield _Ref(p, key, i, series, region=reg)
 
 
+def _prefetched_refs(paths: list[Path], keys: dict[Path, str], spacing, workers: int
+                     ) -> Iterator[_Ref]:
+    """`_refs` with the reading of files and the decoding of frames done ahead by
+    ``workers - 1`` reader threads, while the caller segments and scores.
+
+    The refs come in the same order as `_refs`, with the same errors (a failed read or decode is
+    re-raised where the caller asks for it). At most `workers` files are read ahead and at most
+    `workers` frames are decoded ahead, so memory stays a few frames. The frames of one file are
+    decoded one at a time (its reader's caches are not shared between threads); different files
+    are read in parallel.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    depth = max(1, workers)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers - 1),
+                              thread_name_prefix="layerseg-read")
+
+    def opened() -> Iterator[tuple[Path, Any]]:
+        ahead: deque = deque()
+        todo = iter(paths)
+        for p in todo:
+            ahead.append((p, pool.submit(_open, p, spacing)))
+            if len(ahead) >= depth:
+                break
+        while ahead:
+            yield ahead.popleft()
+            for p in todo:
+                ahead.append((p, pool.submit(_open, p, spacing)))
+                break
+
+    def refs() -> Iterator[_Ref]:
+        for p, fut in opened():
+            key = keys[p]
+            try:
+                series, n, reg = fut.result()
+            except Exception as e:  # noqa: BLE001 - recorded by the batch loop through _work
+                yield _Ref(p, key, -1, None, e)
+                continue
+            lock = threading.Lock()
+
+            def decode(i: int, series=series, lock=lock):
+                with lock:
+                    return series[i]
+
+            for i in range(n):
+                yield _Ref(p, key, i, series, region=reg, decoded=pool.submit(decode, i))
+
+    window: deque[_Ref] = deque()
+    it = refs()
+    try:
+        for ref in it:
+            window.append(ref)
+            if len(window) > depth:
+                yield window.popleft()
+        while window:
+            yield window.popleft()
+    finally:
+        it.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical",
                  region: str | None = None, spacing: tuple[float, float] | None = None,
                  keys: dict | None = None, keep_ids: bool = False,
-                 progress: str | None = None) -> Iterator[FrameResult]:
+                 progress: str | None = None, workers: int = 1) -> Iterator[FrameResult]:
     """Read, segment and score every frame of every file, one `FrameResult` per frame.
 
     Parameters
@@ -314,6 +389,11 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         Exam keys from file stems (see `exam_key`).
     progress : str, optional
         Show a tqdm bar on stderr with this description, counting frames (frames/s).
+    workers : int
+        1: read, decode, segment and score one frame after the other. N > 1: ``N - 1``
+        background threads read the next files and decode the next frames (at most N of each
+        ahead) while this thread segments and scores; the results, their order and their errors
+        are the same as with 1.
 
     Yields
     ------
@@ -322,6 +402,9 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         result with ``frame_index`` -1; a frame that fails gives a failed result and the run
         goes on.
     """
+    workers = int(workers)
+    if workers < 1:
+        raise ConfigError(f"workers must be 1 or more, not {workers}")
     paths = [Path(p) for p in paths]
     keys = dict(keys) if keys is not None else {}
     for p in paths:
@@ -332,7 +415,7 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
     def work(ref: _Ref):
         if ref.error is not None:
             raise ref.error
-        frame = ref.series[ref.index]
+        frame = ref.frame()
         reg = region if region is not None else ref.region   # command line, then sidecar,
         seg = segment(frame, model=model, region=reg, return_scores=True)   # then the frame's
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
@@ -347,16 +430,20 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         current[:] = [ref]
         return f"{ref.exam}:{ref.index}"
 
-    for out in run_each(_refs(paths, keys, spacing), work, key=key, progress=progress,
-                        unit="frame"):
-        ref = current[0]
-        if out.ok:
-            frame, seg, sc = out.value
-            yield FrameResult(ref.exam, ref.path, ref.index, frame, seg, sc,
-                              seconds=out.seconds)
-        else:
-            yield FrameResult(ref.exam, ref.path, ref.index, error=out.error,
-                              error_type=out.error_type, seconds=out.seconds)
+    refs = _refs(paths, keys, spacing) if workers == 1 else \
+        _prefetched_refs(paths, keys, spacing, workers)
+    try:
+        for out in run_each(refs, work, key=key, progress=progress, unit="frame"):
+            ref = current[0]
+            if out.ok:
+                frame, seg, sc = out.value
+                yield FrameResult(ref.exam, ref.path, ref.index, frame, seg, sc,
+                                  seconds=out.seconds)
+            else:
+                yield FrameResult(ref.exam, ref.path, ref.index, error=out.error,
+                                  error_type=out.error_type, seconds=out.seconds)
+    finally:
+        refs.close()  # stops the reader threads when the caller stops early
 
 
 def group_exams(results: Iterable[FrameResult]) -> Iterator[ExamResult]:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from .. import __version__
 from ..batch import run_each
-from ..errors import LayersegError, OutputError, ReadError
+from ..errors import ConfigError, LayersegError, OutputError, ReadError
 from ..io.safe_write import check_outputs, check_writable, write_text_atomic
 from .pipeline import (ExamResult, FrameResult, check_model, exam_key, find_inputs, group_exams,
                        infer_frames, redact)
@@ -251,7 +251,7 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
               model: str = "classical", region: str | None = None,
               spacing: tuple[float, float] | None = None, resume: bool = False,
               keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
-              echo: Callable[[str], None] | None = None) -> dict:
+              echo: Callable[[str], None] | None = None, workers: int = 1) -> dict:
     """Run batch inference over files and folders and write everything to `out`.
 
     Parameters
@@ -278,6 +278,9 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     echo : callable(str), optional
         Receives the failure lines and the summary for the terminal (default: stderr). These
         lines name the input files, as the user gave them.
+    workers : int
+        1, or N > 1 to read and decode the next files and frames in N - 1 background threads
+        while segmenting and scoring (`infer_frames`); every output is the same either way.
 
     Returns
     -------
@@ -287,12 +290,15 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     Raises
     ------
     OutputError, ReadError, ConfigError
-        Before any work: the model cannot run, an input is missing or lies inside `out`, no
+        Before any work: `workers` below 1, the model cannot run, an input is missing or lies inside `out`, no
         input file found, or an output cannot be written.
     """
     t0 = time.time()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    if int(workers) != workers or workers < 1:
+        raise ConfigError(f"workers must be a whole number, 1 or more, not {workers!r}")
+    workers = int(workers)
     check_model(model)
     out = Path(out)
     inputs = [Path(i) for i in inputs]
@@ -335,7 +341,7 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
 
     frames = infer_frames(todo, model=model, region=region, spacing=spacing,
                           keys={f: keys[f] for f in todo},
-                          progress="infer" if progress else None)
+                          progress="infer" if progress else None, workers=workers)
     exams: dict[str, ExamResult] = {}
 
     def remember(ex: ExamResult) -> str:

@@ -63,7 +63,7 @@ def test_resume_redoes_incomplete_and_changed_exams(inputs, tmp_path, kit):
     exams = sorted((out / "exams").iterdir())
     (exams[0] / "done.json").unlink()          # incomplete: redone
     (exams[1] / "overlay_f000.png").write_bytes(b"stale")
-    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress") == 0
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress", "--workers", 2) == 0
     s = kit.summary(out)
     assert s["run"] == {**s["run"], "exams_resumed": 2, "exams_processed": 1}
     # exams[1] was complete (done.json) and its input unchanged: skipped, stale file kept

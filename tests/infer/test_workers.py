@@ -1,0 +1,125 @@
+"""``--workers N``: reader threads read and decode ahead while the main thread segments and
+scores; the outputs are byte-identical to one worker (timestamps aside), failures are recorded
+the same way, the prefetch is bounded and the threads stop with the run."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import layerseg.io
+from layerseg.errors import ConfigError, CorruptFileError
+from layerseg.frame import FrameSeries
+from layerseg.infer import TIMED_FIELDS, exam_key, find_inputs, infer_frames, run_infer
+
+TIMED_FILES = ("run.log", "summary.json")
+
+
+def _bad_files(inputs):
+    bad = inputs / "bad"
+    bad.mkdir()
+    data = (inputs / "exam_a.dcm").read_bytes()
+    (bad / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    (bad / "empty.dcm").write_bytes(b"")
+    return {p.name: p for p in bad.iterdir()}
+
+
+def test_two_workers_byte_identical_to_one_with_a_bad_file(inputs, tmp_path, capsys, kit):
+    bad = _bad_files(inputs)
+    good = [p for p in find_inputs([inputs]) if p.parent.name != "bad"]
+    outs = {}
+    for n in (1, 2, 3):
+        outs[n] = tmp_path / f"w{n}"
+        assert kit.run_cli(inputs, "--out", outs[n], "--no-progress", "--workers", n) == 1
+        err = capsys.readouterr().err
+        for name in bad:  # listed on the terminal with its file
+            assert f"FAILED {inputs / 'bad' / name}" in err
+    ref = kit.digest_tree(outs[1])
+    assert len([k for k in ref if k.endswith("done.json")]) == len(good)
+    for n in (2, 3):
+        d = kit.digest_tree(outs[n])
+        assert sorted(d) == sorted(ref)
+        for name in ref:
+            if name not in TIMED_FILES:
+                assert d[name] == ref[name], (n, name)
+        s1, sn = kit.summary(outs[1]), kit.summary(outs[n])
+        assert {k: v for k, v in s1.items() if k not in TIMED_FIELDS} == \
+            {k: v for k, v in sn.items() if k not in TIMED_FIELDS}
+        assert sn["exams"] == {"total": len(good) + 2, "done": len(good), "failed": 2}
+        fails = {f["exam"]: f for f in sn["failures"]}
+        empty = fails[exam_key(bad["empty.dcm"])]
+        assert "empty" in empty["error"] and empty["error_type"] == "UnsupportedFormatError"
+        assert fails[exam_key(bad["truncated.dcm"])]["error"]
+
+
+def _flaky_read(monkeypatch, bad_index, n=4, counter=None):
+    """`layerseg.io.read` giving, for any file, `n` copies of its first frame, frame `bad_index`
+    failing to decode (None: none fails); `counter` counts the decodes."""
+    real = layerseg.io.read
+
+    def read(path, spacing=None, **kw):
+        first = real(path, spacing=spacing, **kw)[0]
+
+        def load(i):
+            if counter is not None:
+                counter.append(i)
+            if i == bad_index:
+                raise CorruptFileError(f"frame {i} is damaged", path)
+            return first
+
+        return FrameSeries(n, load, source=str(path))
+
+    monkeypatch.setattr(layerseg.io, "read", read)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_frame_decode_error_in_a_reader_thread(inputs, monkeypatch, workers):
+    _flaky_read(monkeypatch, bad_index=1, n=3)
+    f = inputs / "clinic" / "capture.png"
+    one = list(infer_frames([f], workers=1))
+    many = list(infer_frames([f], workers=workers))
+    assert [(r.frame_index, r.ok) for r in many] == [(0, True), (1, False), (2, True)]
+    assert [(r.frame_index, r.ok, r.error, r.error_type) for r in one] == \
+        [(r.frame_index, r.ok, r.error, r.error_type) for r in many]
+    assert "frame 1 is damaged" in many[1].error and many[1].error_type == "CorruptFileError"
+    for a, b in zip(one, many):
+        if a.ok:
+            assert np.array_equal(a.labels, b.labels)
+            assert a.scores.to_long().equals(b.scores.to_long())
+
+
+def _reader_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("layerseg-read")]
+
+
+def test_prefetch_is_bounded_and_threads_stop(inputs, monkeypatch):
+    decoded: list[int] = []
+    _flaky_read(monkeypatch, bad_index=None, n=12, counter=decoded)
+    gen = infer_frames([inputs / "clinic" / "capture.png"], workers=2)
+    first = next(gen)
+    assert first.ok and first.frame_index == 0
+    assert _reader_threads()
+    assert len(decoded) <= 3  # the frame in hand and at most 2 ahead, never the whole file
+    gen.close()               # the caller stops early: the reader threads end
+    assert not _reader_threads()
+
+
+def test_workers_below_one_refused(inputs, tmp_path, capsys, kit):
+    out = tmp_path / "o"
+    for bad in ("0", "-2", "two", "1.5"):
+        assert kit.run_cli(inputs, "--out", out, "--workers", bad) == 2
+        err = capsys.readouterr().err
+        assert "--workers" in err and "1 or more" in err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="1 or more"):
+        run_infer([inputs], out, workers=0)
+    with pytest.raises(ConfigError, match="1 or more"):
+        next(infer_frames([inputs / "exam_a.dcm"], workers=0))
+    assert not out.exists()
+
+
+def test_workers_auto():
+    from layerseg.cli.infer import parse_workers
+    assert 1 <= parse_workers("auto") <= 2 and parse_workers("3") == 3
