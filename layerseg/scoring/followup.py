@@ -12,7 +12,14 @@ that is ``mean(d^2) / 2`` of the scan differences ``d``. From it:
 - ``sdc``, the smallest detectable change between two single measurements (de Vet's SDC,
   ``1.96 sqrt(2) SEM`` with ``SEM = s_w``): numerically the repeatability coefficient, kept as its
   own column because it is what `compare_visits` reads;
-- ``bias``/``icc`` between the first two scans, from `layerseg.scoring.agreement`.
+- ``bias``/``icc`` between the first two scans, from `layerseg.scoring.agreement`;
+- ``within_cv_percent``, the pooled within-subject CV (each repeat scaled by its subject's mean),
+  and ``sdc_relative_percent`` ``1.96 sqrt(2) CV``: the SDC as a share of the value;
+- ``sdc_basis``: ``relative`` where a within-subject SD proportional to the subject's mean fits the
+  repeats better than a constant one (log-likelihood gain ``relative_loglik_gain`` above
+  `RELATIVE_LOGLIK_GAIN`; e.g. deep fat thickness, whose scan-to-scan SD grows with its
+  thickness), else ``absolute``. `compare_visits` then applies ``sdc_relative_percent`` of the
+  baseline value.
 
 Simulated repeat scans (`simulate_repeat_scan`): one subject's anatomy is fixed by its seed and
 every scan draws, from its own seed, the probe position (shifted along the width by up to
@@ -26,9 +33,14 @@ Visits (`compare_visits`): the baseline and follow-up tables (``layerseg score``
 infer`` tables) are averaged per subject, region, side and layer over their frames, matched on
 ``subject_id``, ``region`` and ``side`` (where the tables have it) and compared marker by marker
 against the SDC of that region, layer and marker (the ``all`` regions row where the region has
-none): ``change = followup - baseline``, ``change_sdc = change / sdc``, verdict ``increase`` when
+none; ``sdc_relative_percent`` of the baseline value where its ``sdc_basis`` is relative):
+``change = followup - baseline``, ``change_sdc = change / sdc``, verdict ``increase`` when
 ``change > sdc``, ``decrease`` when ``change < -sdc``, else ``within measurement noise``;
-``not assessed`` with a reason where a value or the SDC is missing. The SDC is that of single
+``not assessed`` with a reason where a value or the SDC is missing, and for the thickness and
+roughness markers of a layer cut off by the image bottom (``thickness_truncated`` of the score
+table, True in any frame of either visit: its thickness is a lower bound that moves with the
+layers above, and its lower surface is partly the image edge). `repeatability` leaves those
+truncated values out too, so the SDC describes the layers it is applied to. The SDC is that of single
 scans, so a visit averaged over several frames is judged conservatively. Pairs found in one
 visit only are listed (`VisitComparison.unmatched`), never dropped.
 """
@@ -65,7 +77,14 @@ REPEAT_SHAPE = (256, 256)
 
 REPEATABILITY_COLUMNS = ("region", "layer", "marker", "n_subjects", "n_scans", "mean", "within_sd",
                          "cv_within_percent", "repeatability_coefficient", "sdc", "bias", "icc",
-                         "reason")
+                         "reason", "within_cv_percent", "sdc_relative_percent",
+                         "relative_loglik_gain", "sdc_basis")
+
+RELATIVE_LOGLIK_GAIN = 2.0
+"""`repeatability` picks the relative SDC (a share of the value) for a row when the normal model
+whose within-subject SD is proportional to the subject's mean (``sd_i = cv * mean_i``) fits the
+repeats better than the constant-SD model by more than this log-likelihood (a likelihood ratio of
+e^2, about 7.4; both models have one parameter)."""
 CHANGE_COLUMNS = ("subject_id", "region", "side", "layer", "marker", "baseline", "followup",
                   "change", "sdc", "sdc_region", "change_sdc", "verdict", "reason",
                   "baseline_frames", "followup_frames", "baseline_exams", "followup_exams")
@@ -74,6 +93,21 @@ UNMATCHED_COLUMNS = ("subject_id", "region", "side", "found_in", "missing_from",
 VERDICTS = ("increase", "decrease", "within measurement noise", "not assessed")
 
 _KEYS = ("subject_id", "region", "side")
+
+TRUNCATION_MARKERS = ("thickness_", "roughness_")
+"""Marker name prefixes that a layer cut off by the image bottom makes unmeasurable: its
+thickness is then a lower bound and its lower surface (whose roughness is measured) is partly
+the image edge. Such values are left out of `repeatability` and not assessed by
+`compare_visits`."""
+
+
+def _truncation_bound(marker: str) -> bool:
+    return str(marker).startswith(TRUNCATION_MARKERS)
+
+
+def _truncated(col) -> pd.Series:
+    """``thickness_truncated`` as booleans (CSV round trips give strings; missing is False)."""
+    return col.map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -238,7 +272,9 @@ def repeatability(table: pd.DataFrame, markers=REPEAT_MARKERS, *,
         ``within_sd``, ``cv_within_percent`` (100 within_sd / mean), ``repeatability_coefficient``
         and ``sdc`` (both 1.96 sqrt(2) within_sd), ``bias`` (mean of scan 2 - scan 1 over
         subjects, Bland-Altman) and ``icc`` (ICC(A,1) of the first two scans), ``reason`` where a
-        figure is empty.
+        figure is empty; ``within_cv_percent``, ``sdc_relative_percent``,
+        ``relative_loglik_gain`` and ``sdc_basis`` (`_relative_fit`). Thickness and roughness
+        values of frames with ``thickness_truncated`` True are left out.
 
     Raises
     ------
@@ -264,9 +300,13 @@ def repeatability(table: pd.DataFrame, markers=REPEAT_MARKERS, *,
     rows = []
     for region, g in sets:
         for layer, gl in g.groupby("layer", sort=True):
+            trunc = (_truncated(gl["thickness_truncated"])
+                     if "thickness_truncated" in gl.columns else None)
             for m in markers:
                 v = gl[keys + [m]].copy()
                 v[m] = pd.to_numeric(v[m], errors="coerce")
+                if trunc is not None and _truncation_bound(m):
+                    v.loc[trunc.to_numpy(), m] = np.nan       # a lower bound, not a measure
                 v = v[np.isfinite(v[m].to_numpy(dtype=np.float64))]
                 rows.append(_repeat_row(region, layer, m, v, keys))
     return pd.DataFrame(rows, columns=list(REPEATABILITY_COLUMNS))
@@ -276,7 +316,8 @@ def _repeat_row(region, layer, marker, v: pd.DataFrame, keys) -> dict:
     row = {"region": region, "layer": layer, "marker": marker, "n_subjects": 0, "n_scans": 0,
            "mean": None, "within_sd": None, "cv_within_percent": None,
            "repeatability_coefficient": None, "sdc": None, "bias": None, "icc": None,
-           "reason": None}
+           "reason": None, "within_cv_percent": None, "sdc_relative_percent": None,
+           "relative_loglik_gain": None, "sdc_basis": "absolute"}
     ss, dof, n_subj, n_scans, first, second, vals = 0.0, 0, 0, 0, [], [], []
     for _, g in v.groupby(keys, sort=True):
         x = g[marker].to_numpy(dtype=np.float64)
@@ -299,6 +340,7 @@ def _repeat_row(region, layer, marker, v: pd.DataFrame, keys) -> dict:
                sdc=1.96 * math.sqrt(2.0) * sw,
                cv_within_percent=100.0 * sw / mean if mean != 0 else None,
                bias=bland_altman(second, first)["bias"])
+    row.update(_relative_fit(vals, sw))
     reasons = []
     if n_subj >= 3 and np.ptp(np.r_[first, second]) > 0:
         icc = icc_a1(np.c_[first, second])[0]
@@ -309,6 +351,31 @@ def _repeat_row(region, layer, marker, v: pd.DataFrame, keys) -> dict:
         reasons.append(f"only {n_subj} subject(s): the SDC is imprecise")
     row["reason"] = "; ".join(reasons) or None
     return row
+
+
+def _relative_fit(vals: list, sw: float) -> dict:
+    """Within-subject CV (pooled over subjects, each repeat scaled by its subject's mean), the
+    relative SDC and the log-likelihood gain of the proportional-SD model over the constant-SD
+    one; ``sdc_basis`` relative where the gain exceeds `RELATIVE_LOGLIK_GAIN`."""
+    if not vals or any(np.mean(x) <= 0 for x in vals):
+        return {}
+    ss = sum(float((((x - x.mean()) / x.mean()) ** 2).sum()) for x in vals)
+    dof = sum(x.size - 1 for x in vals)
+    cv = math.sqrt(ss / dof)
+    out = {"within_cv_percent": 100.0 * cv, "sdc_relative_percent": 100.0 * 1.96 * math.sqrt(2) * cv}
+    if cv <= 0 or sw <= 0:
+        return out
+    # normal log-likelihoods of the deviations from each subject's mean, one SD parameter each
+    ll_abs = ll_rel = 0.0
+    for x in vals:
+        e = x - x.mean()
+        sd_rel = cv * x.mean()
+        ll_abs += float(-(e ** 2).sum() / (2 * sw ** 2) - x.size * math.log(sw))
+        ll_rel += float(-(e ** 2).sum() / (2 * sd_rel ** 2) - x.size * math.log(sd_rel))
+    gain = ll_rel - ll_abs
+    out.update(relative_loglik_gain=gain,
+               sdc_basis="relative" if gain > RELATIVE_LOGLIK_GAIN else "absolute")
+    return out
 
 
 def load_repeatability(path: str | Path | None = None) -> pd.DataFrame:
@@ -382,19 +449,28 @@ def _visit_means(table: pd.DataFrame, markers, name: str) -> pd.DataFrame:
             for m in ms:
                 vals = gl[m].dropna()
                 row[m] = float(vals.mean()) if len(vals) else None
+            row["truncated_frames"] = (int(_truncated(gl["thickness_truncated"]).sum())
+                                       if "thickness_truncated" in gl.columns else 0)
             rows.append(row)
         if g["layer"].notna().sum() == 0:
             rows.append(dict(zip(_KEYS, key), layer=None, frames=int(n_frames),
                              exams=";".join(exams)))
-    return pd.DataFrame(rows, columns=[*_KEYS, "layer", "frames", "exams", *ms])
+    return pd.DataFrame(rows, columns=[*_KEYS, "layer", "frames", "exams", "truncated_frames",
+                                       *ms])
 
 
 def _sdc_lookup(sdc_table: pd.DataFrame) -> dict:
+    """``(region, layer, marker) -> (sdc, relative percent or None)``; the relative SDC only
+    where the table's ``sdc_basis`` says relative."""
     out = {}
-    for r in sdc_table.itertuples(index=False):
-        v = getattr(r, "sdc")
-        if v is not None and np.isfinite(float(v)) and float(v) > 0:
-            out[(str(r.region), str(r.layer), str(r.marker))] = float(v)
+    rel = "sdc_basis" in sdc_table.columns and "sdc_relative_percent" in sdc_table.columns
+    for r in sdc_table.to_dict("records"):
+        v = r["sdc"]
+        if not (_finite(v) and float(v) > 0):
+            continue
+        pct = r.get("sdc_relative_percent") if rel and r.get("sdc_basis") == "relative" else None
+        out[(str(r["region"]), str(r["layer"]), str(r["marker"]))] = (
+            float(v), float(pct) if _finite(pct) and float(pct) > 0 else None)
     return out
 
 
@@ -475,10 +551,14 @@ def _change_row(key, layer, marker, va, vb, lookup, ga, gb) -> dict:
            "baseline_frames": int(ga["frames"].iloc[0]), "followup_frames":
            int(gb["frames"].iloc[0]), "baseline_exams": ga["exams"].iloc[0],
            "followup_exams": gb["exams"].iloc[0]}
-    sdc, src = lookup.get((region, layer, marker)), region
-    if sdc is None:
-        sdc, src = lookup.get(("all", layer, marker)), "all"
-    if sdc is not None:
+    ent, src = lookup.get((region, layer, marker)), region
+    if ent is None:
+        ent, src = lookup.get(("all", layer, marker)), "all"
+    sdc = None
+    if ent is not None:
+        sdc, pct = ent
+        if pct is not None and row["baseline"] is not None and row["baseline"] > 0:
+            sdc = pct / 100.0 * row["baseline"]            # relative SDC: a share of the baseline
         row.update(sdc=sdc, sdc_region=src)
     if row["baseline"] is None or row["followup"] is None:
         missing = [n for n, v in (("baseline", row["baseline"]), ("follow-up", row["followup"]))
@@ -488,6 +568,16 @@ def _change_row(key, layer, marker, va, vb, lookup, ga, gb) -> dict:
         row["reason"] = f"{where} at the {' and '.join(missing)} visit"
         return row
     row["change"] = row["followup"] - row["baseline"]
+    if _truncation_bound(marker):
+        cut = [f"{n} ({int(g.at[layer, 'truncated_frames'])} of {int(g['frames'].iloc[0])} "
+               "frame(s))" for n, g in (("baseline", ga), ("follow-up", gb))
+               if _finite(g.at[layer, "truncated_frames"]) and g.at[layer, "truncated_frames"] > 0]
+        if cut:
+            what = "thickness is a lower bound" if marker.startswith("thickness_") else \
+                "lower surface partly the image edge"
+            row["reason"] = (f"{layer} cut off by the image bottom at the {' and '.join(cut)}: "
+                             f"{what}, not measurable")
+            return row
     if sdc is None:
         row["reason"] = f"no SDC for {layer} {marker} (region {region} or all)"
         return row
