@@ -127,18 +127,21 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def dataset_input_files(root: str | os.PathLike) -> list[Path]:
     """The files a dataset folder's run reads: ``manifest.csv`` and every file it names
-    (image, label, elastography, truth). Files that do not exist are left out."""
-    import csv
+    (image, label, elastography, truth), the manifest parsed by `layerseg.io.read_dataset` (its
+    encoding detected as for the run itself). Files that do not exist are left out; a manifest
+    that cannot be parsed protects itself only (the run then reports it)."""
+    from ..errors import DatasetError
+    from .dataset import read_dataset
     r = Path(root)
     out = [r / "manifest.csv"]
     try:
-        with open(r / "manifest.csv", newline="", encoding="utf-8-sig", errors="replace") as f:
-            for row in csv.DictReader(f):
-                for c in ("image", "label", "elasto", "truth"):
-                    if row.get(c):
-                        out.append(r / row[c])
-    except OSError:
-        pass
+        rows = read_dataset(r, validate=False).rows
+    except DatasetError:
+        rows = []
+    for row in rows:
+        for c in ("image", "label", "elasto", "truth"):
+            if row.get(c):
+                out.append(r / row[c])
     return [p for p in out if p.exists()]
 
 

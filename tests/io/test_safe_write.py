@@ -75,3 +75,16 @@ def _umask():
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_dataset_inputs_read_from_a_utf16_manifest(tmp_path):
+    """The manifest is parsed as the run parses it (encoding from its BOM), so the files of a
+    UTF-16 manifest are protected too."""
+    from layerseg.io.safe_write import dataset_input_files
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"x")
+    (tmp_path / "manifest.csv").write_bytes("id,image\na,images/a.png\n".encode("utf-16"))
+    files = {p.name for p in dataset_input_files(tmp_path)}
+    assert files == {"manifest.csv", "a.png"}
+    with pytest.raises(OutputError, match="is an input"):
+        check_outputs([tmp_path / "images" / "a.png"], dataset_input_files(tmp_path))
