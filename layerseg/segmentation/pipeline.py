@@ -18,13 +18,14 @@ from ..layers.profiles import Profile, resolve_profile
 __all__ = ["segment_with", "check_frame", "frame_spacing"]
 
 
-def check_frame(frame) -> tuple[float, float]:
+def check_frame(frame) -> "Frame":
     """The checks every segmenter needs: a `Frame`, with spacing, with usable contrast.
 
     Returns
     -------
-    (float, float)
-        The spacing (axial_mm, lateral_mm).
+    Frame
+        The frame as display grey levels (`Frame.as_display`: the frame itself when it already
+        is one), converted once here so no segmenter converts an envelope frame again.
 
     Raises
     ------
@@ -33,11 +34,12 @@ def check_frame(frame) -> tuple[float, float]:
     SpacingRequiredError
         No spacing.
     """
-    spacing = frame_spacing(frame)
-    why = contrast_problem(frame.display())
+    frame_spacing(frame)
+    disp = frame.as_display()
+    why = contrast_problem(disp.bmode)
     if why:
         raise InvalidImageError(f"cannot segment: {why}", frame.meta.source)
-    return spacing
+    return disp
 
 
 def frame_spacing(frame) -> tuple[float, float]:
@@ -62,7 +64,8 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     Parameters
     ----------
     scores : callable(frame, profile) -> ndarray, shape (8, rows, cols)
-        The segmenter's per-label scores, higher is better.
+        The segmenter's per-label scores, higher is better; it gets the frame as display grey
+        levels (`check_frame`).
     frame : Frame
     region : str, optional
         Overrides ``frame.meta.region``; unknown names take the default profile with a flag.
@@ -77,9 +80,10 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     -------
     SegmentationResult
     """
-    spacing = check_frame(frame)
+    disp = check_frame(frame)
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
-    res = decode(scores(frame, prof), prof, spacing, frequency_mhz=frame.meta.frequency_mhz,
+    res = decode(scores(disp, prof), prof, disp.spacing_mm,
+                 frequency_mhz=frame.meta.frequency_mhz,
                  priors=priors, keep_scores=return_scores, model=model)
     if note:
         res.flags.append(note)
