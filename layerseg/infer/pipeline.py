@@ -272,11 +272,12 @@ def exam_region(path: str | os.PathLike) -> str | None:
         The sidecar is not a JSON object of `EXAM_SIDECAR_KEYS`.
     """
     from ..io.images import load_json_object
+    from ..io.read import sniff_format
     p = Path(path)
     side = p.with_suffix(".json") if not p.name.endswith(".nii.gz") else \
         p.with_name(p.name[:-7] + ".json")
-    if p.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy", ".mat",
-                            ".h5", ".uff") or not side.is_file():
+    # images and RF files have sidecars of their own, read by their readers
+    if not side.is_file() or sniff_format(p) not in ("dicom", "nifti", "nrrd"):
         return None
     return load_json_object(side, EXAM_SIDECAR_KEYS, "exam sidecar").get("region")
 
