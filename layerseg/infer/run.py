@@ -30,6 +30,8 @@ the run was resumed or not.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -383,8 +385,11 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         write_table(combined, out / "scores.parquet")
         outputs.update(scores_csv="scores.csv", scores_parquet="scores.parquet")
     if write_key_map:
-        lines = ["exam,input"] + [f"{keys[f]},{json.dumps(str(f))}" for f in files]
-        write_text_atomic(out / "key_map.csv", "\n".join(lines) + "\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")   # CSV quoting, not JSON's backslashes
+        w.writerow(["exam", "input"])
+        w.writerows([keys[f], str(f)] for f in files)
+        write_text_atomic(out / "key_map.csv", buf.getvalue())
         outputs["key_map"] = "key_map.csv"
 
     failures, exam_rows = [], []
