@@ -26,13 +26,12 @@ import math
 import os
 import platform
 import time
-import timeit
-from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import MissingDependencyError, require_optional
+from ._timing import best_time
 
 __all__ = ["run_filter_benchmarks", "format_table", "numpy_lee", "numpy_frost", "numpy_srad",
            "DEFAULT_SIZES", "QUICK_SIZES"]
@@ -178,11 +177,6 @@ def _cases(findpeaks: bool | None = None):
     ]
 
 
-def _best_of(fn: Callable, a: np.ndarray, repeats: int) -> float:
-    """Best of `repeats` single calls (``timeit.Timer.repeat``, number=1), in seconds."""
-    return min(timeit.Timer(lambda: fn(a)).repeat(repeat=max(1, repeats), number=1))
-
-
 def _frame(rng: np.random.Generator, shape) -> np.ndarray:
     """A float32 speckle frame: Rayleigh envelope over a smooth reflectivity (positive)."""
     rows, cols = shape
@@ -258,10 +252,10 @@ def run_filter_benchmarks(sizes=DEFAULT_SIZES, repeats: int = 3, findpeaks_shape
         img = _frame(rng, shape)
         npx = shape[0] * shape[1]
         for name, ours, bname, base, _ in cases:
-            t_ours = _best_of(ours, img, repeats)
-            t_base = _best_of(base, img, 1)
+            t_ours = best_time(lambda: ours(img), repeats)
+            t_base = best_time(lambda: base(img), 1)
             if t_base < 5.0 and repeats > 1:
-                t_base = min(t_base, _best_of(base, img, repeats - 1))
+                t_base = min(t_base, best_time(lambda: base(img), repeats - 1))
             fp_s = (fp_measured[name] * npx / (findpeaks_shape[0] * findpeaks_shape[1])
                     if name in fp_measured else None)
             row = {"filter": name, "shape": list(shape), "ours_s": t_ours, "baseline": bname,

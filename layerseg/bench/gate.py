@@ -27,13 +27,14 @@ import json
 import math
 import tempfile
 import time
-import timeit
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._timing import best_time
 
 __all__ = ["load_gate", "make_gate_dataset", "accuracy_checks", "speed_cases", "speed_checks",
            "run_gate", "format_gate", "best_time"]
@@ -46,11 +47,6 @@ def load_gate(path: str | Path | None = None) -> dict[str, Any]:
     else:
         text = Path(path).read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Best of `repeat` single calls of `fn` (``timeit.Timer.repeat``, number=1), in seconds."""
-    return min(timeit.Timer(fn).repeat(repeat=max(1, int(repeat)), number=1))
 
 
 # ----------------------------------------------------------------------------- accuracy

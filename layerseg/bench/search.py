@@ -13,12 +13,12 @@ Compares, on random score maps of 8 classes, the Numba search with
 from __future__ import annotations
 
 import time
-import timeit
 
 import numpy as np
 
 from ..layers.search import ordered_search, search_limits_rows
 from ..layers.surfaces import as_profile
+from ._timing import best_time
 
 __all__ = ["ordered_search_plain", "ordered_search_vectorised", "run_search_benchmark",
            "format_search_benchmark"]
@@ -103,11 +103,6 @@ def ordered_search_vectorised(scores, profile=None) -> np.ndarray:
     return out
 
 
-def _best_time(fn, repeat):
-    """Best of `repeat` single calls (``timeit.Timer.repeat``, number=1), in seconds."""
-    return min(timeit.Timer(fn).repeat(repeat=max(1, repeat), number=1))
-
-
 def run_search_benchmark(shapes=((512, 512), (2048, 1024)), seed: int = 0, repeat: int = 3,
                          plain_cols: int | None = 64, profile=None) -> list[dict]:
     """Time the ordered search against its baselines on random 8-class score maps.
@@ -141,11 +136,11 @@ def run_search_benchmark(shapes=((512, 512), (2048, 1024)), seed: int = 0, repea
         limits = dict(spacing_mm=(0.02, 0.05), min_thickness_mm={"dermis": 0.3, "epidermis": 0.06},
                       max_thickness_mm={"epidermis": 0.4, "dermis": 3.0, "smas": 1.5},
                       absent_ok=None)
-        t_numba = _best_time(lambda: ordered_search(sc, prof), repeat)
-        t_limits = _best_time(lambda: ordered_search(sc, prof, **limits), repeat)
-        t_read = _best_time(lambda: sc.sum(), repeat)
-        t_smooth = _best_time(lambda: ordered_search(sc, prof, max_jump_px=2), 1)
-        t_vec = _best_time(lambda: ordered_search_vectorised(sc, prof), 1)
+        t_numba = best_time(lambda: ordered_search(sc, prof), repeat)
+        t_limits = best_time(lambda: ordered_search(sc, prof, **limits), repeat)
+        t_read = best_time(lambda: sc.sum(), repeat)
+        t_smooth = best_time(lambda: ordered_search(sc, prof, max_jump_px=2), 1)
+        t_vec = best_time(lambda: ordered_search_vectorised(sc, prof), 1)
         pc = cols if plain_cols is None else min(plain_cols, cols)
         sub = np.ascontiguousarray(sc[:, :, :pc])
         t0 = time.perf_counter()
