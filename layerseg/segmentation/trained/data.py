@@ -20,13 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from monai.transforms import (Compose, ConcatItemsd, EnsureTyped, RandFlipd, RandSpatialCropd,
+from monai.transforms import (Compose, ConcatItemsd, EnsureTyped, RandAdjustContrastd,
+                              RandAffined, RandFlipd, RandHistogramShiftd, RandSpatialCropd,
                               ScaleIntensityRanged, SelectItemsd, SpatialPadd)
 from torch.utils.data import DataLoader, Dataset
 
 from ...errors import DatasetError
-from .transforms import (NormaliseElastod, RandDynamicRanged, RandGaind, RandLowerFrequencyd,
-                         RandSpeckled, RandTGCSloped, ResampleToSpacingd)
+from .transforms import (NormaliseElastod, RandDynamicRanged, RandGaind, RandLayerContrastd,
+                         RandLowerFrequencyd, RandSpacingScaled, RandSpeckled, RandSpeckleSized,
+                         RandTGCSloped, ResampleToSpacingd)
 
 __all__ = ["FrameDataModule", "SimulatedFrames", "FolderFrames", "frame_sample", "split_rows",
            "SPLITS"]
@@ -217,6 +219,13 @@ class FrameDataModule(LightningDataModule):
     augment : bool
         Ultrasound augmentation of the training frames (gain, dynamic range, TGC slope,
         speckle, lower-frequency blur, horizontal flip).
+    scanner_augment : bool
+        With `augment`, also what changes between scanners and subjects, so that no one
+        speckle size, thickness range or brightness ranking identifies a layer: thickness
+        scaling (stated spacing scaled, `RandSpacingScaled`), per-layer brightness offsets that
+        re-rank the layers (`RandLayerContrastd`), speckle of another grain
+        (`RandSpeckleSized`), monotone grey curves and gamma (MONAI `RandHistogramShiftd`,
+        `RandAdjustContrastd`), and a probe tilt and skin-depth shift (MONAI `RandAffined`).
     val_fraction, test_fraction : float
         Share of subjects without a manifest split sent to val / test.
     seed : int
@@ -235,7 +244,8 @@ class FrameDataModule(LightningDataModule):
                  spacing_mm: tuple[float, float] = (0.05, 0.05),
                  patch_size: tuple[int, int] = (128, 128), elasto: bool = False,
                  batch_size: int = 4, val_batch_size: int = 1, num_workers: int = 0,
-                 augment: bool = True, val_fraction: float = 0.2, test_fraction: float = 0.1,
+                 augment: bool = True, scanner_augment: bool = False,
+                 val_fraction: float = 0.2, test_fraction: float = 0.1,
                  seed: int = 0, sim_frames: tuple[int, int, int] = (64, 8, 8),
                  sim_shape: tuple[int, int] = (256, 256), sim_depth_mm: float = 12.0,
                  sim_width_mm: float = 12.8, sim_regions: list[str] | None = None):
@@ -251,6 +261,7 @@ class FrameDataModule(LightningDataModule):
         self.elasto = elasto
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers, self.augment = num_workers, augment
+        self.scanner_augment = scanner_augment
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.sim_frames, self.sim_shape = tuple(sim_frames), tuple(sim_shape)
         self.sim_depth_mm, self.sim_width_mm = sim_depth_mm, sim_width_mm
@@ -264,29 +275,45 @@ class FrameDataModule(LightningDataModule):
 
     # transforms ----------------------------------------------------------------------
     def transforms(self, train: bool) -> Compose:
-        """The MONAI pipeline of one split: resample to `spacing_mm`, scale grey to 0-1,
-        augment (train), flip (train), elastography channel, pad (and crop, train) to the
-        patch, tensors."""
+        """The MONAI pipeline of one split: resample to `spacing_mm`, scale grey to 0-1, pad
+        and crop to the patch then augment (train), elastography channel, pad to the patch
+        (val/test), tensors."""
         img_keys = ["image", "elasto"] if self.elasto else ["image"]
         all_keys = img_keys + ["label"]
-        t: list = [ResampleToSpacingd(all_keys, self.spacing_mm,
-                                      mode=["linear"] * len(img_keys) + ["nearest"]),
-                   ScaleIntensityRanged("image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0,
-                                        clip=True)]
+        strong = train and self.augment and self.scanner_augment
+        t: list = [RandSpacingScaled(prob=0.6)] if strong else []
+        t += [ResampleToSpacingd(all_keys, self.spacing_mm,
+                                 mode=["linear"] * len(img_keys) + ["nearest"]),
+              ScaleIntensityRanged("image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0,
+                                   clip=True)]
+        if train:   # crop first: every augmentation then works on the patch alone
+            t += [SpatialPadd(all_keys, spatial_size=self.patch_size, mode="constant"),
+                  RandSpatialCropd(all_keys, roi_size=self.patch_size, random_size=False)]
+        if strong:
+            t += [RandLayerContrastd("image", prob=0.7),
+                  RandLowerFrequencyd("image", prob=0.4, axial_sigma_range_px=(0.3, 2.0),
+                                      lateral_ratio=1.0),
+                  RandSpeckleSized("image", prob=0.5)]
         if train and self.augment:
             t += [RandGaind("image", prob=0.5), RandDynamicRanged("image", prob=0.3),
                   RandTGCSloped("image", prob=0.3), RandSpeckled("image", prob=0.3),
-                  RandLowerFrequencyd("image", prob=0.3),
-                  RandFlipd(all_keys, prob=0.5, spatial_axis=1)]
+                  RandLowerFrequencyd("image", prob=0.3)]
+        if strong:
+            t += [RandHistogramShiftd("image", num_control_points=(5, 10), prob=0.3),
+                  RandAdjustContrastd("image", gamma=(0.6, 1.6), prob=0.3),
+                  RandAffined(all_keys, prob=0.5, rotate_range=(0.1,),
+                              translate_range=((-8, 40), (0, 0)),
+                              mode=["bilinear"] * len(img_keys) + ["nearest"],
+                              padding_mode="zeros")]
+        if train and self.augment:
+            t += [RandFlipd(all_keys, prob=0.5, spatial_axis=1)]
         if self.elasto:
             t += [NormaliseElastod("elasto")]
         t += [EnsureTyped(img_keys, dtype=torch.float32, track_meta=False)]
         if self.elasto:
             t += [ConcatItemsd(["image", "elasto"], "image", dim=0)]
-        t += [SpatialPadd(["image", "label"], spatial_size=self.patch_size, mode="constant")]
-        if train:
-            t += [RandSpatialCropd(["image", "label"], roi_size=self.patch_size,
-                                   random_size=False)]
+        if not train:
+            t += [SpatialPadd(["image", "label"], spatial_size=self.patch_size, mode="constant")]
         t += [SelectItemsd(["image", "label", "spacing_mm", "spacing_mm_orig", "region", "id"]),
               EnsureTyped(["image"], dtype=torch.float32, track_meta=False),
               EnsureTyped(["label"], dtype=torch.long, track_meta=False)]

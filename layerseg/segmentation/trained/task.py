@@ -28,7 +28,7 @@ from ...errors import ConfigError
 from ...layers.decode import decode
 from ...layers.profiles import LABEL_NAMES, N_LABELS, resolve_profile
 
-__all__ = ["SegmentationTask", "NETWORKS", "build_network"]
+__all__ = ["SegmentationTask", "NETWORKS", "build_network", "whole_frame_inference"]
 
 NETWORKS = ("UNet", "AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR")
 """`monai.networks.nets` classes the task can build (all 2-D)."""
@@ -37,7 +37,8 @@ NetName = Literal["UNet", "AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR"]
 
 
 def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[int, ...],
-                  dropout: float = 0.0) -> torch.nn.Module:
+                  dropout: float = 0.0, norm: str = "instance",
+                  num_res_units: int = 2) -> torch.nn.Module:
     """A 2-D network of `monai.networks.nets` by name.
 
     Parameters
@@ -51,6 +52,12 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
         Feature widths per level (UNet, AttentionUnet, DynUNet); the first is SegResNet's
         ``init_filters`` and, rounded up to a multiple of 12, SwinUNETR's ``feature_size``.
     dropout : float
+    norm : {'instance', 'batch'}
+        Normalisation layers of UNet and AttentionUnet (MONAI's ``norm``); batch norm folds into
+        the convolutions of a frozen graph for fast CPU inference, instance norm does not.
+        SegResNet, DynUNet and SwinUNETR keep their own (group / instance / layer norm).
+    num_res_units : int
+        Residual units per UNet level (MONAI's ``num_res_units``).
 
     Returns
     -------
@@ -69,15 +76,20 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
     if len(ch) < 2 or min(ch) < 1:
         raise ConfigError(f"channels must list at least two positive widths, got {channels!r}")
     strides = (2,) * (len(ch) - 1)
+    if norm not in ("instance", "batch"):
+        raise ConfigError(f"norm must be 'instance' or 'batch', got {norm!r}")
+    if int(num_res_units) < 0:
+        raise ConfigError(f"num_res_units must be 0 or more, got {num_res_units!r}")
     if net == "SegResNet" and ch[0] % 8:
         raise ConfigError(f"SegResNet needs channels[0] divisible by 8 (group norm), got {ch[0]}")
     if net == "UNet":
         return monai_nets.UNet(spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
-                               channels=ch, strides=strides, num_res_units=2, dropout=dropout)
+                               channels=ch, strides=strides, num_res_units=int(num_res_units),
+                               dropout=dropout, norm=norm)
     if net == "AttentionUnet":
         return monai_nets.AttentionUnet(spatial_dims=2, in_channels=in_channels,
                                         out_channels=num_classes, channels=ch, strides=strides,
-                                        dropout=dropout)
+                                        dropout=dropout, norm=norm)
     if net == "SegResNet":
         return monai_nets.SegResNet(spatial_dims=2, in_channels=in_channels,
                                     out_channels=num_classes, init_filters=ch[0],
@@ -91,6 +103,27 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
                                 out_channels=num_classes,
                                 feature_size=12 * max(1, math.ceil(ch[0] / 12)),
                                 drop_rate=dropout)
+
+
+def whole_frame_inference(x: torch.Tensor, predictor, multiple: int) -> torch.Tensor:
+    """Run `predictor` on whole frames in one pass, padded (edge values) at the bottom and
+    right to a multiple of `multiple`, the answer cropped back.
+
+    Parameters
+    ----------
+    x : Tensor, shape (B, C, rows, cols)
+    predictor : callable
+        (B, C, r, c) -> (B, K, r, c).
+    multiple : int
+
+    Returns
+    -------
+    Tensor, shape (B, K, rows, cols)
+    """
+    rows, cols = x.shape[-2:]
+    pr, pc = (-rows) % multiple, (-cols) % multiple
+    xp = torch.nn.functional.pad(x, (0, pc, 0, pr), mode="replicate") if pr or pc else x
+    return predictor(xp)[..., :rows, :cols]
 
 
 class SegmentationTask(LightningModule):
@@ -115,12 +148,24 @@ class SegmentationTask(LightningModule):
         MONAI `DiceCELoss` (default), `DiceLoss`, or cross-entropy alone.
     lr, weight_decay : float
         AdamW settings.
+    lr_schedule : {'constant', 'cosine'}
+        Constant `lr`, or a cosine decay from `lr` to zero over the run's optimiser steps
+        (Lightning's ``estimated_stepping_batches``, i.e. ``trainer.max_steps``), stepped every
+        step.
     sw_batch_size : int
         Windows per forward pass in sliding-window inference.
     sw_overlap : float
         Overlap of the sliding windows (0-1).
     decode_val : bool
         Also decode the validation answers with the shared decode and log their Dice.
+    norm : {'instance', 'batch'}
+        Normalisation of UNet / AttentionUnet (see `build_network`).
+    num_res_units : int
+        Residual units per UNet level.
+    infer_mode : {'sliding', 'whole'}
+        Whole frames by sliding windows of `patch_size` (``sliding``), or in one pass padded to
+        the network's size multiple (``whole``: fastest; for networks trained on patches that
+        span the frame depth, with batch norm, whose answer does not depend on the window).
     """
 
     def __init__(self, net: NetName = "UNet", in_channels: int = 1, num_classes: int = 8,
@@ -128,8 +173,12 @@ class SegmentationTask(LightningModule):
                  spacing_mm: tuple[float, float] = (0.05, 0.05),
                  patch_size: tuple[int, int] = (128, 128),
                  loss: Literal["dice_ce", "dice", "ce"] = "dice_ce", lr: float = 1e-3,
-                 weight_decay: float = 1e-5, sw_batch_size: int = 4, sw_overlap: float = 0.25,
-                 decode_val: bool = True):
+                 weight_decay: float = 1e-5,
+                 lr_schedule: Literal["constant", "cosine"] = "constant",
+                 sw_batch_size: int = 4, sw_overlap: float = 0.25,
+                 decode_val: bool = True, norm: Literal["instance", "batch"] = "instance",
+                 num_res_units: int = 2,
+                 infer_mode: Literal["sliding", "whole"] = "sliding"):
         super().__init__()
         if num_classes != N_LABELS:
             raise ConfigError(f"num_classes must be {N_LABELS} (the label map 0-7), got "
@@ -137,6 +186,10 @@ class SegmentationTask(LightningModule):
         if in_channels not in (1, 2):
             raise ConfigError(f"in_channels must be 1 (B-mode) or 2 (with elastography), got "
                               f"{in_channels}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if infer_mode not in ("sliding", "whole"):
+            raise ConfigError(f"infer_mode must be 'sliding' or 'whole', got {infer_mode!r}")
         self.save_hyperparameters()
         self.configure_models()
         self.configure_losses()
@@ -147,7 +200,7 @@ class SegmentationTask(LightningModule):
         """Build the network from the hyperparameters."""
         h = self.hparams
         self.net = build_network(h.net, h.in_channels, h.num_classes, tuple(h.channels),
-                                 h.dropout)
+                                 h.dropout, h.norm, h.num_res_units)
 
     def configure_losses(self) -> None:
         """The training loss (logits and integer labels (B, 1, rows, cols))."""
@@ -166,29 +219,49 @@ class SegmentationTask(LightningModule):
             "decoded_dice": DiceMetric(**kw)}
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                 weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # forward --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 8, rows, cols) of images (B, C, rows, cols)."""
         return self.net(x)
 
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of whole frames by sliding-window inference over `patch_size` windows.
+    @property
+    def size_multiple(self) -> int:
+        """Rows and cols of a whole-frame pass must be multiples of this (the network's total
+        down-sampling)."""
+        h = self.hparams
+        return 32 if h.net == "SwinUNETR" else 8 if h.net == "SegResNet" else \
+            2 ** (len(h.channels) - 1)
+
+    def infer(self, x: torch.Tensor, predictor=None) -> torch.Tensor:
+        """Logits of whole frames: sliding windows of `patch_size`, or one padded pass
+        (``infer_mode='whole'``).
 
         Parameters
         ----------
         x : Tensor, shape (B, C, rows, cols)
             Frames at `spacing_mm`, any size.
+        predictor : callable, optional
+            Runs the network on a (B, C, r, c) tensor (default `self.net`; an exported graph of
+            it in `layerseg.segmentation.trained.export`).
 
         Returns
         -------
         Tensor, shape (B, 8, rows, cols)
         """
+        predictor = self.net if predictor is None else predictor
+        if self.hparams.infer_mode == "whole":
+            return whole_frame_inference(x, predictor, self.size_multiple)
         return sliding_window_inference(x, roi_size=tuple(self.hparams.patch_size),
                                         sw_batch_size=self.hparams.sw_batch_size,
-                                        predictor=self.net, overlap=self.hparams.sw_overlap,
+                                        predictor=predictor, overlap=self.hparams.sw_overlap,
                                         mode="gaussian")
 
     # steps ----------------------------------------------------------------------------

@@ -12,6 +12,16 @@ augmentations are written in those terms:
 - `RandSpeckle`: fresh Rayleigh speckle multiplied into the envelope (log domain);
 - `RandLowerFrequency`: blur as a lower transmit frequency would (a longer axial pulse and a
   wider beam);
+- `RandSpeckleSize`: fresh speckle of another grain (a band-limited complex Gaussian field of
+  drawn axial and lateral correlation lengths, its envelope multiplied in), so that no one
+  speckle size marks a layer;
+- `RandSpacingScaled`: the frame's stated pixel spacing scaled before `ResampleToSpacingd`, so
+  layers come out thicker or thinner (and the speckle grain with them), anchored at the skin
+  side (the resampling keeps the top edge);
+- `RandLayerContrastd`: the brightness of each tissue layer moved by its own drawn dB offset
+  (needs the label map; the offsets are blurred over the point-spread width, so no sharp edge
+  that the image lacks is painted in), which changes the brightness ranking of the layers as
+  scanners and subjects do (muscle brighter than dermis, fat nearly as bright as dermis);
 
 plus MONAI's own `RandFlip`/`RandFlipd` for the horizontal (lateral) flip.
 
@@ -36,7 +46,9 @@ from ...frame import DEFAULT_DYNAMIC_RANGE_DB
 __all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleToSpacingd",
            "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
            "RandDynamicRanged", "RandTGCSlope", "RandTGCSloped", "RandSpeckle", "RandSpeckled",
-           "RandLowerFrequency", "RandLowerFrequencyd", "NOMINAL_DYNAMIC_RANGE_DB"]
+           "RandLowerFrequency", "RandLowerFrequencyd", "RandSpeckleSize", "RandSpeckleSized",
+           "RandLayerContrast", "RandLayerContrastd", "RandSpacingScaled",
+           "NOMINAL_DYNAMIC_RANGE_DB"]
 
 NOMINAL_DYNAMIC_RANGE_DB = DEFAULT_DYNAMIC_RANGE_DB
 """Displayed dynamic range assumed when converting dB to the 0-1 grey scale: the project's one
@@ -364,3 +376,156 @@ class RandLowerFrequencyd(_RandGreyd):
     """Dictionary `RandLowerFrequency`."""
 
     array_class = RandLowerFrequency
+
+
+class RandSpeckleSize(_RandGrey):
+    """Speckle of another grain: the envelope multiplied by the envelope of a fresh complex
+    Gaussian field low-passed by a Gaussian of ``sigma_axial`` x ``sigma_lateral`` pixels (each
+    uniform in its range), normalised to unit power and raised to ``strength`` (uniform in
+    `strength_range`); in the log domain ``g += s * 20 log10(|n|) / DR``.
+
+    The field's envelope is Rayleigh distributed whatever its correlation length (a linear
+    filter of a circular Gaussian field stays circular Gaussian), so first-order speckle
+    statistics stay physical while the grain size changes. Applied after `RandLowerFrequency`
+    (blur then re-noise) it gives the coarse, round speckle of a lower frequency.
+    """
+
+    def __init__(self, prob: float = 0.5, axial_sigma_range_px: Sequence[float] = (0.4, 2.5),
+                 lateral_sigma_range_px: Sequence[float] = (0.4, 4.0),
+                 strength_range: Sequence[float] = (0.3, 1.0),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        super().__init__(prob, dynamic_range_db)
+        self.axial_sigma_range_px = tuple(axial_sigma_range_px)
+        self.lateral_sigma_range_px = tuple(lateral_sigma_range_px)
+        self.strength_range = tuple(strength_range)
+        self.noise_db: np.ndarray | None = None
+
+    def _draw(self, img) -> None:
+        s = float(self.R.uniform(*self.strength_range))
+        sig = (float(self.R.uniform(*self.axial_sigma_range_px)),
+               float(self.R.uniform(*self.lateral_sigma_range_px)))
+        shape = np.shape(img)[-2:]
+        field = (ndi.gaussian_filter(self.R.standard_normal(shape), sig, mode="wrap")
+                 + 1j * ndi.gaussian_filter(self.R.standard_normal(shape), sig, mode="wrap"))
+        env2 = np.abs(field) ** 2
+        env2 /= max(float(env2.mean()), 1e-12)          # unit power
+        self.noise_db = (s * 10.0 * np.log10(np.maximum(env2, 1e-12))).astype(np.float32)
+
+    def _apply(self, img):
+        if self.noise_db is None or self.noise_db.shape != img.shape[-2:]:
+            raise ValueError("RandSpeckleSize: call randomize with an image of this shape first")
+        return img + self.noise_db / self.dynamic_range_db
+
+
+class RandSpeckleSized(_RandGreyd):
+    """Dictionary `RandSpeckleSize`."""
+
+    array_class = RandSpeckleSize
+
+
+class RandLayerContrast(RandomizableTransform):
+    """Each tissue layer's brightness moved by its own dB offset (training augmentation).
+
+    Parameters
+    ----------
+    prob : float
+    offset_range_db : (float, float)
+        Offset of each label 2-7 (dermis to bone) drawn uniformly and independently, dB; the
+        stand-off (0) and the entry echo (1) keep theirs.
+    blur_px : float
+        Gaussian sigma (pixels) of the offset map, about the point-spread width: the offsets
+        meet smoothly at boundaries, no sharper than the image's own edges.
+    dynamic_range_db : float
+        Displayed dynamic range that the 0-1 scale spans.
+    """
+
+    def __init__(self, prob: float = 0.5, offset_range_db: Sequence[float] = (-8.0, 8.0),
+                 blur_px: float = 1.5, dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        RandomizableTransform.__init__(self, prob)
+        self.offset_range_db = tuple(offset_range_db)
+        self.blur_px = float(blur_px)
+        self.dynamic_range_db = float(dynamic_range_db)
+        self.offsets_db = np.zeros(8, np.float32)
+
+    def randomize(self, data=None) -> None:
+        super().randomize(None)
+        if self._do_transform:
+            off = self.R.uniform(*self.offset_range_db, size=8).astype(np.float32)
+            off[:2] = 0.0
+            self.offsets_db = off
+
+    def __call__(self, img: np.ndarray, label: np.ndarray, randomize: bool = True) -> np.ndarray:
+        """`img` (C, rows, cols) on the 0-1 display scale and its `label` (1 or C, rows, cols)
+        with values 0-7 -> `img` with the layer offsets added (clipped to 0-1)."""
+        img = np.asarray(img, dtype=np.float32)
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return img
+        lab = np.clip(np.asarray(label).astype(np.int64), 0, 7)
+        off = self.offsets_db[lab[0] if lab.ndim == 3 else lab] / self.dynamic_range_db
+        if self.blur_px > 0:
+            off = ndi.gaussian_filter(off, self.blur_px, mode="nearest")
+        return np.clip(img + off.astype(np.float32), 0.0, 1.0).astype(np.float32)
+
+
+class RandLayerContrastd(RandomizableTransform, MapTransform):
+    """Dictionary `RandLayerContrast`: the label map is read from ``data[label_key]``."""
+
+    def __init__(self, keys, label_key: str = "label", prob: float = 0.5,
+                 allow_missing_keys: bool = False, **kwargs):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, 1.0)
+        self.label_key = label_key
+        self.t = RandLayerContrast(prob=prob, **kwargs)
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        self.t.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data):
+        d = dict(data)
+        first = True
+        for key in self.key_iterator(d):
+            d[key] = self.t(d[key], np.asarray(d[self.label_key]), randomize=first)
+            first = False
+        return d
+
+
+class RandSpacingScaled(RandomizableTransform, MapTransform):
+    """Scale the stated pixel spacing ``data[keys]`` (axial, lateral) by factors drawn
+    uniformly from `axial_range` and `lateral_range`; put before `ResampleToSpacingd`, the frame
+    is then stretched or shrunk on the network's grid (thicker or thinner layers, coarser or
+    finer speckle), the top edge (the skin side) staying in place.
+
+    Parameters
+    ----------
+    keys : str
+        The spacing entry (default ``spacing_mm``).
+    prob : float
+    axial_range, lateral_range : (float, float)
+    """
+
+    def __init__(self, keys="spacing_mm", prob: float = 0.5,
+                 axial_range: Sequence[float] = (0.75, 1.3),
+                 lateral_range: Sequence[float] = (0.85, 1.15), allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.axial_range, self.lateral_range = tuple(axial_range), tuple(lateral_range)
+        self.spacing_key = self.keys[0]
+        self.factors = (1.0, 1.0)
+
+    def randomize(self, data=None) -> None:
+        super().randomize(None)
+        if self._do_transform:
+            self.factors = (float(self.R.uniform(*self.axial_range)),
+                            float(self.R.uniform(*self.lateral_range)))
+
+    def __call__(self, data):
+        d = dict(data)
+        self.randomize()
+        if self._do_transform:
+            sp = [float(v) for v in np.asarray(d[self.spacing_key]).ravel()]
+            d[self.spacing_key] = (sp[0] * self.factors[0], sp[1] * self.factors[1])
+        return d

@@ -10,7 +10,7 @@ from layerseg.segmentation.trained import transforms as T  # noqa: E402
 
 AUGS = [(T.RandGain, T.RandGaind), (T.RandDynamicRange, T.RandDynamicRanged),
         (T.RandTGCSlope, T.RandTGCSloped), (T.RandSpeckle, T.RandSpeckled),
-        (T.RandLowerFrequency, T.RandLowerFrequencyd)]
+        (T.RandLowerFrequency, T.RandLowerFrequencyd), (T.RandSpeckleSize, T.RandSpeckleSized)]
 
 
 @pytest.fixture
@@ -123,3 +123,84 @@ def test_normalise_elasto():
     out = T.NormaliseElastod(["elasto"])({"elasto": e, "elasto_kind": "swe_kpa"})["elasto"]
     np.testing.assert_allclose(out, [[[0.0, 0.5, 3.0]]])
     np.testing.assert_allclose(T.NormaliseElasto()(np.array([0.01]), "strain"), [0.01], rtol=1e-6)
+
+
+def _corr_length(field: np.ndarray, axis: int) -> float:
+    """Lag (pixels) where the autocorrelation of `field` along `axis` first falls under 1/e."""
+    f = field - field.mean()
+    n = f.shape[axis]
+    for lag in range(1, n // 2):
+        a = np.take(f, range(0, n - lag), axis=axis)
+        b = np.take(f, range(lag, n), axis=axis)
+        if (a * b).mean() / f.var() < np.exp(-1):
+            return lag
+    return n // 2
+
+
+def test_speckle_of_another_grain_is_rayleigh_with_the_drawn_size():
+    # the re-noising envelope: unit power, Rayleigh first-order statistics (SNR of the
+    # amplitude 1.91, Burckhardt 1978), correlation lengths that follow the drawn sigmas
+    img = np.full((1, 256, 256), 0.5, np.float32)
+    sizes = {}
+    for sig in (0.5, 3.0):
+        t = T.RandSpeckleSize(prob=1.0, axial_sigma_range_px=(sig, sig),
+                              lateral_sigma_range_px=(2 * sig, 2 * sig),
+                              strength_range=(1.0, 1.0), dynamic_range_db=60.0)
+        t.set_random_state(3)
+        t.randomize(img)
+        amp = 10 ** (t.noise_db / 20.0)              # envelope amplitude, unit power
+        assert abs((amp ** 2).mean() - 1.0) < 1e-6
+        assert abs(amp.mean() / amp.std() - 1.91) < 0.1
+        sizes[sig] = (_corr_length(amp, 0), _corr_length(amp, 1))
+    assert sizes[3.0][0] >= 4 * sizes[0.5][0]               # a coarser grain axially
+    assert sizes[3.0][1] > sizes[3.0][0]                     # and laterally twice the axial
+
+
+def test_layer_contrast_moves_each_layer_by_its_own_offset():
+    lab = np.repeat(np.array([0, 1, 2, 3, 4, 5, 6, 7])[:, None], 6, axis=0)
+    lab = np.repeat(lab, 10, axis=1)[None]                       # (1, 48, 10) bands
+    img = np.full(lab.shape, 0.5, np.float32)
+    t = T.RandLayerContrast(prob=1.0, offset_range_db=(-9.0, 9.0), blur_px=0.0,
+                            dynamic_range_db=60.0)
+    t.set_random_state(11)
+    out = t(img, lab)
+    for k in range(8):
+        got = (out[lab == k] - 0.5) * 60.0
+        np.testing.assert_allclose(got, t.offsets_db[k], atol=1e-4)
+    assert np.all(t.offsets_db[:2] == 0) and np.ptp(t.offsets_db[2:]) > 1.0
+    # the ranking of the layers changes between draws
+    ranks = set()
+    for seed in range(10):
+        t.set_random_state(seed)
+        t.randomize()
+        ranks.add(tuple(np.argsort(t.offsets_db[2:])))
+    assert len(ranks) > 5
+    # blurred: smooth across a boundary, no step sharper than the blur
+    tb = T.RandLayerContrast(prob=1.0, offset_range_db=(-9.0, 9.0), blur_px=1.5,
+                             dynamic_range_db=60.0)
+    tb.set_random_state(11)
+    col = tb(img, lab)[0, :, 5]
+    assert np.abs(np.diff(col)).max() < np.abs(np.diff(out[0, :, 5])).max()
+    # dictionary form: the same draw, the label read from the sample, the label untouched
+    d = T.RandLayerContrastd("image", prob=1.0, offset_range_db=(-9.0, 9.0), blur_px=0.0)
+    d.set_random_state(11)
+    res = d({"image": img, "label": lab})
+    np.testing.assert_array_equal(res["image"], out)
+    np.testing.assert_array_equal(res["label"], lab)
+    np.testing.assert_array_equal(T.RandLayerContrast(prob=0.0)(img, lab), img)
+
+
+def test_spacing_scaling_stretches_layers_from_the_skin_side():
+    # stated axial spacing x1.25: after resampling to a fixed spacing, each boundary lies 1.25x
+    # deeper, the top edge fixed
+    lab = np.zeros((1, 100, 20), np.uint8)
+    lab[:, 20:60] = 2
+    lab[:, 60:] = 3
+    d = {"image": lab.astype(np.float32), "label": lab, "spacing_mm": (0.05, 0.05)}
+    s = T.RandSpacingScaled(prob=1.0, axial_range=(1.25, 1.25), lateral_range=(1.0, 1.0))
+    out = T.ResampleToSpacingd(["image", "label"], (0.05, 0.05),
+                               mode=["linear", "nearest"])(s(d))
+    col = out["label"][0, :, 10]
+    assert out["label"].shape == (1, 125, 20)
+    assert np.argmax(col == 2) == 25 and np.argmax(col == 3) == 75
+    assert T.RandSpacingScaled(prob=0.0)(d)["spacing_mm"] == (0.05, 0.05)
