@@ -63,6 +63,10 @@ class SegmentationResult:
         The per-label scores given to the decode (higher is better), when asked for.
     model : str
         Which segmenter produced the scores.
+    column_confidence : ndarray of float64, shape (cols,) or None
+        For a model whose scores are log-probabilities (the trained networks): per column, the
+        mean probability the model gave to the decoded label over the tissue (skin surface to
+        the deepest layer's bottom), 0-1; None for the classical segmenter (`column_confidence`).
     """
 
     labels: np.ndarray
@@ -71,6 +75,7 @@ class SegmentationResult:
     flags: list[str] = field(default_factory=list)
     scores: np.ndarray | None = None
     model: str = "classical"
+    column_confidence: np.ndarray | None = None
 
 
 def default_priors() -> dict[str, Any]:
@@ -115,6 +120,12 @@ def _defaults() -> dict[str, Any]:
 def _validate(cfg: dict, src) -> None:
     number(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
     number(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
+    conf = cfg["confidence"]
+    if not isinstance(conf, dict) or set(k for k in conf if not k.startswith("_")) != {
+            "column_min", "max_low_fraction"}:
+        raise ConfigError("confidence must hold column_min and max_low_fraction", src)
+    number(conf["column_min"], "confidence.column_min", src, lo=0.0, hi=1.0)
+    number(conf["max_low_fraction"], "confidence.max_low_fraction", src, lo=0.0, hi=1.0)
     for key in ("free_bottom_surface", "bone_to_bottom"):
         if not isinstance(cfg[key], bool):
             raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
@@ -245,6 +256,60 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
         labels = surfaces_to_labels(surfaces, prof, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
                               list(res.flags), sc if keep_scores else None, model)
+
+
+def column_confidence(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-column confidence of a probabilistic model in its decoded answer.
+
+    Parameters
+    ----------
+    log_probs : ndarray, shape (8, rows, cols)
+        The model's log-probabilities (log-softmax over the 8 labels).
+    labels : ndarray of int, shape (rows, cols)
+        The decoded label map.
+
+    Returns
+    -------
+    ndarray of float64, shape (cols,)
+        Mean over the tissue rows of each column (first to last non-background pixel) of the
+        probability the model gave to the decoded label; 0 where a column has no tissue.
+    """
+    lp = np.asarray(log_probs, dtype=np.float64)
+    lab = np.asarray(labels).astype(np.intp)
+    p = np.exp(np.take_along_axis(lp, lab[None], axis=0)[0])          # (rows, cols)
+    tissue = lab > 0
+    rows = np.arange(lab.shape[0])[:, None]
+    any_t = tissue.any(axis=0)
+    top = np.where(any_t, tissue.argmax(axis=0), lab.shape[0])
+    bottom = np.where(any_t, lab.shape[0] - 1 - tissue[::-1].argmax(axis=0), -1)
+    inside = (rows >= top) & (rows <= bottom)
+    n = inside.sum(axis=0)
+    return np.where(n > 0, (p * inside).sum(axis=0) / np.maximum(n, 1), 0.0)
+
+
+def confidence_flag(conf: np.ndarray, priors: dict | str | None = None) -> str | None:
+    """The QC flag of a frame the model does not understand, from `column_confidence`.
+
+    Parameters
+    ----------
+    conf : ndarray, shape (cols,)
+    priors : dict or path, optional
+        Decode priors overrides (``confidence.column_min``, ``confidence.max_low_fraction``).
+
+    Returns
+    -------
+    str or None
+        A flag naming the share of low-confidence columns and the mean confidence when that
+        share exceeds ``max_low_fraction``; None otherwise.
+    """
+    c = load_priors(priors)["confidence"]
+    conf = np.asarray(conf, dtype=np.float64)
+    low = float(np.mean(conf < c["column_min"])) if conf.size else 1.0
+    if low > c["max_low_fraction"]:
+        return (f"model uncertain: {100 * low:.0f} % of columns below confidence "
+                f"{c['column_min']:.2f} (mean {float(conf.mean()) if conf.size else 0:.2f}); "
+                "frame unlike the training frames, check by eye")
+    return None
 
 
 def _bone_to_bottom(surfaces: np.ndarray, prof: Profile, rows: int) -> np.ndarray:

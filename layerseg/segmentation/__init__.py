@@ -13,11 +13,42 @@ from ..errors import ConfigError
 
 __all__ = ["segment", "SegmentationResult", "segment_classical", "frame_features",
            "label_scores", "classical_scores", "load_config", "default_config", "thickness_limits_mm", "MODELS",
-           "check_model"]
+           "check_model", "model_path"]
 
-MODELS = ("classical",)
-"""Named models `segment` can run now; a checkpoint path (``.ckpt`` written by ``layerseg fit``)
-works wherever a name does."""
+MODELS = ("classical", "default")
+"""Named models `segment` can run: ``classical`` (training-free) and ``default`` (the trained
+network shipped in ``layerseg/data/models/default.ckpt``, its card beside it in
+``default.md``); a checkpoint path (``.ckpt`` written by ``layerseg fit``) works wherever a name
+does."""
+
+
+def model_path(name: str):
+    """The checkpoint file of a shipped model name.
+
+    Parameters
+    ----------
+    name : str
+        ``"default"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``layerseg/data/models/<name>.ckpt`` (its model card is ``<name>.md`` beside it).
+
+    Raises
+    ------
+    ConfigError
+        Not a shipped model name, or its checkpoint is missing from this installation.
+    """
+    from pathlib import Path
+
+    if name not in MODELS or name == "classical":
+        raise ConfigError(f"{name!r} is not a shipped trained model (shipped: default)")
+    p = Path(__file__).resolve().parent.parent / "data" / "models" / f"{name}.ckpt"
+    if not p.is_file():
+        raise ConfigError(f"the shipped {name!r} model is missing from this installation "
+                          "(reinstall layerseg, or train it with scripts/train_default.sh)", p)
+    return p
 
 
 def segment(frame, model: str = "classical", config=None, region: str | None = None,
@@ -29,9 +60,10 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     frame : layerseg.Frame
         B-mode frame with spacing (``frame.meta.region`` selects the profile).
     model : str or path
-        ``"classical"`` (training-free), or the path of a checkpoint written by ``layerseg fit``
-        (a MONAI network; torch, MONAI and Lightning are imported only then). Either way the
-        scores go through the shared decode (`pipeline.segment_with`).
+        ``"classical"`` (training-free), ``"default"`` (the shipped trained network, see
+        `model_path`), or the path of a checkpoint written by ``layerseg fit`` (a MONAI
+        network; torch, MONAI and Lightning are imported only for a trained model). Either way
+        the scores go through the shared decode (`pipeline.segment_with`).
     config : dict or path, optional
         Overrides of the classical segmenter's configuration (see `load_config`); not taken
         with a checkpoint.
@@ -69,7 +101,7 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
 
     seg = check_model(model)
     res = segment_with(seg.scores, frame, region=region, priors=priors,
-                       return_scores=return_scores, model=str(model))
+                       return_scores=return_scores, model=str(model), log_probabilities=True)
     return res if return_scores else res.labels
 
 
@@ -87,12 +119,13 @@ def check_model(model):
 
     if isinstance(model, str) and model == "classical":
         return None
+    if isinstance(model, str) and model in MODELS:
+        model = model_path(model)
     looks_like_path = isinstance(model, os.PathLike) or (
         isinstance(model, str) and (os.sep in model or "/" in model or model.endswith(".ckpt")
                                     or os.path.exists(model)))
     if not looks_like_path:
-        raise ConfigError(f"model {model!r} is not available: give 'classical' or the path of a "
-                          "checkpoint written by 'layerseg fit' (no default trained model is "
-                          "shipped yet)")
+        raise ConfigError(f"model {model!r} is not available: give 'classical', 'default' or "
+                          "the path of a checkpoint written by 'layerseg fit'")
     from .trained.predict import TrainedSegmenter   # imports torch, MONAI, Lightning
     return TrainedSegmenter(model)

@@ -12,7 +12,7 @@ import numpy as np
 from ..checks import contrast_problem
 from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import Frame
-from ..layers.decode import SegmentationResult, decode
+from ..layers.decode import SegmentationResult, column_confidence, confidence_flag, decode
 from ..layers.profiles import Profile, resolve_profile
 
 __all__ = ["segment_with", "check_frame", "frame_spacing"]
@@ -58,7 +58,7 @@ def frame_spacing(frame) -> tuple[float, float]:
 
 def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *,
                  region: str | None = None, priors=None, return_scores: bool = False,
-                 model: str = "") -> SegmentationResult:
+                 model: str = "", log_probabilities: bool = False) -> SegmentationResult:
     """Check the frame, resolve its profile, score it with `scores` and decode.
 
     Parameters
@@ -75,6 +75,10 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
         Keep the scores in the result.
     model : str
         The segmenter's name, recorded in the result.
+    log_probabilities : bool
+        The scores are a model's log-probabilities: the result then carries the per-column
+        confidence (`layerseg.layers.decode.column_confidence`) and a QC flag when too many
+        columns are uncertain (`confidence_flag`).
 
     Returns
     -------
@@ -82,9 +86,14 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     """
     disp = check_frame(frame)
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
-    res = decode(scores(disp, prof), prof, disp.spacing_mm,
-                 frequency_mhz=frame.meta.frequency_mhz,
+    sc = scores(disp, prof)
+    res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
                  priors=priors, keep_scores=return_scores, model=model)
+    if log_probabilities:
+        res.column_confidence = column_confidence(sc, res.labels)
+        flag = confidence_flag(res.column_confidence, priors)
+        if flag:
+            res.flags.append(flag)
     if note:
         res.flags.append(note)
     return res

@@ -158,3 +158,75 @@ def test_thickness_limits_region_and_frequency():
     assert mx_d["deep_fat"] == default_priors()["thickness_mm"]["cheek"]["deep_fat"][1]
     assert set(mn_d) == set(get_profile("cheek").layers)
     assert all(math.isfinite(v) for v in mn_d.values())
+
+
+def test_column_confidence_against_a_plain_loop(rng):
+    from layerseg.layers.decode import column_confidence
+
+    logits = rng.normal(0, 2, (8, 23, 17))
+    lp = logits - np.log(np.exp(logits).sum(0, keepdims=True))
+    lab = np.sort(rng.integers(0, 8, (23, 17)), axis=0).astype(np.uint8)
+    lab[:, 3] = 0                          # a column without tissue
+    lab[:4, 5] = 0
+    lab[4:9, 5] = 2
+    lab[9:, 5] = 0                         # background under the tissue is left out
+    got = column_confidence(lp, lab)
+    for j in range(17):
+        rows = [i for i in range(23) if lab[i, j] > 0]
+        if not rows:
+            assert got[j] == 0.0
+            continue
+        span = range(min(rows), max(rows) + 1)
+        ref = sum(math.exp(lp[lab[i, j], i, j]) for i in span) / len(span)
+        assert got[j] == pytest.approx(ref, rel=1e-12)
+    assert got.shape == (17,)
+
+
+def test_confidence_flag_thresholds_and_priors():
+    from layerseg.layers.decode import confidence_flag
+
+    pri = load_priors()["confidence"]
+    lo, frac = pri["column_min"], pri["max_low_fraction"]
+    n = 100
+    k = int(frac * n)                      # exactly the allowed share of low columns: no flag
+    conf = np.r_[np.full(k, lo - 0.1), np.full(n - k, min(1.0, lo + 0.1))]
+    assert confidence_flag(conf) is None
+    conf[k] = lo - 0.1                     # one more: flagged, with the share named
+    msg = confidence_flag(conf)
+    assert msg and f"{100 * (k + 1) / n:.0f} %" in msg and "uncertain" in msg
+    assert confidence_flag(conf, {"confidence": {"max_low_fraction": 1.0}}) is None
+    for bad in ({"confidence": {"column_min": 1.5}},
+                {"confidence": {"max_low_fraction": -0.1}},
+                {"confidence": {"threshold": 0.5}}):
+        with pytest.raises(ConfigError):
+            load_priors(bad)
+
+
+def test_probabilistic_scores_carry_confidence_into_the_flags():
+    # a segmenter whose log-probabilities agree with a clean layered answer: confident, no flag;
+    # the same with flat probabilities: flagged
+    prof = get_profile("forehead")
+    rows, cols = 120, 40
+    lab = np.zeros((rows, cols), np.intp)
+    bounds = [10, 12, 40, 70, 80, 100]
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:] + [rows])):
+        lab[a:b] = prof.labels[k] if k < len(prof.labels) else prof.labels[-1]
+    frame = Frame(np.random.default_rng(0).integers(0, 255, (rows, cols)).astype(np.uint8),
+                  spacing_mm=(0.05, 0.05), meta=FrameMeta(region="forehead"))
+
+    def sharp(f, p):
+        lp = np.full((8, rows, cols), np.log(0.02 / 7))
+        np.put_along_axis(lp, lab[None], np.log(0.98), axis=0)
+        return lp
+
+    def flat(f, p):
+        return np.full((8, rows, cols), np.log(1 / 8))
+
+    ok = segment_with(sharp, frame, log_probabilities=True)
+    assert ok.column_confidence is not None and ok.column_confidence.min() > 0.9
+    assert not [x for x in ok.flags if "uncertain" in x]
+    bad = segment_with(flat, frame, log_probabilities=True)
+    assert bad.column_confidence.max() < 0.2
+    assert [x for x in bad.flags if "uncertain" in x]
+    # scores that are not probabilities (the classical segmenter's) carry none
+    assert segment_with(sharp, frame).column_confidence is None

@@ -53,9 +53,10 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
         ``init_filters`` and, rounded up to a multiple of 12, SwinUNETR's ``feature_size``.
     dropout : float
     norm : {'instance', 'batch'}
-        Normalisation layers of UNet and AttentionUnet (MONAI's ``norm``); batch norm folds into
-        the convolutions of a frozen graph for fast CPU inference, instance norm does not.
-        SegResNet, DynUNet and SwinUNETR keep their own (group / instance / layer norm).
+        Normalisation layers of UNet (MONAI's ``norm``); batch norm folds into the convolutions
+        of a frozen graph for fast CPU inference, instance norm does not. The other networks
+        keep their own (AttentionUnet batch, SegResNet group, DynUNet instance, SwinUNETR
+        layer norm).
     num_res_units : int
         Residual units per UNet level (MONAI's ``num_res_units``).
 
@@ -89,7 +90,7 @@ def build_network(net: str, in_channels: int, num_classes: int, channels: tuple[
     if net == "AttentionUnet":
         return monai_nets.AttentionUnet(spatial_dims=2, in_channels=in_channels,
                                         out_channels=num_classes, channels=ch, strides=strides,
-                                        dropout=dropout, norm=norm)
+                                        dropout=dropout)
     if net == "SegResNet":
         return monai_nets.SegResNet(spatial_dims=2, in_channels=in_channels,
                                     out_channels=num_classes, init_filters=ch[0],
@@ -159,7 +160,7 @@ class SegmentationTask(LightningModule):
     decode_val : bool
         Also decode the validation answers with the shared decode and log their Dice.
     norm : {'instance', 'batch'}
-        Normalisation of UNet / AttentionUnet (see `build_network`).
+        Normalisation of UNet (see `build_network`).
     num_res_units : int
         Residual units per UNet level.
     infer_mode : {'sliding', 'whole'}

@@ -38,6 +38,10 @@ def test_segment_with_checkpoint_is_ordered(ckpt, tiny_dataset):
     res = segment(item.frame, model=str(ckpt), return_scores=True)
     assert res.labels.shape == item.frame.shape and res.labels.dtype == np.uint8
     assert order_violations(res.labels, item.frame.meta.region) == 0
+    # a network's log-probabilities carry a per-column confidence (0-1) into the result
+    conf = res.column_confidence
+    assert conf is not None and conf.shape == (item.frame.shape[1],)
+    assert np.all((conf >= 0) & (conf <= 1))
     assert res.model == str(ckpt)
     # the scores are log-probabilities on the frame's grid
     np.testing.assert_allclose(np.exp(res.scores).sum(0), 1.0, atol=0.05)
@@ -105,7 +109,7 @@ def test_bad_checkpoints(ckpt, tmp_path, tiny_dataset):
             segment(frame, model=bad)
         assert str(bad) in str(e.value)
     with pytest.raises(ConfigError, match="is not available"):
-        segment(frame, model="default")
+        segment(frame, model="unet-from-elsewhere")
 
 
 def test_classical_segment_leaves_torch_out():
