@@ -141,7 +141,8 @@ class FolderFrames(Dataset):
 
 def split_rows(datasets: list, val_fraction: float, test_fraction: float, seed: int
                ) -> dict[str, list]:
-    """Assign every row of the datasets to a split, by subject.
+    """Assign every row of the datasets to a split, by subject (a subject is a ``subject_id``
+    within one dataset folder: ids are local to their dataset).
 
     Parameters
     ----------
@@ -161,9 +162,11 @@ def split_rows(datasets: list, val_fraction: float, test_fraction: float, seed: 
         A row without ``subject_id``, an unknown split name, or one subject in two splits (named,
         with the manifest).
     """
-    subject_split: dict[str, str] = {}
-    where: dict[str, Path] = {}
-    rows: list[tuple[Any, int, str]] = []
+    # subject ids are local to their dataset folder: 'S001' of two cohorts (or of two simulated
+    # sets) are two people, so a subject is keyed by (folder, subject_id)
+    subject_split: dict[tuple[str, str], str] = {}
+    where: dict[tuple[str, str], Path] = {}
+    rows: list[tuple[Any, int, tuple[str, str]]] = []
     for ds in datasets:
         mpath = ds.root / "manifest.csv"
         for j, r in enumerate(ds.rows):
@@ -171,19 +174,20 @@ def split_rows(datasets: list, val_fraction: float, test_fraction: float, seed: 
             if not sid:
                 raise DatasetError(f"frame {r['id']!r} has no subject_id; training splits are by "
                                    "subject, so every row needs one", mpath)
+            key = (str(Path(ds.root).resolve()), sid)
             sp = (r.get("split") or "").strip().lower()
             if sp:
                 if sp not in SPLITS:
                     raise DatasetError(f"frame {r['id']!r}: split must be one of {SPLITS}, got "
                                        f"{sp!r}", mpath)
-                if subject_split.get(sid, sp) != sp:
-                    raise DatasetError(f"subject {sid!r} is in two splits ({subject_split[sid]!r} "
-                                       f"in {where[sid]} and {sp!r} here, frame {r['id']!r}); a "
+                if subject_split.get(key, sp) != sp:
+                    raise DatasetError(f"subject {sid!r} is in two splits ({subject_split[key]!r} "
+                                       f"in {where[key]} and {sp!r} here, frame {r['id']!r}); a "
                                        "subject must stay in one split", mpath)
-                subject_split[sid] = sp
-                where[sid] = mpath
-            rows.append((ds, j, sid))
-    free = sorted({sid for _, _, sid in rows if sid not in subject_split})
+                subject_split[key] = sp
+                where[key] = mpath
+            rows.append((ds, j, key))
+    free = sorted({key for _, _, key in rows if key not in subject_split})
     order = np.random.default_rng(seed).permutation(len(free))
     n_val = int(round(len(free) * val_fraction))
     n_test = int(round(len(free) * test_fraction))
@@ -191,8 +195,8 @@ def split_rows(datasets: list, val_fraction: float, test_fraction: float, seed: 
         subject_split[free[k]] = ("val" if rank < n_val else
                                   "test" if rank < n_val + n_test else "train")
     out: dict[str, list] = {s: [] for s in SPLITS}
-    for ds, j, sid in rows:
-        out[subject_split[sid]].append((ds, j))
+    for ds, j, key in rows:
+        out[subject_split[key]].append((ds, j))
     return out
 
 

@@ -70,6 +70,20 @@ def test_subject_in_two_splits_is_refused(tiny_dataset, tmp_path):
     assert "manifest.csv" in str(e.value)
 
 
+def test_subject_ids_are_local_to_their_dataset_folder(tiny_dataset, tmp_path):
+    # two simulated sets (or two cohorts) both number their subjects from s0: the same id in
+    # two folders is two people, so its frames may sit in different splits of each folder
+    a = _rewrite(tiny_dataset, tmp_path / "a", lambda rows: None)
+
+    def flip(rows):
+        for r in rows:
+            r["split"] = {"train": "val", "val": "train"}.get(r["split"], r["split"])
+    b = _rewrite(tiny_dataset, tmp_path / "b", flip)
+    dm = FrameDataModule(datasets=[str(a), str(b)])
+    dm.setup("fit")
+    assert len(dm.split("train")) == 3 and len(dm.split("val")) == 3
+
+
 def test_empty_split_is_refused(tiny_dataset, tmp_path):
     def edit(rows):
         rows[2]["split"] = "train"
