@@ -30,9 +30,10 @@ from ...layers.profiles import N_LABELS
 from .data import frame_sample
 from .export import BACKENDS, Predictor, export_task, inference_threads
 from .task import SegmentationTask
-from .transforms import NormaliseElasto, ResampleToSpacing, resample_to_shape
+from .transforms import NormaliseElasto, ResampleToSpacing
 
-__all__ = ["load_checkpoint", "load_task", "scores_for_frame", "TrainedSegmenter", "BACKEND_ENV"]
+__all__ = ["load_checkpoint", "load_task", "scores_for_frame", "to_frame_grid", "TrainedSegmenter",
+           "BACKEND_ENV"]
 
 BACKEND_ENV = "LAYERSEG_BACKEND"
 """Environment variable naming the inference backend of `TrainedSegmenter` when it is not given:
@@ -135,7 +136,8 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None) -> np.ndarra
     -------
     ndarray of float64, shape (8, rows, cols)
         Log-softmax of the network at the training spacing (sliding window over the training
-        patch), resampled linearly back to the frame's (rows, cols).
+        patch, or one whole-frame pass), resampled linearly back to the frame's (rows, cols)
+        (`to_frame_grid`).
     """
     hp = task.hparams
     two = hp.in_channels == 2
@@ -151,8 +153,22 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None) -> np.ndarra
         chans.append(ResampleToSpacing(target)(el, d["spacing_mm"]))
     x = torch.from_numpy(np.concatenate(chans, 0).astype(np.float32))[None]
     with torch.inference_mode():
-        logp = torch.log_softmax(task.infer(x, predictor=predictor).float(), dim=1)[0].numpy()
-    return resample_to_shape(logp, frame.shape, order=1).astype(np.float64)
+        logp = torch.log_softmax(task.infer(x, predictor=predictor).float(), dim=1)[0]
+        return to_frame_grid(logp, frame.shape)
+
+
+def to_frame_grid(scores: torch.Tensor, shape) -> np.ndarray:
+    """Per-label maps (K, r, c) taken onto a frame's (rows, cols) grid, as float64.
+
+    Linear, pixel edges on pixel edges and edge values held beyond the centres: the mapping of
+    `resample_to_shape(..., order=1)`, computed by torch in float64 (`interpolate`, bilinear,
+    ``align_corners=False``), which on the 8 score maps of a 512 x 512 frame is several times
+    faster than scipy's zoom and agrees with it within float32 rounding.
+    """
+    if tuple(scores.shape[-2:]) == tuple(shape):
+        return scores.double().numpy()
+    return torch.nn.functional.interpolate(scores[None].double(), size=tuple(shape),
+                                           mode="bilinear", align_corners=False)[0].numpy()
 
 
 class TrainedSegmenter:
