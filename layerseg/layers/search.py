@@ -620,21 +620,31 @@ def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):
     return S
 
 
-def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
-    K = mn.shape[0]
+def _gain_tables(sc, labs, K):
+    """`_gain_table` of every surface 0..K, shape (K+1, cols, rows+1): they depend on the scores
+    and the profile only, so both starts and every pass of the ascent share them (at most the
+    memory of the score maps themselves, K+1 <= 8 tables)."""
     _, n, n_cols = sc.shape
-    V = np.empty((n_cols, n + 1))
-    arg = np.empty((n_cols, n + 1), dtype=np.int64)
-    U = np.empty((n_cols, n + 1))   # recomputed per surface: cheap, and K times less memory
-    allowed = np.empty(n + 1, dtype=np.bool_)
-    dq = np.empty(n + 1, dtype=np.int64)
+    U = np.empty((K + 1, n_cols, n + 1))
+    for j in range(K + 1):
+        _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U[j])
+    return U
+
+
+def _ascend(U, mn, mx, absent, S, jump, max_passes):
+    """Coordinate ascent from S with the surfaces' gain tables U (`_gain_tables`)."""
+    K = mn.shape[0]
+    _, n_cols, n1 = U.shape
+    V = np.empty((n_cols, n1))
+    arg = np.empty((n_cols, n1), dtype=np.int64)
+    allowed = np.empty(n1, dtype=np.bool_)
+    dq = np.empty(n1, dtype=np.int64)
     passes = 0
     while passes < max_passes:
         order = range(K + 1) if passes % 2 == 0 else range(K, -1, -1)
         gain = 0.0
         for j in order:
-            _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U)
-            gain += _surface_pass(U, mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
+            gain += _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
         passes += 1
         if gain == 0.0:
             return S, passes, True
@@ -646,6 +656,7 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
     answer made smooth), keeping the better result."""
     _, n, n_cols = sc.shape
     K = mn.shape[0]
+    U = _gain_tables(sc, labs, K)
     flat = np.ascontiguousarray(sc.sum(axis=2, dtype=np.float64)[:, :, None])
     s0 = np.empty((K + 1, 1))
     tot = np.empty(1)
@@ -654,8 +665,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
     best = None
     for start in (_guided_start(guide, n, mn, mx, absent, jump),
                   np.repeat(s0, n_cols, axis=1)):
-        S, passes, converged = _ascend(sc, labs, mn, mx, absent, np.ascontiguousarray(start),
-                                       jump, max_passes)
+        S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(start), jump,
+                                       max_passes)
         total = _total_score(sc, labs, S)
         if best is None or total > best[0]:
             best = (total, S, passes, converged)
