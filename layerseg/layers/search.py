@@ -159,6 +159,9 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
     return best
 
 
+MAX_PASSES = 50
+"""Most coordinate-ascent passes of `ordered_search` unless told."""
+
 _TILE = 8
 """Columns per parallel task: one cache line of float64 scores, read row by row."""
 
@@ -456,7 +459,7 @@ def labelling_score(scores, surfaces, profile=None) -> float:
 
 def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None,
                    min_thickness_mm=None, max_thickness_mm=None, max_jump_px: int | None = None,
-                   absent_ok=None, max_passes: int = 50, smooth_method: str = "ascent"
+                   absent_ok=None, max_passes: int = MAX_PASSES, smooth_method: str = "ascent"
                    ) -> SearchResult:
     """The labelling that obeys a region profile in every column and has the best total score.
 
@@ -511,6 +514,17 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     minima of the deepest obligatory layers are dropped first. See the module docstring for the
     method and its cost.
     """
+    return _search(scores, profile, spacing_mm, min_thickness_mm, max_thickness_mm,
+                   max_jump_px, absent_ok, max_passes, smooth_method)[0]
+
+
+def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_thickness_mm=None,
+            max_jump_px=None, absent_ok=None, max_passes: int = MAX_PASSES,
+            smooth_method: str = "ascent"):
+    """`ordered_search`, and with `max_jump_px` also the per-column exact answer the smooth
+    search starts from: ``(result, per_column)``, `per_column` being None or ``(surfaces, score,
+    flags)`` of that answer, so `layerseg.layers.decode` compares the two without solving the
+    columns twice."""
     prof = as_profile(profile)
     sc = _check_scores(scores)
     _, n, n_cols = sc.shape
@@ -531,7 +545,9 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
                             f"first column {cols[0]}; clip log-probabilities to a finite floor")
     if max_jump_px is None:
         labels = surfaces_to_labels(surfaces, prof, n)
-        return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact")
+        return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact"), \
+            None
+    per_column = (surfaces, float(totals.sum()), list(flags))
     if smooth_method == "mincut":
         S = _mincut_search(sc, labs, mn, mx, absent, jump)
         method = "smooth exact min-cut"
@@ -544,7 +560,7 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
     total = float(_total_score(sc, labs, S))
-    return SearchResult(labels, S, flags, total, method)
+    return SearchResult(labels, S, flags, total, method), per_column
 
 
 @njit(cache=True)
