@@ -47,18 +47,17 @@ import copy
 import io
 import logging
 import os
-import sys
 import warnings
 from contextlib import contextmanager
 from typing import Literal
 
-# torch's intra-op thread count before anyone could change it: known only when layerseg is the
-# first to import torch in this process
-_TORCH_IMPORTED_BEFORE = "torch" in sys.modules
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from . import _TORCH_IMPORTED_BEFORE
 
+# torch's intra-op thread count before anyone could change it: known only when this package was
+# the first to import torch in the process
 _TORCH_START_THREADS = None if _TORCH_IMPORTED_BEFORE else torch.get_num_threads()
 
 __all__ = ["export_task", "Predictor", "inference_threads", "BACKENDS", "CHECK_TOLERANCE",
