@@ -67,6 +67,17 @@ def flat_ratios(speed: dict) -> dict[str, float]:
         res = pl["results"]
         out["pipeline.infer_vs_segment.ratio"] = float(res["infer_vs_segment"]["ratio"])
         out["pipeline.score_vs_segment.ratio"] = float(res["score_vs_segment"]["ratio"])
+    md = suites.get("model", {})
+    if md.get("status") == "ok":
+        # frames/s of the exported graph over the eager network's, alone and through
+        # layerseg.segment, and of the trained model end to end over the classical segmenter's
+        res = md["results"]
+        sh = tuple(res["shape"])
+        fps = res["frames_per_s"]
+        for case, peer in (("net_exported", "net_eager"), ("segment_exported", "segment_eager"),
+                           ("segment_exported", "classical"), ("segment_eager", "classical")):
+            name = "eager" if peer.endswith("eager") else peer
+            _add(out, f"model.{case}.vs_{name}", sh, fps[case] / fps[peer], sh)
     return dict(sorted(out.items()))
 
 

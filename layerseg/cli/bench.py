@@ -38,7 +38,8 @@ def register(sub) -> None:
     s = bsub.add_parser(
         "speed", help="time the Numba kernels against their baselines",
         description="Run the speed benchmarks of layerseg.bench (filters, ordered search, "
-                    "simulator, OpenCV peers where installed) and write their figures as JSON, "
+                    "simulator, OpenCV peers where installed, the batch pipeline, and a trained "
+                    "model exported and eager with --model) and write their figures as JSON, "
                     "with every comparison also as a flat 'ratios' key (..."
                     ".speedup: peer time / ours, ours faster = above 1) and a Markdown table of "
                     "them beside the JSON (FILE with .md).")
@@ -46,6 +47,14 @@ def register(sub) -> None:
                    help="small sizes and one repeat (a smoke run for CI)")
     s.add_argument("--json", required=True, type=Path, metavar="FILE",
                    help="figures as JSON (the ratio table goes to FILE with .md)")
+    s.add_argument("--suite", action="append", choices=SPEED_SUITES, default=None,
+                   metavar="NAME", help="run only this suite (repeatable): "
+                                        + ", ".join(SPEED_SUITES))
+    s.add_argument("--model", default="default", metavar="MODEL",
+                   help="the trained model the 'model' suite times (exported graph and eager "
+                        "network, alone and through layerseg.segment, beside the classical "
+                        "segmenter): 'default' (skipped while no default model is shipped) or a "
+                        "checkpoint path; threads from LAYERSEG_THREADS or the machine")
     s.set_defaults(func=run_speed)
 
     g = bsub.add_parser(
@@ -104,7 +113,14 @@ def run_gate(args: argparse.Namespace) -> int:
     return 1 if res["failed"] else 0
 
 
-def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
+SPEED_SUITES = ("search", "filters", "simulate", "opencv", "pipeline", "model")
+"""The suites of ``layerseg bench speed``, in the order they run."""
+
+_SPEED_TABLES = {"model": "layerseg.bench.model:format_model_benchmark"}
+"""Suites whose figures are also printed as a table ('module:function' of the result)."""
+
+
+def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, dict]]:
     """(name, 'module:function', kwargs) of every speed benchmark to run."""
     if quick:
         return [("search", "layerseg.bench.search:run_search_benchmark",
@@ -116,12 +132,16 @@ def _speed_suites(quick: bool) -> list[tuple[str, str, dict]]:
                 ("opencv", "layerseg.bench.opencv:run_opencv_benchmark",
                  {"sizes": ((128, 128),), "repeats": 1}),
                 ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark",
-                 {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1})]
+                 {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1}),
+                ("model", "layerseg.bench.model:run_model_benchmark",
+                 {"model": model, "shape": (128, 128), "repeat": 1})]
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
             ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {}),
             ("opencv", "layerseg.bench.opencv:run_opencv_benchmark", {"sizes": ((512, 512),)}),
-            ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {})]
+            ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {}),
+            ("model", "layerseg.bench.model:run_model_benchmark",
+             {"model": model, "shape": (512, 512)})]
 
 
 def run_speed(args: argparse.Namespace) -> int:
@@ -134,7 +154,10 @@ def run_speed(args: argparse.Namespace) -> int:
     check_outputs([args.json, md_path])   # before any work
     out: dict = {"quick": bool(args.quick), "suites": {}}
     status = 0
-    for name, target, kw in _speed_suites(args.quick):
+    only = getattr(args, "suite", None)
+    for name, target, kw in _speed_suites(args.quick, getattr(args, "model", "default")):
+        if only and name not in only:
+            continue
         mod_name, fn_name = target.split(":")
         try:
             fn = getattr(importlib.import_module(mod_name), fn_name)
@@ -157,6 +180,9 @@ def run_speed(args: argparse.Namespace) -> int:
             continue
         out["suites"][name] = {"status": "ok", "seconds": round(time.perf_counter() - t0, 3),
                                "results": res}
+        if name in _SPEED_TABLES:
+            mod_name, fn_name = _SPEED_TABLES[name].split(":")
+            print(getattr(importlib.import_module(mod_name), fn_name)(res) + "\n", flush=True)
         print(f"layerseg bench speed: {name} done in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
     out["ratios"] = flat_ratios(out)

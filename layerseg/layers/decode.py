@@ -32,7 +32,7 @@ from .._jsonconfig import merge, number, packaged_json, read_override
 from ..checks import check_spacing
 from ..errors import ConfigError, ScoreMapError
 from .profiles import LABEL_NAMES, N_LABELS, Profile
-from .search import ordered_search
+from .search import SearchResult, _search, ordered_search
 from .surfaces import as_profile, surfaces_to_labels
 
 __all__ = ["SegmentationResult", "decode", "default_priors", "load_priors",
@@ -235,7 +235,6 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     mn, mx = thickness_limits_mm(pri, prof, frequency_mhz)
     absent_ok = [ly for ly in pri["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=absent_ok)
-    res = ordered_search(sc, prof, **kw)
     if pri["max_slope_deg"] > 0:
         jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * ax / ay))] * \
             (prof.n_layers + 1)
@@ -243,13 +242,19 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             # the bottom of the deepest present layer steps where a bone (or a deep layer)
             # begins or ends: that surface is left free
             jump[-1] = rows
-        smooth = ordered_search(sc, prof, max_jump_px=jump, **kw)
-        gap = (res.score - smooth.score) / sc.shape[2]
+        # the jump-limited answer, and the per-column optimum it starts from (one solve of the
+        # columns for both)
+        smooth, (pc_surfaces, pc_score, pc_flags) = _search(sc, prof, max_jump_px=jump, **kw)
+        gap = (pc_score - smooth.score) / sc.shape[2]
         if gap <= pri["smooth_fallback_per_column"]:
             res = smooth
         else:
+            res = SearchResult(surfaces_to_labels(pc_surfaces, prof, rows), pc_surfaces,
+                               pc_flags, pc_score, "per-column exact")
             res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
                              "per-column optimum (a local optimum); per-column answer kept")
+    else:
+        res = ordered_search(sc, prof, **kw)
     labels, surfaces = res.labels, res.surfaces
     if pri["bone_to_bottom"] and "bone" in prof.layers:
         surfaces = _bone_to_bottom(surfaces, prof, rows)

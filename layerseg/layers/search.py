@@ -159,6 +159,9 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
     return best
 
 
+MAX_PASSES = 50
+"""Most coordinate-ascent passes of `ordered_search` unless told."""
+
 _TILE = 8
 """Columns per parallel task: one cache line of float64 scores, read row by row."""
 
@@ -456,7 +459,7 @@ def labelling_score(scores, surfaces, profile=None) -> float:
 
 def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None,
                    min_thickness_mm=None, max_thickness_mm=None, max_jump_px: int | None = None,
-                   absent_ok=None, max_passes: int = 50, smooth_method: str = "ascent"
+                   absent_ok=None, max_passes: int = MAX_PASSES, smooth_method: str = "ascent"
                    ) -> SearchResult:
     """The labelling that obeys a region profile in every column and has the best total score.
 
@@ -511,6 +514,17 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     minima of the deepest obligatory layers are dropped first. See the module docstring for the
     method and its cost.
     """
+    return _search(scores, profile, spacing_mm, min_thickness_mm, max_thickness_mm,
+                   max_jump_px, absent_ok, max_passes, smooth_method)[0]
+
+
+def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_thickness_mm=None,
+            max_jump_px=None, absent_ok=None, max_passes: int = MAX_PASSES,
+            smooth_method: str = "ascent"):
+    """`ordered_search`, and with `max_jump_px` also the per-column exact answer the smooth
+    search starts from: ``(result, per_column)``, `per_column` being None or ``(surfaces, score,
+    flags)`` of that answer, so `layerseg.layers.decode` compares the two without solving the
+    columns twice."""
     prof = as_profile(profile)
     sc = _check_scores(scores)
     _, n, n_cols = sc.shape
@@ -531,7 +545,9 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
                             f"first column {cols[0]}; clip log-probabilities to a finite floor")
     if max_jump_px is None:
         labels = surfaces_to_labels(surfaces, prof, n)
-        return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact")
+        return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact"), \
+            None
+    per_column = (surfaces, float(totals.sum()), list(flags))
     if smooth_method == "mincut":
         S = _mincut_search(sc, labs, mn, mx, absent, jump)
         method = "smooth exact min-cut"
@@ -544,7 +560,7 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
     total = float(_total_score(sc, labs, S))
-    return SearchResult(labels, S, flags, total, method)
+    return SearchResult(labels, S, flags, total, method), per_column
 
 
 @njit(cache=True)
@@ -620,21 +636,31 @@ def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):
     return S
 
 
-def _ascend(sc, labs, mn, mx, absent, S, jump, max_passes):
-    K = mn.shape[0]
+def _gain_tables(sc, labs, K):
+    """`_gain_table` of every surface 0..K, shape (K+1, cols, rows+1): they depend on the scores
+    and the profile only, so both starts and every pass of the ascent share them (at most the
+    memory of the score maps themselves, K+1 <= 8 tables)."""
     _, n, n_cols = sc.shape
-    V = np.empty((n_cols, n + 1))
-    arg = np.empty((n_cols, n + 1), dtype=np.int64)
-    U = np.empty((n_cols, n + 1))   # recomputed per surface: cheap, and K times less memory
-    allowed = np.empty(n + 1, dtype=np.bool_)
-    dq = np.empty(n + 1, dtype=np.int64)
+    U = np.empty((K + 1, n_cols, n + 1))
+    for j in range(K + 1):
+        _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U[j])
+    return U
+
+
+def _ascend(U, mn, mx, absent, S, jump, max_passes):
+    """Coordinate ascent from S with the surfaces' gain tables U (`_gain_tables`)."""
+    K = mn.shape[0]
+    _, n_cols, n1 = U.shape
+    V = np.empty((n_cols, n1))
+    arg = np.empty((n_cols, n1), dtype=np.int64)
+    allowed = np.empty(n1, dtype=np.bool_)
+    dq = np.empty(n1, dtype=np.int64)
     passes = 0
     while passes < max_passes:
         order = range(K + 1) if passes % 2 == 0 else range(K, -1, -1)
         gain = 0.0
         for j in order:
-            _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U)
-            gain += _surface_pass(U, mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
+            gain += _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
         passes += 1
         if gain == 0.0:
             return S, passes, True
@@ -646,6 +672,7 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
     answer made smooth), keeping the better result."""
     _, n, n_cols = sc.shape
     K = mn.shape[0]
+    U = _gain_tables(sc, labs, K)
     flat = np.ascontiguousarray(sc.sum(axis=2, dtype=np.float64)[:, :, None])
     s0 = np.empty((K + 1, 1))
     tot = np.empty(1)
@@ -654,8 +681,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
     best = None
     for start in (_guided_start(guide, n, mn, mx, absent, jump),
                   np.repeat(s0, n_cols, axis=1)):
-        S, passes, converged = _ascend(sc, labs, mn, mx, absent, np.ascontiguousarray(start),
-                                       jump, max_passes)
+        S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(start), jump,
+                                       max_passes)
         total = _total_score(sc, labs, S)
         if best is None or total > best[0]:
             best = (total, S, passes, converged)

@@ -230,3 +230,33 @@ def test_probabilistic_scores_carry_confidence_into_the_flags():
     assert [x for x in bad.flags if "uncertain" in x]
     # scores that are not probabilities (the classical segmenter's) carry none
     assert segment_with(sharp, frame).column_confidence is None
+
+
+@pytest.mark.parametrize("fallback", [40.0, 0.0])   # 0: the per-column answer is kept
+def test_decode_solves_the_columns_once_with_the_same_answer(fallback):
+    """The slope-limited decode takes the per-column optimum from the smooth search's own first
+    step instead of a second search; the answer is the one two searches gave."""
+    from layerseg.layers import ordered_search
+    from layerseg.layers.decode import thickness_limits_mm
+
+    lab, prof = _truth(seed=3)
+    sc = _scores_for(lab, np.random.default_rng(4), margin=1.5, noise=1.5)
+    pri = load_priors({"smooth_fallback_per_column": fallback})
+    got = decode(sc, prof, SP, priors={"smooth_fallback_per_column": fallback})
+    # the decode as it was: a per-column search, then a jump-limited one, compared
+    mn, mx = thickness_limits_mm(pri, prof, None)
+    kw = dict(spacing_mm=SP, min_thickness_mm=mn, max_thickness_mm=mx,
+              absent_ok=[ly for ly in pri["thickness_mm"].get("may_be_absent", ())
+                         if ly in prof.layers])
+    per_col = ordered_search(sc, prof, **kw)
+    jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * SP[1] / SP[0]))] * \
+        (prof.n_layers + 1)
+    jump[-1] = sc.shape[1]
+    smooth = ordered_search(sc, prof, max_jump_px=jump, **kw)
+    gap = (per_col.score - smooth.score) / sc.shape[2]
+    ref = smooth if gap <= fallback else per_col
+    assert (ref is per_col) == (fallback == 0.0)   # both branches are exercised
+    np.testing.assert_array_equal(got.surfaces, ref.surfaces)
+    np.testing.assert_array_equal(got.labels, ref.labels)
+    assert got.flags[:len(ref.flags)] == ref.flags
+    assert any("per-column answer kept" in f for f in got.flags) == (ref is per_col)

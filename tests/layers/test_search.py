@@ -284,3 +284,53 @@ def test_mincut_without_pymaxflow_names_the_extra(rng, monkeypatch):
     assert e.value.extra == "mincut"
     # the default smooth method needs no optional package
     assert ordered_search(rng.normal(size=(8, 10, 4)), SMALL, max_jump_px=1).flags == []
+
+
+def test_shared_gain_tables_equal_recomputed_ones(rng):
+    """The ascent computes each surface's gain table once for both starts and every pass
+    (`_gain_tables`); they equal the table `_gain_table` computes afresh, and the search answer
+    is the one recomputing them every pass gave."""
+    from layerseg.layers import search
+
+    p = get_profile("forehead")
+    sc = np.log(rng.dirichlet(np.ones(8), size=(40, 30)).transpose(2, 0, 1))
+    labs = np.array((0,) + p.labels, dtype=np.int64)
+    K = p.n_layers
+    U = search._gain_tables(sc, labs, K)
+    one = np.empty((30, 41))
+    for j in range(K + 1):
+        search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
+        np.testing.assert_array_equal(U[j], one)
+        # U[c, d]: the sum down column c of (above - below) over the rows above d
+        above, below = sc[labs[j]], sc[labs[j + 1] if j < K else labs[0]]
+        np.testing.assert_allclose(U[j][:, 1:], np.cumsum(above - below, axis=0).T)
+
+    kw = dict(spacing_mm=(0.05, 0.05), min_thickness_mm=0.1, max_thickness_mm=1.0,
+              max_jump_px=2)
+    res = ordered_search(sc, p, **kw)
+    mn, mx, absent, _ = search.search_limits_rows(p, 40, (0.05, 0.05), 0.1, 1.0, None)
+    jump = search._check_jump(2, K)
+
+    def ascend_recomputing(S):   # the ascent as it was: each table recomputed every pass
+        passes = 0
+        while passes < 50:
+            gain = 0.0
+            for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
+                search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
+                gain += search._surface_pass(one, mn, mx, absent, S, j, int(jump[j]),
+                                             np.empty((30, 41)), np.empty((30, 41), np.int64),
+                                             np.empty(41, np.bool_), np.empty(41, np.int64))
+            passes += 1
+            if gain == 0.0:
+                break
+        return S
+
+    guide = ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
+                           max_thickness_mm=1.0).surfaces
+    flat = np.ascontiguousarray(sc.sum(axis=2)[:, :, None])
+    s0 = np.empty((K + 1, 1))
+    search._per_column(flat, labs, mn, mx, absent, s0, np.empty(1), np.zeros(1, np.bool_))
+    starts = [search._guided_start(guide, 40, mn, mx, absent, jump), np.repeat(s0, 30, axis=1)]
+    answers = [ascend_recomputing(np.ascontiguousarray(s)) for s in starts]
+    totals = [search._total_score(sc, labs, S) for S in answers]
+    np.testing.assert_array_equal(res.surfaces, answers[int(np.argmax(totals))])

@@ -10,3 +10,9 @@ decode (`layerseg.layers.decode`).
 
 Importing this package imports torch, MONAI and Lightning; nothing outside it does.
 """
+
+import sys as _sys
+
+_TORCH_IMPORTED_BEFORE = "torch" in _sys.modules
+"""Whether torch was imported before this package (so the user may have set its thread count;
+see `export.inference_threads`). Recorded before any submodule imports torch."""

@@ -121,3 +121,33 @@ def test_classical_segment_leaves_torch_out():
             "bad = [m for m in ('torch', 'monai', 'lightning') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("shape,depth_mm,width_mm", [((160, 128), 8.0, 6.4),    # 0.05 mm: same
+                                                     ((150, 90), 9.0, 5.0),     # coarser: up
+                                                     ((260, 200), 8.0, 6.0)])   # finer: down
+def test_scores_on_the_frame_grid_as_before(tiny_checkpoint, shape, depth_mm, width_mm):
+    """Taking the network's log-probabilities back to the frame grid in torch (`to_frame_grid`)
+    gives the scores scipy's zoom gave (`resample_to_shape`, float32), and the same answer."""
+    import torch
+
+    from layerseg.layers.decode import decode
+    from layerseg.segmentation.trained.data import frame_sample
+    from layerseg.segmentation.trained.predict import load_task, scores_for_frame
+    from layerseg.segmentation.trained.transforms import ResampleToSpacing, resample_to_shape
+    from layerseg.simulate import simulate_frame
+
+    task = load_task(tiny_checkpoint)
+    frame = simulate_frame(21, region="cheek", shape=shape, depth_mm=depth_mm,
+                           width_mm=width_mm, vary=False).frame
+    d = frame_sample(frame, None, with_elasto=False)
+    img = ResampleToSpacing(task.hparams.spacing_mm)(d["image"], d["spacing_mm"]) / 255.0
+    x = torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))[None]
+    with torch.inference_mode():
+        logp = torch.log_softmax(task.infer(x).float(), dim=1)[0].numpy()
+    before = resample_to_shape(logp, frame.shape, order=1).astype(np.float64)
+    now = scores_for_frame(task, frame)
+    assert now.dtype == np.float64 and now.shape == before.shape == (8, *shape)
+    np.testing.assert_allclose(now, before, atol=2e-6, rtol=0)
+    np.testing.assert_array_equal(decode(now, "cheek", frame.spacing_mm).labels,
+                                  decode(before, "cheek", frame.spacing_mm).labels)
