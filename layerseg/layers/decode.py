@@ -35,7 +35,7 @@ from .profiles import LABEL_NAMES, N_LABELS, Profile
 from .search import SearchResult, _search, ordered_search
 from .surfaces import as_profile, surfaces_to_labels
 
-__all__ = ["SegmentationResult", "decode", "default_priors", "load_priors",
+__all__ = ["SegmentationResult", "decode", "default_priors", "load_priors", "refine_surfaces",
            "thickness_limits_mm", "PRIORS_FILE"]
 
 PRIORS_FILE = "decode_priors.json"
@@ -315,6 +315,55 @@ def confidence_flag(conf: np.ndarray, priors: dict | str | None = None) -> str |
                 f"{c['column_min']:.2f} (mean {float(conf.mean()) if conf.size else 0:.2f}); "
                 "frame unlike the training frames, check by eye")
     return None
+
+
+def refine_surfaces(surfaces: np.ndarray, log_probs: np.ndarray, labels: np.ndarray
+                    ) -> np.ndarray:
+    """Sub-pixel surface depths from a probabilistic model's scores.
+
+    Each boundary the decode put at an integer row edge ``s`` (label A in row ``s - 1`` above,
+    label B in row ``s`` below) moves to where the model's log-probabilities of A and B cross,
+    interpolated linearly between the two row centres: ``s - 0.5 + t`` with
+    ``t = d(s-1) / (d(s-1) - d(s))`` and ``d = log p_A - log p_B``; so a boundary moves by at
+    most half a row, and only where the model agrees with the decode on both sides (``d(s-1) > 0
+    > d(s)``). Surfaces that coincide (absent layers) move together; order is kept.
+
+    Parameters
+    ----------
+    surfaces : ndarray, shape (K+1, cols)
+        Integer depths from `decode` (rows).
+    log_probs : ndarray, shape (8, rows, cols)
+        The model's log-probabilities on the same grid.
+    labels : ndarray of uint8, shape (rows, cols)
+        The decoded label map (`surfaces` as labels).
+
+    Returns
+    -------
+    ndarray of float64, shape (K+1, cols)
+    """
+    s = np.asarray(surfaces, dtype=np.float64)
+    lp = np.asarray(log_probs, dtype=np.float64)
+    lab = np.asarray(labels).astype(np.intp)
+    rows, cols = lab.shape
+    c = np.arange(cols)
+    out = s.copy()
+    for k in range(s.shape[0]):
+        e = np.rint(s[k]).astype(np.intp)
+        ok = (e >= 1) & (e <= rows - 1) & (np.abs(s[k] - e) < 1e-9)
+        ea, eb = np.clip(e - 1, 0, rows - 1), np.clip(e, 0, rows - 1)
+        a, b = lab[ea, c], lab[eb, c]
+        ok &= a != b
+        d0 = lp[a, ea, c] - lp[b, ea, c]
+        d1 = lp[a, eb, c] - lp[b, eb, c]
+        ok &= (d0 > 0) & (d1 < 0)
+        t = np.where(ok, d0 / np.where(ok, d0 - d1, 1.0), 0.5)
+        out[k] = np.where(ok, e - 0.5 + t, s[k])
+    # coincident surfaces (absent layers) share the move of the one that found its boundary;
+    # then order is restored down each column
+    for k in range(1, s.shape[0]):
+        same = s[k] == s[k - 1]
+        out[k] = np.where(same, out[k - 1], out[k])
+    return np.maximum.accumulate(np.clip(out, 0.0, rows), axis=0)
 
 
 def _bone_to_bottom(surfaces: np.ndarray, prof: Profile, rows: int) -> np.ndarray:

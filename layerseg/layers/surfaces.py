@@ -37,7 +37,7 @@ from ..checks import check_label_map, check_spacing
 from ..errors import CalibrationError, ProfileError
 from .profiles import N_LABELS, Profile, get_profile
 
-__all__ = ["labels_to_surfaces", "surfaces_to_labels", "order_violations",
+__all__ = ["labels_to_surfaces", "surfaces_to_labels", "resample_surfaces", "order_violations",
            "order_violation_mask", "smooth_surfaces", "layer_presence", "as_profile",
            "check_surfaces", "check_spacing"]
 
@@ -246,6 +246,39 @@ def surfaces_to_labels(surfaces, profile: Profile | str | None, n_rows: int) -> 
     out = np.empty((n_rows, s.shape[1]), dtype=np.uint8)
     _surfaces_to_labels(s, np.asarray(prof.labels, dtype=np.uint8), n_rows, out)
     return out
+
+
+def resample_surfaces(surfaces, n_rows_from: int, shape_to) -> np.ndarray:
+    """Surfaces of a grid taken onto another grid over the same field of view.
+
+    Parameters
+    ----------
+    surfaces : array_like of float, shape (K+1, cols_from)
+        Depths in rows of a grid of `n_rows_from` rows (this module's conventions).
+    n_rows_from : int
+    shape_to : (rows, cols)
+        The other grid; both grids span the same depth and width (pixel edges on pixel edges).
+
+    Returns
+    -------
+    ndarray of float64, shape (K+1, cols)
+        Depths scaled by ``rows / n_rows_from`` (exact: the top edges coincide) and interpolated
+        linearly between column centres (held beyond the outer centres), so order is kept. A
+        column whose nearest source column has no labelled pixel stays empty (every depth at
+        ``rows``), never half-interpolated.
+    """
+    s = np.asarray(surfaces, dtype=np.float64)
+    rows, cols = (int(v) for v in shape_to)
+    n_from, c_from = int(n_rows_from), s.shape[1]
+    scaled = s * (rows / n_from)
+    x_from = (np.arange(c_from) + 0.5) * (cols / c_from) - 0.5     # source centres, target units
+    x_to = np.arange(cols, dtype=np.float64)
+    out = np.stack([np.interp(x_to, x_from, row) for row in scaled])
+    empty = np.all(s == s[:1], axis=0) & (s[0] >= n_from)
+    if empty.any():
+        nearest = np.clip(np.floor((x_to + 0.5) * c_from / cols).astype(int), 0, c_from - 1)
+        out[:, empty[nearest]] = rows
+    return np.clip(out, 0.0, rows)
 
 
 def order_violation_mask(labels, profile: Profile | str | None = None) -> np.ndarray:

@@ -12,7 +12,10 @@ import numpy as np
 from ..checks import contrast_problem
 from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import Frame
-from ..layers.decode import SegmentationResult, column_confidence, confidence_flag, decode
+from ..errors import ScoreMapError
+from ..layers.decode import (SegmentationResult, column_confidence, confidence_flag, decode,
+                             refine_surfaces)
+from ..layers.surfaces import resample_surfaces, surfaces_to_labels
 from ..layers.profiles import Profile, resolve_profile
 
 __all__ = ["segment_with", "check_frame", "frame_spacing"]
@@ -65,7 +68,11 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     ----------
     scores : callable(frame, profile) -> ndarray, shape (8, rows, cols)
         The segmenter's per-label scores, higher is better; it gets the frame as display grey
-        levels (`check_frame`).
+        levels (`check_frame`). A probabilistic model (`log_probabilities`) may answer on its
+        own grid over the same field of view (8, r, c): the decode then runs on that grid (its
+        spacing is the frame's extent over (r, c)), the boundaries are placed to sub-pixel
+        depth where the model's probabilities cross (`layerseg.layers.decode.refine_surfaces`)
+        and the surfaces are taken onto the frame's grid (`resample_surfaces`).
     frame : Frame
     region : str, optional
         Overrides ``frame.meta.region``; unknown names take the default profile with a flag.
@@ -87,6 +94,13 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     disp = check_frame(frame)
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
     sc = scores(disp, prof)
+    rows, cols = disp.shape
+    if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and log_probabilities:
+        return _decode_on_model_grid(sc, disp, prof, note, priors=priors, model=model,
+                                     return_scores=return_scores)
+    if sc.ndim == 3 and sc.shape[1:] != (rows, cols):
+        raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
+                            f"{rows} x {cols}; only log-probabilities may come on another grid")
     res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
                  priors=priors, keep_scores=return_scores, model=model)
     if log_probabilities:
@@ -97,3 +111,34 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     if note:
         res.flags.append(note)
     return res
+
+
+def _decode_on_model_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,
+                          priors, model: str, return_scores: bool) -> SegmentationResult:
+    """Decode log-probabilities on the model's own grid, refine to sub-pixel depth, and take the
+    answer onto the frame's grid (see `segment_with`)."""
+    rows, cols = disp.shape
+    r, c = sc.shape[1:]
+    ay, ax = disp.spacing_mm
+    grid_spacing = (ay * rows / r, ax * cols / c)
+    res = decode(sc, prof, grid_spacing, frequency_mhz=disp.meta.frequency_mhz, priors=priors,
+                 model=model)
+    conf = column_confidence(sc, res.labels)
+    fine = refine_surfaces(res.surfaces, sc, res.labels)
+    surfaces = resample_surfaces(fine, r, (rows, cols))
+    labels = surfaces_to_labels(surfaces, prof, rows)
+    x_from = (np.arange(c) + 0.5) * (cols / c) - 0.5
+    out = SegmentationResult(labels, surfaces, prof, list(res.flags), None, model,
+                             np.interp(np.arange(cols, dtype=np.float64), x_from, conf))
+    flag = confidence_flag(conf, priors)
+    if flag:
+        out.flags.append(flag)
+    if note:
+        out.flags.append(note)
+    if return_scores:
+        import torch   # only a trained model answers on its own grid; torch is loaded already
+
+        out.scores = torch.nn.functional.interpolate(
+            torch.from_numpy(np.ascontiguousarray(sc))[None], size=(rows, cols),
+            mode="bilinear", align_corners=False)[0].numpy()
+    return out

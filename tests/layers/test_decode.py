@@ -260,3 +260,89 @@ def test_decode_solves_the_columns_once_with_the_same_answer(fallback):
     np.testing.assert_array_equal(got.labels, ref.labels)
     assert got.flags[:len(ref.flags)] == ref.flags
     assert any("per-column answer kept" in f for f in got.flags) == (ref is per_col)
+
+
+def _logistic_log_probs(prof, depths, rows, cols, width=0.7):
+    """Log-probabilities of a layered column model: softmax over the profile's layers (and
+    background above / below) of -(distance outside each layer) / width, boundaries at the
+    given sub-pixel edge depths (one per surface, each an array over columns)."""
+    centre = np.arange(rows)[:, None] + 0.5
+    logits = np.full((8, rows, cols), -60.0)
+    edges = [np.zeros(cols)] + list(depths) + [np.full(cols, float(rows))]
+    labs = [0] + list(prof.labels) + [0]
+    bg = np.full((rows, cols), -np.inf)
+    for k, lab in enumerate(labs):
+        top, bot = edges[k], edges[k + 1]
+        val = -(np.maximum(top - centre, 0) + np.maximum(centre - bot, 0)) / width
+        if lab == 0:
+            bg = np.maximum(bg, val)
+        else:
+            logits[lab] = val
+    logits[0] = bg
+    return logits - np.log(np.exp(logits).sum(0, keepdims=True))
+
+
+def test_refine_surfaces_finds_the_sub_pixel_crossing():
+    from layerseg.layers.decode import refine_surfaces
+
+    prof = get_profile("forehead")
+    rows, cols = 90, 12
+    rng = np.random.default_rng(2)
+    base = np.cumsum(rng.uniform(6, 14, prof.n_layers + 1)) + 3
+    depths = [np.full(cols, b) + rng.uniform(-0.45, 0.45, cols) for b in base]
+    depths[-1] = np.minimum(depths[-1], rows - 2)
+    lp = _logistic_log_probs(prof, depths, rows, cols)
+    res = decode(lp, prof, (0.05, 0.05), priors={"thickness_mm": {"default": {
+        "epidermis": [0.0, 5.0]}}, "max_slope_deg": 0, "bone_to_bottom": False})
+    np.testing.assert_array_equal(res.surfaces, np.rint(np.asarray(depths)))   # integer answer
+    fine = refine_surfaces(res.surfaces, lp, res.labels)
+    # between the two row centres either side, the crossing of a linear log-odds is exact
+    np.testing.assert_allclose(fine, np.asarray(depths), atol=1e-6)
+    assert np.all(np.diff(fine, axis=0) >= 0)
+    # where the model disagrees with the decode (no sign change), the integer depth stays
+    flat = np.full_like(lp, np.log(1 / 8))
+    np.testing.assert_array_equal(refine_surfaces(res.surfaces, flat, res.labels), res.surfaces)
+
+
+def test_resample_surfaces_keeps_depth_order_and_empty_columns():
+    from layerseg.layers import resample_surfaces
+
+    s = np.array([[2.0, 4.0, 40.0, 6.0], [10.0, 12.0, 40.0, 14.0], [20.0, 22.0, 40.0, 30.0]])
+    same = resample_surfaces(s, 40, (40, 4))
+    np.testing.assert_allclose(same, s)
+    up = resample_surfaces(s, 40, (64, 8))
+    assert up.shape == (3, 8) and np.all(np.diff(up, axis=0) >= 0)
+    # depths scale with the rows exactly (top edges coincide); centres map to centres
+    np.testing.assert_allclose(up[:, 0], s[:, 0] * 64 / 40)
+    np.testing.assert_allclose(up[:, 2], s[:, 1] * 64 / 40 * 0.75 + s[:, 0] * 64 / 40 * 0.25)
+    # the empty source column (every depth at the bottom) stays empty, never half-interpolated
+    assert np.all(up[:, 4:6] == 64)
+
+
+def test_probabilistic_scores_on_a_coarser_grid_decode_to_sub_pixel_depths():
+    # a model answering at 0.04 mm on a frame of 0.025 mm pixels: the answer on the frame grid
+    # matches the truth far better than the coarse rows would allow (0.04 mm / sqrt(12) rms)
+    prof = get_profile("cheek")
+    rows_f, cols_f = 320, 96
+    rows_c, cols_c = 200, 60                    # same 8 mm x 2.4 mm field at 0.04 mm
+    rng = np.random.default_rng(4)
+    base = np.cumsum(rng.uniform(8, 30, prof.n_layers + 1)) + 5
+    base = base / base[-1] * (rows_c - 10)
+    x = np.arange(cols_c)
+    depths = [b + 1.5 * np.sin(x / 9.0 + k) for k, b in enumerate(base)]
+    lp = _logistic_log_probs(prof, depths, rows_c, cols_c)
+    frame = Frame(np.random.default_rng(0).integers(0, 255, (rows_f, cols_f)).astype(np.uint8),
+                  spacing_mm=(0.025, 0.025), meta=FrameMeta(region="cheek"))
+    res = segment_with(lambda f, p: lp, frame, log_probabilities=True, return_scores=True,
+                       priors={"thickness_mm": {"default": {"epidermis": [0.0, 5.0]}},
+                               "bone_to_bottom": False})
+    assert res.labels.shape == (rows_f, cols_f) and order_violations(res.labels, "cheek") == 0
+    assert res.scores.shape == (8, rows_f, cols_f)
+    assert res.column_confidence.shape == (cols_f,)
+    from layerseg.layers import resample_surfaces
+    truth = resample_surfaces(np.asarray(depths), rows_c, (rows_f, cols_f))
+    err_mm = np.abs(res.surfaces - truth) * 0.025
+    assert err_mm.mean() < 0.004 and err_mm.max() < 0.03
+    # scores that are not probabilities may not come on another grid
+    with pytest.raises(ScoreMapError, match="another grid"):
+        segment_with(lambda f, p: lp, frame)
