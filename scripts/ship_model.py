@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     ck = load_checkpoint(a.ckpt)
     load_task(a.ckpt)                          # the weights fit the network they describe
     record = {"name": a.name, "global_step": int(ck.get("global_step", -1)),
-              "epoch": int(ck.get("epoch", -1)), "torch": torch.__version__,
-              "monai": monai.__version__}
+              "epoch": int(ck.get("epoch", -1)), "torch": str(torch.__version__),
+              "monai": str(monai.__version__)}
     if a.config is not None:
         record["config"] = a.config.as_posix()
         record["config_sha256"] = hashlib.sha256(a.config.read_bytes()).hexdigest()
