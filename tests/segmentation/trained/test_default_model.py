@@ -34,13 +34,14 @@ def test_default_checkpoint_is_small_safe_and_documented():
     assert re.search(r"\b0\.\d{3}\b", card)                         # figures are in it
 
 
-@pytest.mark.parametrize("ranges, seed", [("default", 777001), ("wide", 777002)])
-def test_default_model_segments_held_out_frames(ranges, seed):
+@pytest.mark.parametrize("ranges, seed, floor", [("default", 777001, 0.95),
+                                                 ("wide", 777002, 0.8)])
+def test_default_model_segments_held_out_frames(ranges, seed, floor):
     # seeds far from the training (101, 102) and evaluation (4242, 4343) sets
     sim = simulate_frame(seed, region="cheek", age=50, with_elasto=False, ranges=ranges)
     res = segment(sim.frame, model="default", return_scores=True)
     assert res.labels.shape == sim.frame.shape
     assert order_violations(res.labels, "cheek") == 0
-    for label, floor in ((2, 0.9), (3, 0.85)):                    # dermis, fat
+    for label in (2, 3):                                          # dermis, fat
         assert dice(res.labels == label, sim.labels == label) > floor
     assert res.column_confidence is not None and res.column_confidence.mean() > 0.5
