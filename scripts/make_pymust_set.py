@@ -28,16 +28,18 @@ written depend on neither the number of workers nor anything else):
   with sparse bright scatterers added in some frames.
 * Probe: linear array, centre 18-30 MHz, 55-90 % bandwidth, pitch 1.0-1.4 wavelengths (at most
   0.1 mm), as many elements as span the field, receive F/1.4-2.0, 0.4-0.8 dB/cm/MHz attenuation
-  (SIMUS is a homogeneous-speed model: c = 1540 m/s everywhere, so image depths are true depths);
-  one plane wave (65 %) or three steered plane waves (3-7 degrees apart) compounded coherently.
+  (SIMUS is a homogeneous-speed model: c = 1540 m/s everywhere, so image depths are true depths),
+  Tukey-tapered transmit; one plane wave, or three steered plane waves (3-7 degrees apart)
+  compounded coherently where wanted (35 %) and affordable (see Cost).
 * Imaging: `pymust.simus` per transmit (element splitting 1: elements are narrower than two
   wavelengths and scatterers lie beyond their far-field distance), white electronic noise,
   analytic signal by Hilbert transform per channel, base-banded, delay-and-sum by `pymust.dasmtx`
   directly on the output pixel grid (pixel centres at ((i + 0.5) dz, -W/2 + (j + 0.5) dx)),
-  envelope = modulus of the beamformed analytic signal, a TGC that divides out the system's depth
-  response (measured per frame with point targets through the same chain) times a drawn residual
-  gain curve, log compression with a drawn dynamic range (50-70 dB), a drawn grey map, 8-bit
-  grey. Field of view 10-12 mm deep x 10-12 mm wide, pixels 0.02-0.03 mm axial x 0.025-0.035 mm
+  Hann receive apodisation applied to the DAS matrix's weights, envelope = modulus of the
+  beamformed analytic signal, a TGC that divides out the system's depth response (measured per
+  frame with point targets through the same chain) up to a drawn maximum gain (20-35 dB, so deep
+  tissue darkens) times a drawn residual gain curve, log compression with a drawn dynamic range
+  (50-70 dB; the dermis mean 8-18 dB under white), a drawn grey map (gamma 1-1.5), 8-bit grey. Field of view 10-12 mm deep x 10-12 mm wide, pixels 0.02-0.03 mm axial x 0.025-0.035 mm
   lateral (recorded as the frame's spacing).
 * Labels (DESIGN.md): rasterised from the phantom's boundary curves at the pixel centres. Label 1
   is the entry echo as imaged: per column, the -6 dB extent of the expected envelope of the skin
@@ -52,9 +54,14 @@ frequency, dynamic range and ``split=test``; ``images/*.png``, ``labels/*.png``,
 ``truth/*.json``), so ``layerseg bench accuracy --data OUT_DIR --model classical`` runs on it.
 The script prints the wall and CPU time of every frame; nothing about timing goes into the files.
 
-Cost: dominated by SIMUS, about (scatterers x elements x frequency samples); scatterer densities
-are 0.4-3 per resolution cell (Lebertre 2002 measured 1.4 per cell in dermis), giving 20-35
-thousand scatterers per frame. Measured on this project's 2-core machine: see
+Cost: dominated by SIMUS, about scatterers x elements x frequency samples (the number of
+frequency samples grows with the centre frequency and the field's size). Scatterer densities are
+0.4-3 per nominal 24 MHz resolution cell (Lebertre 2002 measured 1.4 per cell in dermis), 15-30
+thousand scatterers per frame. Each frame's cost is predicted before SIMUS runs
+(`predicted_cpu_s`, constants measured here) and kept under ``SetConfig.budget_s`` (52 s): a
+frame that wants three transmits gets them if thinning its densities to no less than half keeps
+it in budget (else one transmit), and a single-transmit frame over budget is thinned likewise;
+the factor is recorded in the truth (``density_thinned_by``). Measured times: see
 benchmarks/RESULTS.md ("PyMUST check set"). Run with OMP_NUM_THREADS=1 (the script sets it when
 unset) and use --workers to run frames in parallel.
 """
@@ -119,7 +126,7 @@ class SetConfig:
     dx_mm: tuple[float, float] = (0.025, 0.035)
     density_scale: float = 1.0      # multiplies every scatterer density (tests: fewer scatterers)
     p_compound: float = 0.35        # probability of three compounded plane waves ...
-    budget_s: float = 55.0          # ... when SIMUS + DAS of three stay within this (CPU s)
+    budget_s: float = 52.0          # predicted CPU s per frame: fewer transmits/scatterers above
     chunk: int = 6000               # scatterers per SIMUS call (memory)
 
 
@@ -258,26 +265,41 @@ def draw_probe(rng, width_mm: float, p_compound: float) -> Probe:
     n_el = int(math.ceil(width_mm / pitch))
     want = bool(rng.random() < p_compound)
     step = float(rng.uniform(3.0, 7.0))
-    # three compounded plane waves where wanted; `afford_compounding` may fall back to one
+    # three compounded plane waves where wanted; `afford` may fall back to one
     angles = (-step, 0.0, step) if want else (0.0,)
     return Probe(f0_mhz=f0, bandwidth_pct=float(rng.uniform(55, 90)), pitch_mm=pitch,
                  n_elements=n_el, fnumber=float(rng.uniform(1.4, 2.0)),
                  attenuation=float(rng.uniform(0.4, 0.8)), angles_deg=angles)
 
 
-SIMUS_S_PER_UNIT = 4.3e-7
-"""Measured SIMUS CPU seconds per (scatterer x element x MHz) on this project's machine
-(18-30 MHz, 10-12 mm fields, element splitting 1); used only to keep a frame within its budget."""
+SIMUS_S_PER_UNIT = 4.7e-7
+"""Measured SIMUS CPU seconds per (scatterer x element x MHz) on this project's (loaded) 2-core
+machine, 18-30 MHz, 10-12 mm fields, element splitting 1; DAS (matrix, apodisation, product)
+adds about `DAS_S_PER_PIXEL` per output pixel and transmit, and the calibration about
+`FIXED_S`. Used only to keep a frame within its budget."""
+DAS_S_PER_PIXEL = 3.7e-5
+FIXED_S = 3.0
 
 
-def afford_compounding(probe: Probe, n_scatterers: int, budget_s: float) -> Probe:
-    """One plane wave instead of three when three would overrun `budget_s` CPU seconds."""
-    if len(probe.angles_deg) == 1:
-        return probe
-    per_tx = SIMUS_S_PER_UNIT * n_scatterers * probe.n_elements * probe.f0_mhz + 4.0
-    if len(probe.angles_deg) * per_tx <= budget_s:
-        return probe
-    return Probe(**{**vars(probe), "angles_deg": (0.0,)})
+def predicted_cpu_s(probe: Probe, n_scatterers: float, n_pixels: int) -> float:
+    """Predicted CPU seconds of one frame (SIMUS + DAS per transmit, plus calibration)."""
+    per_tx = (SIMUS_S_PER_UNIT * n_scatterers * probe.n_elements * probe.f0_mhz
+              + DAS_S_PER_PIXEL * n_pixels)
+    return len(probe.angles_deg) * per_tx + FIXED_S
+
+
+def afford(probe: Probe, n_scatterers: float, n_pixels: int, budget_s: float,
+           min_thin: float = 0.5) -> tuple[Probe, float]:
+    """Keep a frame within `budget_s` predicted CPU seconds by thinning every scatterer density
+    by a factor (at least `min_thin`; returned, 1 when nothing is thinned); three compounded
+    plane waves fall back to one when even the thinnest phantom would overrun the budget."""
+    def thin_for(pr):
+        fixed = predicted_cpu_s(pr, 0, n_pixels)
+        simus = predicted_cpu_s(pr, n_scatterers, n_pixels) - fixed
+        return 1.0 if fixed + simus <= budget_s else (budget_s - fixed) / max(simus, 1e-9)
+    if len(probe.angles_deg) > 1 and thin_for(probe) < min_thin:
+        probe = Probe(**{**vars(probe), "angles_deg": (0.0,)})
+    return probe, max(min_thin, min(1.0, thin_for(probe)))
 
 
 def draw_echogenicity(rng) -> dict:
@@ -308,7 +330,7 @@ def draw_densities(rng, scale: float) -> dict:
     """Scatterers per nominal resolution cell (REF_CELL_MM2) of each structure."""
     d = {"epidermis": 3.0, "dermis": float(rng.uniform(1.0, 2.0)),
          "fat": float(rng.uniform(0.4, 1.0)), "smas": float(rng.uniform(1.5, 3.0)),
-         "muscle": float(rng.uniform(0.8, 1.6)), "deep_tissue": 0.6, "bone_shadow": 0.2,
+         "muscle": float(rng.uniform(0.6, 1.2)), "deep_tissue": 0.6, "bone_shadow": 0.2,
          "gel": 0.02 if rng.random() < 0.5 else 0.0,
          "septa": 4.0}
     d["deep_fat"] = d["fat"]
@@ -380,7 +402,7 @@ def build_phantom(rng, region: str, grid: Grid, probe: Probe) -> Phantom:
     return Phantom(region, layers, xf, skin, tops, bottoms, bone_in_view, soft_bottom, p)
 
 
-def expected_scatterers(ph: Phantom, dens: dict, grid: Grid) -> float:
+def expected_scatterers(ph: Phantom, dens: dict, grid: Grid, probe_wavelength_mm: float) -> float:
     """Rough expected number of scatterers (layers' areas x densities), for the cost estimate."""
     sel = np.abs(ph.xf) <= grid.width / 2 + 0.25
     zmax = grid.depth + 0.25
@@ -394,7 +416,8 @@ def expected_scatterers(ph: Phantom, dens: dict, grid: Grid) -> float:
         n += dens.get(ly, 1.0) / REF_CELL_MM2 * float(np.mean(bot - top)) * w
     below = float(np.mean(np.clip(zmax - ph.soft_bottom[sel], 0, None))) * w
     key = "bone_shadow" if ph.bone_in_view else "deep_tissue"
-    return n + dens[key] / REF_CELL_MM2 * below
+    lines = 6 * (w + 2 * LINE_TAPER_MM) / (probe_wavelength_mm / 2)    # specular lines, septa
+    return n + dens[key] / REF_CELL_MM2 * below + lines
 
 
 def _interp(ph: Phantom, curve, x):
@@ -798,7 +821,9 @@ def make_frame(seed: int, index: int, region: str, cfg: SetConfig | None = None)
     echo = draw_echogenicity(rng)
     dens = draw_densities(rng, cfg.density_scale)
     ph = build_phantom(rng, region, grid, probe)
-    probe = afford_compounding(probe, expected_scatterers(ph, dens, grid), cfg.budget_s)
+    n_expected = expected_scatterers(ph, dens, grid, probe.wavelength_mm)
+    probe, thin = afford(probe, n_expected, grid.nz * grid.nx, cfg.budget_s)
+    dens = {k: v * thin for k, v in dens.items()}
     im = Imager(probe, grid, cfg.chunk)
     sel = (ph.xf > -grid.width / 2) & (ph.xf < grid.width / 2)
     z_skin = float(np.median(ph.skin[sel]))
@@ -843,7 +868,7 @@ def make_frame(seed: int, index: int, region: str, cfg: SetConfig | None = None)
                 - lost_db[:, None])
     # log compression and grey map
     dr = float(rng.uniform(50, 70))
-    top_db = float(rng.uniform(4, 14))
+    top_db = float(rng.uniform(8, 18))
     gamma = float(rng.uniform(1.0, 1.5))
     g = np.clip((level_db - (top_db - dr)) / dr, 0.0, 1.0) ** gamma
     bmode = (255.0 * g).astype(np.float32)
@@ -908,6 +933,8 @@ def make_frame(seed: int, index: int, region: str, cfg: SetConfig | None = None)
                     "tgc_residual_bump": [bump_z, bump_w, bump_db]},
         "echogenicity_db_re_dermis": echo,
         "scatterers_per_resolution_cell": dens,
+        "density_thinned_by": thin,
+        "spacing_mm": [grid.dz, grid.dx],
         "n_scatterers": int(xs.size),
         "phantom": {k: v for k, v in ph.params.items()},
         "structures": info,
