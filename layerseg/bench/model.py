@@ -102,11 +102,13 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
 
     cases = {"net_eager": net(slow), "net_exported": net(fast),
              "segment_exported": lambda: segment(frame, model=model),
-             "segment_eager": lambda: segment_with(eager.scores, frame, model=str(model)),
+             "segment_eager": lambda: segment_with(eager.scores, frame, model=str(model),
+                                                   log_probabilities=True),
              "classical": lambda: segment(frame, model="classical")}
     # warm-up (Numba compilation, first runs of the graphs), and the answers compared
     identical = bool(np.array_equal(segment(frame, model=model),
-                                    segment_with(eager.scores, frame).labels))
+                                    segment_with(eager.scores, frame,
+                                                 log_probabilities=True).labels))
     for k in ("net_eager", "net_exported", "classical"):
         cases[k]()
     best = dict.fromkeys(CASES, float("inf"))
