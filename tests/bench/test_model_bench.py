@@ -47,16 +47,17 @@ def test_model_flat_ratio_keys(result):
             ".speedup", "model.segment_eager.vs_classical.speedup"} <= set(ratios)
 
 
-def test_model_suite_needs_a_trained_model():
+def test_model_suite_needs_a_trained_model(monkeypatch):
     with pytest.raises(ConfigError, match="trained model"):
         run_model_benchmark("classical")
-    # no default model is shipped yet: the suite is 'not available', not failed
-    from layerseg.segmentation import check_model
-    try:
-        check_model("default")
-    except ConfigError:
-        with pytest.raises(MissingDependencyError, match="--model"):
-            run_model_benchmark("default")
+    # an installation without the default model's file: the suite is 'not available', not failed
+    import layerseg.segmentation as seg
+
+    def missing(name):
+        raise ConfigError(f"the shipped {name!r} model is missing from this installation")
+    monkeypatch.setattr(seg, "model_path", missing)
+    with pytest.raises(MissingDependencyError, match="--model"):
+        run_model_benchmark("default")
 
 
 def test_bench_speed_model_suite_cli(tiny_checkpoint, tmp_path, capsys):

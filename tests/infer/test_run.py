@@ -110,7 +110,7 @@ def test_output_inside_input_is_not_read_back(inputs, kit):
 def test_refused_before_any_work(inputs, tmp_path, capsys, kit):
     run_cli = kit.run_cli
     out = tmp_path / "o"
-    assert run_cli(inputs, "--out", out, "--model", "default") == 2
+    assert run_cli(inputs, "--out", out, "--model", "no-such-model") == 2
     assert "not available" in capsys.readouterr().err
     assert not (out / "exams").exists()
     for bad, words in ((tmp_path / "missing.ckpt", "checkpoint does not exist"),
