@@ -15,8 +15,8 @@ written depend on neither the number of workers nor anything else):
 
 * Region (cheek, forehead, temple, zygoma, nasolabial, chin, jaw; balanced over the set) and a
   2-D layered phantom of point scatterers in x-z: gel stand-off (no or a few weak scatterers),
-  the skin surface as a specular line of points, epidermis (50-120 um) and the dermo-epidermal
-  junction line, dermis (sometimes a low-echo SLEB band under the entry echo), superficial fat
+  the skin surface as a specular line of points (10-18 dB over the dermis), epidermis (50-120
+  um) and the dermo-epidermal junction line (6-14 dB, so the entry echo often spans both), dermis (sometimes a low-echo SLEB band under the entry echo), superficial fat
   with oblique septa and lobule texture, SMAS (bright band with fascial lines), deep fat (absent
   in some frames or pinching out across the frame), muscle with fibre-like lateral striations,
   and sometimes a bone surface (bright line + shadow); under the deepest layer where there is no
@@ -304,8 +304,10 @@ def afford(probe: Probe, n_scatterers: float, n_pixels: int, budget_s: float,
 
 def draw_echogenicity(rng) -> dict:
     """Mean backscattered intensity per structure, dB re the dermis (drawn per frame)."""
-    e = {"dermis": 0.0, "epidermis": float(rng.uniform(2, 8)),
-         "skin_line": float(rng.uniform(14, 24)), "dej_line": float(rng.uniform(2, 10))}
+    # the skin-surface line is the brightest part of the entry echo; the junction line is often
+    # within 6 dB of it, so the echo as imaged spans the epidermis plus the pulse (0.06-0.2 mm)
+    e = {"dermis": 0.0, "epidermis": float(rng.uniform(3, 9)),
+         "skin_line": float(rng.uniform(10, 18)), "dej_line": float(rng.uniform(6, 14))}
     e["fat_mode"] = "near_dermis" if rng.random() < 0.3 else "dark"
     e["fat"] = float(rng.uniform(-7, -3) if e["fat_mode"] == "near_dermis"
                      else rng.uniform(-26, -10))
