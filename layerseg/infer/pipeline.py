@@ -421,8 +421,10 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         seg = segment(frame, model=model, region=reg, return_scores=True)   # then the frame's
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
+        conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows
         sc = score(frame, seg.labels, region=reg, frame_id=fid,
-                   subject_id=frame.meta.subject_key, surfaces=seg.surfaces)
+                   subject_id=frame.meta.subject_key, surfaces=seg.surfaces,
+                   confidence=None if conf is None else float(conf.mean()))
         return frame, seg, sc
 
     current: list[_Ref] = []  # run_each names an item right before working on it

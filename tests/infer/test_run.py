@@ -144,3 +144,16 @@ def test_exam_sidecar_states_the_region(inputs):
     res = list(infer_frames([a, b]))
     assert not res[0].ok and "regoin" in res[0].error
     assert all(r.ok for r in res[1:]) and {r.path for r in res[1:]} == {b}
+
+
+def test_a_trained_models_confidence_reaches_the_frame_qc(inputs):
+    pytest.importorskip("torch")
+    res = list(infer_frames([inputs / "exam_a.dcm"], region="cheek", model="default"))
+    assert res and all(r.ok for r in res)
+    for r in res:
+        conf = r.segmentation.column_confidence
+        assert conf is not None and conf.shape == (r.frame.shape[1],)
+        assert r.scores.frame["qc_confidence"] == pytest.approx(float(conf.mean()))
+    # the classical segmenter gives no probabilities: no confidence, none invented
+    cl = list(infer_frames([inputs / "exam_a.dcm"], region="cheek"))
+    assert all(r.scores.frame["qc_confidence"] is None for r in cl)
