@@ -424,6 +424,7 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows
         sc = score(frame, seg.labels, region=reg, frame_id=fid,
                    subject_id=frame.meta.subject_key, surfaces=seg.surfaces,
+                   sex=frame.meta.extra.get("sex"), age=frame.meta.extra.get("age_years"),
                    confidence=None if conf is None else float(conf.mean()))
         return frame, seg, sc
 

@@ -979,6 +979,11 @@ def _common_meta(ds, path: Path, layout: _Layout, salt) -> dict[str, Any]:
         except (TypeError, ValueError):
             freq = None
     extra: dict[str, Any] = dict(layout.notes)
+    sex, age = _sex_and_age(ds)
+    if sex is not None:
+        extra["sex"] = sex            # for the reference ranges; not identifying on their own
+    if age is not None:
+        extra["age_years"] = age
     extra["transfer_syntax"] = str(_transfer_syntax(ds).name)
     extra["photometric"] = str(ds.get("PhotometricInterpretation", ""))
     if r is not None:
@@ -993,6 +998,19 @@ def _common_meta(ds, path: Path, layout: _Layout, salt) -> dict[str, Any]:
         subject_key=deidentify_key(ds.get("PatientID"), ds.get("IssuerOfPatientID"), salt=salt),
         study_key=deidentify_key(ds.get("StudyInstanceUID"), salt=salt),
         extra=extra)
+
+
+def _sex_and_age(ds) -> tuple[str | None, float | None]:
+    """PatientSex ('F' or 'M', else None) and PatientAge (DICOM AS ``nnnD/W/M/Y``) in years (None
+    when absent or malformed; ages of 90 and over are reported as 90, as de-identification
+    rules do)."""
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    age_s = str(ds.get("PatientAge", "") or "").strip().upper()
+    age = None
+    if len(age_s) == 4 and age_s[:3].isdigit() and age_s[3] in "DWMY":
+        age = int(age_s[:3]) / {"D": 365.25, "W": 52.18, "M": 12.0, "Y": 1.0}[age_s[3]]
+        age = min(age, 90.0)
+    return (sex if sex in ("F", "M") else None), age
 
 
 def _make_frame(img: np.ndarray, i: int, path: Path, layout: _Layout, plan: _BarPlan, colour,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -157,3 +158,14 @@ def test_a_trained_models_confidence_reaches_the_frame_qc(inputs):
     # the classical segmenter gives no probabilities: no confidence, none invented
     cl = list(infer_frames([inputs / "exam_a.dcm"], region="cheek"))
     assert all(r.scores.frame["qc_confidence"] is None for r in cl)
+
+
+def test_sex_and_age_from_the_dicom_header_reach_the_reference_ranges(tmp_path):
+    # the bundled forehead exam states PatientSex M and PatientAge 067Y: its dermis thickness
+    # gets a z-score against the forehead reference range (none without sex and age)
+    exam = Path(__file__).resolve().parents[2] / "data" / "samples" / "exams" / "exam_forehead.dcm"
+    res = list(infer_frames([exam]))
+    assert res and res[0].ok
+    assert res[0].frame.meta.extra["sex"] == "M" and res[0].frame.meta.extra["age_years"] == 67
+    derm = [x for x in res[0].scores.layers if x["layer"] == "dermis"][0]
+    assert derm["thickness_mean_mm_z"] is not None

@@ -859,3 +859,23 @@ def test_horizontal_percent_colour_bar_region(tmp_path, rng, right_is_max, ref_p
     assert f.elasto_valid.mean() > 0.95
     step = 0.05 / 99
     assert np.abs(f.elasto - truth)[f.elasto_valid].max() <= 2 * step
+
+
+@pytest.mark.parametrize("sex, age, want_sex, want_age", [
+    ("F", "045Y", "F", 45.0), ("m", "006M", "M", 0.5), ("O", "095Y", None, 90.0),
+    ("", "", None, None), ("F", "45", "F", None), ("X", "012W", None, 12 / 52.18)])
+def test_sex_and_age_for_the_reference_ranges(tmp_path, rng, sex, age, want_sex, want_age):
+    # PatientSex / PatientAge feed the reference ranges (z-scores); anything else is dropped,
+    # and ages of 90 and over read as 90 (de-identification practice)
+    frames = np.stack([grey_rgb(speckle(rng, (40, 50)))])
+    r = region(0, 0, 49, 39, dy_cm=0.0025, dx_cm=0.0025, freq_khz=24000)
+    p = write_dicom(tmp_path / "us.dcm", frames, regions=[r])
+    ds = pydicom.dcmread(p)
+    ds.PatientSex, ds.PatientAge = sex, age
+    ds.save_as(p, enforce_file_format=True)
+    extra = read_dicom(p)[0].meta.extra
+    assert extra.get("sex") == want_sex
+    if want_age is None:
+        assert "age_years" not in extra
+    else:
+        assert extra["age_years"] == pytest.approx(want_age)
