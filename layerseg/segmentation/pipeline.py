@@ -136,9 +136,9 @@ def _decode_on_model_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str 
     if note:
         out.flags.append(note)
     if return_scores:
-        import torch   # only a trained model answers on its own grid; torch is loaded already
+        # only a trained model answers on its own grid, so torch and MONAI are loaded already
+        import torch
 
-        out.scores = torch.nn.functional.interpolate(
-            torch.from_numpy(np.ascontiguousarray(sc))[None], size=(rows, cols),
-            mode="bilinear", align_corners=False)[0].numpy()
+        from .trained.predict import to_frame_grid
+        out.scores = to_frame_grid(torch.from_numpy(np.ascontiguousarray(sc)), (rows, cols))
     return out

@@ -342,7 +342,8 @@ class RandSpeckle(_RandGrey):
 
     def _apply(self, img):
         if self.noise_db is None or self.noise_db.shape != img.shape[-2:]:
-            raise ValueError("RandSpeckle: call randomize with an image of this shape first")
+            raise ValueError(f"{type(self).__name__}: call randomize with an image of this "
+                             "shape first")
         return img + self.noise_db / self.dynamic_range_db
 
 
@@ -378,7 +379,7 @@ class RandLowerFrequencyd(_RandGreyd):
     array_class = RandLowerFrequency
 
 
-class RandSpeckleSize(_RandGrey):
+class RandSpeckleSize(RandSpeckle):
     """Speckle of another grain: the envelope multiplied by the envelope of a fresh complex
     Gaussian field low-passed by a Gaussian of ``sigma_axial`` x ``sigma_lateral`` pixels (each
     uniform in its range), normalised to unit power and raised to ``strength`` (uniform in
@@ -394,11 +395,9 @@ class RandSpeckleSize(_RandGrey):
                  lateral_sigma_range_px: Sequence[float] = (0.4, 4.0),
                  strength_range: Sequence[float] = (0.3, 1.0),
                  dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
-        super().__init__(prob, dynamic_range_db)
+        super().__init__(prob, strength_range, dynamic_range_db)
         self.axial_sigma_range_px = tuple(axial_sigma_range_px)
         self.lateral_sigma_range_px = tuple(lateral_sigma_range_px)
-        self.strength_range = tuple(strength_range)
-        self.noise_db: np.ndarray | None = None
 
     def _draw(self, img) -> None:
         s = float(self.R.uniform(*self.strength_range))
@@ -410,11 +409,6 @@ class RandSpeckleSize(_RandGrey):
         env2 = np.abs(field) ** 2
         env2 /= max(float(env2.mean()), 1e-12)          # unit power
         self.noise_db = (s * 10.0 * np.log10(np.maximum(env2, 1e-12))).astype(np.float32)
-
-    def _apply(self, img):
-        if self.noise_db is None or self.noise_db.shape != img.shape[-2:]:
-            raise ValueError("RandSpeckleSize: call randomize with an image of this shape first")
-        return img + self.noise_db / self.dynamic_range_db
 
 
 class RandSpeckleSized(_RandGreyd):
