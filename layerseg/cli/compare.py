@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("followup", type=Path, metavar="FOLLOWUP", help="follow-up visit")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--sdc", type=Path, default=None, metavar="FILE.csv",
-                   help="SDC table from `layerseg repeatability` (default: the packaged one)")
+                   help="SDC table from `layerseg repeatability` (default: the packaged table "
+                        "of the segmenter both visits were measured with, classical or "
+                        "default)")
     p.add_argument("--markers", nargs="+", default=None, metavar="MARKER",
                    help="markers to compare (default: those of the SDC table)")
     p.set_defaults(func=run)

@@ -12,7 +12,12 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   rows with the frame's own spacing), the bottom surface optionally free of it;
 - the fallback to the per-column optimum when the slope-limited search is stuck in a local
   optimum (``smooth_fallback_per_column``, with a QC flag);
-- bone, the periosteal line with its shadow, running to the frame bottom (``bone_to_bottom``).
+- bone, the periosteal line with its shadow, running to the frame bottom (``bone_to_bottom``);
+- for a probabilistic model, evidence for the layers that may be absent (``absent_evidence``):
+  a lateral run of columns where such a layer was placed is kept only when the model's mean
+  probability of that layer over the run's pixels reaches ``min_probability``; otherwise the
+  layer is taken out of those columns and the frame is decoded again (a few pixels of bone or
+  deep fat that the network barely believes in are not a measurement).
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -36,7 +41,7 @@ from .search import SearchResult, _search, ordered_search
 from .surfaces import as_profile, surfaces_to_labels
 
 __all__ = ["SegmentationResult", "decode", "default_priors", "load_priors", "refine_surfaces",
-           "thickness_limits_mm", "PRIORS_FILE"]
+           "thickness_limits_mm", "unsupported_runs", "PRIORS_FILE"]
 
 PRIORS_FILE = "decode_priors.json"
 """Name of the default priors in the ``layerseg.data`` package."""
@@ -129,6 +134,11 @@ def _validate(cfg: dict, src) -> None:
     for key in ("free_bottom_surface", "bone_to_bottom"):
         if not isinstance(cfg[key], bool):
             raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
+    ev = cfg["absent_evidence"]
+    if not isinstance(ev, dict) or set(k for k in ev if not k.startswith("_")) != {
+            "min_probability"}:
+        raise ConfigError("absent_evidence must hold min_probability", src)
+    number(ev["min_probability"], "absent_evidence.min_probability", src, lo=0.0, hi=1.0)
     th = cfg["thickness_mm"]
     for region, table in th.items():
         if region == "epidermis_frequency_scaled":
@@ -187,7 +197,8 @@ def thickness_limits_mm(priors: dict, profile: Profile, frequency_mhz: float | N
 
 def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
            frequency_mhz: float | None = None, priors: dict | str | None = None,
-           keep_scores: bool = False, model: str = "") -> SegmentationResult:
+           keep_scores: bool = False, model: str = "",
+           log_probabilities: bool = False) -> SegmentationResult:
     """Turn per-pixel class scores into an ordered label map under the region's priors.
 
     Parameters
@@ -207,6 +218,10 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
         Keep `scores` (as float64) in the result.
     model : str
         Name of the segmenter, recorded in the result.
+    log_probabilities : bool
+        The scores are a model's log-probabilities: lateral runs of a layer that may be absent
+        with too little evidence are taken out and the frame decoded again
+        (``absent_evidence`` of the priors, `unsupported_runs`).
 
     Returns
     -------
@@ -235,8 +250,39 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     mn, mx = thickness_limits_mm(pri, prof, frequency_mhz)
     absent_ok = [ly for ly in pri["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=absent_ok)
+    res = _decode_once(sc, prof, pri, kw, ax / ay, rows)
+    labels, surfaces = _finish(res, prof, pri, rows)
+    min_p = float(pri["absent_evidence"]["min_probability"])
+    if log_probabilities and min_p > 0 and absent_ok:
+        weak = unsupported_runs(sc, labels, prof, absent_ok, min_p)
+        if weak:
+            # the layer cannot be chosen in those columns (a large finite penalty: the search
+            # takes finite scores); 'may be absent' lets the search close it there
+            sc2 = sc.copy()
+            floor = float(sc.min()) - 1e4
+            for layer, cols in weak.items():
+                sc2[LABEL_NAMES.index(layer)][:, cols] = floor
+            res = _decode_once(sc2, prof, pri, kw, ax / ay, rows)
+            labels, surfaces = _finish(res, prof, pri, rows)
+    return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
+                              list(res.flags), sc if keep_scores else None, model)
+
+
+def _finish(res: SearchResult, prof: Profile, pri: dict, rows: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and surfaces of a search, bone run out to the frame bottom when the priors ask."""
+    labels, surfaces = res.labels, res.surfaces
+    if pri["bone_to_bottom"] and "bone" in prof.layers:
+        surfaces = _bone_to_bottom(surfaces, prof, rows)
+        labels = surfaces_to_labels(surfaces, prof, rows)
+    return labels, surfaces
+
+
+def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: float,
+                 rows: int) -> SearchResult:
+    """One ordered search under the priors (slope limit and its per-column fallback)."""
     if pri["max_slope_deg"] > 0:
-        jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * ax / ay))] * \
+        jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * aspect))] * \
             (prof.n_layers + 1)
         if pri["free_bottom_surface"]:
             # the bottom of the deepest present layer steps where a bone (or a deep layer)
@@ -247,20 +293,58 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
         smooth, (pc_surfaces, pc_score, pc_flags) = _search(sc, prof, max_jump_px=jump, **kw)
         gap = (pc_score - smooth.score) / sc.shape[2]
         if gap <= pri["smooth_fallback_per_column"]:
-            res = smooth
-        else:
-            res = SearchResult(surfaces_to_labels(pc_surfaces, prof, rows), pc_surfaces,
-                               pc_flags, pc_score, "per-column exact")
-            res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
-                             "per-column optimum (a local optimum); per-column answer kept")
-    else:
-        res = ordered_search(sc, prof, **kw)
-    labels, surfaces = res.labels, res.surfaces
-    if pri["bone_to_bottom"] and "bone" in prof.layers:
-        surfaces = _bone_to_bottom(surfaces, prof, rows)
-        labels = surfaces_to_labels(surfaces, prof, rows)
-    return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
-                              list(res.flags), sc if keep_scores else None, model)
+            return smooth
+        res = SearchResult(surfaces_to_labels(pc_surfaces, prof, rows), pc_surfaces,
+                           pc_flags, pc_score, "per-column exact")
+        res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
+                         "per-column optimum (a local optimum); per-column answer kept")
+        return res
+    return ordered_search(sc, prof, **kw)
+
+
+def unsupported_runs(log_probs: np.ndarray, labels: np.ndarray, profile: Profile,
+                     layers, min_probability: float) -> dict[str, np.ndarray]:
+    """Lateral runs of a layer with too little evidence in a model's probabilities.
+
+    Parameters
+    ----------
+    log_probs : ndarray, shape (8, rows, cols)
+        The model's log-probabilities.
+    labels : ndarray of int, shape (rows, cols)
+        A decoded label map.
+    profile : Profile
+        Its region profile.
+    layers : iterable of str
+        The layers to check (those that may be absent).
+    min_probability : float
+        A run (neighbouring columns where the layer is present) is unsupported when the mean
+        probability of the layer over the run's pixels of it is below this.
+
+    Returns
+    -------
+    dict of str to ndarray of bool, shape (cols,)
+        Per layer with at least one unsupported run: the columns of those runs.
+    """
+    lab = np.asarray(labels)
+    out: dict[str, np.ndarray] = {}
+    for layer in layers:
+        k = LABEL_NAMES.index(layer)
+        mask = lab == k
+        present = mask.any(axis=0)
+        if not present.any():
+            continue
+        p = np.exp(np.asarray(log_probs[k], dtype=np.float64))
+        psum = (p * mask).sum(axis=0)
+        n = mask.sum(axis=0)
+        weak = np.zeros(lab.shape[1], dtype=bool)
+        # runs of present columns: starts where present turns on, ends where it turns off
+        edges = np.diff(np.concatenate(([0], present.astype(np.int8), [0])))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if psum[a:b].sum() / n[a:b].sum() < min_probability:
+                weak[a:b] = True
+        if weak.any():
+            out[layer] = weak
+    return out
 
 
 def column_confidence(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

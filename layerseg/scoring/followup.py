@@ -61,7 +61,7 @@ from .agreement import bland_altman, icc_a1
 __all__ = ["REPEAT_MARKERS", "SCAN_VARIATION", "REPEAT_SHAPE", "REPEATABILITY_COLUMNS",
            "CHANGE_COLUMNS", "UNMATCHED_COLUMNS", "VERDICTS", "draw_scan", "simulate_repeat_scan",
            "repeat_scan_scores", "repeatability", "load_repeatability", "compare_visits",
-           "VisitComparison"]
+           "SDC_TABLES", "VisitComparison"]
 
 REPEAT_MARKERS = ("thickness_mean_mm", "echo_mean_grey", "roughness_ra_um")
 """Markers of the shipped repeatability table (per layer and region)."""
@@ -378,18 +378,37 @@ def _relative_fit(vals: list, sw: float) -> dict:
     return out
 
 
-def load_repeatability(path: str | Path | None = None) -> pd.DataFrame:
-    """The SDC table: the packaged ``layerseg/data/repeatability.csv`` (how it was made:
-    ``repeatability.md``) or a table `layerseg repeatability` wrote.
+SDC_TABLES = {"classical": "repeatability.csv", "default": "repeatability_default.csv"}
+"""The packaged SDC table of each shipped segmenter (``layerseg/data``; how each was made:
+``repeatability.md``). A marker's test-retest noise depends on the segmenter that measured it."""
+
+
+def load_repeatability(path: str | Path | None = None, model: str = "classical"
+                       ) -> pd.DataFrame:
+    """The SDC table: the packaged one of a shipped segmenter (`SDC_TABLES`; how they were
+    made: ``layerseg/data/repeatability.md``) or a table `layerseg repeatability` wrote.
+
+    Parameters
+    ----------
+    path : path, optional
+        A table of your own; it wins over `model`.
+    model : str
+        The segmenter whose packaged table is wanted (``classical`` or ``default``).
 
     Raises
     ------
     DatasetError
-        The file cannot be read or lacks ``region``, ``layer``, ``marker`` or ``sdc``.
+        The file cannot be read or lacks ``region``, ``layer``, ``marker`` or ``sdc``; or no
+        table is packaged for `model` (a checkpoint of your own: make its table with
+        ``layerseg repeatability --model PATH`` and pass it).
     """
+    if path is None and model not in SDC_TABLES:
+        raise DatasetError(f"no packaged SDC table for the model {model!r} (packaged: "
+                           f"{', '.join(SDC_TABLES)}); make one with 'layerseg repeatability "
+                           f"--model {model} --out FILE.csv' and pass it (--sdc FILE.csv)")
     try:
         if path is None:
-            with resources.files("layerseg.data").joinpath("repeatability.csv").open() as f:
+            with resources.files("layerseg.data").joinpath(SDC_TABLES[model]).open() as f:
                 t = pd.read_csv(f)
         else:
             t = pd.read_csv(path)

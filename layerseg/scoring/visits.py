@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import DatasetError, ReadError
 from .followup import VisitComparison, compare_visits, load_repeatability
 
-__all__ = ["read_visit", "compare_folders", "comparison_html", "COMPARE_FILES"]
+__all__ = ["read_visit", "visit_model", "compare_folders", "comparison_html", "COMPARE_FILES"]
 
 COMPARE_FILES = ("changes.csv", "changes.parquet", "unmatched.csv", "compare.html")
 """What `compare_folders` writes in its output folder."""
@@ -56,6 +56,29 @@ def read_visit(path: str | os.PathLike) -> pd.DataFrame:
         return pd.read_csv(f, low_memory=False)
     except (OSError, ValueError, ImportError) as e:
         raise DatasetError(f"cannot read the score table ({e})", f) from e
+
+
+def visit_model(baseline: pd.DataFrame, b_path, followup: pd.DataFrame, f_path) -> str:
+    """The one segmenter both visits' tables were measured with (their ``model`` column;
+    ``classical`` for a table without one, as `layerseg score` writes for given labels).
+
+    Raises
+    ------
+    DatasetError
+        The visits (or the frames of one visit) were measured with different segmenters: their
+        difference would mix a change of the segmenter into the change of the tissue.
+    """
+    found = {}
+    for t, p in ((baseline, b_path), (followup, f_path)):
+        m = t["model"].dropna().astype(str).unique() if "model" in t.columns else []
+        found[str(p)] = sorted(m) or ["classical"]
+    models = sorted({m for v in found.values() for m in v})
+    if len(models) > 1:
+        raise DatasetError("the visits were measured with different segmenters ("
+                           + "; ".join(f"{p}: {', '.join(v)}" for p, v in found.items())
+                           + "); run 'layerseg infer' on both with the same --model, or pass an "
+                           "SDC table that fits (--sdc)", b_path)
+    return models[0]
 
 
 def _overlays(visit: Path, exams: str) -> list[Path]:
@@ -151,7 +174,8 @@ def compare_folders(baseline: str | os.PathLike, followup: str | os.PathLike,
     out : path
         Output folder (created; refused when it would overwrite an input).
     sdc : path, optional
-        SDC table (default: the packaged ``repeatability.csv``).
+        SDC table (default: the packaged table of the segmenter both visits were measured with,
+        from their ``model`` column: `layerseg.scoring.followup.SDC_TABLES`).
     markers : sequence of str, optional
 
     Returns
@@ -162,7 +186,8 @@ def compare_folders(baseline: str | os.PathLike, followup: str | os.PathLike,
     ------
     ReadError, DatasetError, OutputError
         Before anything is written: a missing visit, a table without the needed columns, an
-        output that would overwrite an input or cannot be written.
+        output that would overwrite an input or cannot be written; without `sdc`, visits
+        measured with different segmenters, or with one that has no packaged table.
     """
     from ..io.safe_write import check_outputs, check_writable, write_text_atomic
     from .table import write_table
@@ -170,8 +195,10 @@ def compare_folders(baseline: str | os.PathLike, followup: str | os.PathLike,
     fb, ff = _visit_file(b), _visit_file(f)
     outs = [o / n for n in COMPARE_FILES]
     check_outputs(outs, [b, f] + ([Path(sdc)] if sdc else []))
-    sdc_table = load_repeatability(sdc)
-    cmp = compare_visits(read_visit(fb), read_visit(ff), sdc_table, markers=markers)
+    tb, tf = read_visit(fb), read_visit(ff)
+    sdc_table = load_repeatability(sdc) if sdc else load_repeatability(
+        model=visit_model(tb, fb, tf, ff))
+    cmp = compare_visits(tb, tf, sdc_table, markers=markers)
     check_writable(o)
     write_table(cmp.changes, o / "changes.csv")
     write_table(cmp.changes, o / "changes.parquet")

@@ -102,7 +102,8 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
                             f"{rows} x {cols}; only log-probabilities may come on another grid")
     res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
-                 priors=priors, keep_scores=return_scores, model=model)
+                 priors=priors, keep_scores=return_scores, model=model,
+                 log_probabilities=log_probabilities)
     if log_probabilities:
         res.column_confidence = column_confidence(sc, res.labels)
         flag = confidence_flag(res.column_confidence, priors)
@@ -122,7 +123,7 @@ def _decode_on_model_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str 
     ay, ax = disp.spacing_mm
     grid_spacing = (ay * rows / r, ax * cols / c)
     res = decode(sc, prof, grid_spacing, frequency_mhz=disp.meta.frequency_mhz, priors=priors,
-                 model=model)
+                 model=model, log_probabilities=True)
     conf = column_confidence(sc, res.labels)
     fine = refine_surfaces(res.surfaces, sc, res.labels)
     surfaces = resample_surfaces(fine, r, (rows, cols))

@@ -11,7 +11,8 @@ from layerseg import Frame, FrameMeta
 from layerseg.errors import ConfigError, ScoreMapError
 from layerseg.layers import (decode, default_priors, get_profile, load_priors, order_violations,
                              surfaces_to_labels)
-from layerseg.layers.decode import thickness_limits_mm
+from layerseg.layers.decode import thickness_limits_mm, unsupported_runs
+from layerseg.layers.profiles import LABEL_NAMES
 from layerseg.segmentation import segment
 from layerseg.segmentation.pipeline import segment_with
 
@@ -137,6 +138,8 @@ def test_priors_override_and_file(tmp_path):
     ({"thickness_mm": {"cheek": {"skin": [0, 1]}}}, "unknown layer 'skin'"),
     ({"max_slope_deg": 95}, "max_slope_deg"),
     ({"bone_to_bottom": "yes"}, "bone_to_bottom"),
+    ({"absent_evidence": {"min_probability": 1.5}}, "absent_evidence.min_probability"),
+    ({"absent_evidence": {"min_p": 0.5}}, "absent_evidence"),
     ({"slope": 3}, "unknown configuration key 'slope'"),
 ])
 def test_bad_priors_named(over, words):
@@ -346,3 +349,84 @@ def test_probabilistic_scores_on_a_coarser_grid_decode_to_sub_pixel_depths():
     # scores that are not probabilities may not come on another grid
     with pytest.raises(ScoreMapError, match="another grid"):
         segment_with(lambda f, p: lp, frame)
+
+
+def _runs_reference(log_probs, labels, layers, min_p):
+    """Plain loop twin of `unsupported_runs`: walk the columns, close a run when the layer
+    stops, average the layer's probability over the run's pixels of it."""
+    out = {}
+    rows, cols = labels.shape
+    for layer in layers:
+        k = LABEL_NAMES.index(layer)
+        weak = [False] * cols
+        c = 0
+        while c < cols:
+            if not any(labels[r, c] == k for r in range(rows)):
+                c += 1
+                continue
+            start, total, n = c, 0.0, 0
+            while c < cols and any(labels[r, c] == k for r in range(rows)):
+                for r in range(rows):
+                    if labels[r, c] == k:
+                        total += math.exp(log_probs[k, r, c])
+                        n += 1
+                c += 1
+            if total / n < min_p:
+                for j in range(start, c):
+                    weak[j] = True
+        if any(weak):
+            out[layer] = np.array(weak)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_unsupported_runs_against_a_plain_loop(seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = 30, 25
+    lab = rng.integers(0, 8, (rows, cols))
+    lab[:, rng.random(cols) < 0.3] = 0                     # columns without some layers
+    lp = np.log(rng.dirichlet(np.ones(8) * 0.7, (rows, cols)).transpose(2, 0, 1))
+    layers = ["deep_fat", "muscle", "bone"]
+    p = float(rng.uniform(0.1, 0.3))
+    got = unsupported_runs(lp, lab, get_profile("temple"), layers, p)
+    want = _runs_reference(lp, lab, layers, p)
+    assert got.keys() == want.keys()
+    for k in got:
+        np.testing.assert_array_equal(got[k], want[k])
+
+
+def _bone_case(p_bone_weak):
+    """Temple columns: bone under muscle, believed (p 0.98) on the left and barely
+    (`p_bone_weak`) on the right, the two runs parted by eight columns of muscle to the bottom."""
+    prof = get_profile("temple")
+    rows, cols = 90, 40
+    lab = np.zeros((rows, cols), np.intp)
+    for lo, hi, v in ((5, 8, 1), (8, 30, 2), (30, 45, 3), (45, 50, 4), (50, 60, 5), (60, 75, 6),
+                      (75, 90, 7)):
+        lab[lo:hi] = v
+    lab[75:, 16:24] = 6
+    prob = np.full((8, rows, cols), 0.02 / 7)
+    np.put_along_axis(prob, lab[None], 0.98, axis=0)
+    right = np.s_[75:, 24:]
+    # the right half's deep rows: bone at p_bone_weak, the rest spread over the other labels
+    # (bone is still each pixel's most likely label)
+    prob[(slice(None),) + right] = (1 - p_bone_weak) / 7
+    prob[(7,) + right] = p_bone_weak
+    return np.log(prob), prof
+
+
+def test_decode_takes_out_a_layer_the_model_barely_believes_in():
+    lp, prof = _bone_case(0.4)                     # right half: argmax bone, mean p 0.4 < 0.5
+    plain = decode(lp, prof, SP)                   # scores that are not probabilities: kept
+    assert (plain.labels[80:, -5:] == 7).all()
+    res = decode(lp, prof, SP, log_probabilities=True)
+    assert (res.labels[80:, :12] == 7).all()       # the believed run stays
+    assert not (res.labels[:, 24:] == 7).any()     # the weak run is gone: background below
+    assert (res.labels[86:, 26:] == 0).all() and (res.labels[65, 24:] == 6).all()
+    assert order_violations(res.labels, prof) == 0
+    # switched off, or a model that believes it: kept
+    off = decode(lp, prof, SP, log_probabilities=True,
+                 priors={"absent_evidence": {"min_probability": 0.0}})
+    assert (off.labels[80:, -5:] == 7).all()
+    lp2, _ = _bone_case(0.7)
+    assert (decode(lp2, prof, SP, log_probabilities=True).labels[80:, -5:] == 7).all()

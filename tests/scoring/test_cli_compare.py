@@ -76,6 +76,36 @@ def test_compare_score_tables_and_bad_inputs(visits, tmp_path, capsys):
     assert not list((tmp_path / "d").glob("*"))            # nothing written
 
 
+def test_compare_uses_the_sdc_table_of_the_segmenter_that_measured(visits, tmp_path, capsys):
+    from layerseg.scoring.followup import SDC_TABLES, load_repeatability
+    t0 = pd.read_csv(visits / "out0" / "scores.csv")
+    assert set(t0["model"]) == {"classical"}
+    sdc = {m: load_repeatability(model=m) for m in SDC_TABLES}
+
+    def used(model_b, model_f, out):
+        a, b = tmp_path / f"a_{out}.csv", tmp_path / f"b_{out}.csv"
+        t0.assign(model=model_b).to_csv(a, index=False)
+        t0.assign(model=model_f).to_csv(b, index=False)
+        return main(["compare", str(a), str(b), "--out", str(tmp_path / out)])
+
+    for m, table in sdc.items():
+        assert used(m, m, m) == 0
+        ch = pd.read_csv(tmp_path / m / "changes.csv")
+        row = ch[(ch.layer == "dermis") & (ch.marker == "echo_mean_grey")].iloc[0]
+        want = table[(table.region == row["region"]) & (table.layer == "dermis")
+                     & (table.marker == "echo_mean_grey")]["sdc"].iloc[0]
+        assert row["sdc"] == pytest.approx(want)
+    # the two shipped segmenters' noise differs, so the choice matters
+    assert not sdc["classical"]["sdc"].equals(sdc["default"]["sdc"])
+    # visits measured with different segmenters: refused, nothing written
+    assert used("classical", "default", "mixed") == 2
+    assert "different segmenters" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists() or not list((tmp_path / "mixed").glob("*"))
+    # a checkpoint of one's own has no packaged table: say how to make one
+    assert used("my.ckpt", "my.ckpt", "own") == 2
+    assert "layerseg repeatability --model my.ckpt" in capsys.readouterr().err
+
+
 def test_repeatability_from_user_scores(tmp_path, capsys):
     rows = [{"id": f"s{i}_{k}", "subject_id": f"s{i}", "region": "cheek", "layer": "dermis",
              "thickness_mean_mm": 1.0 + 0.1 * i + 0.01 * k} for i in range(6) for k in range(2)]

@@ -153,10 +153,11 @@ def test_simulate_repeat_scan_is_reproducible():
     assert simulate_repeat_scan(3, 0, shape=(64, 64)).truth["scan"] != a.truth["scan"]
 
 
-def _rate(n_subjects, seed, change=None):
-    t, failures = repeat_scan_scores(n_subjects, seed=seed, regions=("cheek",), change=change)
+def _rate(n_subjects, seed, change=None, model="classical"):
+    t, failures = repeat_scan_scores(n_subjects, seed=seed, regions=("cheek",), change=change,
+                                     model=model)
     assert not failures
-    cmp = compare_visits(t[t["scan"] == 0], t[t["scan"] == 1], load_repeatability(),
+    cmp = compare_visits(t[t["scan"] == 0], t[t["scan"] == 1], load_repeatability(model=model),
                          markers=list(REPEAT_MARKERS))
     assert cmp.unmatched.empty
     return cmp.changes[cmp.changes["verdict"] != "not assessed"]
@@ -168,32 +169,39 @@ def test_no_change_pairs_are_rarely_called_changed():
     assert (ch["verdict"] != "within measurement noise").mean() <= 0.2
 
 
+# the default model meets the targets (measured: 4.7 % of 343 markers called changed, 2-SDC
+# dermis change found in 20/20, other layers' thickness 4.6 %); the classical segmenter not yet
+_CLASSICAL_NOT_MET = ("not met yet: measured (20 cheek subjects, seed 202; SDC "
+                      "table of 30 subjects per region, seed 0; truncated layers not assessed; "
+                      "relative SDC where it fits better) false-positive rate 8.0 % of 326 markers "
+                      "(thickness 10.5 %, roughness 9.5 %, echo 4.3 %); detection of a 2-SDC "
+                      "dermis change 100 %, other layers' thickness called changed in 13.8 % "
+                      "(muscle 4/10, smas 3/20, epidermis 3/20, deep fat 2/17, fat 0/20). The "
+                      "worst is the cheek muscle thickness (5 of 8 no-change pairs called changed): "
+                      "the segmented deep fat/muscle boundary jumps by 0.7-1.7 mm between scans, a "
+                      "heavy-tailed error that a normal-theory SDC does not bound")
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="not met yet: measured (20 cheek subjects, seed 202; SDC "
-                   "table of 30 subjects per region, seed 0; truncated layers not assessed; "
-                   "relative SDC where it fits better) false-positive rate 8.0 % of 326 markers "
-                   "(thickness 10.5 %, roughness 9.5 %, echo 4.3 %); detection of a 2-SDC "
-                   "dermis change 100 %, other layers' thickness called changed in 13.8 % "
-                   "(muscle 4/10, smas 3/20, epidermis 3/20, deep fat 2/17, fat 0/20). The "
-                   "worst is the cheek muscle thickness (5 of 8 no-change pairs called changed): "
-                   "the segmented deep fat/muscle boundary jumps by 0.7-1.7 mm between scans, a "
-                   "heavy-tailed error that a normal-theory SDC does not bound")
-def test_false_positive_and_detection_rates():
+@pytest.mark.parametrize("model", [
+    pytest.param("classical", marks=pytest.mark.xfail(strict=False, reason=_CLASSICAL_NOT_MET)),
+    "default"])
+def test_false_positive_and_detection_rates(model):
     """Done-when: no anatomical change -> at most 5 % of markers called changed; a set change of
     2 SDC in the dermis thickness found in >= 90 % of subjects, no other layer called changed
-    more often than the noise rate."""
+    more often than the noise rate. Each segmenter judged against its own SDC table."""
     from layerseg.simulate.anatomy import layer_acoustics
-    ch = _rate(20, seed=202)
+    ch = _rate(20, seed=202, model=model)
     assert (ch["reason"].isna()).all()                          # assessed rows carry no reason
     fp = (ch["verdict"] != "within measurement noise").mean()
     assert fp <= 0.05
-    t = load_repeatability()
+    t = load_repeatability(model=model)
     row = t[(t.region == "cheek") & (t.layer == "dermis")
             & (t.marker == "thickness_mean_mm")].iloc[0]
     sdc = (float(row["sdc"]) if row["sdc_basis"] == "absolute"
            else float(row["sdc_relative_percent"]) / 100 * float(row["mean"]))
     anat = 2 * sdc * layer_acoustics("dermis")["sound_speed_m_s"] / 1540.0
-    ch2 = _rate(20, seed=202, change={"dermis": anat})
+    ch2 = _rate(20, seed=202, change={"dermis": anat}, model=model)
     th = ch2[ch2.marker == "thickness_mean_mm"]
     found = (th[th.layer == "dermis"]["verdict"] == "increase").mean()
     assert found >= 0.9
