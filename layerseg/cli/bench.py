@@ -138,7 +138,8 @@ def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, d
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
             ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {}),
-            ("opencv", "layerseg.bench.opencv:run_opencv_benchmark", {"sizes": ((512, 512),)}),
+            ("opencv", "layerseg.bench.opencv:run_opencv_benchmark",
+             {"sizes": ((512, 512), (2048, 1024))}),
             ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {}),
             ("model", "layerseg.bench.model:run_model_benchmark",
              {"model": model, "shape": (512, 512)})]

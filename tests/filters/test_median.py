@@ -1,10 +1,14 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from layerseg.errors import FilterInputError
+from layerseg.filters import median as median_module
 from layerseg.filters import median_filter
-from layerseg.filters.median import NETWORK_MAX, median_network, median_schedule
+from layerseg.filters.median import (NETWORK_MAX, UNROLLED, UNROLLED_MODULE, median_network,
+                                     median_schedule, unrolled_source)
 
 # also run with NUMBA_DISABLE_JIT=1 (scripts/test.sh): the kernels' bodies as plain Python
 pytestmark = pytest.mark.nojit
@@ -51,6 +55,25 @@ def test_equals_scipy_exactly(rng, dtype, size, shape):
     out = median_filter(img, size)
     assert out.dtype == dtype and out.shape == img.shape
     np.testing.assert_array_equal(out, ndi.median_filter(img, size=size))
+
+
+def test_unrolled_kernels_are_the_generators_output():
+    # the committed kernels cannot drift from the network they were generated from
+    path = Path(median_module.__file__).with_name(UNROLLED_MODULE)
+    assert path.read_text(encoding="utf-8") == unrolled_source()
+    assert UNROLLED == (3, 5, 7)
+
+
+@pytest.mark.parametrize("size", [3, 5, 7])
+def test_unrolled_and_row_schedule_paths_agree(rng, size):
+    # the same network through the unrolled kernel (median_filter) and the row schedule
+    img = rng.random((19, 26)).astype(np.float32)
+    sa, sb, dmin, dmax, sop, out_row, n_rows = median_schedule(size * size)
+    P = np.pad(img, size // 2, mode="symmetric")
+    ref = np.empty_like(img)
+    median_module._median_network_kernel(P, size, size, sa, sb, dmin, dmax, sop, out_row, n_rows,
+                                         2, ref)
+    np.testing.assert_array_equal(median_filter(img, size), ref)
 
 
 def test_large_window_path_equals_scipy(rng):
