@@ -22,7 +22,8 @@ WORKERS=${WORKERS:-2}
 # threads only spin-wait against the workers); the figures of the card were made so
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ROOT=runs/default_cpu
-before=$(ls -d "$ROOT"/lightning_logs/version_* 2>/dev/null | wc -l)
+# (no run yet on a fresh clone: ls fails, which pipefail would turn into an exit)
+before=$( (ls -d "$ROOT"/lightning_logs/version_* 2>/dev/null || true) | wc -l)
 layerseg fit --config configs/default_cpu.yaml --data.datasets="[$DATA/default,$DATA/wide]" \
     --trainer.default_root_dir="$ROOT" "$@"
 run=$(ls -dt "$ROOT"/lightning_logs/version_* | head -1)

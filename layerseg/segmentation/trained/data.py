@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...errors import DatasetError
 from .transforms import (NormaliseElastod, RandDynamicRanged, RandGaind, RandLayerContrastd,
-                         RandLowerFrequencyd, RandSpacingScaled, RandSpeckled, RandSpeckleSized,
-                         RandTGCSloped, ResampleToSpacingd)
+                         RandLayerThicknessd, RandLowerFrequencyd, RandSpacingScaled,
+                         RandSpeckled, RandSpeckleSized, RandTGCSloped, ResampleToSpacingd)
 
 __all__ = ["FrameDataModule", "SimulatedFrames", "FolderFrames", "frame_sample", "split_rows",
            "SPLITS"]
@@ -230,6 +230,10 @@ class FrameDataModule(LightningDataModule):
         re-rank the layers (`RandLayerContrastd`), speckle of another grain
         (`RandSpeckleSized`), monotone grey curves and gamma (MONAI `RandHistogramShiftd`,
         `RandAdjustContrastd`), and a probe tilt and skin-depth shift (MONAI `RandAffined`).
+    layer_thickness_prob : float
+        With `scanner_augment`, the probability that a training frame's layers are each
+        stretched or compressed by their own factor (`RandLayerThicknessd`, 0.6-1.8), on the
+        whole frame before it is cropped; 0 (default) leaves it out.
     val_fraction, test_fraction : float
         Share of subjects without a manifest split sent to val / test.
     seed : int
@@ -249,7 +253,7 @@ class FrameDataModule(LightningDataModule):
                  patch_size: tuple[int, int] = (128, 128), elasto: bool = False,
                  batch_size: int = 4, val_batch_size: int = 1, num_workers: int = 0,
                  augment: bool = True, scanner_augment: bool = False,
-                 val_fraction: float = 0.2, test_fraction: float = 0.1,
+                 layer_thickness_prob: float = 0.0, val_fraction: float = 0.2, test_fraction: float = 0.1,
                  seed: int = 0, sim_frames: tuple[int, int, int] = (64, 8, 8),
                  sim_shape: tuple[int, int] = (256, 256), sim_depth_mm: float = 12.0,
                  sim_width_mm: float = 12.8, sim_regions: list[str] | None = None):
@@ -266,6 +270,10 @@ class FrameDataModule(LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers, self.augment = num_workers, augment
         self.scanner_augment = scanner_augment
+        if not 0.0 <= float(layer_thickness_prob) <= 1.0:
+            raise DatasetError(f"layer_thickness_prob must be within 0-1, got "
+                               f"{layer_thickness_prob!r}")
+        self.layer_thickness_prob = float(layer_thickness_prob)
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.sim_frames, self.sim_shape = tuple(sim_frames), tuple(sim_shape)
         self.sim_depth_mm, self.sim_width_mm = sim_depth_mm, sim_width_mm
@@ -290,6 +298,8 @@ class FrameDataModule(LightningDataModule):
                                  mode=["linear"] * len(img_keys) + ["nearest"]),
               ScaleIntensityRanged("image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0,
                                    clip=True)]
+        if strong and self.layer_thickness_prob > 0:   # the whole frame, before the crop
+            t += [RandLayerThicknessd(img_keys, prob=self.layer_thickness_prob)]
         if train:   # crop first: every augmentation then works on the patch alone
             t += [SpatialPadd(all_keys, spatial_size=self.patch_size, mode="constant"),
                   RandSpatialCropd(all_keys, roi_size=self.patch_size, random_size=False)]

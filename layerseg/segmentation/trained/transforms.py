@@ -22,6 +22,9 @@ augmentations are written in those terms:
   (needs the label map; the offsets are blurred over the point-spread width, so no sharp edge
   that the image lacks is painted in), which changes the brightness ranking of the layers as
   scanners and subjects do (muscle brighter than dermis, fat nearly as bright as dermis);
+- `RandLayerThicknessd`: each tissue layer's thickness changed by its own drawn factor (every
+  column stretched axially layer by layer, skin side fixed), so no thickness or depth marks a
+  layer;
 
 plus MONAI's own `RandFlip`/`RandFlipd` for the horizontal (lateral) flip.
 
@@ -47,7 +50,7 @@ __all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleT
            "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
            "RandDynamicRanged", "RandTGCSlope", "RandTGCSloped", "RandSpeckle", "RandSpeckled",
            "RandLowerFrequency", "RandLowerFrequencyd", "RandSpeckleSize", "RandSpeckleSized",
-           "RandLayerContrast", "RandLayerContrastd", "RandSpacingScaled",
+           "RandLayerContrast", "RandLayerContrastd", "RandSpacingScaled", "RandLayerThicknessd",
            "NOMINAL_DYNAMIC_RANGE_DB"]
 
 NOMINAL_DYNAMIC_RANGE_DB = DEFAULT_DYNAMIC_RANGE_DB
@@ -522,4 +525,93 @@ class RandSpacingScaled(RandomizableTransform, MapTransform):
         if self._do_transform:
             sp = [float(v) for v in np.asarray(d[self.spacing_key]).ravel()]
             d[self.spacing_key] = (sp[0] * self.factors[0], sp[1] * self.factors[1])
+        return d
+
+
+def _warp_columns(image: np.ndarray, label: np.ndarray, stretch: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Stretch every column of (C, rows, cols) `image` and (1 or none, rows, cols) `label` axially
+    by the per-label factor ``stretch[label]``, the top row fixed: input row y's lower edge lands
+    at sum of the stretch over rows 0..y. Image linear, label nearest (the label of the input row
+    each output row's centre falls in); rows past the stretched content are 0 in both."""
+    lab = np.asarray(label).reshape(label.shape[-2:]).astype(np.intp)
+    rows, cols = lab.shape
+    g = stretch[lab]                                    # (rows, cols) output rows per input row
+    edges = np.concatenate([np.zeros((1, cols)), np.cumsum(g, axis=0)], axis=0)   # (rows+1, cols)
+    out_img = np.zeros_like(image)
+    out_lab = np.zeros_like(label)
+    centres = np.arange(rows) + 0.5
+    y_in = np.arange(rows + 1, dtype=np.float64)
+    for c in range(cols):
+        # input coordinate (in rows, pixel edges at integers) of each output row centre
+        src = np.interp(centres, edges[:, c], y_in, right=np.nan)
+        ok = np.isfinite(src)
+        if not ok.any():
+            continue
+        s = src[ok]
+        k = np.clip(np.floor(s).astype(np.intp), 0, rows - 1)
+        out_lab.reshape(-1, rows, cols)[:, ok, c] = lab[k, c]
+        pos = np.clip(s - 0.5, 0, rows - 1)                 # pixel-centre coordinate
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, rows - 1)
+        w = (pos - lo).astype(image.dtype)
+        out_img[:, ok, c] = image[:, lo, c] * (1 - w) + image[:, hi, c] * w
+    return out_img, out_lab
+
+
+class RandLayerThicknessd(RandomizableTransform, MapTransform):
+    """Change each tissue layer's thickness by its own drawn factor: every column is stretched
+    axially, by factor ``s[label]`` inside each layer, the skin side fixed (the image linearly,
+    the label map by nearest). Unlike `RandSpacingScaled`, which scales the whole frame, this
+    breaks the link between a layer and its thickness and depth (a thick fat under a thin
+    dermis, a muscle twice as deep), as subjects and sites do. Speckle inside a stretched layer
+    is stretched with it (coarser axially), as `RandSpeckleSize` also varies. Rows past the
+    compressed content are 0 in image and label (as padding is).
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Image keys (channel-first, shape (C, rows, cols)).
+    label_key : str
+        The label map (shape (1, rows, cols) or (rows, cols), values 0-7).
+    prob : float
+    scale_range : (float, float)
+        Factors are drawn log-uniformly in this range, one per label 2-6 (dermis, fat, SMAS,
+        deep fat, muscle); background, entry echo and bone keep their size.
+    """
+
+    LAYERS = (2, 3, 4, 5, 6)
+
+    def __init__(self, keys, label_key: str = "label", prob: float = 0.5,
+                 scale_range: Sequence[float] = (0.6, 1.8), allow_missing_keys: bool = False):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        lo, hi = (float(v) for v in scale_range)
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {scale_range!r}")
+        self.scale_range = (lo, hi)
+        self.label_key = label_key
+        self.stretch = np.ones(8)
+
+    def randomize(self, data=None) -> None:
+        super().randomize(None)
+        self.stretch = np.ones(8)
+        if self._do_transform:
+            lo, hi = np.log(self.scale_range)
+            self.stretch[list(self.LAYERS)] = np.exp(self.R.uniform(lo, hi, len(self.LAYERS)))
+
+    def __call__(self, data):
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        lab = np.asarray(d[self.label_key])
+        new_lab = None
+        for key in self.key_iterator(d):
+            img = np.asarray(d[key])
+            d[key], new_lab = _warp_columns(img, lab, self.stretch)
+        if new_lab is None:
+            _, new_lab = _warp_columns(np.zeros((1,) + lab.shape[-2:], np.float32), lab,
+                                       self.stretch)
+        d[self.label_key] = new_lab
         return d

@@ -204,3 +204,68 @@ def test_spacing_scaling_stretches_layers_from_the_skin_side():
     assert out["label"].shape == (1, 125, 20)
     assert np.argmax(col == 2) == 25 and np.argmax(col == 3) == 75
     assert T.RandSpacingScaled(prob=0.0)(d)["spacing_mm"] == (0.05, 0.05)
+
+
+def _layered(rows=200, cols=24, seed=0):
+    """A label map in layer order with wavy surfaces, and an image that is a smooth function of
+    depth inside each layer (so a stretch shows in it)."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(cols)
+    tops = np.array([10, 14, 50, 90, 100, 120, 160])          # epidermis..bone
+    wave = np.round(3 * np.sin(x / 5 + rng.uniform(0, 6))).astype(int)
+    lab = np.zeros((rows, cols), np.int64)
+    for c in range(cols):
+        t = tops + wave[c]
+        for k in range(7):
+            lab[t[k]:(t[k + 1] if k < 6 else rows), c] = k + 1
+    img = lab[None].astype(np.float32) * 10.0
+    return img, lab[None]
+
+
+def _thickness(lab, k):
+    return (lab[0] == k).sum(axis=0)
+
+
+def test_layer_thickness_scales_each_layer_by_its_own_factor():
+    img, lab = _layered()
+    t = T.RandLayerThicknessd("image", prob=1.0, scale_range=(0.5, 2.0))
+    t.set_random_state(3)
+    out = t({"image": img, "label": lab})
+    s = t.stretch
+    assert s[0] == s[1] == s[7] == 1.0 and len(set(np.round(s[2:7], 6))) == 5
+    for k in range(1, 7):
+        before, after = _thickness(lab, k), _thickness(out["label"], k)
+        # each layer's new thickness is its old one times its factor, to within a row, where
+        # the stretched layer still ends inside the frame (the next layer follows it)
+        inside = (out["label"][0] == k + 1).any(axis=0)
+        assert inside.sum() >= 5 or k == 6
+        assert np.all(np.abs(after - before * s[k])[inside] <= 1.0 + 1e-9), (k, s[k])
+    # the layers stay in order, the skin side where it was
+    assert np.array_equal(out["label"][0, :14], lab[0, :14])
+    col = out["label"][0]
+    for c in range(col.shape[1]):
+        seq = col[:, c][col[:, c] > 0]
+        assert np.all(np.diff(seq) >= 0)
+    # image and label moved together: the image (10 x label) agrees away from the boundaries
+    edge = np.zeros_like(col, bool)
+    edge[1:] |= col[1:] != col[:-1]
+    edge[:-1] |= col[1:] != col[:-1]
+    inside = (~edge) & (col > 0)
+    assert np.allclose(out["image"][0][inside], 10.0 * col[inside])
+    # off: unchanged
+    t0 = T.RandLayerThicknessd("image", prob=0.0)
+    same = t0({"image": img, "label": lab})
+    assert np.array_equal(same["image"], img) and np.array_equal(same["label"], lab)
+
+
+def test_layer_thickness_compression_leaves_zero_rows_and_is_seeded():
+    img, lab = _layered()
+    t = T.RandLayerThicknessd("image", prob=1.0, scale_range=(0.5, 0.5))
+    out = t({"image": img, "label": lab})
+    assert (out["label"][0, -20:] == 0).all() and (out["image"][0, -20:] == 0).all()
+    a = T.RandLayerThicknessd("image", prob=1.0).set_random_state(7)
+    b = T.RandLayerThicknessd("image", prob=1.0).set_random_state(7)
+    ra, rb = a({"image": img, "label": lab}), b({"image": img, "label": lab})
+    assert np.array_equal(ra["image"], rb["image"])
+    with pytest.raises(ValueError, match="scale_range"):
+        T.RandLayerThicknessd("image", scale_range=(0.0, 1.0))
