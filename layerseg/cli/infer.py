@@ -41,6 +41,10 @@ def register(sub) -> None:
                         "N-1 background threads read and decode the next files and frames while "
                         "the current one is segmented and scored (at most N frames ahead); "
                         "auto: min(2, CPU cores). The outputs are the same for every N")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="trained models: up to N frames of one exam per network call (default "
+                        "8; the outputs are the same for every N; the classical segmenter has "
+                        "no network and ignores it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -77,5 +81,6 @@ def run(args: argparse.Namespace) -> int:
     res = run_infer(args.inputs, args.out, model=args.model, region=args.region,
                     spacing=tuple(args.spacing) if args.spacing else None, resume=args.resume,
                     keep_ids=args.keep_ids, write_key_map=args.write_key_map,
-                    progress=not args.no_progress, workers=workers)
+                    progress=not args.no_progress, workers=workers,
+                    batch_size=args.batch_size)
     return exit_status(res["failed"])

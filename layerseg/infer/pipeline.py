@@ -249,12 +249,16 @@ class _Ref:
     error: BaseException | None = None
     region: str | None = None
     decoded: Any = None  # a Future of the decoded frame when a reader thread decodes it
+    scores: Any = None   # the model's scores when computed with the frames of its batch
+    _frame: Any = None
 
     def frame(self):
-        """The decoded frame: from the reader thread (its error re-raised here), or now."""
-        if self.decoded is not None:
-            return self.decoded.result()
-        return self.series[self.index]
+        """The decoded frame: from the reader thread (its error re-raised here), or now
+        (kept once decoded)."""
+        if self._frame is None:
+            self._frame = self.decoded.result() if self.decoded is not None \
+                else self.series[self.index]
+        return self._frame
 
 
 EXAM_SIDECAR_KEYS = ("region", "side")
@@ -366,10 +370,47 @@ def _prefetched_refs(paths: list[Path], keys: dict[Path, str], spacing, workers:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _batched(refs: Iterator[_Ref], segmenter, batch_size: int) -> Iterator[_Ref]:
+    """`refs` again, each frame's network scores computed ahead with up to `batch_size` frames
+    of its own exam in one network call (`TrainedSegmenter.scores_many`). Batches never cross
+    exams, so a resumed run batches every exam as an uninterrupted one does. A frame that cannot
+    be read, or a batch whose network call fails, leaves its frames without scores: they are
+    segmented one by one, and each failure is recorded on its own frame."""
+    from ..segmentation.pipeline import check_frame
+    buf: list[_Ref] = []
+
+    def flush() -> Iterator[_Ref]:
+        ok, frames = [], []
+        for r in buf:
+            if r.error is not None:
+                continue
+            try:
+                frames.append(check_frame(r.frame()))
+                ok.append(r)
+            except Exception:  # noqa: BLE001 - raised again, and recorded, for this frame
+                pass
+        if frames:
+            try:
+                for r, sc in zip(ok, segmenter.scores_many(frames)):
+                    r.scores = sc
+            except Exception:  # noqa: BLE001 - each frame then runs alone, errors its own
+                pass
+        out = list(buf)
+        buf.clear()
+        yield from out
+
+    for r in refs:
+        if buf and (r.path != buf[0].path or len(buf) >= batch_size):
+            yield from flush()
+        buf.append(r)
+    yield from flush()
+
+
 def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical",
                  region: str | None = None, spacing: tuple[float, float] | None = None,
                  keys: dict | None = None, keep_ids: bool = False,
-                 progress: str | None = None, workers: int = 1) -> Iterator[FrameResult]:
+                 progress: str | None = None, workers: int = 1,
+                 batch_size: int = 1) -> Iterator[FrameResult]:
     """Read, segment and score every frame of every file, one `FrameResult` per frame.
 
     Parameters
@@ -395,6 +436,11 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         background threads read the next files and decode the next frames (at most N of each
         ahead) while this thread segments and scores; the results, their order and their errors
         are the same as with 1.
+    batch_size : int
+        For a trained model: up to this many frames of one exam go through the network in one
+        call (the decode and scoring stay per frame). 1: one frame per call. The classical
+        segmenter has no network and ignores it. The answers are those of one frame at a time
+        (batches never mix exams, so a resumed run gives the same bytes).
 
     Yields
     ------
@@ -403,22 +449,32 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         result with ``frame_index`` -1; a frame that fails gives a failed result and the run
         goes on.
     """
-    workers = int(workers)
+    workers, batch_size = int(workers), int(batch_size)
     if workers < 1:
         raise ConfigError(f"workers must be 1 or more, not {workers}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be 1 or more, not {batch_size}")
     paths = [Path(p) for p in paths]
     keys = dict(keys) if keys is not None else {}
     for p in paths:
         keys.setdefault(p, exam_key(p, keep_ids=keep_ids))
     from ..scoring import score
+    from ..segmentation import check_model as trained_model
     from ..segmentation import segment
+    from ..segmentation.pipeline import segment_with
+    segmenter = trained_model(model) if batch_size > 1 else None
 
     def work(ref: _Ref):
         if ref.error is not None:
             raise ref.error
         frame = ref.frame()
         reg = region if region is not None else ref.region   # command line, then sidecar,
-        seg = segment(frame, model=model, region=reg, return_scores=True)   # then the frame's
+        if ref.scores is not None:                           # then the frame's
+            cached, ref.scores = ref.scores, None
+            seg = segment_with(lambda disp, prof: cached, frame, region=reg,
+                               return_scores=True, model=str(model), log_probabilities=True)
+        else:
+            seg = segment(frame, model=model, region=reg, return_scores=True)
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
         conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows
@@ -434,8 +490,9 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         current[:] = [ref]
         return f"{ref.exam}:{ref.index}"
 
-    refs = _refs(paths, keys, spacing) if workers == 1 else \
+    source = _refs(paths, keys, spacing) if workers == 1 else \
         _prefetched_refs(paths, keys, spacing, workers)
+    refs = source if segmenter is None else _batched(source, segmenter, batch_size)
     try:
         for out in run_each(refs, work, key=key, progress=progress, unit="frame"):
             ref = current[0]
@@ -447,7 +504,8 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
                 yield FrameResult(ref.exam, ref.path, ref.index, error=out.error,
                                   error_type=out.error_type, seconds=out.seconds)
     finally:
-        refs.close()  # stops the reader threads when the caller stops early
+        refs.close()
+        source.close()  # stops the reader threads when the caller stops early
 
 
 def group_exams(results: Iterable[FrameResult]) -> Iterator[ExamResult]:

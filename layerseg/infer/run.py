@@ -253,7 +253,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
               model: str = "classical", region: str | None = None,
               spacing: tuple[float, float] | None = None, resume: bool = False,
               keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
-              echo: Callable[[str], None] | None = None, workers: int = 1) -> dict:
+              echo: Callable[[str], None] | None = None, workers: int = 1,
+              batch_size: int = 1) -> dict:
     """Run batch inference over files and folders and write everything to `out`.
 
     Parameters
@@ -283,6 +284,9 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     workers : int
         1, or N > 1 to read and decode the next files and frames in N - 1 background threads
         while segmenting and scoring (`infer_frames`); every output is the same either way.
+    batch_size : int
+        For a trained model, up to this many frames of one exam per network call
+        (`infer_frames`); every output is the same either way.
 
     Returns
     -------
@@ -292,15 +296,17 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     Raises
     ------
     OutputError, ReadError, ConfigError
-        Before any work: `workers` below 1, the model cannot run, an input is missing or lies inside `out`, no
-        input file found, or an output cannot be written.
+        Before any work: `workers` or `batch_size` below 1, the model cannot run, an input is
+        missing or lies inside `out`, no input file found, or an output cannot be written.
     """
     t0 = time.time()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     if int(workers) != workers or workers < 1:
         raise ConfigError(f"workers must be a whole number, 1 or more, not {workers!r}")
-    workers = int(workers)
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ConfigError(f"batch size must be a whole number, 1 or more, not {batch_size!r}")
+    workers, batch_size = int(workers), int(batch_size)
     check_model(model)
     out = Path(out)
     inputs = [Path(i) for i in inputs]
@@ -343,7 +349,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
 
     frames = infer_frames(todo, model=model, region=region, spacing=spacing,
                           keys={f: keys[f] for f in todo},
-                          progress="infer" if progress else None, workers=workers)
+                          progress="infer" if progress else None, workers=workers,
+                          batch_size=batch_size)
     exams: dict[str, ExamResult] = {}
 
     def remember(ex: ExamResult) -> str:

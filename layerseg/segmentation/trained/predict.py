@@ -32,8 +32,8 @@ from .export import BACKENDS, Predictor, export_task, inference_threads
 from .task import SegmentationTask
 from .transforms import NormaliseElasto, ResampleToSpacing
 
-__all__ = ["load_checkpoint", "load_task", "scores_for_frame", "to_frame_grid", "TrainedSegmenter",
-           "BACKEND_ENV"]
+__all__ = ["load_checkpoint", "load_task", "scores_for_frame", "scores_for_frames",
+           "to_frame_grid", "TrainedSegmenter", "BACKEND_ENV"]
 
 BACKEND_ENV = "LAYERSEG_BACKEND"
 """Environment variable naming the inference backend of `TrainedSegmenter` when it is not given:
@@ -143,8 +143,12 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None,
         Log-softmax of the network at the training spacing (sliding window over the training
         patch, or one whole-frame pass).
     """
-    if grid not in ("frame", "model"):
-        raise ValueError(f"grid must be 'frame' or 'model', got {grid!r}")
+    return scores_for_frames(task, [frame], predictor=predictor, grid=grid)[0]
+
+
+def _network_input(task: SegmentationTask, frame) -> torch.Tensor:
+    """A frame as the network takes it: (C, r, c) float32 at the training spacing, grey 0-1
+    (and the normalised elastography as a second channel when the network takes two)."""
     hp = task.hparams
     two = hp.in_channels == 2
     if two and frame.elasto is None:
@@ -157,12 +161,46 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None,
     if two:
         el = NormaliseElasto()(d["elasto"], d["elasto_kind"])
         chans.append(ResampleToSpacing(target)(el, d["spacing_mm"]))
-    x = torch.from_numpy(np.concatenate(chans, 0).astype(np.float32))[None]
+    return torch.from_numpy(np.concatenate(chans, 0).astype(np.float32))
+
+
+def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str = "frame",
+                      max_batch: int | None = None) -> list[np.ndarray]:
+    """`scores_for_frame` of several frames, the frames of one shape on the network's grid run
+    as one batch (a multi-frame exam: all of them).
+
+    Parameters
+    ----------
+    task, predictor, grid
+        As `scores_for_frame`.
+    frames : sequence of layerseg.Frame
+    max_batch : int, optional
+        At most this many frames per network call (default: all frames of one shape).
+
+    Returns
+    -------
+    list of ndarray of float64, shape (8, rows, cols) or (8, r, c)
+        One per frame, in order; each the same as `scores_for_frame` of that frame alone (up
+        to float rounding of the batched convolutions).
+    """
+    if grid not in ("frame", "model"):
+        raise ValueError(f"grid must be 'frame' or 'model', got {grid!r}")
+    xs = [_network_input(task, f) for f in frames]
+    groups: dict[tuple, list[int]] = {}
+    for i, x in enumerate(xs):
+        groups.setdefault(tuple(x.shape), []).append(i)
+    out: list = [None] * len(xs)
+    step = max(1, int(max_batch)) if max_batch else len(xs) or 1
     with torch.inference_mode():
-        logp = torch.log_softmax(task.infer(x, predictor=predictor).float(), dim=1)[0]
-        if grid == "model":
-            return logp.double().numpy()
-        return to_frame_grid(logp, frame.shape)
+        for idx in groups.values():
+            for k in range(0, len(idx), step):
+                part = idx[k:k + step]
+                logits = task.infer(torch.stack([xs[i] for i in part]), predictor=predictor)
+                logp = torch.log_softmax(logits.float(), dim=1)
+                for j, i in enumerate(part):
+                    out[i] = (logp[j].double().numpy() if grid == "model"
+                              else to_frame_grid(logp[j], frames[i].shape))
+    return out
 
 
 def to_frame_grid(scores: torch.Tensor, shape) -> np.ndarray:
@@ -236,3 +274,9 @@ class TrainedSegmenter:
         """Log-probabilities of `frame` on the network's grid (8, r, c) or the frame's (8, rows,
         cols), as `grid` says (the profile is the decode's business)."""
         return scores_for_frame(self.task, frame, predictor=self.predictor, grid=self.grid)
+
+    def scores_many(self, frames, max_batch: int | None = None) -> list[np.ndarray]:
+        """`scores` of several frames, those of one shape run through the network as one batch
+        (`scores_for_frames`)."""
+        return scores_for_frames(self.task, frames, predictor=self.predictor, grid=self.grid,
+                                 max_batch=max_batch)

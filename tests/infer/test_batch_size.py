@@ -1,0 +1,97 @@
+"""``--batch-size N``: a trained model takes up to N frames of one exam per network call; the
+outputs are byte-identical to one frame per call (timestamps aside), a frame that fails inside a
+batch is recorded on its own and the others go on, and a failing network call falls back to one
+frame at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import layerseg.io
+from layerseg.errors import ConfigError, CorruptFileError
+from layerseg.frame import FrameSeries
+from layerseg.infer import TIMED_FIELDS, infer_frames, run_infer
+
+TIMED_FILES = ("run.log", "summary.json")
+
+
+def test_batched_model_byte_identical_to_one_frame_per_call(inputs, tmp_path, kit):
+    outs = {}
+    for n, workers in ((1, 1), (2, 1), (8, 2)):
+        outs[n] = tmp_path / f"b{n}"
+        assert kit.run_cli(inputs, "--out", outs[n], "--no-progress", "--model", "default",
+                           "--batch-size", n, "--workers", workers) == 0
+    ref = kit.digest_tree(outs[1])
+    assert len([k for k in ref if k.endswith("done.json")]) == kit.N_EXAMS
+    for n in (2, 8):
+        d = kit.digest_tree(outs[n])
+        assert sorted(d) == sorted(ref)
+        for name in ref:
+            if name not in TIMED_FILES:
+                assert d[name] == ref[name], (n, name)
+        s1, sn = kit.summary(outs[1]), kit.summary(outs[n])
+        assert {k: v for k, v in s1.items() if k not in TIMED_FIELDS} == \
+            {k: v for k, v in sn.items() if k not in TIMED_FIELDS}
+
+
+def _flaky_read(monkeypatch, bad_index, n=4):
+    real = layerseg.io.read
+
+    def read(path, spacing=None, **kw):
+        first = real(path, spacing=spacing, **kw)[0]
+
+        def load(i):
+            if i == bad_index:
+                raise CorruptFileError(f"frame {i} is damaged", path)
+            return first
+
+        return FrameSeries(n, load, source=str(path))
+
+    monkeypatch.setattr(layerseg.io, "read", read)
+
+
+def _same(one, many):
+    assert [(r.frame_index, r.ok, r.error, r.error_type) for r in one] == \
+        [(r.frame_index, r.ok, r.error, r.error_type) for r in many]
+    for a, b in zip(one, many):
+        if a.ok:
+            assert np.array_equal(a.labels, b.labels)
+            assert a.scores.to_long().equals(b.scores.to_long())
+
+
+def test_a_bad_frame_inside_a_batch_is_recorded_on_its_own(inputs, monkeypatch):
+    _flaky_read(monkeypatch, bad_index=1, n=4)
+    f = inputs / "clinic" / "capture.png"
+    one = list(infer_frames([f], model="default", batch_size=1))
+    many = list(infer_frames([f], model="default", batch_size=3))
+    assert [(r.frame_index, r.ok) for r in many] == [(0, True), (1, False), (2, True), (3, True)]
+    assert "frame 1 is damaged" in many[1].error
+    _same(one, many)
+
+
+def test_a_failing_batch_falls_back_to_one_frame_at_a_time(inputs, monkeypatch):
+    from layerseg.segmentation.trained.predict import TrainedSegmenter
+    calls = []
+
+    def broken(self, frames, max_batch=None):
+        calls.append(len(frames))
+        raise MemoryError("no room for the batch")
+
+    f = inputs / "exam_a.dcm"
+    one = list(infer_frames([f], model="default", batch_size=1))
+    monkeypatch.setattr(TrainedSegmenter, "scores_many", broken)
+    many = list(infer_frames([f], model="default", batch_size=4))
+    assert calls == [2] and all(r.ok for r in many)
+    _same(one, many)
+
+
+def test_batch_size_below_one_refused(inputs, tmp_path, capsys, kit):
+    out = tmp_path / "o"
+    assert kit.run_cli(inputs, "--out", out, "--batch-size", "0") == 2
+    assert "1 or more" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="1 or more"):
+        run_infer([inputs], out, batch_size=0)
+    with pytest.raises(ConfigError, match="1 or more"):
+        next(infer_frames([inputs / "exam_a.dcm"], batch_size=0))
