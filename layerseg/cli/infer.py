@@ -45,6 +45,9 @@ def register(sub) -> None:
                    help="trained models: up to N frames of one exam per network call (default "
                         "8; the outputs are the same for every N; the classical segmenter has "
                         "no network and ignores it)")
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                   help="where a trained network runs: cpu (exported graph), cuda or cuda:N "
+                        "(mixed precision), auto (default: cuda when torch sees one, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -82,5 +85,5 @@ def run(args: argparse.Namespace) -> int:
                     spacing=tuple(args.spacing) if args.spacing else None, resume=args.resume,
                     keep_ids=args.keep_ids, write_key_map=args.write_key_map,
                     progress=not args.no_progress, workers=workers,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, device=args.device)
     return exit_status(res["failed"])

@@ -116,13 +116,16 @@ class ExamResult:
         return [f for f in self.frames if not f.ok]
 
 
-def check_model(model: str) -> str:
-    """Refuse, before any work, a model `layerseg.segment` cannot run.
+def check_model(model: str, device: str = "cpu") -> str:
+    """Refuse, before any work, a model `layerseg.segment` cannot run (or a device it cannot
+    run on).
 
     Parameters
     ----------
     model : str
         ``classical``, ``default`` or a checkpoint path.
+    device : str
+        ``cpu``, ``auto``, ``cuda`` or ``cuda:N`` (checked for trained models only).
 
     Returns
     -------
@@ -132,11 +135,11 @@ def check_model(model: str) -> str:
     Raises
     ------
     ConfigError
-        An unknown model name, or a checkpoint that cannot be loaded
-        (`layerseg.segmentation.check_model`).
+        An unknown model name, a checkpoint that cannot be loaded
+        (`layerseg.segmentation.check_model`), or a device torch does not see.
     """
     from ..segmentation import check_model as _check
-    _check(model)
+    _check(model, device=device)
     return model
 
 
@@ -410,7 +413,7 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
                  region: str | None = None, spacing: tuple[float, float] | None = None,
                  keys: dict | None = None, keep_ids: bool = False,
                  progress: str | None = None, workers: int = 1,
-                 batch_size: int = 1) -> Iterator[FrameResult]:
+                 batch_size: int = 1, device: str = "cpu") -> Iterator[FrameResult]:
     """Read, segment and score every frame of every file, one `FrameResult` per frame.
 
     Parameters
@@ -441,6 +444,9 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
         call (the decode and scoring stay per frame). 1: one frame per call. The classical
         segmenter has no network and ignores it. The answers are those of one frame at a time
         (batches never mix exams, so a resumed run gives the same bytes).
+    device : {'cpu', 'auto', 'cuda', 'cuda:N'}
+        Where a trained network runs: the CPU (exported graph), or a CUDA device in mixed
+        precision (``auto``: CUDA when torch sees one). The classical segmenter ignores it.
 
     Yields
     ------
@@ -462,19 +468,20 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
     from ..segmentation import check_model as trained_model
     from ..segmentation import segment
     from ..segmentation.pipeline import segment_with
-    segmenter = trained_model(model) if batch_size > 1 else None
+    segmenter = trained_model(model, device=device)   # None for the classical segmenter
 
     def work(ref: _Ref):
         if ref.error is not None:
             raise ref.error
         frame = ref.frame()
         reg = region if region is not None else ref.region   # command line, then sidecar,
-        if ref.scores is not None:                           # then the frame's
-            cached, ref.scores = ref.scores, None
-            seg = segment_with(lambda disp, prof: cached, frame, region=reg,
-                               return_scores=True, model=str(model), log_probabilities=True)
-        else:
+        if segmenter is None:                                # then the frame's
             seg = segment(frame, model=model, region=reg, return_scores=True)
+        else:   # scored with its batch, or alone when that failed (the error is its own then)
+            cached, ref.scores = ref.scores, None
+            seg = segment_with(segmenter.scores if cached is None else lambda d, p: cached,
+                               frame, region=reg, return_scores=True, model=str(model),
+                               log_probabilities=True)
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
         conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows

@@ -254,7 +254,7 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
               spacing: tuple[float, float] | None = None, resume: bool = False,
               keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
               echo: Callable[[str], None] | None = None, workers: int = 1,
-              batch_size: int = 1) -> dict:
+              batch_size: int = 1, device: str = "cpu") -> dict:
     """Run batch inference over files and folders and write everything to `out`.
 
     Parameters
@@ -287,6 +287,9 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     batch_size : int
         For a trained model, up to this many frames of one exam per network call
         (`infer_frames`); every output is the same either way.
+    device : {'cpu', 'auto', 'cuda', 'cuda:N'}
+        Where a trained network runs (`infer_frames`); refused before any work when torch does
+        not see it.
 
     Returns
     -------
@@ -307,7 +310,11 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     if int(batch_size) != batch_size or batch_size < 1:
         raise ConfigError(f"batch size must be a whole number, 1 or more, not {batch_size!r}")
     workers, batch_size = int(workers), int(batch_size)
-    check_model(model)
+    check_model(model, device=device)
+    where = ""
+    if model != "classical":            # a trained network: say where it ran (provenance)
+        from ..segmentation.trained.export import resolve_device
+        where = f", device {resolve_device(device)}"
     out = Path(out)
     inputs = [Path(i) for i in inputs]
     _check_out_folder(out, inputs)
@@ -322,7 +329,7 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     check_outputs([out / n for n in names], files)
     check_writable(out / "exams")
     log = _RunLog(out / "run.log", append=resume)
-    log(f"layerseg {__version__} infer: {len(files)} input file(s), model {model}"
+    log(f"layerseg {__version__} infer: {len(files)} input file(s), model {model}{where}"
         + (f", region {region}" if region else "") + (", resume" if resume else ""))
 
     status: dict[Path, dict] = {}
@@ -350,7 +357,7 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     frames = infer_frames(todo, model=model, region=region, spacing=spacing,
                           keys={f: keys[f] for f in todo},
                           progress="infer" if progress else None, workers=workers,
-                          batch_size=batch_size)
+                          batch_size=batch_size, device=device)
     exams: dict[str, ExamResult] = {}
 
     def remember(ex: ExamResult) -> str:

@@ -105,9 +105,13 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     return res if return_scores else res.labels
 
 
-def check_model(model):
+def check_model(model, device: str = "cpu"):
     """Check, before any frame is read, that `segment` can run `model`; returns the loaded
     trained segmenter for a checkpoint (cached), None for ``classical``.
+
+    `device` (``cpu``, ``auto``, ``cuda``, ``cuda:N``) is where a trained network runs
+    (`layerseg.segmentation.trained.predict.TrainedSegmenter`); the classical segmenter runs on
+    the CPU whatever it says.
 
     Raises
     ------
@@ -128,4 +132,4 @@ def check_model(model):
         raise ConfigError(f"model {model!r} is not available: give 'classical', 'default' or "
                           "the path of a checkpoint written by 'layerseg fit'")
     from .trained.predict import TrainedSegmenter   # imports torch, MONAI, Lightning
-    return TrainedSegmenter(model)
+    return TrainedSegmenter(model, device=device)

@@ -95,3 +95,44 @@ def test_batch_size_below_one_refused(inputs, tmp_path, capsys, kit):
         run_infer([inputs], out, batch_size=0)
     with pytest.raises(ConfigError, match="1 or more"):
         next(infer_frames([inputs / "exam_a.dcm"], batch_size=0))
+
+
+def test_device_choice(inputs, tmp_path, capsys, kit):
+    import torch
+
+    from layerseg.segmentation.trained.export import resolve_device
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("CPU") == "cpu"
+    with pytest.raises(ConfigError, match="auto, cpu, cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():           # refused before any work, named
+        out = tmp_path / "o"
+        assert kit.run_cli(inputs, "--out", out, "--model", "default", "--device", "cuda") == 2
+        assert "no CUDA device" in capsys.readouterr().err
+        assert not out.exists()
+    out = tmp_path / "ok"
+    assert kit.run_cli(inputs / "exam_a.dcm", "--out", out, "--model", "default",
+                       "--device", "auto", "--no-progress") == 0
+    assert f"device {resolve_device('auto')}" in (out / "run.log").read_text()
+
+
+def test_mixed_precision_predictor_agrees_with_fp32():
+    # the accelerator path (copy of the network, autocast, logits back as float32 on the CPU),
+    # run on the CPU in bfloat16: the same decisions almost everywhere
+    from layerseg.segmentation import check_model, model_path
+    from layerseg.segmentation.pipeline import check_frame
+    from layerseg.segmentation.trained.export import device_predictor
+    from layerseg.segmentation.trained.predict import scores_for_frame
+    from layerseg.simulate import simulate_frame
+    seg = check_model(model_path("default"))
+    f = check_frame(simulate_frame(1, region="cheek", shape=(256, 256), with_elasto=False).frame)
+    ref = seg.scores(f)
+    pr = device_predictor(seg.task, "cpu", "bf16")
+    assert pr.backend == "cpu bf16"
+    got = scores_for_frame(seg.task, f, predictor=pr, grid="model")
+    assert got.dtype == np.float64 and got.shape == ref.shape
+    assert (got.argmax(0) == ref.argmax(0)).mean() > 0.98
+    assert next(seg.task.net.parameters()).device.type == "cpu"   # the task's net untouched
+    fp32 = device_predictor(seg.task, "cpu", None)
+    np.testing.assert_allclose(scores_for_frame(seg.task, f, predictor=fp32, grid="model"), ref,
+                               atol=1e-3)

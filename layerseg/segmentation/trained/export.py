@@ -55,6 +55,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ...errors import ConfigError
 from . import _TORCH_IMPORTED_BEFORE
 
 # torch's intra-op thread count before anyone could change it: known only when this package was
@@ -62,7 +63,7 @@ from . import _TORCH_IMPORTED_BEFORE
 _TORCH_START_THREADS = None if _TORCH_IMPORTED_BEFORE else torch.get_num_threads()
 
 __all__ = ["export_task", "Predictor", "inference_threads", "BACKENDS", "CHECK_TOLERANCE",
-           "THREADS_ENV"]
+           "THREADS_ENV", "resolve_device", "device_predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -303,3 +304,63 @@ def export_task(task, backend: Backend = "auto", threads: int | None = None) -> 
         warnings.warn(f"layerseg: {name} backend not used for fast CPU inference, {why}; "
                       "falling back", RuntimeWarning, stacklevel=2)
     return Predictor("eager", _eager(net, n), n, skipped)
+
+
+# --------------------------------------------------------------------------- accelerators
+def resolve_device(device: str | None) -> str:
+    """``auto`` (or None) -> ``cuda`` when torch sees a CUDA device, else ``cpu``; ``cpu``,
+    ``cuda`` and ``cuda:N`` are checked and returned.
+
+    Raises
+    ------
+    ConfigError
+        An unknown device name, or a CUDA device that torch does not see.
+    """
+    d = (device or "auto").strip().lower()
+    if d == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if d == "cpu":
+        return d
+    if d == "cuda" or (d.startswith("cuda:") and d[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: torch sees no CUDA device here (a CPU-only "
+                              "torch build, or no GPU); use --device cpu or auto")
+        if ":" in d and int(d[5:]) >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA "
+                              "device(s)")
+        return d
+    raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
+def device_predictor(task, device: str, amp: str | None = "auto") -> Predictor:
+    """The eager network on an accelerator, in mixed precision: ``predictor(x)`` moves the
+    float32 CPU batch there, runs it under ``torch.autocast`` and returns float32 logits on the
+    CPU.
+
+    Parameters
+    ----------
+    task : SegmentationTask
+    device : str
+        A torch device (``cuda``, ``cuda:1``; ``cpu`` runs the same code on the CPU).
+    amp : {'auto', 'bf16', 'fp16', None}
+        Autocast type: ``auto`` is bfloat16 where the device supports it, else float16 (on the
+        CPU: bfloat16); None runs in float32.
+
+    Returns
+    -------
+    Predictor
+        ``backend`` is ``'<device> <amp>'``, e.g. ``cuda bf16``.
+    """
+    dev = torch.device(device)
+    if amp == "auto":
+        amp = "bf16" if dev.type == "cpu" or torch.cuda.is_bf16_supported() else "fp16"
+    if amp not in ("bf16", "fp16", None):
+        raise ConfigError(f"amp must be auto, bf16, fp16 or None, got {amp!r}")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    net = copy.deepcopy(task.net).eval().to(dev)     # the task's own network stays on the CPU
+
+    def run(x):
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):
+            return net(x.to(dev, non_blocking=True)).float().cpu()
+    return Predictor(f"{dev} {amp or 'fp32'}", run, torch.get_num_threads())

@@ -28,7 +28,8 @@ import torch
 from ...errors import ConfigError
 from ...layers.profiles import N_LABELS
 from .data import frame_sample
-from .export import BACKENDS, Predictor, export_task, inference_threads
+from .export import (BACKENDS, Predictor, device_predictor, export_task, inference_threads,
+                     resolve_device)
 from .task import SegmentationTask
 from .transforms import NormaliseElasto, ResampleToSpacing
 
@@ -111,6 +112,12 @@ def load_task(path: str | os.PathLike) -> SegmentationTask:
 @lru_cache(maxsize=4)
 def _cached_task(path: str, mtime_ns: int, size: int) -> SegmentationTask:
     return load_task(path)
+
+
+@lru_cache(maxsize=4)
+def _cached_device_predictor(path: str, mtime_ns: int, size: int, device: str) -> Predictor:
+    """One copy of the network per loaded checkpoint and accelerator."""
+    return device_predictor(_cached_task(path, mtime_ns, size), device)
 
 
 @lru_cache(maxsize=8)
@@ -235,15 +242,20 @@ class TrainedSegmenter:
         Where `scores` answers: on the network's grid (default; the shared decode then runs
         there and places the boundaries to sub-pixel depth, 2-3x fewer pixels to decode for
         a 24 MHz frame) or resampled onto the frame's grid.
+    device : {'cpu', 'auto', 'cuda', 'cuda:N'}
+        ``cpu`` (default): the CPU backends above. A CUDA device: the eager network there in
+        mixed precision (bfloat16 where supported, else float16;
+        `layerseg.segmentation.trained.export.device_predictor`). ``auto``: CUDA when torch
+        sees it, else the CPU.
 
     Raises
     ------
     ConfigError
-        As `load_task`; an unknown backend.
+        As `load_task`; an unknown backend; a device torch does not see.
     """
 
     def __init__(self, path: str | os.PathLike, exported: bool | str = True,
-                 threads: int | None = None, grid: str = "model"):
+                 threads: int | None = None, grid: str = "model", device: str = "cpu"):
         p = Path(path)
         if not p.is_file():
             raise ConfigError("checkpoint does not exist", p)
@@ -264,10 +276,14 @@ class TrainedSegmenter:
         if grid not in ("frame", "model"):
             raise ConfigError(f"grid must be 'frame' or 'model', got {grid!r}")
         self.grid = grid
+        self.device = resolve_device(device)
 
     @property
     def predictor(self) -> Predictor:
-        """The network as it runs on the CPU (exported at the first use; cached)."""
+        """The network as it runs: on the CPU exported at the first use, or on the accelerator
+        (cached)."""
+        if self.device != "cpu":
+            return _cached_device_predictor(*self._key, self.device)
         return _cached_predictor(*self._key, self.backend, inference_threads(self.threads))
 
     def scores(self, frame, profile=None) -> np.ndarray:
