@@ -21,8 +21,9 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                    help="exam files (DICOM, PNG/TIFF + spacing, NIfTI, RF) or folders")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    p.add_argument("--model", default="classical", metavar="classical|default|PATH",
-                   help="segmentation model, passed to layerseg.segment (default classical)")
+    p.add_argument("--model", default="default", metavar="default|classical|PATH",
+                   help="segmentation model, passed to layerseg.segment: default (the shipped "
+                        "network, the default), classical (training-free) or a checkpoint")
     p.add_argument("--region", default=None, metavar="R",
                    help="facial region of every frame (layer order and reference ranges); an "
                         "unknown name takes the default layer order with a QC note")

@@ -361,6 +361,7 @@ def _prefetched_refs(paths: list[Path], keys: dict[Path, str], spacing, workers:
 
     window: deque[_Ref] = deque()
     it = refs()
+    stopped_early = False
     try:
         for ref in it:
             window.append(ref)
@@ -368,9 +369,15 @@ def _prefetched_refs(paths: list[Path], keys: dict[Path, str], spacing, workers:
                 yield window.popleft()
         while window:
             yield window.popleft()
+    except GeneratorExit:
+        stopped_early = True
+        raise
     finally:
         it.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # the caller stopped early: drop the decodes nobody will ask for. At the normal end the
+        # refs already handed out may not have been decoded yet (a caller batching frames holds
+        # several): their decodes finish
+        pool.shutdown(wait=True, cancel_futures=stopped_early)
 
 
 def _batched(refs: Iterator[_Ref], segmenter, batch_size: int) -> Iterator[_Ref]:
@@ -409,7 +416,7 @@ def _batched(refs: Iterator[_Ref], segmenter, batch_size: int) -> Iterator[_Ref]
     yield from flush()
 
 
-def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical",
+def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
                  region: str | None = None, spacing: tuple[float, float] | None = None,
                  keys: dict | None = None, keep_ids: bool = False,
                  progress: str | None = None, workers: int = 1,
@@ -421,7 +428,8 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
     paths : iterable of path
         Input files (see `find_inputs` for folders), read with `layerseg.io.read`.
     model : str
-        Passed straight to `layerseg.segment` (``classical`` now; trained models later).
+        ``default`` (the shipped network, default), ``classical`` or a checkpoint path; the
+        scores go through the shared decode as in `layerseg.segment`.
     region : str, optional
         Facial region for every frame (layer profile and reference ranges); default the exam's
         sidecar ``<exam>.json`` (`exam_region`), else each frame's own (``meta.region``); an
@@ -499,7 +507,8 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "classical"
 
     source = _refs(paths, keys, spacing) if workers == 1 else \
         _prefetched_refs(paths, keys, spacing, workers)
-    refs = source if segmenter is None else _batched(source, segmenter, batch_size)
+    refs = source if segmenter is None or batch_size == 1 else \
+        _batched(source, segmenter, batch_size)
     try:
         for out in run_each(refs, work, key=key, progress=progress, unit="frame"):
             ref = current[0]

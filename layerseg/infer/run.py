@@ -250,7 +250,7 @@ def _unique_keys(files: list[Path], keep_ids: bool) -> dict[Path, str]:
 
 
 def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
-              model: str = "classical", region: str | None = None,
+              model: str = "default", region: str | None = None,
               spacing: tuple[float, float] | None = None, resume: bool = False,
               keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
               echo: Callable[[str], None] | None = None, workers: int = 1,
@@ -265,7 +265,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     out : path
         Output folder (created); see the module docstring for its layout.
     model : str
-        Passed to `layerseg.segment`; refused before any work when it cannot run.
+        ``default`` (the shipped network, default), ``classical`` or a checkpoint; refused
+        before any work when it cannot run.
     region : str, optional
         Facial region for every frame.
     spacing : (float, float), optional

@@ -136,3 +136,13 @@ def test_mixed_precision_predictor_agrees_with_fp32():
     fp32 = device_predictor(seg.task, "cpu", None)
     np.testing.assert_allclose(scores_for_frame(seg.task, f, predictor=fp32, grid="model"), ref,
                                atol=1e-3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_single_exam_batched_with_reader_threads(inputs, workers):
+    # the reader threads' pool ends when the last frame has been handed out; the frames a batch
+    # holds then must still decode (they were cancelled once: CancelledError on every frame)
+    f = inputs / "exam_a.dcm"
+    res = list(infer_frames([f], model="default", batch_size=8, workers=workers))
+    assert [(r.frame_index, r.ok, r.error_type) for r in res] == [(0, True, None),
+                                                                  (1, True, None)]

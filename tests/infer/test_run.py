@@ -54,7 +54,7 @@ def test_end_to_end(inputs, tmp_path, kit):
     assert s["exams"] == {"total": N_EXAMS, "done": N_EXAMS, "failed": 0}
     assert s["frames"]["total"] == s["frames"]["scored"] == N_FRAMES
     assert s["frames"]["failed"] == 0 and s["failed"] == 0 and s["failures"] == []
-    assert s["model"] == "classical" and s["region"] == "jaw"
+    assert s["model"] == "default" and s["region"] == "jaw"        # the shipped network
     assert (out / "run.log").read_text().count("frame(s) scored") == N_EXAMS
     exams = sorted(p for p in (out / "exams").iterdir())
     assert len(exams) == N_EXAMS
@@ -156,7 +156,7 @@ def test_a_trained_models_confidence_reaches_the_frame_qc(inputs):
         assert conf is not None and conf.shape == (r.frame.shape[1],)
         assert r.scores.frame["qc_confidence"] == pytest.approx(float(conf.mean()))
     # the classical segmenter gives no probabilities: no confidence, none invented
-    cl = list(infer_frames([inputs / "exam_a.dcm"], region="cheek"))
+    cl = list(infer_frames([inputs / "exam_a.dcm"], region="cheek", model="classical"))
     assert all(r.scores.frame["qc_confidence"] is None for r in cl)
 
 

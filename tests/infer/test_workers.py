@@ -123,3 +123,13 @@ def test_workers_below_one_refused(inputs, tmp_path, capsys, kit):
 def test_workers_auto():
     from layerseg.cli.infer import parse_workers
     assert 1 <= parse_workers("auto") <= 2 and parse_workers("3") == 3
+
+
+def test_refs_handed_out_decode_after_the_reader_ends(inputs):
+    # a consumer may hold several refs before asking for their frames (batching): the end of
+    # the file list must not cancel their decodes; closing early still stops the threads
+    from layerseg.infer.pipeline import _prefetched_refs
+    f = inputs / "exam_a.dcm"
+    refs = list(_prefetched_refs([f], {f: "k"}, None, 2))
+    assert [r.frame().shape for r in refs] == [(256, 256), (256, 256)]
+    assert not _reader_threads()

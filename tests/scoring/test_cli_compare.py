@@ -79,7 +79,7 @@ def test_compare_score_tables_and_bad_inputs(visits, tmp_path, capsys):
 def test_compare_uses_the_sdc_table_of_the_segmenter_that_measured(visits, tmp_path, capsys):
     from layerseg.scoring.followup import SDC_TABLES, load_repeatability
     t0 = pd.read_csv(visits / "out0" / "scores.csv")
-    assert set(t0["model"]) == {"classical"}
+    assert set(t0["model"]) == {"default"}                  # infer's default segmenter
     sdc = {m: load_repeatability(model=m) for m in SDC_TABLES}
 
     def used(model_b, model_f, out):
