@@ -3,8 +3,16 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+import shutil
+import subprocess
+
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from layerseg.cli import main
 from layerseg.scoring.followup import simulate_repeat_scan
@@ -121,3 +129,34 @@ def test_repeatability_from_user_scores(tmp_path, capsys):
     assert main(["repeatability", "--scores", str(src), "--out", str(out), "--markers",
                  "nope_mm"]) == 2
     assert "nope_mm" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
+def test_follow_up_section_in_headless_browser(visits, tmp_path):
+    # the follow-up page as a reader sees it: Chromium builds the DOM and takes a screenshot
+    out = tmp_path / "cmp"
+    main(["compare", str(visits / "out0"), str(visits / "out1"), "--out", str(out)])
+    page = out / "compare.html"
+    shot = tmp_path / "shot.png"
+    base = ["chromium", "--headless", "--disable-gpu", "--no-sandbox",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,1600",
+                               page.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
+    dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True,
+                         timeout=120).stdout.decode()
+    # the two visits' overlays side by side, decodable, and the change table with verdicts
+    assert "<h3>Baseline</h3>" in dom and "<h3>Follow-up</h3>" in dom
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
+    assert len(uris) == 2
+    for u in uris:
+        Image.open(io.BytesIO(base64.b64decode(u))).load()
+    ch = pd.read_csv(out / "changes.csv")
+    cells = re.findall(r"<td>(increase|decrease|within measurement noise|not assessed)</td>",
+                       dom)
+    assert len(cells) == len(ch)
+    assert "Not matched" in dom and "PID-A" not in dom
+    img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float64)
+    assert img.shape[:2] == (1600, 1200)
+    assert img.std() > 20 and (img.mean(axis=2) < 60).mean() > 0.02
+    shutil.copy(shot, tmp_path.parent / "compare_screenshot.png")   # kept to look at
