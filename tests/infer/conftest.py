@@ -89,6 +89,46 @@ def summary(out: Path) -> dict:
 
 PY = sys.executable
 
+TIMED_FILES = ("run.log", "summary.json")
+"""Outputs that carry timestamps and timings (the rest of a run's outputs is byte-stable)."""
+
+
+def assert_same_outputs(ref: Path, out: Path) -> None:
+    """Two runs' output folders hold the same files with the same bytes (timed files aside) and
+    the same summary apart from its timed fields."""
+    from layerseg.infer import TIMED_FIELDS
+    a, b = digest_tree(ref), digest_tree(out)
+    assert sorted(b) == sorted(a)
+    for name in a:
+        if name not in TIMED_FILES:
+            assert b[name] == a[name], (out, name)
+    sa, sb = summary(ref), summary(out)
+    assert {k: v for k, v in sa.items() if k not in TIMED_FIELDS} == \
+        {k: v for k, v in sb.items() if k not in TIMED_FIELDS}
+
+
+def flaky_read(monkeypatch, bad_index, n=4, counter=None):
+    """`layerseg.io.read` giving, for any file, `n` copies of its first frame, frame `bad_index`
+    failing to decode (None: none fails); `counter` counts the decodes."""
+    import layerseg.io
+    from layerseg.errors import CorruptFileError
+    from layerseg.frame import FrameSeries
+    real = layerseg.io.read
+
+    def read(path, spacing=None, **kw):
+        first = real(path, spacing=spacing, **kw)[0]
+
+        def load(i):
+            if counter is not None:
+                counter.append(i)
+            if i == bad_index:
+                raise CorruptFileError(f"frame {i} is damaged", path)
+            return first
+
+        return FrameSeries(n, load, source=str(path))
+
+    monkeypatch.setattr(layerseg.io, "read", read)
+
 
 @pytest.fixture
 def kit():
@@ -96,4 +136,5 @@ def kit():
     ``--import-mode=importlib``)."""
     from types import SimpleNamespace
     return SimpleNamespace(run_cli=run_cli, summary=summary, digest_tree=digest_tree, IDS=IDS,
-                           N_EXAMS=N_EXAMS, N_FRAMES=N_FRAMES, PY=PY, write_exam=write_exam)
+                           N_EXAMS=N_EXAMS, N_FRAMES=N_FRAMES, PY=PY, write_exam=write_exam,
+                           assert_same_outputs=assert_same_outputs, flaky_read=flaky_read)

@@ -9,12 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-import layerseg.io
-from layerseg.errors import ConfigError, CorruptFileError
-from layerseg.frame import FrameSeries
-from layerseg.infer import TIMED_FIELDS, exam_key, find_inputs, infer_frames, run_infer
-
-TIMED_FILES = ("run.log", "summary.json")
+from layerseg.errors import ConfigError
+from layerseg.infer import exam_key, find_inputs, infer_frames, run_infer
 
 
 def _bad_files(inputs):
@@ -39,14 +35,8 @@ def test_two_workers_byte_identical_to_one_with_a_bad_file(inputs, tmp_path, cap
     ref = kit.digest_tree(outs[1])
     assert len([k for k in ref if k.endswith("done.json")]) == len(good)
     for n in (2, 3):
-        d = kit.digest_tree(outs[n])
-        assert sorted(d) == sorted(ref)
-        for name in ref:
-            if name not in TIMED_FILES:
-                assert d[name] == ref[name], (n, name)
-        s1, sn = kit.summary(outs[1]), kit.summary(outs[n])
-        assert {k: v for k, v in s1.items() if k not in TIMED_FIELDS} == \
-            {k: v for k, v in sn.items() if k not in TIMED_FIELDS}
+        kit.assert_same_outputs(outs[1], outs[n])
+        sn = kit.summary(outs[n])
         assert sn["exams"] == {"total": len(good) + 2, "done": len(good), "failed": 2}
         fails = {f["exam"]: f for f in sn["failures"]}
         empty = fails[exam_key(bad["empty.dcm"])]
@@ -54,29 +44,9 @@ def test_two_workers_byte_identical_to_one_with_a_bad_file(inputs, tmp_path, cap
         assert fails[exam_key(bad["truncated.dcm"])]["error"]
 
 
-def _flaky_read(monkeypatch, bad_index, n=4, counter=None):
-    """`layerseg.io.read` giving, for any file, `n` copies of its first frame, frame `bad_index`
-    failing to decode (None: none fails); `counter` counts the decodes."""
-    real = layerseg.io.read
-
-    def read(path, spacing=None, **kw):
-        first = real(path, spacing=spacing, **kw)[0]
-
-        def load(i):
-            if counter is not None:
-                counter.append(i)
-            if i == bad_index:
-                raise CorruptFileError(f"frame {i} is damaged", path)
-            return first
-
-        return FrameSeries(n, load, source=str(path))
-
-    monkeypatch.setattr(layerseg.io, "read", read)
-
-
 @pytest.mark.parametrize("workers", [2, 3])
-def test_frame_decode_error_in_a_reader_thread(inputs, monkeypatch, workers):
-    _flaky_read(monkeypatch, bad_index=1, n=3)
+def test_frame_decode_error_in_a_reader_thread(inputs, monkeypatch, workers, kit):
+    kit.flaky_read(monkeypatch, bad_index=1, n=3)
     f = inputs / "clinic" / "capture.png"
     one = list(infer_frames([f], workers=1))
     many = list(infer_frames([f], workers=workers))
@@ -94,9 +64,9 @@ def _reader_threads():
     return [t for t in threading.enumerate() if t.name.startswith("layerseg-read")]
 
 
-def test_prefetch_is_bounded_and_threads_stop(inputs, monkeypatch):
+def test_prefetch_is_bounded_and_threads_stop(inputs, monkeypatch, kit):
     decoded: list[int] = []
-    _flaky_read(monkeypatch, bad_index=None, n=12, counter=decoded)
+    kit.flaky_read(monkeypatch, bad_index=None, n=12, counter=decoded)
     gen = infer_frames([inputs / "clinic" / "capture.png"], workers=2)
     first = next(gen)
     assert first.ok and first.frame_index == 0
