@@ -49,6 +49,14 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
                    help="where a trained network runs: cpu (exported graph), cuda or cuda:N "
                         "(mixed precision), auto (default: cuda when torch sees one, else cpu)")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="run under Lightning's predict loop on N devices of this machine (N "
+                        "processes: GPUs with --device cuda, else CPU processes), the exams "
+                        "shared out between them, each written by one; the outputs are the "
+                        "same as one process's (the run log says which process did which exam)")
+    p.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                   help="machines in a distributed run (default 1): start the same command on "
+                        "each under torchrun or SLURM, the output folder on a shared file system")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
@@ -86,5 +94,8 @@ def run(args: argparse.Namespace) -> int:
                     spacing=tuple(args.spacing) if args.spacing else None, resume=args.resume,
                     keep_ids=args.keep_ids, write_key_map=args.write_key_map,
                     progress=not args.no_progress, workers=workers,
-                    batch_size=args.batch_size, device=args.device)
+                    batch_size=args.batch_size, device=args.device, devices=args.devices,
+                    num_nodes=args.num_nodes)
+    if res["run"].get("global_rank", 0) != 0:
+        return 0   # rank 0 gives the run's status; a failed exam is not a crashed process
     return exit_status(res["failed"])

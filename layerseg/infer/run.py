@@ -37,7 +37,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -213,17 +213,118 @@ def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, regio
 
 
 class _RunLog:
-    """``DIR/run.log``: time-stamped lines, rewritten atomically after each line."""
+    """``DIR/run.log``: time-stamped lines, rewritten atomically after each line; `deferred`
+    keeps them until `flush` (a distributed run writes nothing before its plan is shared)."""
 
-    def __init__(self, path: Path, append: bool):
+    def __init__(self, path: Path, append: bool, deferred: bool = False):
         self.path = path
+        self.deferred = deferred
+        self.enabled = True
         self.lines: list[str] = []
         if append and path.is_file():
             self.lines = path.read_text(encoding="utf-8").splitlines()
 
-    def __call__(self, msg: str) -> None:
-        self.lines.append(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}")
-        write_text_atomic(self.path, "\n".join(self.lines) + "\n")
+    def __call__(self, msg: str, at: float | None = None) -> None:
+        stamp = time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(at))
+        self.lines.append(f"{stamp} {msg}")
+        if not self.deferred:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.enabled:
+            write_text_atomic(self.path, "\n".join(self.lines) + "\n")
+
+
+def _quiet(msg: str) -> None:
+    """An echo that says nothing (the processes of a distributed run other than rank 0)."""
+
+
+def _resumable(folder: Path, key: str, f: Path, model: str, region: str | None) -> bool:
+    """The exam folder holds a complete run of this input (unchanged), model and region."""
+    done = read_done(folder)
+    return done is not None and done.get("exam") == key and \
+        {k: done.get(k) for k in ("input_size", "input_mtime_ns")} == _input_stat(f) and \
+        done.get("model") == model and done.get("region") == region
+
+
+def exam_entry(outcome, exam: ExamResult, shown: str, *, keep_ids: bool,
+               echo: Callable[[str], None]) -> dict:
+    """What the run keeps of one processed exam: its status for ``summary.json`` and its
+    ``run.log`` lines (the failures are echoed to the terminal, naming `shown`).
+
+    Parameters
+    ----------
+    outcome : layerseg.batch.Outcome
+        Of writing the exam (`write_exam`), its value the ``done.json`` content.
+    exam : ExamResult
+        The exam's frames.
+    shown : str
+        The input file as the user gave it (terminal lines only).
+    keep_ids : bool
+        Keep file names in the recorded error messages.
+    echo : callable(str)
+        The terminal.
+
+    Returns
+    -------
+    dict
+        ``{"exam": key, "status": {...}, "log": [lines], "at": time.time()}``; plain values only
+        (it travels between the processes of a distributed run).
+    """
+    lines = []
+    if outcome.ok:
+        st = {"status": "done", "resumed": False, "done": outcome.value}
+        n_bad = len(outcome.value["frames_failed"])
+        lines.append(f"exam {outcome.key}: {outcome.value['frames_scored']}/"
+                     f"{outcome.value['frames']} frame(s) scored ({outcome.seconds:.1f} s)")
+        for fail in outcome.value["frames_failed"]:
+            echo(f"FAILED {shown} frame {fail['frame_index']}: {fail['error']}")
+        if n_bad:
+            lines.append(f"exam {outcome.key}: {n_bad} frame(s) failed")
+    else:
+        err = outcome.error if keep_ids else redact(outcome.error, exam.path)
+        etype = exam.frames[0].error_type if outcome.error_type == "_NoFrameScored" \
+            else outcome.error_type
+        st = {"status": "failed", "error": err, "error_type": etype,
+              "frames": len([x for x in exam.frames if x.frame_index >= 0])}
+        lines.append(f"exam {outcome.key}: FAILED ({etype}): {err}")
+        echo(f"FAILED {shown} (exam {outcome.key}): {outcome.error}")
+    return {"exam": outcome.key, "status": st, "log": lines, "at": time.time()}
+
+
+def write_exams(exams: Iterable[ExamResult], out: Path, *, model: str, region: str | None,
+                keep_ids: bool, echo: Callable[[str], None]) -> Iterator[dict]:
+    """Write each exam under ``out/exams/<key>`` (`write_exam`), one `exam_entry` per exam;
+    an exam that cannot be written is recorded and the next one goes on."""
+    sleep_s = float(os.environ.get(_SLEEP_ENV, "0") or 0)
+
+    def work(exam: ExamResult) -> dict:
+        done = write_exam(exam, out / "exams" / exam.key, model=model, region=region,
+                          keep_ids=keep_ids)
+        if sleep_s > 0:
+            time.sleep(sleep_s)
+        return done
+
+    pending: dict[str, ExamResult] = {}
+
+    def remember(ex: ExamResult) -> str:
+        pending[ex.key] = ex
+        return ex.key
+
+    for o in run_each(exams, work, key=remember):
+        ex = pending.pop(o.key)
+        yield exam_entry(o, ex, str(ex.path), keep_ids=keep_ids, echo=echo)
+
+
+def _process(todo: list[Path], keys: dict[Path, str], out: Path, *, model, region, spacing,
+             keep_ids, progress, workers, batch_size, device, echo) -> Iterator[dict]:
+    """The run in this process: `infer_frames` over `todo`, each exam written as it ends."""
+    frames = infer_frames(todo, model=model, region=region, spacing=spacing,
+                          keys={f: keys[f] for f in todo},
+                          progress="infer" if progress else None, workers=workers,
+                          batch_size=batch_size, device=device)
+    yield from write_exams(group_exams(frames), out, model=model, region=region,
+                           keep_ids=keep_ids, echo=echo)
 
 
 def _check_out_folder(out: Path, inputs: list[Path]) -> None:
@@ -254,7 +355,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
               spacing: tuple[float, float] | None = None, resume: bool = False,
               keep_ids: bool = False, write_key_map: bool = False, progress: bool = True,
               echo: Callable[[str], None] | None = None, workers: int = 1,
-              batch_size: int = 1, device: str = "cpu") -> dict:
+              batch_size: int = 1, device: str = "cpu", devices: int | None = None,
+              num_nodes: int = 1) -> dict:
     """Run batch inference over files and folders and write everything to `out`.
 
     Parameters
@@ -291,11 +393,20 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     device : {'cpu', 'auto', 'cuda', 'cuda:N'}
         Where a trained network runs (`infer_frames`); refused before any work when torch does
         not see it.
+    devices : int, optional
+        Run under Lightning's predict loop (`layerseg.infer.distributed`) on this many devices
+        per node (processes: CPUs or GPUs as `device` says), exams shared out between them, one
+        writer per process; None (default): this process alone. Every output but the run log's
+        timing is the same either way.
+    num_nodes : int
+        Machines in a distributed run (launched by torchrun or SLURM on each; the output folder
+        on a file system they share).
 
     Returns
     -------
     dict
-        The content of ``summary.json``.
+        The content of ``summary.json`` (in a distributed run, every process returns it; rank 0
+        writes it).
 
     Raises
     ------
@@ -329,62 +440,59 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         names.append("key_map.csv")
     check_outputs([out / n for n in names], files)
     check_writable(out / "exams")
-    log = _RunLog(out / "run.log", append=resume)
+    distributed = None
+    if devices is not None or num_nodes != 1:
+        from .distributed import check_distributed
+        distributed = check_distributed(devices, num_nodes, device, workers)
+        where += f", {distributed['label']}"
+    log = _RunLog(out / "run.log", append=resume, deferred=distributed is not None)
     log(f"layerseg {__version__} infer: {len(files)} input file(s), model {model}{where}"
         + (f", region {region}" if region else "") + (", resume" if resume else ""))
 
     status: dict[Path, dict] = {}
     todo = []
     for f in files:
-        done = read_done(out / "exams" / keys[f]) if resume else None
-        if done is not None and done.get("exam") == keys[f] and \
-                {k: done.get(k) for k in ("input_size", "input_mtime_ns")} == _input_stat(f) \
-                and done.get("model") == model and done.get("region") == region:
-            status[f] = {"status": "done", "resumed": True, "done": done}
+        if resume and _resumable(out / "exams" / keys[f], keys[f], f, model, region):
+            status[f] = {"status": "done", "resumed": True,
+                         "done": read_done(out / "exams" / keys[f])}
             log(f"exam {keys[f]}: already done, skipped")
         else:
             todo.append(f)
 
-    by_key = {keys[f]: f for f in files}
-    sleep_s = float(os.environ.get(_SLEEP_ENV, "0") or 0)
-
-    def work(exam: ExamResult) -> dict:
-        done = write_exam(exam, out / "exams" / exam.key, model=model, region=region,
-                          keep_ids=keep_ids)
-        if sleep_s > 0:
-            time.sleep(sleep_s)
-        return done
-
-    frames = infer_frames(todo, model=model, region=region, spacing=spacing,
-                          keys={f: keys[f] for f in todo},
-                          progress="infer" if progress else None, workers=workers,
-                          batch_size=batch_size, device=device)
-    exams: dict[str, ExamResult] = {}
-
-    def remember(ex: ExamResult) -> str:
-        exams[ex.key] = ex
-        return ex.key
-
-    for o in run_each(group_exams(frames), work, key=remember):
-        ex = exams.pop(o.key)
-        f = by_key[o.key]
-        shown = str(f)
-        if o.ok:
-            status[f] = {"status": "done", "resumed": False, "done": o.value}
-            n_bad = len(o.value["frames_failed"])
-            log(f"exam {o.key}: {o.value['frames_scored']}/{o.value['frames']} frame(s) scored"
-                f" ({o.seconds:.1f} s)")
-            for fail in o.value["frames_failed"]:
-                echo(f"FAILED {shown} frame {fail['frame_index']}: {fail['error']}")
-            if n_bad:
-                log(f"exam {o.key}: {n_bad} frame(s) failed")
-        else:
-            err = o.error if keep_ids else redact(o.error, f)
-            etype = ex.frames[0].error_type if o.error_type == "_NoFrameScored" else o.error_type
-            status[f] = {"status": "failed", "error": err, "error_type": etype,
-                         "frames": len([x for x in ex.frames if x.frame_index >= 0])}
-            log(f"exam {o.key}: FAILED ({etype}): {err}")
-            echo(f"FAILED {shown} (exam {o.key}): {o.error}")
+    run_info: dict = {}
+    writer = True                         # this process writes the run-level files
+    if distributed is None:
+        by_key = {keys[f]: f for f in files}
+        for entry in _process(todo, keys, out, model=model, region=region, spacing=spacing,
+                              keep_ids=keep_ids, progress=progress, workers=workers,
+                              batch_size=batch_size, device=device, echo=echo):
+            status[by_key[entry["exam"]]] = entry["status"]
+            for line in entry["log"]:
+                log(line)
+    else:
+        from .distributed import predict_exams
+        plan = {"files": [str(f) for f in files], "keys": [keys[f] for f in files],
+                "todo": [str(f) for f in todo], "status": {str(f): v for f, v in status.items()},
+                "log": list(log.lines)}
+        entries, plan, is_zero, run_info = predict_exams(
+            plan, out, model=model, region=region, spacing=spacing, keep_ids=keep_ids,
+            progress=progress, batch_size=batch_size, device=device, echo=echo, **distributed)
+        # rank 0's plan is the run's (its keys and its reading of done.json)
+        files = [Path(x) for x in plan["files"]]
+        keys = dict(zip(files, plan["keys"]))
+        todo = [Path(x) for x in plan["todo"]]
+        status = {Path(k): v for k, v in plan["status"].items()}
+        log.lines = list(plan["log"])
+        by_key = {keys[f]: f for f in files}
+        for entry in entries:             # in file order, whichever process did the exam
+            status[by_key[entry["exam"]]] = entry["status"]
+            for line in entry["log"]:
+                log(line, at=entry["at"])
+        if not is_zero:                   # one writer: the run-level files are rank 0's
+            writer = log.enabled = False
+            echo = _quiet
+        log.deferred = False
+        log.flush()
 
     # ---- run-level tables and summary, from the exam folders (fresh or resumed alike)
     tables = []
@@ -396,15 +504,17 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     if tables:
         from ..scoring import write_table
         combined = pd.concat(tables, ignore_index=True)
-        write_table(combined, out / "scores.csv")
-        write_table(combined, out / "scores.parquet")
+        if writer:
+            write_table(combined, out / "scores.csv")
+            write_table(combined, out / "scores.parquet")
         outputs.update(scores_csv="scores.csv", scores_parquet="scores.parquet")
     if write_key_map:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")   # CSV quoting, not JSON's backslashes
         w.writerow(["exam", "input"])
         w.writerows([keys[f], str(f)] for f in files)
-        write_text_atomic(out / "key_map.csv", buf.getvalue())
+        if writer:
+            write_text_atomic(out / "key_map.csv", buf.getvalue())
         outputs["key_map"] = "key_map.csv"
 
     failures, exam_rows = [], []
@@ -448,9 +558,10 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         "run": {"started_at": started, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seconds": round(time.time() - t0, 3),
                 "exams_resumed": sum(1 for s in status.values() if s.get("resumed")),
-                "exams_processed": len(todo)},
+                "exams_processed": len(todo), **run_info},
     }
-    write_text_atomic(out / "summary.json", _json(summary))
+    if writer:
+        write_text_atomic(out / "summary.json", _json(summary))
     msg = (f"{len(files)} exam(s): {n_ok} done, {len(files) - n_ok} failed; {n_frames} frame(s):"
            f" {n_scored} scored ({n_qc} flagged by QC), {n_frames - n_scored} failed")
     log(msg)
