@@ -567,15 +567,32 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
 def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     """Integer path d_c with |d_c - d_{c+1}| <= jump and d_c in [lo_c, hi_c] or d_c == alt_c that
     is closest to targets f_c in truncated L1 (min(|d - f|, trunc)), by Viterbi along columns.
-    Some allowed depth must exist in every column."""
+    Some allowed depth must exist in every column.
+
+    The best predecessor of each depth (the largest ``V[c-1, a]`` over ``|a - d| <= jump``, the
+    shallowest among equals) comes from a monotone queue, so a column costs O(rows) whatever the
+    jump (a free surface has jump = rows: a scan of the window would cost O(rows**2))."""
     n_cols = f.shape[0]
     n1 = V.shape[1]
+    dq = np.empty(n1, dtype=np.int64)
     for c in range(n_cols):
-        if c > 0:
-            head = 0
-            tail = 0
-            nxt = 0
+        head = 0
+        tail = 0
+        nxt = 0
         for d in range(n1):
+            if c > 0:
+                # the window [d - jump, d + jump] of the previous column: finite values only,
+                # kept in decreasing order with the shallowest first among equals
+                top = min(d + jump, n1 - 1)
+                while nxt <= top:
+                    if V[c - 1, nxt] > _NEG:
+                        while tail > head and V[c - 1, dq[tail - 1]] < V[c - 1, nxt]:
+                            tail -= 1
+                        dq[tail] = nxt
+                        tail += 1
+                    nxt += 1
+                while tail > head and dq[head] < d - jump:
+                    head += 1
             if not ((d >= lo[c] and d <= hi[c]) or d == alt[c]):
                 V[c, d] = _NEG
                 arg[c, d] = -1
@@ -585,17 +602,12 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
             if c == 0:
                 V[c, d] = u
                 arg[c, d] = -1
-                continue
-            best = _NEG
-            ba = -1
-            a0 = max(0, d - jump)
-            a1 = min(n1 - 1, d + jump)
-            for a in range(a0, a1 + 1):
-                if V[c - 1, a] > best:
-                    best = V[c - 1, a]
-                    ba = a
-            V[c, d] = u + best if ba >= 0 else _NEG
-            arg[c, d] = ba
+            elif tail > head:
+                V[c, d] = u + V[c - 1, dq[head]]
+                arg[c, d] = dq[head]
+            else:
+                V[c, d] = _NEG
+                arg[c, d] = -1
     best = _NEG
     d = -1
     for a in range(n1):

@@ -334,3 +334,62 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
     answers = [ascend_recomputing(np.ascontiguousarray(s)) for s in starts]
     totals = [search._total_score(sc, labs, S) for S in answers]
     np.testing.assert_array_equal(res.surfaces, answers[int(np.argmax(totals))])
+
+
+def _fit_surface_plain(f, lo, hi, alt, jump, trunc):
+    """`search._fit_surface` as plain loops: every predecessor of the window scanned, the
+    shallowest kept among equals."""
+    n_cols, n1 = f.shape[0], int(max(hi.max(), alt.max())) + 1
+    V = np.full((n_cols, n1), -np.inf)
+    arg = np.full((n_cols, n1), -1)
+    for c in range(n_cols):
+        for d in range(n1):
+            if not (lo[c] <= d <= hi[c] or d == alt[c]):
+                continue
+            u = -min(abs(d - f[c]), trunc)
+            if c == 0:
+                V[c, d] = u
+                continue
+            best, ba = -np.inf, -1
+            for a in range(max(0, d - jump), min(n1 - 1, d + jump) + 1):
+                if V[c - 1, a] > best:
+                    best, ba = V[c - 1, a], a
+            if ba >= 0:
+                V[c, d], arg[c, d] = u + best, ba
+    d = int(np.argmax(V[-1]))
+    out = np.empty(n_cols, dtype=np.int64)
+    for c in range(n_cols - 1, -1, -1):
+        out[c] = d
+        d = arg[c, d]
+    return out, V
+
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fit_surface_equals_plain_viterbi(seed):
+    """The monotone-queue Viterbi of the guided start gives the plain scan's path and table,
+    for small and free (jump >= rows) jumps, integer targets (ties) and forced alternatives."""
+    from layerseg.layers import search
+    rng = np.random.default_rng(seed)
+    n_cols, n = int(rng.integers(1, 30)), int(rng.integers(2, 40))
+    jump = int(rng.choice([0, 1, 2, 5, n, 3 * n]))
+    f = rng.integers(0, n, n_cols).astype(np.float64)
+    if seed % 2:
+        f += rng.random(n_cols)
+    lo = rng.integers(0, n // 2 + 1, n_cols)
+    hi = np.minimum(lo + rng.integers(0, n, n_cols), n - 1)
+    alt = np.where(rng.random(n_cols) < 0.3, rng.integers(0, n, n_cols), -1)
+    hi[0] = max(hi[0], 0)
+    if jump < n:   # keep a feasible path: every column allows the depth the first allows
+        lo[:] = np.minimum(lo, lo[0])
+        hi[:] = np.maximum(hi, lo[0])
+    trunc = float(rng.choice([2.0, 5.0, 1e9]))
+    want, Vp = _fit_surface_plain(f, lo, hi, alt, jump, trunc)
+    n1 = Vp.shape[1]
+    V = np.empty((n_cols, n1))
+    arg = np.empty((n_cols, n1), dtype=np.int64)
+    out = np.empty(n_cols, dtype=np.int64)
+    search._fit_surface(f, lo.astype(np.int64), hi.astype(np.int64), alt.astype(np.int64), jump,
+                        trunc, V, arg, out)
+    np.testing.assert_array_equal(V, Vp)
+    np.testing.assert_array_equal(out, want)
