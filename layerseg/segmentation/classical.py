@@ -223,12 +223,33 @@ def _depth_compensate(n: np.ndarray, skin: np.ndarray, ay: float, dc: dict) -> n
     depth = (np.arange(rows, dtype=np.float64)[:, None] - skin[None, :]) * ay
     start = float(dc["start_mm"])
     step = max(1, int(round(0.05 / ay)))
+    w = step * ay
+    grid = np.arange(start, depth.max(), w)     # bin centres
     zs, qs = [], []
-    for z in np.arange(start, depth.max(), step * ay):
-        sel = np.abs(depth - z) < 0.5 * step * ay
-        if sel.sum() >= max(8, cols // 4):
-            zs.append(z)
-            qs.append(np.percentile(n[sel], dc["quantile"]))
+    if grid.size:
+        # the pixels of bin k are those with |depth - grid[k]| < w / 2: each pixel is tested
+        # against the two bins around it (one pass over the frame, not one per bin, which grew
+        # with rows**2 x cols), then the bins are read off one sort
+        d = depth.ravel()
+        v = n.ravel()
+        k0 = np.floor((d - start) / w).astype(np.int64)
+        ks, vs = [], []
+        for off in (0, 1):
+            k = k0 + off
+            ok = (k >= 0) & (k < grid.size)
+            kk = k[ok]
+            inside = np.abs(d[ok] - grid[kk]) < 0.5 * w
+            ks.append(kk[inside])
+            vs.append(v[ok][inside])
+        kk = np.concatenate(ks)
+        order = np.argsort(kk, kind="stable")
+        vals = np.concatenate(vs)[order]
+        counts = np.bincount(kk, minlength=grid.size)
+        ends = np.cumsum(counts)
+        for k in range(grid.size):
+            if counts[k] >= max(8, cols // 4):
+                zs.append(grid[k])
+                qs.append(np.percentile(vals[ends[k] - counts[k]:ends[k]], dc["quantile"]))
     if len(zs) < 10:
         return n
     slope = theilslopes(qs, zs)[0]

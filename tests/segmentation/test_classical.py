@@ -241,3 +241,43 @@ def test_deep_tissue_switch_changes_only_deep_background_scores(frames):
     assert (s_on[0][deep] != s_off[0][deep]).mean() > 0.99
     np.testing.assert_allclose(s_on[0][deep] - s_cost[0][deep], 0.7, atol=1e-9)
     np.testing.assert_array_equal(s_on[0][~deep], s_cost[0][~deep])
+
+
+def _depth_compensate_plain(n, skin, ay, dc):
+    """`classical._depth_compensate` as first written: one full-frame mask per depth bin."""
+    from scipy.stats import theilslopes
+    rows, cols = n.shape
+    depth = (np.arange(rows, dtype=np.float64)[:, None] - skin[None, :]) * ay
+    start = float(dc["start_mm"])
+    step = max(1, int(round(0.05 / ay)))
+    zs, qs = [], []
+    for z in np.arange(start, depth.max(), step * ay):
+        sel = np.abs(depth - z) < 0.5 * step * ay
+        if sel.sum() >= max(8, cols // 4):
+            zs.append(z)
+            qs.append(np.percentile(n[sel], dc["quantile"]))
+    if len(zs) < 10:
+        return n
+    slope = theilslopes(qs, zs)[0]
+    if not slope < 0:
+        return n
+    return n + np.clip(-slope * (depth - start), 0.0, float(dc["max_gain"]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_depth_compensation_equals_one_mask_per_bin(seed):
+    """The one-pass binning gives the per-bin masks' answer exactly, on random frames with a
+    depth loss, fractional skin lines, odd spacings and bins that are too sparse."""
+    from layerseg.segmentation.classical import _depth_compensate
+    rng = np.random.default_rng(seed)
+    rows, cols = int(rng.integers(60, 400)), int(rng.integers(8, 200))
+    ay = float(rng.choice([0.0117, 0.02, 0.025, 0.05, 0.0371]))
+    z = np.arange(rows)[:, None] * ay
+    n = rng.normal(size=(rows, cols)) - rng.uniform(0, 0.2) * z
+    skin = rng.uniform(0, rows / 3, cols)
+    if seed % 2:
+        skin = np.round(skin)
+    dc = {"enabled": True, "start_mm": float(rng.choice([0.5, 1.0, 3.0])),
+          "quantile": float(rng.choice([50, 75, 90])), "max_gain": 0.5}
+    np.testing.assert_array_equal(_depth_compensate(n, skin, ay, dc),
+                                  _depth_compensate_plain(n, skin, ay, dc))
