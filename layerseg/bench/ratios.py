@@ -1,6 +1,9 @@
 """Flat ratio keys of a ``layerseg bench speed`` run: every side-by-side comparison as one
 ``<suite>.<case>[.<dtype>].vs_<peer>[.<rows>x<cols>].speedup`` -> float (peer time / our time,
-ours faster = above 1), plus a Markdown table of them.
+ours faster = above 1), plus ``pipeline.*.ratio`` (the batch command's frames/s over the
+segmenter's) and ``growth.<case>.linearity.ratio`` (four times the pixels: 4 x our small-frame
+time over our large-frame time, above 1 = cost grows slower than the pixels), and a Markdown
+table of them.
 
 The key without a size is the largest frame run; each size also has its own key.
 """
@@ -78,6 +81,12 @@ def flat_ratios(speed: dict) -> dict[str, float]:
                            ("segment_exported", "classical"), ("segment_eager", "classical")):
             name = "eager" if peer.endswith("eager") else peer
             _add(out, f"model.{case}.vs_{name}", sh, fps[case] / fps[peer], sh)
+    gr = suites.get("growth", {})
+    if gr.get("status") == "ok":
+        # not a peer: our cost at the small size scaled by the pixel ratio over our cost at
+        # the large size (1 = proportional to pixels, above 1 = grows slower)
+        for name, r in gr["results"]["cases"].items():
+            out[f"growth.{_slug(name)}.linearity.ratio"] = float(r["linearity"])
     return dict(sorted(out.items()))
 
 

@@ -113,10 +113,11 @@ def run_gate(args: argparse.Namespace) -> int:
     return 1 if res["failed"] else 0
 
 
-SPEED_SUITES = ("search", "filters", "simulate", "opencv", "pipeline", "model")
+SPEED_SUITES = ("search", "filters", "simulate", "opencv", "pipeline", "model", "growth")
 """The suites of ``layerseg bench speed``, in the order they run."""
 
-_SPEED_TABLES = {"model": "layerseg.bench.model:format_model_benchmark"}
+_SPEED_TABLES = {"model": "layerseg.bench.model:format_model_benchmark",
+                 "growth": "layerseg.bench.growth:format_growth_benchmark"}
 """Suites whose figures are also printed as a table ('module:function' of the result)."""
 
 
@@ -134,7 +135,10 @@ def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, d
                 ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark",
                  {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1}),
                 ("model", "layerseg.bench.model:run_model_benchmark",
-                 {"model": model, "shape": (128, 128), "repeat": 1})]
+                 {"model": model, "shape": (128, 128), "repeat": 1}),
+                ("growth", "layerseg.bench.growth:run_growth_benchmark",
+                 {"sizes": ((64, 64), (128, 128)), "model": model, "repeat": 1,
+                  "filters": False})]
     return [("search", "layerseg.bench.search:run_search_benchmark", {}),
             ("filters", "layerseg.bench.filters:run_filter_benchmarks", {"verbose": False}),
             ("simulate", "layerseg.bench.simulate:run_simulate_benchmark", {}),
@@ -142,7 +146,8 @@ def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, d
              {"sizes": ((512, 512), (2048, 1024))}),
             ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {}),
             ("model", "layerseg.bench.model:run_model_benchmark",
-             {"model": model, "shape": (512, 512)})]
+             {"model": model, "shape": (512, 512)}),
+            ("growth", "layerseg.bench.growth:run_growth_benchmark", {"model": model})]
 
 
 def run_speed(args: argparse.Namespace) -> int:

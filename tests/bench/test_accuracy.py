@@ -147,6 +147,8 @@ def test_cli_speed_quick(tmp_path):
     assert d["quick"] is True
     assert d["suites"]["search"]["status"] == "ok"
     assert d["suites"]["search"]["results"][0]["rows"] == 128
+    assert d["suites"]["growth"]["status"] == "ok"      # with the default model's cases
+    assert "growth.infer_default_field.linearity.ratio" in d["ratios"]
 
 
 def test_bench_figures_equal_monai_metrics(tmp_path):

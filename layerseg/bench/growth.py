@@ -1,0 +1,174 @@
+"""How each cost grows with frame size: the code behind the ``growth`` suite of
+``layerseg bench speed``.
+
+Every hot path is timed at one frame size and at four times its pixels (512 x 512 and
+1024 x 1024 by default), the two sizes interleaved round by round so that the machine's other
+load falls on both alike:
+
+* the Numba filters (median, Lee, Kuan, Frost, SRAD, NLM l2 and Pearson), on a float32 speckle
+  frame (`layerseg.bench.filters`);
+* the ordered search on random 8-class scores (`layerseg.layers.search.ordered_search`);
+* a trained model's network alone (exported graph, random input of the frame's size);
+* ``layerseg.segment`` end to end with the trained model and with the classical segmenter, and
+  the batch command end to end (`layerseg.infer.run_infer`: read a two-frame DICOM exam,
+  segment, score, write everything) with the trained model, each on simulated cheek frames
+  made larger in the two ways a scanner makes them: ``@finer``, the same field of view
+  (12 x 12.8 mm) sampled finer (half the pixel spacing at four times the pixels), and
+  ``@field``, the same pixel spacing over a larger field of view (twice the depth and width).
+  A segmenter that works in millimetres pays differently for the two: a trained model resamples
+  to its own spacing (``@finer`` costs it little more), and the classical segmenter's smoothing
+  widths are set in mm, so at a finer spacing each of its Gaussian filters spans more pixels.
+
+For each: the seconds at both sizes (best of `repeat` rounds), ``time_ratio`` (time at the large
+size over time at the small; ideal: the pixel ratio, 4) and ``linearity`` (pixel ratio x small
+time / large time: 1 = cost proportional to pixels, above 1 = grows slower). The flat key is
+``growth.<case>.linearity.ratio`` (above 1 better, as every ratio key); issue 22's target
+``time_ratio <= 4.5`` is ``linearity >= 0.889``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_growth_benchmark", "format_growth_benchmark", "TARGET_TIME_RATIO"]
+
+TARGET_TIME_RATIO = 4.5
+"""Issue 22: four times the pixels may cost at most this many times the time."""
+
+
+def _key(shape) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+def _cases(shape, model: str, seed: int, tmp: Path, filters: bool, with_model: bool,
+           small=None) -> dict:
+    """``{name: callable}`` timing one call at `shape` (inputs made once, outside the timing);
+    `small` is the small size (the ``@field`` frames keep its pixel spacing)."""
+    from ..layers.search import ordered_search
+    from ..layers.surfaces import as_profile
+    from ..segmentation import segment
+    from ..simulate import simulate_frame
+    from .filters import _cases as filter_cases
+    from .filters import _frame
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    if filters:
+        img = _frame(rng, shape)
+        for name, ours, *_ in filter_cases(findpeaks=False):
+            out[f"filters.{name}"] = (lambda fn=ours: fn(img))
+    sc = rng.normal(size=(8, *shape))
+    prof = as_profile(None)
+    out["search.ordered"] = lambda: ordered_search(sc, prof)
+    small = tuple(shape) if small is None else tuple(small)
+    depth, width = 12.0, 12.8     # the simulator's default field of view, mm
+
+    def sim(field: bool, k: int = 0):
+        fy, fx = (shape[0] / small[0], shape[1] / small[1]) if field else (1.0, 1.0)
+        return simulate_frame(np.random.SeedSequence(seed + k), region="cheek",
+                              shape=tuple(shape), depth_mm=depth * fy, width_mm=width * fx,
+                              elasto_kind="swe_kpa").frame
+
+    frames = {"finer": sim(False), "field": sim(True)}
+    for how, fr in frames.items():
+        out[f"segment.classical@{how}"] = (lambda f=fr: segment(f, model="classical"))
+    if with_model:
+        import torch
+
+        from ..infer.run import run_infer
+        from ..segmentation import check_model
+        from ..simulate.dicom_export import write_exam_dicom
+        seg = check_model(model)
+        x = torch.rand(1, int(seg.task.hparams.in_channels), *shape,
+                       generator=torch.Generator().manual_seed(seed))
+        pred = seg.predictor
+
+        def net():
+            with torch.inference_mode():
+                pred(x)
+
+        out["model.net_exported"] = net
+        for how, fr in frames.items():
+            out[f"segment.{model}@{how}"] = (lambda f=fr: segment(f, model=model))
+            src = tmp / _key(shape) / how / "in"
+            src.mkdir(parents=True)
+            write_exam_dicom(src / "exam.dcm", [fr, sim(how == "field", 1)],
+                             patient_name="BENCH^GROWTH", patient_id="BENCH-GROWTH")
+            runs = [0]
+
+            def infer(src=src, runs=runs):
+                runs[0] += 1
+                run_infer([src], src.parent / f"out{runs[0]}", model=model, progress=False,
+                          echo=lambda msg: None, batch_size=2)
+
+            out[f"infer.{model}@{how}"] = infer
+    return out
+
+
+def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default",
+                         repeat: int = 3, seed: int = 7, filters: bool = True) -> dict:
+    """Time every hot path at two frame sizes, side by side.
+
+    Parameters
+    ----------
+    sizes : two (rows, cols)
+        The small and the large frame size.
+    model : str
+        The trained model of the network, end-to-end and infer cases (``classical``: those
+        cases are left out).
+    repeat : int
+        Rounds; each round times every case once at each size, and the best round is kept.
+    seed : int
+        Seed of the inputs.
+    filters : bool
+        Time the filters too.
+
+    Returns
+    -------
+    dict
+        ``sizes``, ``pixel_ratio``, ``model``, ``cases``: name -> ``seconds`` (size key ->
+        s), ``time_ratio``, ``linearity``, ``within_target`` (``time_ratio <= 4.5``).
+    """
+    small, large = (tuple(int(v) for v in s) for s in sizes)
+    pixel_ratio = (large[0] * large[1]) / (small[0] * small[1])
+    with_model = str(model) != "classical"
+    with tempfile.TemporaryDirectory(prefix="layerseg-bench-growth-") as td:
+        tmp = Path(td)
+        cases = {s: _cases(s, model, seed, tmp, filters, with_model, small)
+                 for s in (small, large)}
+        for s in (small, large):            # warm-up: compilation, first graph runs, caches
+            for fn in cases[s].values():
+                fn()
+        best = {s: dict.fromkeys(cases[s], float("inf")) for s in (small, large)}
+        for _ in range(max(1, int(repeat))):
+            for name in cases[small]:
+                for s in (small, large):
+                    t0 = time.perf_counter()
+                    cases[s][name]()
+                    best[s][name] = min(best[s][name], time.perf_counter() - t0)
+    out = {}
+    for name in cases[small]:
+        t1, t4 = best[small][name], best[large][name]
+        out[name] = {"seconds": {_key(small): t1, _key(large): t4}, "time_ratio": t4 / t1,
+                     "linearity": pixel_ratio * t1 / t4,
+                     "within_target": bool(t4 / t1 <= TARGET_TIME_RATIO * pixel_ratio / 4)}
+    return {"sizes": [list(small), list(large)], "pixel_ratio": pixel_ratio, "model": str(model),
+            "repeat": int(repeat), "cases": out}
+
+
+def format_growth_benchmark(res: dict) -> str:
+    """A Markdown table of `run_growth_benchmark`'s result."""
+    a, b = (_key(s) for s in res["sizes"])
+    lines = [f"cost growth {a} -> {b} ({res['pixel_ratio']:.0f}x the pixels; target time ratio "
+             f"<= {TARGET_TIME_RATIO * res['pixel_ratio'] / 4:.2f}), best of {res['repeat']}",
+             "", f"| case | {a} (s) | {b} (s) | time ratio | linearity | within target |",
+             "|---|---|---|---|---|---|"]
+    for name, r in res["cases"].items():
+        lines.append(f"| {name} | {r['seconds'][a]:.4f} | {r['seconds'][b]:.4f} | "
+                     f"{r['time_ratio']:.2f} | {r['linearity']:.2f} | "
+                     f"{'yes' if r['within_target'] else 'NO'} |")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The cost-growth suite (`layerseg.bench.growth`): the ratios follow from the timings (a fake
+clock with known costs), the real cases run, and the flat keys carry them."""
+
+import pytest
+
+from layerseg.bench import growth
+from layerseg.bench.ratios import flat_ratios
+
+
+class _Clock:
+    """A clock that only the fake work advances."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def perf_counter(self):
+        return self.t
+
+
+def test_ratios_from_known_costs(monkeypatch):
+    clock = _Clock()
+
+    def cases(shape, model, seed, tmp, filters, with_model, small):
+        px = shape[0] * shape[1]
+
+        def cost(seconds):
+            def run():
+                clock.t += seconds
+            return run
+        # proportional to pixels, quadratic in pixels, and a fixed cost plus a linear part
+        return {"linear": cost(px * 1e-6), "quadratic": cost((px * 1e-4) ** 2),
+                "fixed+linear": cost(0.5 + px * 1e-6)}
+
+    monkeypatch.setattr(growth, "_cases", cases)
+    monkeypatch.setattr(growth, "time", clock)
+    res = growth.run_growth_benchmark(sizes=((10, 10), (20, 20)), model="classical", repeat=2)
+    c = res["cases"]
+    assert res["pixel_ratio"] == 4
+    assert c["linear"]["time_ratio"] == pytest.approx(4) and c["linear"]["within_target"]
+    assert c["linear"]["linearity"] == pytest.approx(1)
+    assert c["quadratic"]["time_ratio"] == pytest.approx(16)
+    assert not c["quadratic"]["within_target"]
+    assert c["fixed+linear"]["time_ratio"] == pytest.approx((0.5 + 4e-4) / (0.5 + 1e-4))
+    assert c["fixed+linear"]["linearity"] > 1
+    for r in c.values():
+        assert r["linearity"] * r["time_ratio"] == pytest.approx(4)
+    md = growth.format_growth_benchmark(res)
+    assert "| quadratic |" in md and "NO" in md
+    flat = flat_ratios({"suites": {"growth": {"status": "ok", "results": res}}})
+    assert flat["growth.quadratic.linearity.ratio"] == pytest.approx(0.25)
+    assert flat["growth.fixed_linear.linearity.ratio"] > 1
+
+
+def test_real_cases_run_on_small_frames():
+    res = growth.run_growth_benchmark(sizes=((48, 48), (96, 96)), model="classical", repeat=1,
+                                      filters=True)
+    names = set(res["cases"])
+    assert {"search.ordered", "segment.classical@finer", "segment.classical@field",
+            "filters.median 5x5",
+            "filters.nlm l2 p7 s11"} <= names
+    assert not any(n.startswith(("model.", "infer.")) for n in names)   # no trained model
+    for r in res["cases"].values():
+        assert all(s > 0 for s in r["seconds"].values())
