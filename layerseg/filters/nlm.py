@@ -19,9 +19,8 @@
 Algorithm (Darbon et al. 2008 / Froment 2014, made parallel): shifts are the outer loop, so each
 patch distance is a box sum of a per-pixel difference image, kept with running sums; the pair
 ``(p, p+t)`` and ``(p+t, p)`` share the difference image, so only half of the shifts are
-computed. The frame is cut into tiles of rows and columns processed in parallel, each tile with
-private buffers (no write races) of a size that does not depend on the frame's, and each tile
-loops over all shifts while its buffers stay in cache.
+computed. Rows are cut into tiles processed in parallel, each tile with private buffers (no
+write races), and each tile loops over all shifts while its buffers stay in cache.
 
 Reference: Coupé P, Hellier P, Kervrann C, Barillot C (2009) Nonlocal means-based speckle
 filtering for ultrasound images. IEEE Trans Image Process 18(10):2221-2229.
@@ -42,9 +41,6 @@ from ._validate import check_image, check_positive, to_envelope
 __all__ = ["denoise_nlm"]
 
 L2, PEARSON = 0, 1
-
-TILE_COLS = 256
-"""Widest column tile of the kernel (see `denoise_nlm`)."""
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -106,34 +102,31 @@ def _shift_weights(P, R, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm, 
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH, error_model=ERROR_MODEL)
-def _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, cutoff, tile, tile_c, out):
+def _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, cutoff, tile, out):
     rows, cols = out.shape
-    n_tr = (rows + tile - 1) // tile
-    n_tc = (cols + tile_c - 1) // tile_c
-    for ti in prange(n_tr * n_tc):
-        a = (ti // n_tc) * tile
+    n_tiles = (rows + tile - 1) // tile
+    for ti in prange(n_tiles):
+        a = ti * tile
         b = min(rows, a + tile)
         T = b - a
-        c0 = (ti % n_tc) * tile_c
-        C = min(cols, c0 + tile_c) - c0
-        num = np.empty((T, C))
-        wsum = np.empty((T, C))
+        num = np.empty((T, cols))
+        wsum = np.empty((T, cols))
         for i in range(T):
-            for j in range(C):
-                num[i, j] = P[a + i + pad, c0 + j + pad]
+            for j in range(cols):
+                num[i, j] = P[a + i + pad, j + pad]
                 wsum[i, j] = 1.0
-        WA = np.empty((T + d, C + d))
-        WB = np.empty((T + d, C + d))
-        V = np.empty(C + d + lo + hi + 1)
-        H = np.empty(C + d)
+        WA = np.empty((T + d, cols + d))
+        WB = np.empty((T + d, cols + d))
+        V = np.empty(cols + d + lo + hi + 1)
+        H = np.empty(cols + d)
         for tr in range(-d, d + 1):
             for tc in range(0, d + 1):
                 if tc == 0 and tr <= 0:
                     continue
                 ra0 = a + min(0, -tr)
                 nr = T + abs(tr)
-                ca0 = c0 - tc
-                nc = C + tc
+                ca0 = -tc
+                nc = cols + tc
                 _shift_weights(P, R, pad, ra0, nr, ca0, nc, tr, tc, lo, hi, mode, inv_norm,
                                var_n, cutoff, V, H, WA, True)
                 if mode == PEARSON:
@@ -145,21 +138,21 @@ def _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, cutoff, tile, tile_
                 for i in range(T):
                     ua = a + i - ra0
                     pr = a + i + pad
-                    wf_row = WA[ua, tc:tc + C]               # weight of (p, p+t), p in row i
-                    wb_row = wb[ua - tr, 0:C]                # weight of (p-t, p)
-                    pf = P[pr + tr, pad + c0 + tc:pad + c0 + tc + C]
-                    pb = P[pr - tr, pad + c0 - tc:pad + c0 - tc + C]
+                    wf_row = WA[ua, tc:tc + cols]            # weight of (p, p+t), p in row i
+                    wb_row = wb[ua - tr, 0:cols]             # weight of (p-t, p)
+                    pf = P[pr + tr, pad + tc:pad + tc + cols]
+                    pb = P[pr - tr, pad - tc:pad - tc + cols]
                     nrow = num[i]
                     wrow = wsum[i]
                     # two loops, one store array each: few enough run-time alias checks for
                     # LLVM to vectorise them
-                    for j in range(C):
+                    for j in range(cols):
                         nrow[j] += wf_row[j] * pf[j] + wb_row[j] * pb[j]
-                    for j in range(C):
+                    for j in range(cols):
                         wrow[j] += wf_row[j] + wb_row[j]
         for i in range(T):
-            for j in range(C):
-                out[a + i, c0 + j] = num[i, j] / wsum[i, j]
+            for j in range(cols):
+                out[a + i, j] = num[i, j] / wsum[i, j]
 
 
 def denoise_nlm(image, patch: int = 5, search: int = 5, h: float = 0.1, *,
@@ -241,14 +234,8 @@ def denoise_nlm(image, patch: int = 5, search: int = 5, h: float = 0.1, *,
     P = np.ascontiguousarray(np.pad(img.astype(np.float64), pad, mode="reflect"))
     inv_norm = 1.0 / (h * h * patch * patch)
     tile = max(32, 4 * d)
-    # tiles of at most TILE_COLS columns: a tile's buffers (4 x (tile + d) x (TILE_COLS + d)
-    # float64) stay in a core's L2 cache whatever the frame's width, so the cost grows with the
-    # pixels and not faster (full-width tiles of a 1024-wide frame spilled: 4.5-5.5x the time
-    # of 512 x 512 for the Pearson mode); the answer is the same bit for bit (each column's
-    # running sums and each pixel's order of shifts are unchanged)
     # Pearson: the reciprocal of the (floored) intensity, so the kernel multiplies
     R = 1.0 / np.maximum(P, eps) if mode == PEARSON else P
     out = np.empty(img.shape, dtype=np.float64)
-    _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, NLM_CUTOFF, tile, TILE_COLS,
-                out)
+    _nlm_kernel(P, R, pad, d, lo, hi, mode, inv_norm, var_n, NLM_CUTOFF, tile, out)
     return back(out.astype(img.dtype))
