@@ -192,6 +192,15 @@ class SegmentationTask(LightningModule):
         if infer_mode not in ("sliding", "whole"):
             raise ConfigError(f"infer_mode must be 'sliding' or 'whole', got {infer_mode!r}")
         self.save_hyperparameters()
+        m = self.size_multiple
+        # SwinUNETR's deepest stage works on 1/32 of the patch, and instance norm needs more
+        # than one pixel there when training
+        least = 2 * m if net == "SwinUNETR" else m
+        if any(int(v) % m or int(v) < least for v in patch_size):
+            raise ConfigError(f"patch_size {list(patch_size)}: {net} with channels "
+                              f"{list(channels)} needs rows and cols that are multiples of {m}"
+                              + (f", at least {least}" if least > m else "")
+                              + " (set --data.patch_size)")
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()

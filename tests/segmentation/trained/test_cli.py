@@ -44,11 +44,25 @@ def test_fast_dev_run(name, extra, tmp_path):
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
 
 
-@pytest.mark.parametrize("net", ["AttentionUnet", "SegResNet", "DynUNet"])
+@pytest.mark.parametrize("net", ["AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR"])
 def test_fast_dev_run_other_networks(net, tmp_path):
-    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+    # SwinUNETR down-samples by 32 and needs two pixels at its deepest stage: 64 x 64 patches
+    patch = ["--data.patch_size=[64,64]", "--data.sim_shape=[128,128]"] \
+        if net == "SwinUNETR" else []
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY, *patch,
                  f"--model.net={net}", "--model.decode_val=false", "--model.channels=[8,16,32]",
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+@pytest.mark.parametrize("net, patch, words", [("SwinUNETR", "[32,32]", "at least 64"),
+                                               ("SwinUNETR", "[80,64]", "multiples of 32"),
+                                               ("UNet", "[30,32]", "multiples of 4")])
+def test_patch_the_network_cannot_take_is_refused(net, patch, words, tmp_path, capsys):
+    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"), *TINY,
+                 f"--model.net={net}", f"--data.patch_size={patch}",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "patch_size" in err
 
 
 def test_gpu_config_without_gpu(tmp_path, capsys):
