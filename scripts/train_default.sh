@@ -9,7 +9,8 @@
 #      layerseg/data/models/default.ckpt to replace the shipped one).
 # Seeds never used for evaluation: the held-out sets are seeds 4242 (default) and 4343 (wide).
 # About 80 min on 2 CPU cores (15 simulating, the rest training); WORKERS sets the simulation's
-# processes.
+# processes. CONFIG and NAME train another config on the same data the same way, e.g. the
+# ordered-surface head: CONFIG=configs/surface_cpu.yaml NAME=surface (into runs/surface_cpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-runs/default_data}
@@ -21,12 +22,14 @@ WORKERS=${WORKERS:-2}
 # one compute thread for the network while the two data workers augment (on 2 cores, more
 # threads only spin-wait against the workers); the figures of the card were made so
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-ROOT=runs/default_cpu
+CONFIG=${CONFIG:-configs/default_cpu.yaml}
+NAME=${NAME:-default}
+ROOT=runs/$(basename "$CONFIG" .yaml)
 # (no run yet on a fresh clone: ls fails, which pipefail would turn into an exit)
 before=$( (ls -d "$ROOT"/lightning_logs/version_* 2>/dev/null || true) | wc -l)
-layerseg fit --config configs/default_cpu.yaml --data.datasets="[$DATA/default,$DATA/wide]" \
+layerseg fit --config "$CONFIG" --data.datasets="[$DATA/default,$DATA/wide]" \
     --trainer.default_root_dir="$ROOT" "$@"
 run=$(ls -dt "$ROOT"/lightning_logs/version_* | head -1)
-python scripts/ship_model.py "$run/checkpoints/last.ckpt" --out "$ROOT/default.ckpt" \
-    --name default --config configs/default_cpu.yaml --force
-echo "trained: $run (runs before: $before); shippable: $ROOT/default.ckpt"
+python scripts/ship_model.py "$run/checkpoints/last.ckpt" --out "$ROOT/$NAME.ckpt" \
+    --name "$NAME" --config "$CONFIG" --force
+echo "trained: $run (runs before: $before); shippable: $ROOT/$NAME.ckpt"

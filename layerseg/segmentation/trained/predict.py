@@ -203,7 +203,7 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
             for k in range(0, len(idx), step):
                 part = idx[k:k + step]
                 logits = task.infer(torch.stack([xs[i] for i in part]), predictor=predictor)
-                logp = torch.log_softmax(logits.float(), dim=1)
+                logp = task.log_probabilities(logits)
                 for j, i in enumerate(part):
                     out[i] = (logp[j].double().numpy() if grid == "model"
                               else to_frame_grid(logp[j], frames[i].shape))

@@ -167,6 +167,12 @@ class SegmentationTask(LightningModule):
         Whole frames by sliding windows of `patch_size` (``sliding``), or in one pass padded to
         the network's size multiple (``whole``: fastest; for networks trained on patches that
         span the frame depth, with batch norm, whose answer does not depend on the window).
+    head : {'pixel', 'surface'}
+        ``pixel``: the 8 output channels are per-pixel class scores (softmax over channels,
+        loss `loss`). ``surface``: they are the 8 layer surfaces, each a softmax over the rows
+        of a column (`layerseg.segmentation.trained.surface_head`: trained with its
+        `SurfaceLoss`, turned into per-pixel class log-probabilities for the shared decode);
+        needs ``infer_mode='whole'`` and patches that span the frame depth.
     """
 
     def __init__(self, net: NetName = "UNet", in_channels: int = 1, num_classes: int = 8,
@@ -179,7 +185,8 @@ class SegmentationTask(LightningModule):
                  sw_batch_size: int = 4, sw_overlap: float = 0.25,
                  decode_val: bool = True, norm: Literal["instance", "batch"] = "instance",
                  num_res_units: int = 2,
-                 infer_mode: Literal["sliding", "whole"] = "sliding"):
+                 infer_mode: Literal["sliding", "whole"] = "sliding",
+                 head: Literal["pixel", "surface"] = "pixel"):
         super().__init__()
         if num_classes != N_LABELS:
             raise ConfigError(f"num_classes must be {N_LABELS} (the label map 0-7), got "
@@ -191,6 +198,12 @@ class SegmentationTask(LightningModule):
             raise ConfigError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if infer_mode not in ("sliding", "whole"):
             raise ConfigError(f"infer_mode must be 'sliding' or 'whole', got {infer_mode!r}")
+        if head not in ("pixel", "surface"):
+            raise ConfigError(f"head must be 'pixel' or 'surface', got {head!r}")
+        if head == "surface" and infer_mode != "whole":
+            raise ConfigError("head 'surface' needs infer_mode 'whole': each surface is a "
+                              "softmax over the rows of a whole column, which sliding windows "
+                              "would cut (set --model.infer_mode=whole)")
         self.save_hyperparameters()
         m = self.size_multiple
         # SwinUNETR's deepest stage works on 1/32 of the patch, and instance norm needs more
@@ -214,7 +227,10 @@ class SegmentationTask(LightningModule):
 
     def configure_losses(self) -> None:
         """The training loss (logits and integer labels (B, 1, rows, cols))."""
-        if self.hparams.loss == "dice_ce":
+        if self.hparams.get("head", "pixel") == "surface":
+            from .surface_head import SurfaceLoss
+            self.criterion = SurfaceLoss()
+        elif self.hparams.loss == "dice_ce":
             self.criterion = DiceCELoss(to_onehot_y=True, softmax=True)
         elif self.hparams.loss == "dice":
             self.criterion = DiceLoss(to_onehot_y=True, softmax=True)
@@ -241,6 +257,15 @@ class SegmentationTask(LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, 8, rows, cols) of images (B, C, rows, cols)."""
         return self.net(x)
+
+    def log_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-pixel class log-probabilities (B, 8, rows, cols) of the network's output: the
+        log-softmax over the channels (pixel head), or the surfaces' row distributions turned
+        into class probabilities (surface head, `surface_head.surface_log_probabilities`)."""
+        if self.hparams.get("head", "pixel") == "surface":
+            from .surface_head import surface_log_probabilities
+            return surface_log_probabilities(logits)
+        return torch.log_softmax(logits.float(), dim=1)
 
     @property
     def size_multiple(self) -> int:
@@ -289,7 +314,7 @@ class SegmentationTask(LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[np.ndarray]:
         """Decoded label maps (uint8, (rows, cols) at `spacing_mm`), one per frame."""
-        logp = torch.log_softmax(self.infer(batch["image"]).float(), dim=1)
+        logp = self.log_probabilities(self.infer(batch["image"]))
         return [self._decode(logp[b], batch["region"][b]) for b in range(logp.shape[0])]
 
     def _decode(self, logp: torch.Tensor, region: str | None) -> np.ndarray:
@@ -302,7 +327,8 @@ class SegmentationTask(LightningModule):
         self.log(f"{stage}/loss", self.criterion(logits, y), batch_size=x.shape[0],
                  sync_dist=True)
         y1 = one_hot(y, N_LABELS)
-        pred = one_hot(logits.argmax(1, keepdim=True), N_LABELS)
+        logp = self.log_probabilities(logits)
+        pred = one_hot(logp.argmax(1, keepdim=True), N_LABELS)
         spacing = [list(self.hparams.spacing_mm)] * x.shape[0]
         with warnings.catch_warnings():   # absent layers: NaN, left out of the means
             warnings.simplefilter("ignore")
@@ -310,7 +336,6 @@ class SegmentationTask(LightningModule):
             self.metrics["hd95_mm"](pred, y1, spacing=spacing)
             self.metrics["assd_mm"](pred, y1, spacing=spacing)
             if self.hparams.decode_val:
-                logp = torch.log_softmax(logits, dim=1)
                 dec = np.stack([self._decode(logp[b], batch["region"][b])
                                 for b in range(x.shape[0])])
                 dec_t = torch.as_tensor(dec, dtype=torch.long, device=y.device)[:, None]

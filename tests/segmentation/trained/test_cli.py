@@ -33,11 +33,13 @@ def test_help_and_print_config(capsys):
 
 def test_every_config_is_tested():
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(
-        ["default_cpu.yaml", "unet_small_cpu.yaml", "unet_gpu.yaml", "unet_ddp.yaml"])
+        ["default_cpu.yaml", "surface_cpu.yaml", "unet_small_cpu.yaml", "unet_gpu.yaml",
+         "unet_ddp.yaml"])
 
 
 @pytest.mark.parametrize("name, extra", [("unet_small_cpu.yaml", []), ("unet_gpu.yaml", ON_CPU),
-                                         ("unet_ddp.yaml", ON_CPU), ("default_cpu.yaml", [])])
+                                         ("unet_ddp.yaml", ON_CPU), ("default_cpu.yaml", []),
+                                         ("surface_cpu.yaml", [])])
 def test_fast_dev_run(name, extra, tmp_path):
     # every config runs as it stands with frames simulated on the fly (tiny sizes by override)
     assert main(["fit", "--config", str(CONFIGS / name), *TINY, *extra,

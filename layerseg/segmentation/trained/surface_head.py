@@ -1,0 +1,115 @@
+"""The ordered-surface head: a network that answers where each layer boundary lies in each
+column instead of which layer each pixel belongs to.
+
+With ``SegmentationTask(head="surface")`` the network's 8 output channels are the 8 surfaces of
+the layer order (DESIGN.md labels 1-7 top down): surface 0 is the skin entry (top of the
+epidermis), surface k (1-7) the bottom of layer k. For surface j and column c, a softmax of
+channel j over the rows is the distribution of the row where the surface lies (He et al. 2019,
+"Fully convolutional boundary regression for retina OCT segmentation", MICCAI). It is trained
+with cross-entropy against the true surface rows (read off the label map: the skin entry, then
+the running count of each layer's pixels down the column, so an absent layer has zero
+thickness), plus the L1 distance of the expected row (soft arg-max) to the true one in rows
+over the patch height.
+
+The answer goes through the same shared decode as every other segmenter: the surfaces'
+row distributions are turned into per-pixel class log-probabilities
+(`surface_log_probabilities`): with ``F_j(r) = P(s_j <= r)`` the cumulative distribution of
+surface j down the column, a pixel at row r lies in layer k (1-7) when ``s_{k-1} <= r < s_k``,
+probability ``F_{k-1}(r) - F_k(r)``, and in the background (gel above, tissue below the
+deepest layer) with ``1 - F_0(r) + F_7(r)``; the eight sum to one. Where the network's
+distributions cross (a surface above the one before it) a difference goes negative; it is
+floored at a small probability and the eight renormalised, and the decode then places
+ordered surfaces under the thickness priors.
+
+The row softmax needs whole columns: the head infers whole frames in one pass
+(``infer_mode='whole'``) and is trained on patches that span the frame depth.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["surfaces_from_labels", "surface_log_probabilities", "SurfaceLoss", "N_SURFACES",
+           "PROB_FLOOR"]
+
+N_SURFACES = 8
+"""Surfaces of the 7-layer order: the skin entry and the bottom of each layer."""
+
+PROB_FLOOR = 1e-6
+"""Smallest per-pixel class probability `surface_log_probabilities` gives."""
+
+
+def surfaces_from_labels(labels: torch.Tensor) -> torch.Tensor:
+    """The true surface rows of label maps.
+
+    Parameters
+    ----------
+    labels : Tensor of int, shape (B, 1, rows, cols)
+        Label maps 0-7 (ordered top down, as the simulator and the decode make them).
+
+    Returns
+    -------
+    Tensor of float32, shape (B, 8, cols)
+        Row of surface j in each column: surface 0 the first non-background row (``rows`` where
+        a column has none), surface k the surface 0 row plus the pixels of layers 1..k in the
+        column (an absent layer adds none).
+    """
+    y = labels[:, 0].long()
+    b, rows, cols = y.shape
+    tissue = y > 0
+    any_tissue = tissue.any(dim=1)
+    first = torch.argmax(tissue.to(torch.int8), dim=1)             # first True row
+    s0 = torch.where(any_tissue, first, torch.full_like(first, rows))
+    counts = torch.stack([(y == k).sum(dim=1) for k in range(1, N_SURFACES)], dim=1)
+    s = torch.cat([s0[:, None], s0[:, None] + torch.cumsum(counts, dim=1)], dim=1)
+    return s.float()
+
+
+def surface_log_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Per-pixel class log-probabilities of the surface head's output.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, 8, rows, cols)
+        Channel j: the network's scores of surface j lying at each row (softmax over rows).
+
+    Returns
+    -------
+    Tensor of float32, shape (B, 8, rows, cols)
+        Log-probability of each label 0-7 at each pixel (see the module docstring); they sum
+        to one over the labels.
+    """
+    p = torch.softmax(logits.float(), dim=2)
+    cdf = torch.cumsum(p, dim=2)                    # P(s_j <= r)
+    layers = cdf[:, :-1] - cdf[:, 1:]               # labels 1-7
+    background = 1.0 - cdf[:, :1] + cdf[:, -1:]     # label 0
+    probs = torch.cat([background, layers], dim=1).clamp_min(PROB_FLOOR)
+    return torch.log(probs / probs.sum(dim=1, keepdim=True))
+
+
+class SurfaceLoss(torch.nn.Module):
+    """Cross-entropy of each surface's row distribution against its true row, plus
+    `l1_weight` x the mean absolute distance of the expected row to the true one, in patch
+    heights.
+
+    Parameters
+    ----------
+    l1_weight : float
+        Weight of the soft arg-max distance term.
+    """
+
+    def __init__(self, l1_weight: float = 1.0):
+        super().__init__()
+        self.l1_weight = float(l1_weight)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Loss of logits (B, 8, rows, cols) against label maps (B, 1, rows, cols)."""
+        rows = logits.shape[2]
+        target = surfaces_from_labels(labels).clamp(max=rows - 1)    # (B, 8, cols)
+        logits = logits.float()
+        ce = F.cross_entropy(logits.transpose(1, 2), target.long())  # classes = rows
+        p = torch.softmax(logits, dim=2)
+        r = torch.arange(rows, dtype=p.dtype, device=p.device)[None, None, :, None]
+        expected = (p * r).sum(dim=2)
+        return ce + self.l1_weight * (expected - target).abs().mean() / rows
