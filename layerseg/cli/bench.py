@@ -12,7 +12,9 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("bench", help="accuracy and speed benchmarks",
                        description="Benchmarks run by CI and by hand: 'accuracy' scores a segmenter "
-                                   "on a labelled dataset; 'speed' times the Numba kernels.")
+                                   "on a labelled dataset; 'speed' times the Numba kernels; "
+                                   "'realism' measures a dataset's speckle and contrast; "
+                                   "'gate' is CI's check.")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
     bsub.required = True
 
@@ -57,6 +59,28 @@ def register(sub) -> None:
                         "checkpoint path; threads from LAYERSEG_THREADS or the machine")
     s.set_defaults(func=run_speed)
 
+    r = bsub.add_parser(
+        "realism", help="speckle size and layer contrast of a labelled dataset",
+        description="Measure every labelled frame of a dataset folder (DESIGN.md layout; "
+                    "simulated, another simulator's or real with manual labels): dermis and fat "
+                    "speckle FWHM (um, from the log image's 2-D autocovariance inside the eroded "
+                    "layer mask) and each layer's contrast in dermis SDs. Prints the percentiles "
+                    "over frames as a Markdown table and writes them with the per-frame values "
+                    "as JSON (and CSV beside it); --plot draws the frames against reference "
+                    "points. A frame that cannot be measured is listed with why; the exit status "
+                    "is 1 then.")
+    r.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder")
+    r.add_argument("--json", required=True, type=Path, metavar="FILE",
+                   help="summary and per-frame values (per-frame CSV beside it, FILE with .csv)")
+    r.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="scatter plots: dermis speckle axial vs lateral, fat vs muscle contrast")
+    r.add_argument("--ref", action="append", default=[], metavar="NAME:AX,LAT,FAT[,MUSCLE]",
+                   help="a reference point for the plot (repeatable), e.g. "
+                        "real_lowfreq:116,206,-2.2")
+    r.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="measure at most N frames")
+    r.set_defaults(func=run_realism)
+
     g = bsub.add_parser(
         "gate", help="the CI gate: accuracy floors and speed ratios",
         description="Score the classical segmenter on a small fixed simulated set (made in a "
@@ -93,6 +117,34 @@ def run_accuracy(args: argparse.Namespace) -> int:
     print(f"wrote {jp} and {cp} ({summary['frames']} frame(s) scored, {len(failed)} failed)",
           file=sys.stderr)
     return exit_status(len(failed))
+
+
+def run_realism(args: argparse.Namespace) -> int:
+    from . import exit_status
+    from ..bench.realism import (format_realism, frames_csv, parse_reference, realism_plot,
+                                 run_realism)
+    from ..errors import ConfigError
+    from ..io.safe_write import check_outputs, dataset_input_files, write_text_atomic
+    try:
+        refs = [parse_reference(t) for t in args.ref]
+    except ValueError as e:
+        raise ConfigError(f"--ref: {e}") from None
+    csv_path = args.json.with_suffix(".csv")
+    check_outputs([args.json, csv_path, args.plot], dataset_input_files(args.data))
+    res = run_realism(args.data, max_frames=args.max_frames)
+    if not res["frames"] and not res["failures"]:
+        raise ConfigError("no labelled frame to measure (the manifest has no label maps)",
+                          args.data)
+    write_text_atomic(args.json, json.dumps(res, indent=1, default=_jsonable) + "\n")
+    write_text_atomic(csv_path, frames_csv(res))
+    if args.plot is not None:
+        realism_plot(res, args.plot, refs)
+    print(format_realism(res))
+    for f in res["failures"]:
+        print(f"layerseg bench realism: frame {f['id']} failed: {f['error']}", file=sys.stderr)
+    print(f"wrote {args.json} and {csv_path}" + (f" and {args.plot}" if args.plot else ""),
+          file=sys.stderr)
+    return exit_status(len(res["failures"]))
 
 
 def run_gate(args: argparse.Namespace) -> int:

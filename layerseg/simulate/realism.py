@@ -1,7 +1,8 @@
 """Realism measures of B-mode frames: speckle size and layer contrast, per frame and per dataset.
 
 Used to compare simulated frames with frames from scanners and other simulators (the numbers a
-network can latch onto): ``scripts/realism_report.py DIR`` prints them for a dataset folder.
+network can latch onto): ``layerseg bench realism --data DIR`` (`layerseg.bench.realism`)
+prints them for a dataset folder.
 
 Measures (on the *display* image, i.e. the log-compressed grey levels, as saved; no envelope is
 needed):

@@ -115,17 +115,49 @@ def test_simulated_speckle_follows_the_probe():
     assert res[15.0][1] > 2.5 * res[50.0][1]
 
 
-def test_report_script(tmp_path):
+def test_bench_realism_command(tmp_path, capsys):
+    """``layerseg bench realism`` on a small wide-range set: the table, the JSON with every
+    frame, the per-frame CSV, the plot; the figures are those of `frame_realism` itself."""
+    import csv
+
+    from layerseg.cli import main
+    from layerseg.io.dataset import read_dataset
+    from layerseg.layers import get_profile
     from layerseg.simulate import simulate_dataset
     d = simulate_dataset(tmp_path / "d", 3, seed=1, region="cheek", progress=False,
                          shape=(192, 128), depth_mm=8.0, width_mm=4.0, ranges="wide")
     out = tmp_path / "r.json"
-    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "realism_report.py"), str(d),
-                        "--json", str(out), "--plot", str(tmp_path / "p.png"),
-                        "--ref", "indep:45,92,-1.0,0.4"], capture_output=True, text=True,
-                       cwd=ROOT)
-    assert p.returncode == 0, p.stderr
-    assert "speckle_axial_um.dermis" in p.stdout and "contrast_sd.fat" in p.stdout
+    assert main(["bench", "realism", "--data", str(d), "--json", str(out), "--plot",
+                 str(tmp_path / "p.png"), "--ref", "indep:45,92,-1.0,0.4"]) == 0
+    table = capsys.readouterr().out
+    assert "| speckle_axial_um.dermis |" in table and "| contrast_sd.fat |" in table
     j = json.loads(out.read_text())
     assert len(j["frames"]) == 3 and j["summary"]["speckle_axial_um.dermis"]["n"] >= 1
+    item = read_dataset(d)[0]
+    r = frame_realism(item.frame.bmode, np.asarray(item.label), get_profile("cheek").layers,
+                      item.frame.spacing_mm)
+    assert j["frames"][0]["speckle_axial_um.dermis"] == pytest.approx(r["speckle_um"]["dermis"][0])
+    assert j["frames"][0]["contrast_sd.fat"] == pytest.approx(r["contrast_sd"]["fat"])
+    rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
+    assert [x["id"] for x in rows] == [f["id"] for f in j["frames"]]
     assert (tmp_path / "p.png").stat().st_size > 1000
+    # the old script is the same command
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "realism_report.py"), str(d),
+                        "--json", str(tmp_path / "s.json")], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["frames"] == j["frames"]
+
+
+def test_bench_realism_refuses_bad_input(tmp_path, capsys):
+    from layerseg.cli import main
+    from layerseg.simulate import simulate_dataset
+    d = simulate_dataset(tmp_path / "d", 1, seed=2, region="cheek", progress=False,
+                         shape=(96, 64), depth_mm=6.0, width_mm=3.0)
+    assert main(["bench", "realism", "--data", str(d), "--json", str(tmp_path / "r.json"),
+                 "--ref", "nope"]) == 2
+    assert "NAME:AXIAL_UM" in capsys.readouterr().err
+    assert main(["bench", "realism", "--data", str(tmp_path / "missing"), "--json",
+                 str(tmp_path / "r.json")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
