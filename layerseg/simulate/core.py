@@ -71,6 +71,16 @@ def _rng(seed_or_rng) -> tuple[np.random.Generator, Any]:
                       f"{type(seed_or_rng).__name__}")
 
 
+def _child_rng(rng: np.random.Generator) -> np.random.Generator:
+    """An independent stream derived from `rng`'s seed without drawing from `rng` (the same
+    child for the same seed; a copy of `rng`'s state where it has no seed sequence)."""
+    try:
+        return rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):
+        import copy
+        return np.random.Generator(copy.deepcopy(rng.bit_generator))
+
+
 def _pick(value, vary, draw, nominal):
     if value is not None:
         return value
@@ -199,7 +209,10 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     if ranges == "wide":
         if not vary:
             raise ConfigError("ranges='wide' draws settings per frame; it needs vary=True")
-        wide = draw_wide(rng)
+        # a repeat scan (scan_seed) keeps the subject's scanner, display chain and tissue
+        # backscatter: they come from a child stream of the subject's seed, which leaves the
+        # subject's anatomy stream as it is; a first scan draws them as before
+        wide = draw_wide(rng if anat_rng is None else _child_rng(anat_rng))
         wa = wide["acoustics"]
         frequency_mhz = wa["frequency_mhz"] if frequency_mhz is None else frequency_mhz
         fractional_bandwidth = _pick(fractional_bandwidth, False, None, wa["fractional_bandwidth"])

@@ -119,6 +119,23 @@ def test_packaged_table_covers_every_marker_and_is_positive():
 
 
 # --------------------------------------------------------------------------- simulation
+def test_repeat_scans_of_wide_ranges_keep_the_scanner():
+    """With --ranges wide, two repeat scans of one subject share the drawn probe, display chain
+    and tissue backscatter (the same scanner, the same skin) and the anatomy; another subject
+    gets others."""
+    kw = dict(region="cheek", shape=(64, 64), with_elasto=False, ranges="wide")
+    a = simulate_frame(21, scan_seed=1, **kw)
+    b = simulate_frame(21, scan_seed=2, **kw)
+    c = simulate_frame(22, scan_seed=1, **kw)
+    assert a.truth["ranges"]["drawn"] == b.truth["ranges"]["drawn"]
+    assert a.truth["acoustics"]["frequency_mhz"] == b.truth["acoustics"]["frequency_mhz"]
+    assert a.truth["ranges"]["drawn"] != c.truth["ranges"]["drawn"]
+    for ly in ("dermis", "fat", "smas"):
+        assert (a.truth["layers"][ly]["thickness_anatomical_mm"]
+                == b.truth["layers"][ly]["thickness_anatomical_mm"])
+    assert not np.array_equal(a.frame.bmode, b.frame.bmode)    # a new scan all the same
+
+
 def test_repeat_scans_keep_the_anatomy_and_change_the_scan():
     kw = dict(region="cheek", shape=(64, 64), vary=False, with_elasto=False)
     a = simulate_frame(11, scan_seed=1, **kw)
