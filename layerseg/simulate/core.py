@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..errors import ConfigError
 from ..frame import Frame, FrameMeta
 from ..layers import get_profile, surfaces_to_labels
-from .acoustics import C_REF, AcousticParams, form_iq, iq_to_display, resolution_cell_mm2
+from .acoustics import (C_REF, AcousticParams, axial_fwhm_mm, form_iq, iq_to_display,
+                        lateral_fwhm_mm, resolution_cell_mm2)
 from .anatomy import anatomy_table, draw_anatomy, layer_acoustics
 from .phantom import TISSUE_RESOLUTION_CELL_MM2, Artefacts, build_phantom
-from .ranges import RANGES, draw_wide
+from .ranges import RANGES, child_rng, draw_wide
 
 __all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
            "DEFAULT_WIDTH_MM"]
@@ -69,16 +71,6 @@ def _rng(seed_or_rng) -> tuple[np.random.Generator, Any]:
         return np.random.default_rng(int(seed_or_rng)), int(seed_or_rng)
     raise ConfigError(f"seed_or_rng must be an int, a SeedSequence or a numpy Generator, got "
                       f"{type(seed_or_rng).__name__}")
-
-
-def _child_rng(rng: np.random.Generator) -> np.random.Generator:
-    """An independent stream derived from `rng`'s seed without drawing from `rng` (the same
-    child for the same seed; a copy of `rng`'s state where it has no seed sequence)."""
-    try:
-        return rng.spawn(1)[0]
-    except (AttributeError, TypeError, ValueError):
-        import copy
-        return np.random.Generator(copy.deepcopy(rng.bit_generator))
 
 
 def _pick(value, vary, draw, nominal):
@@ -212,7 +204,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         # a repeat scan (scan_seed) keeps the subject's scanner, display chain and tissue
         # backscatter: they come from a child stream of the subject's seed, which leaves the
         # subject's anatomy stream as it is; a first scan draws them as before
-        wide = draw_wide(rng if anat_rng is None else _child_rng(anat_rng))
+        wide = draw_wide(rng if anat_rng is None else child_rng(anat_rng))
         wa = wide["acoustics"]
         frequency_mhz = wa["frequency_mhz"] if frequency_mhz is None else frequency_mhz
         fractional_bandwidth = _pick(fractional_bandwidth, False, None, wa["fractional_bandwidth"])
@@ -290,7 +282,16 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                              tilt_deg=tilt, artefacts=artefacts, anatomy_rng=anat_rng,
                              shift_mm=float(shift_mm), **over)
     res = form_iq(med, params, rng)
-    grey = iq_to_display(res.envelope, params)
+    envelope = res.envelope
+    smooth_px = None
+    if wide is not None and wide["display"].get("envelope_smoothing", 0.0) > 0:
+        # the scanner's post-detection low-pass (sim_ranges.json 'display')
+        f = float(wide["display"]["envelope_smoothing"])
+        smooth_px = (f * axial_fwhm_mm(params) / spacing[0],
+                     f * float(lateral_fwhm_mm(params.focus_mm, params)) / spacing[1])
+        envelope = ndi.gaussian_filter(envelope.astype(np.float64), smooth_px,
+                                       mode="nearest").astype(np.float32)
+    grey = iq_to_display(envelope, params)
     labels = surfaces_to_labels(geo.surfaces_rows, prof, n_rows).astype(np.uint8)
 
     # ------------------------------------------------------------------ truth
@@ -339,6 +340,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ac["specular_db"].pop("description", None)
         ac["specular_db"].pop("src", None)
         ac["texture_db"] = wide["texture_db"]
+        ac["envelope_smoothing_sigma_px"] = None if smooth_px is None else list(smooth_px)
     truth: dict[str, Any] = {
         "seed": seed_repr, "region": an.region, "age": float(age), "sex": sex,
         "profile": list(prof.layers), "spacing_mm": [dz, dx], "shape": [n_rows, n_cols],

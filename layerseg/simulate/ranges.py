@@ -86,8 +86,10 @@ def draw_wide(rng: np.random.Generator) -> dict:
         ``acoustics`` (frequency_mhz, fractional_bandwidth, f_number, focus_below_skin_mm,
         noise_db, tgc_db_cm_mhz, gain_db, dynamic_range_db, display_gamma), ``layers`` ({layer:
         {backscatter_db and/or per_cell}}, overriding ``sim_anatomy.json``), ``specular_db``
-        ({interface: dB}) and ``texture_db``. Draw order is the file's order, so the same
-        generator state gives the same values.
+        ({interface: dB}), ``texture_db`` and ``display`` (``envelope_smoothing``: sigma of the
+        envelope's low-pass as a fraction of the speckle FWHM, drawn from a child stream of
+        `rng`). Draw order is the file's order, so the same generator state gives the same
+        values.
     """
     w = ranges_table()["ranges"]["wide"]
     out: dict = {"acoustics": {}, "layers": {}, "specular_db": {}}
@@ -103,4 +105,19 @@ def draw_wide(rng: np.random.Generator) -> dict:
     for k, spec in w["specular_db"].items():
         out["specular_db"][k] = draw_value(spec, rng)
     out["texture_db"] = draw_value(w["texture_db"], rng)
+    # the display settings come from a child stream: adding one leaves every draw above, and
+    # everything the frame draws after, as it was
+    display = child_rng(rng)
+    out["display"] = {k: draw_value(spec, display) for k, spec in w.get("display", {}).items()}
     return out
+
+
+def child_rng(rng: np.random.Generator) -> np.random.Generator:
+    """An independent stream derived from `rng`'s seed without drawing from `rng` (the same
+    child for the same seed and spawn count; a copy of `rng`'s state where it has no seed
+    sequence)."""
+    try:
+        return rng.spawn(1)[0]
+    except (AttributeError, TypeError, ValueError):
+        import copy
+        return np.random.Generator(copy.deepcopy(rng.bit_generator))

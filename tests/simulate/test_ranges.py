@@ -197,3 +197,41 @@ def test_cli_wide_records_draws(tmp_path, monkeypatch):
             t["ranges"]["drawn"]["acoustics"]["frequency_mhz"])
         fs.add(t["acoustics"]["frequency_mhz"])
     assert len(fs) == 2
+
+
+def test_wide_frames_smooth_the_envelope_like_a_scanner(monkeypatch):
+    """Wide frames low-pass the detected envelope (sim_ranges.json 'display'): the truth
+    records the draw and the sigma; the envelope's deep nulls (the thin black cracks of
+    log-compressed speckle: dermis pixels 20 dB under its median level) become rarer than in
+    the same frame unsmoothed; the draw leaves every other setting of the frame as it was."""
+    import layerseg.simulate.core as core
+    from layerseg.simulate.ranges import draw_wide as real_draw
+
+    def frame(factor):
+        def draw(rng):
+            w = real_draw(rng)
+            if factor is not None:
+                w["display"]["envelope_smoothing"] = factor
+            return w
+        monkeypatch.setattr(core, "draw_wide", draw)
+        return core.simulate_frame(31, region="cheek", shape=(256, 256), ranges="wide",
+                                   frequency_mhz=15.0, fractional_bandwidth=0.35,
+                                   f_number=3.5, with_elasto=False)
+
+    drawn = frame(None)
+    f = drawn.truth["ranges"]["drawn"]["display"]["envelope_smoothing"]
+    assert 0.03 <= f <= 0.2 and drawn.truth["acoustics"]["envelope_smoothing_sigma_px"]
+    plain, smooth = frame(0.0), frame(0.2)
+    assert plain.truth["acoustics"]["envelope_smoothing_sigma_px"] is None
+    assert np.array_equal(plain.labels, smooth.labels)
+    for k in ("frequency_mhz", "gain_db", "dynamic_range_db", "noise_db"):
+        assert plain.truth["acoustics"][k] == smooth.truth["acoustics"][k]
+    derm = plain.labels == 2
+    dr = plain.truth["acoustics"]["dynamic_range_db"]
+
+    def cracks(s):
+        g = s.frame.bmode[derm].astype(float)
+        return float(np.mean(g < np.median(g) - 20.0 * 255.0 / dr))
+
+    assert cracks(smooth) < 0.5 * cracks(plain)
+    assert cracks(plain) > 0.001     # unsmoothed speckle does have them (Rayleigh: 0.7 %)
