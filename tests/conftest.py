@@ -42,3 +42,26 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_ckpt") / "tiny.ckpt"
     torch.save({"state_dict": task.state_dict(), "hyper_parameters": hp}, path)
     return path
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """``browser(page, shot, size=(w, h)) -> dom``: headless Chromium renders the HTML file
+    `page`, writes a screenshot to `shot` and returns the DOM as the browser built it (the
+    tests that use it skip where ``chromium`` is not installed)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium not installed")
+    base = ["chromium", "--headless", "--disable-gpu", "--no-sandbox",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+
+    def render(page, shot, size=(1200, 2000)):
+        r = subprocess.run(base + [f"--screenshot={shot}", f"--window-size={size[0]},{size[1]}",
+                                   page.as_uri()], capture_output=True, timeout=120)
+        assert shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
+        return subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True,
+                              timeout=120).stdout.decode()
+
+    return render

@@ -6,11 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import re
-import shutil
-import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from layerseg.infer import thickness_svg
@@ -52,17 +49,10 @@ def test_thickness_svg_draws_gaps_where_absent():
     assert svg.count("<polyline") == 3 and ">dermis<" in svg and ">fat<" in svg
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
-def test_report_in_headless_browser(inputs, tmp_path, kit):
+def test_report_in_headless_browser(inputs, tmp_path, kit, browser):
     report = _report(inputs, tmp_path, kit)
     shot = tmp_path / "shot.png"
-    base = ["chromium", "--headless", "--disable-gpu", "--no-sandbox",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}"]
-    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,2000",
-                               report.as_uri()], capture_output=True, timeout=120)
-    assert shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
-    dom = subprocess.run(base + ["--dump-dom", report.as_uri()], capture_output=True,
-                         timeout=120).stdout.decode()
+    dom = browser(report, shot, (1200, 2000))
     # the DOM as the browser built it: table rows of layers, the notice, embedded images
     rows = re.findall(r'<tr class="layer-row" data-layer="(\w+)"', dom)
     assert len(rows) >= 8 and {"epidermis", "dermis", "fat", "smas"} <= set(rows)

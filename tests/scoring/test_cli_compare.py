@@ -7,7 +7,6 @@ import base64
 import io
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -131,20 +130,13 @@ def test_repeatability_from_user_scores(tmp_path, capsys):
     assert "nope_mm" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed")
-def test_follow_up_section_in_headless_browser(visits, tmp_path):
+def test_follow_up_section_in_headless_browser(visits, tmp_path, browser):
     # the follow-up page as a reader sees it: Chromium builds the DOM and takes a screenshot
     out = tmp_path / "cmp"
     main(["compare", str(visits / "out0"), str(visits / "out1"), "--out", str(out)])
     page = out / "compare.html"
     shot = tmp_path / "shot.png"
-    base = ["chromium", "--headless", "--disable-gpu", "--no-sandbox",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}"]
-    r = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,1600",
-                               page.as_uri()], capture_output=True, timeout=120)
-    assert shot.is_file(), r.stderr.decode(errors="replace")[-2000:]
-    dom = subprocess.run(base + ["--dump-dom", page.as_uri()], capture_output=True,
-                         timeout=120).stdout.decode()
+    dom = browser(page, shot, (1200, 1600))
     # the two visits' overlays side by side, decodable, and the change table with verdicts
     assert "<h3>Baseline</h3>" in dom and "<h3>Follow-up</h3>" in dom
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
