@@ -2,6 +2,11 @@
 label map outline, to compare by eye with published 20-24 MHz facial HFUS images.
 
     python scripts/sim_gallery.py --out sim_gallery.png [--seed 0] [--ages 25 45 70] [--labels]
+        [--ranges default|wide] [--dpi 110]
+
+With ``--ranges wide`` every frame draws its own probe, display chain and layer echogenicity
+(`layerseg/data/sim_ranges.json`; frequency from the ranges, not ``--frequency``) and the
+title gives the drawn centre frequency and dynamic range.
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ def main(argv=None) -> int:
     ap.add_argument("--labels", action="store_true", help="draw label boundaries")
     ap.add_argument("--vary", action="store_true", help="random settings and artefacts")
     ap.add_argument("--frequency", type=float, default=24.0)
+    ap.add_argument("--ranges", choices=("default", "wide"), default="default")
+    ap.add_argument("--dpi", type=int, default=110)
     args = ap.parse_args(argv)
+    wide = args.ranges == "wide"
     nr, nc = len(args.regions), len(args.ages)
     fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc, 3.1 * nr), squeeze=False)
     for i, reg in enumerate(args.regions):
         for j, age in enumerate(args.ages):
             s = simulate_frame(args.seed + 100 * i + j, region=reg, age=age, sex=args.sex,
-                               vary=args.vary, with_elasto=False,
-                               frequency_mhz=args.frequency)
+                               vary=args.vary or wide, with_elasto=False,
+                               frequency_mhz=None if wide else args.frequency,
+                               ranges=args.ranges)
             f = s.frame
             dz, dx = f.spacing_mm
             r, c = f.shape
@@ -46,10 +55,14 @@ def main(argv=None) -> int:
                 edges[1:] = s.labels[1:] != s.labels[:-1]
                 yy, xx = np.nonzero(edges)
                 ax.plot((xx + 0.5) * dx, (yy + 0.5) * dz, ",", color="tab:red", alpha=0.6)
-            ax.set_title(f"{reg}, {args.sex} {age:g} y", fontsize=8)
+            title = f"{reg}, {args.sex} {age:g} y"
+            if wide:
+                ac = s.truth["acoustics"]
+                title += f", {ac['frequency_mhz']:.0f} MHz, {ac['dynamic_range_db']:.0f} dB"
+            ax.set_title(title, fontsize=8)
             ax.tick_params(labelsize=6)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(args.out, dpi=args.dpi)
     print(args.out)
     return 0
 
