@@ -10,14 +10,17 @@ How it runs:
   whose salt differs takes rank 0's, so exam and subject keys are the same whichever process
   read the exam (give every machine the same ``LAYERSEG_SALT`` all the same, to compare keys
   between runs);
-- the exams still to do are the predict dataset, one item per exam file. Lightning shares them
-  out between the processes for prediction without repeating or dropping one (it installs its
-  ``UnrepeatedDistributedSamplerWrapper``): no exam is done twice, none is lost;
+- the exams still to do are the predict dataset, one item per exam file, shared out between
+  the processes round-robin by rank (`ExamPredictor.predict_dataloader`): no exam is done
+  twice, none is lost, and a process may get none (fewer exams than processes, or nothing
+  left after ``--resume``). Lightning's own ``UnrepeatedDistributedSamplerWrapper`` is not
+  used: it asserts that every process gets at least one item;
 - each process segments and scores its exams on its own device (`ExamPredictor.predict_step`,
   through `layerseg.infer.infer_frames`) and writes each one as it ends (`ExamWriter`, a
   ``BasePredictionWriter``): one writer per process, each exam folder written by exactly one,
   atomically, ``done.json`` last, as in a single-process run;
-- at the end the processes' records are gathered (``all_gather_object``) and rank 0 alone writes
+- after the loop the processes' records are gathered (``all_gather_object``, every process,
+  also one that got no exam and so skipped the loop) and rank 0 alone writes
   the run-level files (scores table, summary, run log) in file order. Apart from the run log's
   times and which process did which exam (``[rank K]`` in its lines) and the ``run`` block of
   ``summary.json``, the outputs are byte-identical to a single-process run.
@@ -119,6 +122,8 @@ def _lightning_classes():
             super().__init__()
             self.plan, self.model_name, self.region = plan, model, region
             self.spacing, self.frames_batch, self.workers = spacing, batch_size, workers
+            # fewer exams than processes (or none left after --resume): a process may get none
+            self.allow_zero_length_dataloader_with_multiple_devices = True
 
         def setup(self, stage: str) -> None:
             import os
@@ -132,8 +137,11 @@ def _lightning_classes():
                 os.environ[SALT_ENV] = salt
 
         def predict_dataloader(self):
-            return DataLoader(list(range(len(self.plan["todo"]))), batch_size=1,
-                              shuffle=False, collate_fn=_first)
+            # this process's share: every world-th exam from its rank on (none when there are
+            # fewer exams than processes; Lightning's own unrepeated sampler asserts that each
+            # process gets at least one, so it is not used)
+            mine = list(range(len(self.plan["todo"])))[self.global_rank::self.trainer.world_size]
+            return DataLoader(mine, batch_size=1, shuffle=False, collate_fn=_first)
 
         def _device_name(self) -> str:
             d = self.device
@@ -149,8 +157,8 @@ def _lightning_classes():
             return next(group_exams(frames))
 
     class ExamWriter(BasePredictionWriter):
-        """Writes each exam this process predicted (`layerseg.infer.run.write_exams`) and, at
-        the end, gathers every process's records."""
+        """Writes each exam this process predicted (`layerseg.infer.run.write_exams`) and keeps
+        its records (gathered from every process after the loop, `_gather`)."""
 
         def __init__(self, out: Path, model: str, region: str | None, keep_ids: bool,
                      echo: Callable[[str], None]):
@@ -158,7 +166,6 @@ def _lightning_classes():
             self.out, self.model, self.region = out, model, region
             self.keep_ids, self.echo = keep_ids, echo
             self.entries: list[dict] = []
-            self.gathered: list[dict] = []
 
         def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch,
                                batch_idx, dataloader_idx):
@@ -169,16 +176,21 @@ def _lightning_classes():
                 e["log"] = [f"{line} [rank {trainer.global_rank}]" for line in e["log"]]
                 self.entries.append(e)
 
-        def on_predict_end(self, trainer, pl_module):
-            import torch.distributed as dist
-            if dist.is_available() and dist.is_initialized():
-                parts: list = [None] * dist.get_world_size()
-                dist.all_gather_object(parts, self.entries)
-            else:
-                parts = [self.entries]
-            self.gathered = [e for part in parts for e in part]
-
     return ExamPredictor, ExamWriter
+
+
+def _gather(entries: list[dict]) -> list[dict]:
+    """Every process's `entries`, concatenated (all_gather_object over the process group;
+    this process's alone without one). Called by every process after the predict loop, not in
+    a loop hook: a process that got no exam skips the loop and its hooks altogether (Lightning
+    skips an empty loop), and a collective that one process never joins would hang the
+    others."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(entries)
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, entries)
+    return [e for part in parts for e in part]
 
 
 def predict_exams(plan: dict, out: Path, *, model: str, region: str | None,
@@ -233,20 +245,22 @@ def predict_exams(plan: dict, out: Path, *, model: str, region: str | None,
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*predict_dataloader.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*across ranks is zero.*")
             trainer = pl.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
                                  strategy="ddp" if world > 1 else "auto", logger=False,
                                  enable_checkpointing=False, enable_model_summary=False,
                                  enable_progress_bar=bool(progress), inference_mode=True,
-                                 callbacks=[writer])
+                                 callbacks=[writer], use_distributed_sampler=False)
             t0 = time.time()
             trainer.predict(module, return_predictions=False)
+            gathered = _gather(writer.entries)
     finally:
         for q, lv in zip(quiet, levels):
             q.setLevel(lv)
     plan = module.plan
     order = {p: i for i, p in enumerate(plan["files"])}
     files_by_key = dict(zip(plan["keys"], plan["files"]))
-    entries = sorted(writer.gathered, key=lambda e: order[files_by_key[e["exam"]]])
+    entries = sorted(gathered, key=lambda e: order[files_by_key[e["exam"]]])
     by_rank: dict[int, int] = {}
     for e in entries:
         by_rank[e["rank"]] = by_rank.get(e["rank"], 0) + 1

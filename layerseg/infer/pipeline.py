@@ -380,28 +380,36 @@ def _prefetched_refs(paths: list[Path], keys: dict[Path, str], spacing, workers:
         pool.shutdown(wait=True, cancel_futures=stopped_early)
 
 
-def _batched(refs: Iterator[_Ref], segmenter, batch_size: int) -> Iterator[_Ref]:
+def _batched(refs: Iterator[_Ref], segmenter, batch_size: int,
+             region: str | None = None) -> Iterator[_Ref]:
     """`refs` again, each frame's network scores computed ahead with up to `batch_size` frames
     of its own exam in one network call (`TrainedSegmenter.scores_many`). Batches never cross
     exams, so a resumed run batches every exam as an uninterrupted one does. A frame that cannot
     be read, or a batch whose network call fails, leaves its frames without scores: they are
-    segmented one by one, and each failure is recorded on its own frame."""
+    segmented one by one, and each failure is recorded on its own frame. `region` overrides
+    the frames' regions as in `infer_frames` (a surface head follows the region's layer
+    order)."""
+    from ..layers.profiles import resolve_profile
     from ..segmentation.pipeline import check_frame
     buf: list[_Ref] = []
 
     def flush() -> Iterator[_Ref]:
-        ok, frames = [], []
+        ok, frames, regions = [], [], []
         for r in buf:
             if r.error is not None:
                 continue
             try:
-                frames.append(check_frame(r.frame()))
+                fr = check_frame(r.frame())
+                reg = region if region is not None else r.region   # as `infer_frames` does
+                regions.append(resolve_profile(reg if reg is not None else fr.meta.region)[0]
+                               .region)
+                frames.append(fr)
                 ok.append(r)
             except Exception:  # noqa: BLE001 - raised again, and recorded, for this frame
                 pass
         if frames:
             try:
-                for r, sc in zip(ok, segmenter.scores_many(frames)):
+                for r, sc in zip(ok, segmenter.scores_many(frames, regions=regions)):
                     r.scores = sc
             except Exception:  # noqa: BLE001 - each frame then runs alone, errors its own
                 pass
@@ -508,7 +516,7 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
     source = _refs(paths, keys, spacing) if workers == 1 else \
         _prefetched_refs(paths, keys, spacing, workers)
     refs = source if segmenter is None or batch_size == 1 else \
-        _batched(source, segmenter, batch_size)
+        _batched(source, segmenter, batch_size, region)
     try:
         for out in run_each(refs, work, key=key, progress=progress, unit="frame"):
             ref = current[0]

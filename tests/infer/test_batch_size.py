@@ -47,7 +47,7 @@ def test_a_failing_batch_falls_back_to_one_frame_at_a_time(inputs, monkeypatch):
     from layerseg.segmentation.trained.predict import TrainedSegmenter
     calls = []
 
-    def broken(self, frames, max_batch=None):
+    def broken(self, frames, max_batch=None, regions=None):
         calls.append(len(frames))
         raise MemoryError("no room for the batch")
 

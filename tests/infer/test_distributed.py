@@ -89,6 +89,29 @@ def test_two_cpu_processes_share_the_exams_once_each(inputs, tmp_path, kit):
     assert sum(run["exams_by_rank"].values()) == kit.N_EXAMS + len(bad)
 
 
+def test_more_processes_than_exams_and_nothing_left_to_do(inputs, tmp_path, kit):
+    """One exam for two processes (rank 1 gets none and skips the loop), then a --resume with
+    nothing left to do (both get none): both runs finish, nothing hangs, the outputs are the
+    single exam's."""
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "exam_a.dcm").write_bytes((inputs / "exam_a.dcm").read_bytes())
+    out = tmp_path / "ddp1"
+    cmd = [kit.PY, "-m", "layerseg", "infer", str(one), "--out", str(out), "--no-progress",
+           "--devices", "2", "--device", "cpu"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = kit.summary(out)
+    assert s["exams"] == {"total": 1, "done": 1, "failed": 0}
+    assert s["run"]["exams_by_rank"] == {"0": 1}
+    p = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=_env(),
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    s = kit.summary(out)
+    assert s["run"]["exams_resumed"] == 1 and s["run"]["exams_by_rank"] == {}
+    assert s["exams"]["done"] == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

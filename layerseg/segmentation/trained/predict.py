@@ -128,7 +128,7 @@ def _cached_predictor(path: str, mtime_ns: int, size: int, backend: str,
 
 
 def scores_for_frame(task: SegmentationTask, frame, predictor=None,
-                     grid: str = "frame") -> np.ndarray:
+                     grid: str = "frame", region: str | None = None) -> np.ndarray:
     """The network's log-probabilities on a frame's own grid (or on the network's).
 
     Parameters
@@ -143,14 +143,18 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None,
         ``frame``: resampled linearly back to the frame's (rows, cols) (`to_frame_grid`);
         ``model``: left on the network's grid, the frame's field of view at the training
         spacing (`layerseg.segmentation.pipeline.segment_with` decodes there).
+    region : str, optional
+        The region whose layer order a surface head's answer follows (default the frame's
+        ``meta.region``); a per-pixel head ignores it.
 
     Returns
     -------
     ndarray of float64, shape (8, rows, cols) or (8, r, c)
-        Log-softmax of the network at the training spacing (sliding window over the training
-        patch, or one whole-frame pass).
+        Log-probabilities of the network at the training spacing (sliding window over the
+        training patch, or one whole-frame pass; `SegmentationTask.log_probabilities`).
     """
-    return scores_for_frames(task, [frame], predictor=predictor, grid=grid)[0]
+    return scores_for_frames(task, [frame], predictor=predictor, grid=grid,
+                             regions=[region])[0]
 
 
 def _network_input(task: SegmentationTask, frame) -> torch.Tensor:
@@ -172,7 +176,7 @@ def _network_input(task: SegmentationTask, frame) -> torch.Tensor:
 
 
 def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str = "frame",
-                      max_batch: int | None = None) -> list[np.ndarray]:
+                      max_batch: int | None = None, regions=None) -> list[np.ndarray]:
     """`scores_for_frame` of several frames, the frames of one shape on the network's grid run
     as one batch (a multi-frame exam: all of them).
 
@@ -183,6 +187,8 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
     frames : sequence of layerseg.Frame
     max_batch : int, optional
         At most this many frames per network call (default: all frames of one shape).
+    regions : sequence of str or None, optional
+        Per frame, as `scores_for_frame`'s `region` (None: the frame's own).
 
     Returns
     -------
@@ -193,6 +199,8 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
     if grid not in ("frame", "model"):
         raise ValueError(f"grid must be 'frame' or 'model', got {grid!r}")
     xs = [_network_input(task, f) for f in frames]
+    regions = [None] * len(frames) if regions is None else list(regions)
+    regions = [r if r is not None else f.meta.region for r, f in zip(regions, frames)]
     groups: dict[tuple, list[int]] = {}
     for i, x in enumerate(xs):
         groups.setdefault(tuple(x.shape), []).append(i)
@@ -203,7 +211,7 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
             for k in range(0, len(idx), step):
                 part = idx[k:k + step]
                 logits = task.infer(torch.stack([xs[i] for i in part]), predictor=predictor)
-                logp = task.log_probabilities(logits)
+                logp = task.log_probabilities(logits, [regions[i] for i in part])
                 for j, i in enumerate(part):
                     out[i] = (logp[j].double().numpy() if grid == "model"
                               else to_frame_grid(logp[j], frames[i].shape))
@@ -288,11 +296,14 @@ class TrainedSegmenter:
 
     def scores(self, frame, profile=None) -> np.ndarray:
         """Log-probabilities of `frame` on the network's grid (8, r, c) or the frame's (8, rows,
-        cols), as `grid` says (the profile is the decode's business)."""
-        return scores_for_frame(self.task, frame, predictor=self.predictor, grid=self.grid)
+        cols), as `grid` says; a surface head follows `profile`'s layer order (default the
+        frame's region)."""
+        return scores_for_frame(self.task, frame, predictor=self.predictor, grid=self.grid,
+                                region=None if profile is None else profile.region)
 
-    def scores_many(self, frames, max_batch: int | None = None) -> list[np.ndarray]:
+    def scores_many(self, frames, max_batch: int | None = None,
+                    regions=None) -> list[np.ndarray]:
         """`scores` of several frames, those of one shape run through the network as one batch
-        (`scores_for_frames`)."""
+        (`scores_for_frames`; `regions` per frame, None for the frame's own)."""
         return scores_for_frames(self.task, frames, predictor=self.predictor, grid=self.grid,
-                                 max_batch=max_batch)
+                                 max_batch=max_batch, regions=regions)

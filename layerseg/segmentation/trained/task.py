@@ -258,14 +258,21 @@ class SegmentationTask(LightningModule):
         """Logits (B, 8, rows, cols) of images (B, C, rows, cols)."""
         return self.net(x)
 
-    def log_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+    def log_probabilities(self, logits: torch.Tensor, regions=None) -> torch.Tensor:
         """Per-pixel class log-probabilities (B, 8, rows, cols) of the network's output: the
         log-softmax over the channels (pixel head), or the surfaces' row distributions turned
-        into class probabilities (surface head, `surface_head.surface_log_probabilities`)."""
+        into class probabilities in each frame's region order (surface head,
+        `surface_head.surface_log_probabilities`; `regions` one per frame, default the
+        default profile)."""
         if self.hparams.get("head", "pixel") == "surface":
             from .surface_head import surface_log_probabilities
-            return surface_log_probabilities(logits)
+            return surface_log_probabilities(logits, regions)
         return torch.log_softmax(logits.float(), dim=1)
+
+    def _loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        if self.hparams.get("head", "pixel") == "surface":
+            return self.criterion(logits, batch["label"], batch.get("region"))
+        return self.criterion(logits, batch["label"])
 
     @property
     def size_multiple(self) -> int:
@@ -302,7 +309,7 @@ class SegmentationTask(LightningModule):
     # steps ----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
-        loss = self.criterion(logits, batch["label"])
+        loss = self._loss(logits, batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
 
@@ -314,7 +321,7 @@ class SegmentationTask(LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[np.ndarray]:
         """Decoded label maps (uint8, (rows, cols) at `spacing_mm`), one per frame."""
-        logp = self.log_probabilities(self.infer(batch["image"]))
+        logp = self.log_probabilities(self.infer(batch["image"]), batch.get("region"))
         return [self._decode(logp[b], batch["region"][b]) for b in range(logp.shape[0])]
 
     def _decode(self, logp: torch.Tensor, region: str | None) -> np.ndarray:
@@ -324,10 +331,10 @@ class SegmentationTask(LightningModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         x, y = batch["image"], batch["label"]
         logits = self.infer(x).float()
-        self.log(f"{stage}/loss", self.criterion(logits, y), batch_size=x.shape[0],
+        self.log(f"{stage}/loss", self._loss(logits, batch), batch_size=x.shape[0],
                  sync_dist=True)
         y1 = one_hot(y, N_LABELS)
-        logp = self.log_probabilities(logits)
+        logp = self.log_probabilities(logits, batch.get("region"))
         pred = one_hot(logp.argmax(1, keepdim=True), N_LABELS)
         spacing = [list(self.hparams.spacing_mm)] * x.shape[0]
         with warnings.catch_warnings():   # absent layers: NaN, left out of the means

@@ -28,8 +28,8 @@ def _random_surfaces(rng, rows, cols):
     return np.minimum(s, rows)
 
 
-def _surfaces_plain(lab):
-    """Surface rows of one (rows, cols) label map by walking each column."""
+def _surfaces_plain(lab, order):
+    """Surface rows of one (rows, cols) label map by walking each column, layers in `order`."""
     rows, cols = lab.shape
     out = np.zeros((8, cols))
     for c in range(cols):
@@ -38,29 +38,33 @@ def _surfaces_plain(lab):
         s0 = nz[0] if nz.size else rows
         out[0, c] = s0
         for k in range(1, 8):
-            out[k, c] = out[k - 1, c] + np.sum(col == k)
+            out[k, c] = out[k - 1, c] + np.sum(col == order[k - 1])
     return out
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_surfaces_from_labels(seed):
+@pytest.mark.parametrize("seed, region", [(0, "cheek"), (1, "forehead"), (2, None),
+                                          (3, "forehead"), (4, "jaw")])
+def test_surfaces_from_labels(seed, region):
+    """In the region's layer order (forehead: muscle above deep fat), against a plain walk
+    down each column and against the surfaces the label map was made from."""
+    from layerseg.layers import get_profile
     rng = np.random.default_rng(seed)
-    rows, cols = int(rng.integers(20, 80)), int(rng.integers(1, 30))
+    rows, cols = int(rng.integers(20, 80)), int(rng.integers(2, 30))
     S = _random_surfaces(rng, rows, cols)
-    lab = surfaces_to_labels(S, None, rows)
-    lab[:, 0] = 0 if cols > 1 else lab[:, 0]            # a column without tissue
-    got = surfaces_from_labels(torch.as_tensor(lab.astype(np.int64))[None, None])[0].numpy()
-    np.testing.assert_array_equal(got, _surfaces_plain(lab))
-    if cols > 1:   # integer surfaces come back exactly where the column has tissue
-        keep = S[0] < S[-1]
-        keep[0] = False
-        np.testing.assert_array_equal(got[:, keep], S[:, keep])
+    lab = surfaces_to_labels(S, region, rows)
+    lab[:, 0] = 0                                          # a column without tissue
+    got = surfaces_from_labels(torch.as_tensor(lab.astype(np.int64))[None, None],
+                               [region])[0].numpy()
+    np.testing.assert_array_equal(got, _surfaces_plain(lab, get_profile(region).labels))
+    keep = S[0] < S[-1]   # integer surfaces come back exactly where the column has tissue
+    keep[0] = False
+    np.testing.assert_array_equal(got[:, keep], S[:, keep])
 
 
 def test_class_probabilities_follow_the_formula():
     rng = np.random.default_rng(1)
     logits = torch.as_tensor(rng.normal(size=(2, 8, 30, 5)), dtype=torch.float32)
-    logp = surface_log_probabilities(logits).numpy()
+    logp = surface_log_probabilities(logits, ["cheek", None]).numpy()
     np.testing.assert_allclose(np.exp(logp).sum(axis=1), 1.0, atol=1e-5)
     p = np.exp(logits.numpy() - logits.numpy().max(axis=2, keepdims=True))
     p /= p.sum(axis=2, keepdims=True)
@@ -71,18 +75,19 @@ def test_class_probabilities_follow_the_formula():
     np.testing.assert_allclose(np.exp(logp), want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_peaked_surfaces_give_their_label_map(seed):
-    """Surface distributions peaked at known rows: the class arg-max is the label map of those
-    surfaces (a pixel at row r is in layer k when s_{k-1} <= r < s_k)."""
+@pytest.mark.parametrize("seed, region", [(0, None), (1, "forehead"), (2, "cheek")])
+def test_peaked_surfaces_give_their_label_map(seed, region):
+    """Surface distributions peaked at known rows: the class arg-max is the region's label map
+    of those surfaces (a pixel at row r is in the profile's layer k when s_{k-1} <= r < s_k;
+    forehead: muscle above deep fat)."""
     rng = np.random.default_rng(seed)
     rows, cols = 40, 12
     S = _random_surfaces(rng, rows - 1, cols)
     logits = torch.full((1, 8, rows, cols), -30.0)
     for j in range(8):
         logits[0, j, torch.as_tensor(S[j]), torch.arange(cols)] = 30.0
-    got = surface_log_probabilities(logits)[0].argmax(0).numpy()
-    want = surfaces_to_labels(S, None, rows)   # integer surfaces: r in [s_{k-1}, s_k)
+    got = surface_log_probabilities(logits, [region])[0].argmax(0).numpy()
+    want = surfaces_to_labels(S, region, rows)   # integer surfaces: r in [s_{k-1}, s_k)
     np.testing.assert_array_equal(got, want)
 
 
