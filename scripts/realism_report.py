@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Realism report of a labelled dataset folder: kept for old command lines; it is
-``layerseg bench realism`` (`layerseg.bench.realism`).
+"""Realism report of a labelled dataset folder: now ``layerseg bench realism``
+(`layerseg.bench.realism`); this script passes its arguments on (DIR first, as before). The
+options are the command's: ``--json`` is required and the per-frame CSV is always written
+beside it (the old ``--csv`` is gone).
 
 Usage::
 

@@ -65,9 +65,11 @@ def run_realism(data: str | Path, max_frames: int | None = None) -> dict:
     from ..simulate.realism import frame_realism, summarise
 
     ds = read_dataset(data, check_values=False)
-    items = [it for i, it in enumerate(ds) if max_frames is None or i < max_frames]
+    n = len(ds) if max_frames is None else min(len(ds), max(0, int(max_frames)))
+    ids = ds.ids[:n]
 
-    def work(item):
+    def work(key):
+        item = ds[key]      # read here: a frame that cannot be read is listed, not fatal
         if item.label is None:
             return None
         layers = get_profile(item.row.get("region") or None).layers
@@ -83,7 +85,7 @@ def run_realism(data: str | Path, max_frames: int | None = None) -> dict:
         return r, row
 
     per, flat, failures = [], [], []
-    for o in run_each(items, work, key=lambda it: it.id):
+    for o in run_each(ids, work, key=str):
         if not o.ok:
             failures.append({"id": o.key, "error": o.error})
         elif o.value is not None:

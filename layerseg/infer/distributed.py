@@ -8,8 +8,10 @@ How it runs:
   process works from one list even where the machines' file listings differ. Its
   de-identification salt goes with it (over the process group, never to a file): a machine
   whose salt differs takes rank 0's, so exam and subject keys are the same whichever process
-  read the exam (give every machine the same ``LAYERSEG_SALT`` all the same, to compare keys
-  between runs);
+  read the exam. The salt then travels over the job's own process group (gloo or NCCL, in
+  clear) and sits in the other processes' environment: on a shared cluster give every
+  machine the same secret ``LAYERSEG_SALT`` instead, which also keeps keys comparable
+  between runs;
 - the exams still to do are the predict dataset, one item per exam file, shared out between
   the processes round-robin by rank (`ExamPredictor.predict_dataloader`): no exam is done
   twice, none is lost, and a process may get none (fewer exams than processes, or nothing
@@ -71,8 +73,9 @@ def check_distributed(devices: int | str | None, num_nodes: int, device: str,
     Raises
     ------
     ConfigError
-        A count that is not a whole number 1 or more, a single CUDA device, or CUDA asked for
-        where torch sees none (or fewer GPUs than `devices`).
+        A count that is not a whole number 1 or more, a single CUDA device, CUDA asked for
+        where torch sees none (or fewer GPUs than `devices`), or several nodes without a
+        launcher (torchrun, SLURM...) to start them.
     """
     devices = 1 if devices is None else devices
     for name, v in (("devices", devices), ("num_nodes", num_nodes)):
@@ -91,12 +94,27 @@ def check_distributed(devices: int | str | None, num_nodes: int, device: str,
     if dev == "cuda" and n_gpu < devices:
         raise ConfigError(f"device cuda with devices={devices}: torch sees {n_gpu} CUDA "
                           "device(s) on this machine")
+    if num_nodes > 1 and not _launched_on_a_cluster():
+        raise ConfigError(f"num_nodes={num_nodes}: start the command on every machine under "
+                          "torchrun or SLURM (srun), or set MASTER_ADDR, MASTER_PORT, NODE_RANK "
+                          "and WORLD_SIZE yourself; started alone it would wait for machines "
+                          "that never join")
     accelerator = "gpu" if dev == "cuda" else "cpu"
     world = devices * num_nodes
     label = (f"{world} process(es) ({devices} {accelerator.upper()} device(s) x {num_nodes} "
              "node(s)) under Lightning's predict loop")
     return {"devices": devices, "num_nodes": num_nodes, "accelerator": accelerator,
             "workers": int(workers), "label": label}
+
+
+def _launched_on_a_cluster() -> bool:
+    """A launcher Lightning reads is present: torchrun, SLURM, LSF, MPI, or the variables of a
+    manual launch (Lightning's own environment)."""
+    import os
+    env = os.environ
+    return any(env.get(k) for k in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "LSB_JOBID",
+                                    "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")) or \
+        all(env.get(k) for k in ("MASTER_ADDR", "NODE_RANK"))
 
 
 def _first(items: list):

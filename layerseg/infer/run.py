@@ -214,7 +214,10 @@ def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, regio
 
 class _RunLog:
     """``DIR/run.log``: time-stamped lines, rewritten atomically after each line; `deferred`
-    keeps them until `flush` (a distributed run writes nothing before its plan is shared)."""
+    keeps them until `flush` (a distributed run writes its log once, after every exam is done
+    and the records are gathered, each exam's line stamped with its own time; a run that
+    crashes midway leaves its exam folders, complete ones marked by done.json, but no new log
+    lines)."""
 
     def __init__(self, path: Path, append: bool, deferred: bool = False):
         self.path = path

@@ -113,11 +113,18 @@ def draw_wide(rng: np.random.Generator) -> dict:
 
 
 def child_rng(rng: np.random.Generator) -> np.random.Generator:
-    """An independent stream derived from `rng`'s seed without drawing from `rng` (the same
-    child for the same seed and spawn count; a copy of `rng`'s state where it has no seed
-    sequence)."""
+    """An independent stream derived from `rng`'s seed sequence without drawing from `rng`
+    (``Generator.spawn``: the same child for the same seed and spawn count).
+
+    Raises
+    ------
+    ConfigError
+        `rng` was made without a seed sequence (so no independent child can be derived).
+    """
     try:
         return rng.spawn(1)[0]
-    except (AttributeError, TypeError, ValueError):
-        import copy
-        return np.random.Generator(copy.deepcopy(rng.bit_generator))
+    except (AttributeError, TypeError, ValueError) as e:
+        from ..errors import ConfigError
+        raise ConfigError("the simulator's random generator must come from a seed sequence "
+                          "(numpy.random.default_rng(seed)); it derives independent streams "
+                          f"from it ({e})") from None

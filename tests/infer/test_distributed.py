@@ -157,6 +157,16 @@ def test_bad_distributed_options_are_refused(kwargs, words):
         check_distributed(**kwargs)
 
 
+def test_several_nodes_need_a_launcher(monkeypatch):
+    for k in ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE",
+              "PMI_SIZE", "MASTER_ADDR", "NODE_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ConfigError, match="torchrun or SLURM"):
+        check_distributed(1, 2, "cpu")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert check_distributed(1, 2, "cpu")["num_nodes"] == 2
+
+
 def test_cuda_refused_where_torch_sees_too_few(monkeypatch):
     import torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -264,10 +264,15 @@ def _depth_compensate_plain(n, skin, ay, dc):
     return n + np.clip(-slope * (depth - start), 0.0, float(dc["max_gain"]))
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_depth_compensation_equals_one_mask_per_bin(seed):
+def test_depth_compensation_equals_one_mask_per_bin():
     """The one-pass binning gives the per-bin masks' answer exactly, on random frames with a
-    depth loss, fractional skin lines, odd spacings and bins that are too sparse."""
+    depth loss, fractional skin lines, odd spacings and bins that are too sparse; most of them
+    are compensated (the answers are not both the input)."""
+    changed = sum(_depth_compensation_case(seed) for seed in range(8))
+    assert changed >= 6
+
+
+def _depth_compensation_case(seed):
     from layerseg.segmentation.classical import _depth_compensate
     rng = np.random.default_rng(seed)
     rows, cols = int(rng.integers(60, 400)), int(rng.integers(8, 200))
@@ -279,5 +284,6 @@ def test_depth_compensation_equals_one_mask_per_bin(seed):
         skin = np.round(skin)
     dc = {"enabled": True, "start_mm": float(rng.choice([0.5, 1.0, 3.0])),
           "quantile": float(rng.choice([50, 75, 90])), "max_gain": 0.5}
-    np.testing.assert_array_equal(_depth_compensate(n, skin, ay, dc),
-                                  _depth_compensate_plain(n, skin, ay, dc))
+    got = _depth_compensate(n, skin, ay, dc)
+    np.testing.assert_array_equal(got, _depth_compensate_plain(n, skin, ay, dc))
+    return not np.array_equal(got, n)

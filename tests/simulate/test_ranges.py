@@ -218,6 +218,21 @@ def test_wide_frames_smooth_the_envelope_like_a_scanner(monkeypatch):
                                    frequency_mhz=15.0, fractional_bandwidth=0.35,
                                    f_number=3.5, with_elasto=False)
 
+    # the display draw comes from its own stream: without the 'display' section every other
+    # value drawn is the same
+    import copy
+
+    import layerseg.simulate.ranges as R
+    full = R.ranges_table()
+    bare = copy.deepcopy(full)
+    bare["ranges"]["wide"].pop("display")
+    a = R.draw_wide(np.random.default_rng(5))
+    monkeypatch.setattr(R, "ranges_table", lambda: bare)
+    b = R.draw_wide(np.random.default_rng(5))
+    monkeypatch.setattr(R, "ranges_table", lambda: full)
+    assert b["display"] == {} and a["display"]["envelope_smoothing"] > 0
+    assert {k: v for k, v in a.items() if k != "display"} == \
+        {k: v for k, v in b.items() if k != "display"}
     drawn = frame(None)
     f = drawn.truth["ranges"]["drawn"]["display"]["envelope_smoothing"]
     assert 0.03 <= f <= 0.2 and drawn.truth["acoustics"]["envelope_smoothing_sigma_px"]
