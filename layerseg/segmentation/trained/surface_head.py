@@ -18,10 +18,13 @@ row distributions are turned into per-pixel class log-probabilities
 surface j down the column, a pixel at row r lies in the profile's layer k (1-7) when
 ``s_{k-1} <= r < s_k``, probability ``F_{k-1}(r) - F_k(r)`` (given to that layer's label), and in
 the background (gel above, tissue below the
-deepest layer) with ``1 - F_0(r) + F_7(r)``; the eight sum to one. Where the network's
-distributions cross (a surface above the one before it) a difference goes negative; it is
-floored at a small probability and the eight renormalised, and the decode then places
-ordered surfaces under the thickness priors.
+deepest layer) with ``1 - F_0(r) + F_7(r)``; the eight sum to one. Order holds by
+construction: the distribution functions are first replaced by their running minimum over the
+surfaces, ``G_k = min_{j<=k} F_j`` (still distribution functions, and ``G_k <= G_{k-1}``
+everywhere: each surface lies below the one above it in distribution, as the cumulative
+thicknesses of He et al. make them), so no layer's probability is negative where the network's
+raw distributions cross. The decode then places the surfaces, sub-pixel, under the thickness
+priors.
 
 The row softmax needs whole columns: the head infers whole frames in one pass
 (``infer_mode='whole'``) and is trained on patches that span the frame depth.
@@ -115,6 +118,10 @@ def surface_log_probabilities(logits: torch.Tensor,
     """
     p = torch.softmax(logits.float(), dim=2)
     cdf = torch.cumsum(p, dim=2)                    # P(s_j <= r)
+    # ordered by construction: G_k = min_{j <= k} F_j is again a distribution function and
+    # G_k <= G_{k-1} at every row, i.e. surface k lies below surface k-1 in distribution, so
+    # every layer's probability G_{k-1} - G_k is non-negative without clipping
+    cdf = torch.cummin(cdf, dim=1).values
     layers = cdf[:, :-1] - cdf[:, 1:]               # the profile's layers 1-7, in its order
     b, _, rows, cols = layers.shape
     probs = torch.empty_like(cdf)

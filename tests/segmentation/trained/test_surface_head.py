@@ -68,11 +68,20 @@ def test_class_probabilities_follow_the_formula():
     np.testing.assert_allclose(np.exp(logp).sum(axis=1), 1.0, atol=1e-5)
     p = np.exp(logits.numpy() - logits.numpy().max(axis=2, keepdims=True))
     p /= p.sum(axis=2, keepdims=True)
-    F = np.cumsum(p, axis=2)
+    F = np.minimum.accumulate(np.cumsum(p, axis=2), axis=1)   # running minimum over surfaces
     want = np.concatenate([1 - F[:, :1] + F[:, -1:], F[:, :-1] - F[:, 1:]], axis=1)
+    assert want.min() >= -1e-6            # ordered by construction: nothing to clip
     want = np.maximum(want, 1e-6)
     want /= want.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(np.exp(logp), want, rtol=1e-4, atol=1e-6)
+    # crossing surfaces (surface 1 peaked above surface 0): the layer between them gets the
+    # floor, not a negative probability, and the mass stays where the order allows it
+    lg = torch.full((1, 8, 20, 1), -20.0)
+    lg[0, 0, 10, 0] = 20.0
+    lg[0, 1:, 4, 0] = 20.0
+    pr = surface_log_probabilities(lg).exp()[0, :, :, 0].numpy()
+    assert pr[1, 4:10].max() < 1e-3              # no epidermis above the skin entry
+    np.testing.assert_allclose(pr.sum(0), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed, region", [(0, None), (1, "forehead"), (2, "cheek")])
