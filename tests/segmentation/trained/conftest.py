@@ -15,3 +15,25 @@ def tiny_dataset(tmp_path_factory):
                                width_mm=6.4, vary=False)
             w.add(s.frame, f"f{i}", subject_id=f"s{i}", label=s.labels, split=split)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_fit():
+    """``tiny_fit(root, *overrides, config="unet_small_cpu.yaml") -> Path``: ``layerseg fit``
+    of a config from ``configs/`` for a few steps into `root` (no data workers, no progress
+    bar, 8-32 channels), returning the newest checkpoint written there."""
+    from pathlib import Path
+
+    from layerseg.cli import main
+    configs = Path(__file__).resolve().parents[3] / "configs"
+
+    def fit(root, *overrides, config="unet_small_cpu.yaml"):
+        assert main(["fit", "--config", str(configs / config), "--data.num_workers=0",
+                     "--data.batch_size=2", "--model.channels=[8,16,32]",
+                     "--trainer.enable_progress_bar=false", *overrides,
+                     f"--trainer.default_root_dir={root}"]) == 0
+        found = sorted(Path(root).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        assert found, "no checkpoint written"
+        return found[-1]
+
+    return fit

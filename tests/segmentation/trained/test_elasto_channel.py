@@ -3,7 +3,6 @@ trains a two-channel network, its checkpoint segments frames that carry elastogr
 (`segment`, ``bench accuracy``, ``layerseg infer`` on a DICOM exam with its elastography view),
 the elastography changes the answer, and a frame without one is refused by name."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,21 +15,15 @@ from layerseg.io.dataset import read_dataset  # noqa: E402
 from layerseg.layers import order_violations  # noqa: E402
 from layerseg.segmentation import segment  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
 
 @pytest.fixture(scope="module")
-def elasto_ckpt(tiny_dataset, tmp_path_factory):
+def elasto_ckpt(tiny_dataset, tmp_path_factory, tiny_fit):
     root = tmp_path_factory.mktemp("fit_elasto")
-    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"),
-                 f"--data.datasets=[{tiny_dataset}]", "--data.elasto=true",
-                 "--data.num_workers=0", "--data.patch_size=[64,64]", "--data.batch_size=2",
-                 "--model.channels=[8,16,32]", "--trainer.max_steps=4",
-                 "--trainer.val_check_interval=4", "--trainer.enable_progress_bar=false",
-                 f"--trainer.default_root_dir={root}"]) == 0
-    found = sorted(root.rglob("last.ckpt"))
-    assert found, "no checkpoint written"
-    return found[0]
+    found = tiny_fit(root, f"--data.datasets=[{tiny_dataset}]", "--data.elasto=true",
+                     "--data.patch_size=[64,64]", "--trainer.max_steps=4",
+                     "--trainer.val_check_interval=4")
+    assert found.name == "last.ckpt"
+    return found
 
 
 def test_two_channel_checkpoint_segments_frames_with_elastography(elasto_ckpt, tiny_dataset):

@@ -17,20 +17,14 @@ from layerseg.io.dataset import read_dataset  # noqa: E402
 from layerseg.layers import order_violations  # noqa: E402
 from layerseg.segmentation import segment  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
 
 @pytest.fixture(scope="module")
-def ckpt(tiny_dataset, tmp_path_factory):
+def ckpt(tiny_dataset, tmp_path_factory, tiny_fit):
     root = tmp_path_factory.mktemp("fit")
-    assert main(["fit", "--config", str(CONFIGS / "unet_small_cpu.yaml"),
-                 f"--data.datasets=[{tiny_dataset}]", "--data.num_workers=0",
-                 "--data.patch_size=[64,64]", "--data.batch_size=2", "--model.channels=[8,16,32]",
-                 "--trainer.max_steps=4", "--trainer.val_check_interval=4",
-                 "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={root}"]) == 0
-    found = sorted(root.rglob("last.ckpt"))
-    assert found, "no checkpoint written"
-    return found[0]
+    found = tiny_fit(root, f"--data.datasets=[{tiny_dataset}]", "--data.patch_size=[64,64]",
+                     "--trainer.max_steps=4", "--trainer.val_check_interval=4")
+    assert found.name == "last.ckpt"
+    return found
 
 
 def test_segment_with_checkpoint_is_ordered(ckpt, tiny_dataset):

@@ -3,7 +3,6 @@ off label maps (plain-loop twin), the surfaces' row distributions turned into cl
 probabilities (the formula, summed to one, exact at peaked answers), the loss, and the head
 through the CLI and `segment`."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,6 @@ from layerseg.layers import surfaces_to_labels  # noqa: E402
 from layerseg.segmentation.trained.surface_head import (SurfaceLoss,  # noqa: E402
                                                          surface_log_probabilities,
                                                          surfaces_from_labels)
-
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
 def _random_surfaces(rng, rows, cols):
@@ -131,22 +128,16 @@ def test_surface_head_needs_whole_frame_inference():
     np.testing.assert_allclose(logp.exp().sum(1).numpy(), 1.0, atol=1e-5)
 
 
-def test_surface_head_trains_through_the_cli_and_segments(tiny_dataset, tmp_path):
-    from layerseg.cli import main
+def test_surface_head_trains_through_the_cli_and_segments(tiny_dataset, tmp_path, tiny_fit):
     from layerseg.io.dataset import read_dataset
     from layerseg.layers import order_violations
     from layerseg.segmentation import segment
-    assert main(["fit", "--config", str(CONFIGS / "surface_cpu.yaml"),
-                 f"--data.datasets=[{tiny_dataset}]", "--data.num_workers=0",
-                 "--data.patch_size=[160,64]", "--data.spacing_mm=[0.05,0.05]",
-                 "--data.batch_size=2", "--model.channels=[8,16,32]", "--trainer.max_steps=3",
-                 "--trainer.val_check_interval=3", "--trainer.enable_progress_bar=false",
-                 "--trainer.callbacks=[]", "--trainer.enable_checkpointing=true",
-                 f"--trainer.default_root_dir={tmp_path}"]) == 0
-    ckpt = sorted(tmp_path.rglob("*.ckpt"))
-    assert ckpt, "no checkpoint written"
+    ckpt = tiny_fit(tmp_path, f"--data.datasets=[{tiny_dataset}]", "--data.patch_size=[160,64]",
+                    "--data.spacing_mm=[0.05,0.05]", "--trainer.max_steps=3",
+                    "--trainer.val_check_interval=3", "--trainer.callbacks=[]",
+                    "--trainer.enable_checkpointing=true", config="surface_cpu.yaml")
     frame = read_dataset(tiny_dataset)[3].frame
-    res = segment(frame, model=str(ckpt[-1]), return_scores=True)
+    res = segment(frame, model=str(ckpt), return_scores=True)
     assert res.labels.shape == frame.shape
     assert order_violations(res.labels, frame.meta.region) == 0
     np.testing.assert_allclose(np.exp(res.scores).sum(0), 1.0, atol=0.05)
