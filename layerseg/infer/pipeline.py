@@ -389,7 +389,6 @@ def _batched(refs: Iterator[_Ref], segmenter, batch_size: int,
     segmented one by one, and each failure is recorded on its own frame. `region` overrides
     the frames' regions as in `infer_frames` (a surface head follows the region's layer
     order)."""
-    from ..layers.profiles import resolve_profile
     from ..segmentation.pipeline import check_frame
     buf: list[_Ref] = []
 
@@ -399,11 +398,9 @@ def _batched(refs: Iterator[_Ref], segmenter, batch_size: int,
             if r.error is not None:
                 continue
             try:
-                fr = check_frame(r.frame())
-                reg = region if region is not None else r.region   # as `infer_frames` does
-                regions.append(resolve_profile(reg if reg is not None else fr.meta.region)[0]
-                               .region)
-                frames.append(fr)
+                frames.append(check_frame(r.frame()))
+                # as `infer_frames` does; None: the frame's own (`scores_for_frames`)
+                regions.append(region if region is not None else r.region)
                 ok.append(r)
             except Exception:  # noqa: BLE001 - raised again, and recorded, for this frame
                 pass
