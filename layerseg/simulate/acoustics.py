@@ -111,6 +111,13 @@ class AcousticParams:
     up : int or None
         Axial oversampling of the fine IQ grid relative to the pixel grid; None chooses the
         smallest factor that samples the IQ band (Nyquist >= 3.5 sigma_k plus the downshift).
+    sidelobe_db : float or None
+        Side-lobe clutter: the two-way lateral PSF gains a second, broad Gaussian whose peak
+        is this many dB under the main lobe's (-60..-15; None = none). Apodised arrays keep
+        their side lobes 25-45 dB down; they spread a faint haze from bright echoes into
+        anechoic regions.
+    sidelobe_width : float
+        Width of that broad Gaussian in main-lobe widths (1.5-20).
     """
 
     frequency_mhz: float = 24.0
@@ -128,6 +135,8 @@ class AcousticParams:
     up: int | None = None
     display_gamma: float = 1.0
     tgc_max_db: float | None = None
+    sidelobe_db: float | None = None
+    sidelobe_width: float = 5.0
 
     def __post_init__(self):
         f = self.frequency_mhz
@@ -151,6 +160,11 @@ class AcousticParams:
             raise ConfigError(f"tgc_max_db must be >= 0 or None, got {self.tgc_max_db}")
         if not (0.2 <= self.display_gamma <= 5.0):
             raise ConfigError(f"display_gamma must lie in 0.2-5, got {self.display_gamma}")
+        if self.sidelobe_db is not None and not (-60.0 <= self.sidelobe_db <= -15.0):
+            raise ConfigError(f"sidelobe_db must lie in -60..-15 dB or be None, got "
+                              f"{self.sidelobe_db}")
+        if not (1.5 <= self.sidelobe_width <= 20.0):
+            raise ConfigError(f"sidelobe_width must lie in 1.5-20, got {self.sidelobe_width}")
         if self.up is not None and not (1 <= int(self.up) <= 16):
             raise ConfigError(f"up must be an integer 1-16, got {self.up}")
 
@@ -285,9 +299,11 @@ def choose_up(p: AcousticParams, dz_mm: float) -> int:
 
 
 def margin_cols(p: AcousticParams, depth_mm: float, dx_mm: float) -> int:
-    """Lateral padding (columns) that holds 3 sigma of the widest lateral PSF."""
+    """Lateral padding (columns) that holds 3 sigma of the widest lateral PSF (2 sigma of its
+    side-lobe pedestal where it has one)."""
     w = float(np.max(lateral_fwhm_mm(np.array([0.0, depth_mm]), p)))
-    return int(math.ceil(3.0 * w / FWHM_PER_SIGMA / dx_mm)) + 2
+    n_sig = 3.0 if p.sidelobe_db is None else max(3.0, 2.0 * p.sidelobe_width)
+    return int(math.ceil(n_sig * w / FWHM_PER_SIGMA / dx_mm)) + 2
 
 
 def padded_cols(n_cols: int, margin: int) -> int:
@@ -400,7 +416,13 @@ def _lateral_transfer(z_mm: np.ndarray, p: AcousticParams, dx: float, nx: int) -
     k = sp_fft.fftfreq(nx, d=dx)
     sig = lateral_fwhm_mm(z_mm, p) / FWHM_PER_SIGMA
     amp = beam_amplitude(z_mm, p) * math.sqrt(2.0 * math.pi) * sig / dx
-    return amp[:, None] * np.exp(-2.0 * math.pi ** 2 * (sig[:, None] * k[None, :]) ** 2)
+    h = amp[:, None] * np.exp(-2.0 * math.pi ** 2 * (sig[:, None] * k[None, :]) ** 2)
+    if p.sidelobe_db is not None:
+        # side-lobe pedestal: a Gaussian `sidelobe_width` times wider, peak sidelobe_db down
+        w = p.sidelobe_width
+        h += (10.0 ** (p.sidelobe_db / 20.0) * w * amp[:, None]
+              * np.exp(-2.0 * math.pi ** 2 * (w * sig[:, None] * k[None, :]) ** 2))
+    return h
 
 
 def reference_intensity(p: AcousticParams, dz_f: float, dx: float) -> float:

@@ -22,6 +22,7 @@ from .acoustics import (C_REF, AcousticParams, axial_fwhm_mm, form_iq, iq_to_dis
                         lateral_fwhm_mm, resolution_cell_mm2)
 from .anatomy import anatomy_table, draw_anatomy, layer_acoustics
 from .phantom import TISSUE_RESOLUTION_CELL_MM2, Artefacts, build_phantom
+from .textures import Textures
 from .ranges import RANGES, child_rng, draw_wide
 
 __all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
@@ -224,6 +225,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         dynamic_range_db = _pick(dynamic_range_db, False, None, wa["dynamic_range_db"])
     if frequency_mhz is None:
         frequency_mhz = 24.0
+    tex = None if wide is None else Textures.from_drawn(wide.get("textures", {}))
     u = rng.uniform
 
     def draw_standoff():
@@ -247,7 +249,9 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         gain_db=float(_pick(gain_db, vary, lambda: u(-6, 6), 0.0)),
         dynamic_range_db=float(_pick(dynamic_range_db, vary, lambda: u(50, 70), 60.0)),
         display_gamma=1.0 if wide is None else float(wide["acoustics"]["display_gamma"]),
-        tgc_max_db=None if wide is None else float(wide["acoustics"]["tgc_max_db"]))
+        tgc_max_db=None if wide is None else float(wide["acoustics"]["tgc_max_db"]),
+        sidelobe_db=None if tex is None else tex.sidelobe_db,
+        sidelobe_width=5.0 if tex is None else tex.sidelobe_width)
     tilt = float(_pick(tilt_deg, vary, lambda: u(-8, 8), 0.0))
     if not (-30.0 <= tilt <= 30.0):
         raise ConfigError(f"tilt_deg must lie in -30..30 degrees, got {tilt}")
@@ -277,7 +281,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                 an.thickness_mm[ly] *= 1.0 - float(compression)
     over = {} if wide is None else dict(layer_override=wide["layers"],
                                         specular_override=wide["specular_db"],
-                                        texture_db=wide["texture_db"])
+                                        texture_db=wide["texture_db"], textures=tex,
+                                        texture_rng=child_rng(rng))
     med, geo = build_phantom(an, params, n_rows, n_cols, spacing, rng, standoff_mm=standoff,
                              tilt_deg=tilt, artefacts=artefacts, anatomy_rng=anat_rng,
                              shift_mm=float(shift_mm), **over)

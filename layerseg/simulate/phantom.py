@@ -29,6 +29,9 @@ from .acoustics import (C_REF, FWHM_PER_SIGMA, REF_DENSITY_PER_CELL, AcousticPar
                         SpecularPoints, choose_up, lateral_fwhm_mm, margin_cols, padded_cols,
                         pulse_sigma_z_mm, reference_intensity, resolution_cell_mm2)
 from .anatomy import Anatomy, anatomy_table, layer_acoustics
+from . import textures as _tx
+from .textures import Textures
+from .textures import smooth_curve as _curve
 
 __all__ = ["PhantomGeometry", "Artefacts", "build_phantom", "entry_echo_extent",
            "TISSUE_RESOLUTION_CELL_MM2"]
@@ -97,14 +100,6 @@ class PhantomGeometry:
     deep_tissue_cols: np.ndarray | None = None
     """bool ndarray (n_cols,): columns with unmodelled deep tissue (label 0) under the deepest
     layer (no bone there and the soft layers end inside the image)."""
-
-
-def _curve(rng, n, dx, corr_mm):
-    """Smooth zero-mean unit-SD random curve of `n` samples, correlation length `corr_mm`."""
-    w = rng.standard_normal(n + 64)
-    c = gaussian_filter1d(w, max(corr_mm / dx, 0.5), mode="wrap")[32:32 + n]
-    sd = c.std()
-    return (c - c.mean()) / (sd if sd > 0 else 1.0)
 
 
 def _smooth_noise(rng, shape, sig_rows, sig_cols):
@@ -187,7 +182,9 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                   artefacts: Artefacts | None = None, septa_per_mm2: float = 0.2,
                   roughness_mm: float = 0.02, anatomy_rng: np.random.Generator | None = None,
                   shift_mm: float = 0.0, layer_override: dict | None = None,
-                  specular_override: dict | None = None, texture_db: float = 1.5):
+                  specular_override: dict | None = None, texture_db: float = 1.5,
+                  textures: Textures | None = None,
+                  texture_rng: np.random.Generator | None = None):
     """Build the fine-grid medium and the label surfaces of one frame.
 
     Parameters
@@ -225,6 +222,14 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         ``{interface: dB}`` replacing entries of the table's ``specular_db``.
     texture_db : float
         SD (dB) of the smooth log-amplitude tissue texture (default 1.5, our choice).
+    textures : Textures, optional
+        Wide-range textures (`layerseg.simulate.textures`): diffuse septa, vessels, follicles,
+        uneven fascial lines, bone penetration and edge taper, specular spots; their crisp
+        septa density replaces `septa_per_mm2`. None (the default) builds the medium exactly
+        as before textures existed.
+    texture_rng : numpy Generator, optional
+        Stream the textures' placements are drawn from (needed with `textures`), so that `rng`
+        draws what it always drew.
 
     Returns
     -------
@@ -244,6 +249,11 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     tab = anatomy_table()
     spec = dict(tab["specular_db"])
     spec.update(specular_override or {})
+    if textures is not None:
+        if texture_rng is None:
+            raise ConfigError("build_phantom: textures need a texture_rng")
+        septa_per_mm2 = textures.crisp_septa_per_mm2
+    trng = texture_rng
 
     # ---------------------------------------------------------------- interfaces (apparent mm)
     if anatomy_rng is None:
@@ -292,10 +302,12 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     kb = layers.index("bone")
     extras = {}
     bone_here = np.full(nxp, bool(an.bone_present))
+    bone_edge = None
     if an.bone_present and an.bone_partial:
         xe = grng.uniform(0.2, 0.8) * width - (shift_mm if anatomy_rng is not None else 0.0)
         side = 1.0 if grng.random() < 0.5 else -1.0
         bone_here = side * (x - xe) < 0.0
+        bone_edge = (float(xe), side)
         extras["bone_edge_mm"] = float(xe)
     soft_bottom = S[kb].copy()
     S[kb + 1] = np.where(bone_here, np.maximum(depth, soft_bottom), soft_bottom)
@@ -340,6 +352,8 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
         a = layer_acoustics(ly)
         dens_t[i], amp_t[i] = _density_amp(ly, layer_override)
         att_t[i] = a["atten_db_cm_mhz"] * a["sound_speed_m_s"] / C_REF
+    if textures is not None:   # partial penetration of the bone
+        att_t[kb + 1] *= textures.bone_atten_scale
     density = dens_t[idx]
     amp_db = np.zeros((nzf, nxp), np.float32)
     atten = att_t[idx]
@@ -400,13 +414,24 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                 density[jj[keep], cc[keep]] = sep_dens
                 amplitude[jj[keep], cc[keep]] = s_amp
         extras["septa"] = int(n_sep)
+    bone_fade = None
+    if textures is not None:
+        _add_textures(textures, trng, density, amplitude, atten, idx, S, layers, x, dzf, dx, m,
+                      n_cols, skin + epi_app, kb, bone_edge, extras)
+        if bone_edge is not None and textures.bone_edge_taper_mm > 0:
+            bone_fade = _tx.bone_edge_factor(x, bone_edge[0], bone_edge[1],
+                                             textures.bone_edge_taper_mm)
 
     # ---------------------------------------------------------------- specular reflectors
     sp = SpecularPoints()
     cols = np.arange(nxp)
 
-    def line(zs, db, sel=None, jitter=0.15):
+    def line(zs, db, sel=None, jitter=0.15, uneven=False, weight=None):
         a = _specular_amp(db, p, dzf, dx) * np.clip(1 + jitter * rng.standard_normal(nxp), 0.2, 2)
+        if uneven and textures is not None:   # brightness wander and gaps along a fascia
+            a = a * _tx.line_weights(trng, nxp, dx, textures)
+        if weight is not None:
+            a = a * weight
         # specular reflection back to the probe weakens with the interface's tilt: cos^2 of the
         # slope angle (our choice), on top of the phase cancellation the IQ former produces
         zf = np.where(np.isfinite(zs), zs, 0.0)
@@ -430,15 +455,23 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
     if "smas" in layers:
         ks = layers.index("smas")
         has = S[ks + 1] > S[ks]
-        line(S[ks], spec["smas"], has)
-        line(S[ks + 1], spec["smas"] - 3, has)
+        line(S[ks], spec["smas"], has, uneven=True)
+        line(S[ks + 1], spec["smas"] - 3, has, uneven=True)
     if "muscle" in layers:
         kmu = layers.index("muscle")
-        line(S[kmu], spec["fascia"], S[kmu + 1] > S[kmu])
+        line(S[kmu], spec["fascia"], S[kmu + 1] > S[kmu], uneven=True)
     if an.bone_present:
-        line(S[kb], spec["periosteum"], S[kb + 1] > S[kb], jitter=0.1)
+        line(S[kb], spec["periosteum"], S[kb + 1] > S[kb], jitter=0.1, uneven=True,
+             weight=None if bone_fade is None else np.sqrt(bone_fade))
     # fascial plane between the deepest layer and the unmodelled tissue below it
-    line(S[K], spec["deep_fascia"], (~bone_here) & (S[K] > S[1]), jitter=0.2)
+    line(S[K], spec["deep_fascia"], (~bone_here) & (S[K] > S[1]), jitter=0.2, uneven=True)
+    if textures is not None:
+        zs, cs, dbs, n_spots = _tx.specular_spots(
+            idx, [layers.index(ly) + 1 for ly in ("dermis", "fat", "deep_fat") if ly in layers],
+            x, dzf, dx, m, n_cols, textures, trng)
+        if n_spots:
+            sp.add(zs, cs, np.array([_specular_amp(d, p, dzf, dx) for d in dbs]))
+        extras["specular_spots"] = int(n_spots)
     # artefacts in the gel
     gel_top = 0.0
     if art.lens_reverb:
@@ -479,6 +512,32 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                           echo_top[m:m + n_cols], echo_bot[m:m + n_cols], skin[m:m + n_cols],
                           extras, trunc_cols, below[vis])
     return med, geo
+
+
+def _add_textures(tex, trng, density, amplitude, atten, idx, S, layers, x, dzf, dx, m, n_cols,
+                  dej, kb, bone_edge, extras):
+    """Diffuse septa, vessels, follicles and the bone edge taper (`layerseg.simulate.textures`),
+    in place on the fine-grid maps; what was placed goes into `extras`."""
+    fat_k = [layers.index(f) for f in ("fat", "deep_fat") if f in layers]
+    sep = layer_acoustics("smas")
+    dens_s = 2.0 * sep["per_cell"] / TISSUE_RESOLUTION_CELL_MM2
+
+    def amp_of_db(db):
+        return math.sqrt(10.0 ** (db / 10.0) * REF_DENSITY_PER_CELL
+                         / (dens_s * TISSUE_RESOLUTION_CELL_MM2))
+
+    extras["diffuse_septa"] = _tx.add_diffuse_septa(density, amplitude, idx, S, fat_k, x, dzf,
+                                                    dx, m, tex, trng, dens_s, amp_of_db)
+    kd = layers.index("dermis")
+    extras["vessels"] = _tx.add_vessels(amplitude, atten, idx, S, [kd] + fat_k, x, dzf, dx, m,
+                                        n_cols, tex, trng)
+    extras["follicles"] = _tx.add_follicles(amplitude, idx, dej, S[kd + 1], x, dzf, dx, m,
+                                            n_cols, tex, trng)
+    if bone_edge is not None and tex.bone_edge_taper_mm > 0:
+        f = _tx.bone_edge_factor(x, bone_edge[0], bone_edge[1], tex.bone_edge_taper_mm)
+        inb = idx == kb + 1
+        atten[inb] = (atten * f[None, :].astype(np.float32))[inb]
+    extras["textures"] = tex.describe()
 
 
 def _unattenuate(atten, z_mm, col, dzf, p):

@@ -86,9 +86,10 @@ def draw_wide(rng: np.random.Generator) -> dict:
         ``acoustics`` (frequency_mhz, fractional_bandwidth, f_number, focus_below_skin_mm,
         noise_db, tgc_db_cm_mhz, gain_db, dynamic_range_db, display_gamma), ``layers`` ({layer:
         {backscatter_db and/or per_cell}}, overriding ``sim_anatomy.json``), ``specular_db``
-        ({interface: dB}), ``texture_db`` and ``display`` (``envelope_smoothing``: sigma of the
+        ({interface: dB}), ``texture_db``, ``display`` (``envelope_smoothing``: sigma of the
         envelope's low-pass as a fraction of the speckle FWHM, drawn from a child stream of
-        `rng`). Draw order is the file's order, so the same generator state gives the same
+        `rng`) and ``textures`` (`layerseg.simulate.textures.Textures` magnitudes, from a
+        second child stream). Draw order is the file's order, so the same generator state gives the same
         values.
     """
     w = ranges_table()["ranges"]["wide"]
@@ -109,6 +110,10 @@ def draw_wide(rng: np.random.Generator) -> dict:
     # everything the frame draws after, as it was
     display = child_rng(rng)
     out["display"] = {k: draw_value(spec, display) for k, spec in w.get("display", {}).items()}
+    # the textures' magnitudes come from a second child stream, for the same reason
+    tex = child_rng(rng)
+    out["textures"] = {k: draw_value(spec, tex) for k, spec in w.get("textures", {}).items()
+                       if isinstance(spec, dict)}
     return out
 
 
