@@ -239,15 +239,23 @@ def _gain_table(scores, lab_above, lab_below, U):
 def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
     """Re-solve surface j (0..K) with the others fixed, exactly, by Viterbi along columns.
     U[c, d] is the part of the total score that depends on s_j (see `_gain_table`).
-    Updates S[j] in place when the total improves; returns the gain (>= 0)."""
+    Updates S[j] in place when the total improves; returns the gain (>= 0).
+
+    Each column's Viterbi runs over the depths its neighbouring surfaces and the thickness
+    limits leave open (`_pass_box`), not the whole column: with close neighbours (the flat
+    start, thin layers) that is a few rows instead of all of them. Same answers, ties
+    included, as the whole-column pass (tested against it)."""
     n_cols = U.shape[0]
     n = U.shape[1] - 1
     n_layers = mn.shape[0]
     cur_total = 0.0
+    lp = 1
+    hp = 0
     for c in range(n_cols):
         cur_total += U[c, int(S[j, c])]
+        lo, hi = _pass_box(mn, mx, absent, S, j, c, n, n_layers)
         # depths allowed by the neighbouring surfaces' order and thickness limits
-        for d in range(n + 1):
+        for d in range(lo, hi + 1):
             ok = True
             if j > 0:
                 ok = _thick_ok(d - int(S[j - 1, c]), mn[j - 1], mx[j - 1], absent[j - 1])
@@ -255,17 +263,20 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
                 ok = _thick_ok(int(S[j + 1, c]) - d, mn[j], mx[j], absent[j])
             allowed[d] = ok
         if c == 0:
-            for d in range(n + 1):
+            for d in range(lo, hi + 1):
                 V[0, d] = U[0, d] if allowed[d] else _NEG
                 arg[0, d] = -1
+            lp = lo
+            hp = hi
             continue
-        # V[c, d] = U[d] + max of V[c-1] over [d - jump, d + jump] (monotone queue)
+        # V[c, d] = U[d] + max of V[c-1] over [d - jump, d + jump] within the previous
+        # column's box (monotone queue)
         head = 0
         tail = 0
-        nxt = 0
-        for d in range(n + 1):
-            hi = min(d + jump, n)
-            while nxt <= hi:
+        nxt = max(lp, lo - jump)
+        for d in range(lo, hi + 1):
+            top = min(d + jump, hp)
+            while nxt <= top:
                 if V[c - 1, nxt] > _NEG:
                     while tail > head and V[c - 1, dq[tail - 1]] <= V[c - 1, nxt]:
                         tail -= 1
@@ -280,9 +291,11 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
             else:
                 V[c, d] = _NEG
                 arg[c, d] = -1
+        lp = lo
+        hp = hi
     best = _NEG
     bd = -1
-    for d in range(n + 1):
+    for d in range(lp, hp + 1):
         if V[n_cols - 1, d] > best:
             best = V[n_cols - 1, d]
             bd = d
@@ -295,6 +308,25 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
         if c > 0:
             d = arg[c, d]
     return gain
+
+
+@njit(cache=True)
+def _pass_box(mn, mx, absent, S, j, c, n, n_layers):
+    """Smallest depth range [lo, hi] (within 0..n) holding every depth of surface j in column c
+    that `_thick_ok` allows against surfaces j - 1 and j + 1 (empty when lo > hi)."""
+    lo = 0
+    hi = n
+    if j > 0:
+        p = int(S[j - 1, c])
+        zero = mn[j - 1] == 0 or absent[j - 1]
+        lo = max(lo, p if zero else p + max(mn[j - 1], 1))
+        hi = min(hi, p + mx[j - 1])
+    if j < n_layers:
+        q = int(S[j + 1, c])
+        zero = mn[j] == 0 or absent[j]
+        lo = max(lo, q - mx[j])
+        hi = min(hi, q if zero else q - max(mn[j], 1))
+    return lo, hi
 
 
 @njit(cache=True)
@@ -668,11 +700,23 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
     allowed = np.empty(n1, dtype=np.bool_)
     dq = np.empty(n1, dtype=np.int64)
     passes = 0
+    # a surface solved with its neighbours as they are now is at its optimum: solving it again
+    # before a neighbour moves would gain nothing, so it is skipped (same answers, fewer passes)
+    stale = np.ones(K + 1, dtype=np.bool_)
     while passes < max_passes:
         order = range(K + 1) if passes % 2 == 0 else range(K, -1, -1)
         gain = 0.0
         for j in order:
-            gain += _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
+            if not stale[j]:
+                continue
+            g = _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
+            stale[j] = False
+            if g > 0.0:
+                if j > 0:
+                    stale[j - 1] = True
+                if j < K:
+                    stale[j + 1] = True
+            gain += g
         passes += 1
         if gain == 0.0:
             return S, passes, True

@@ -393,3 +393,116 @@ def test_fit_surface_equals_plain_viterbi(seed):
                         trunc, V, arg, out)
     np.testing.assert_array_equal(V, Vp)
     np.testing.assert_array_equal(out, want)
+
+
+def _surface_pass_whole_column(U, mn, mx, absent, S, j, jump):
+    """`search._surface_pass` as it was before its boxes: every column's Viterbi over all n + 1
+    depths, each predecessor window scanned in full (plain loops)."""
+    from layerseg.layers.search import _GAIN_RTOL, _NEG, _thick_ok
+    n_cols, n1 = U.shape
+    n = n1 - 1
+    K = mn.shape[0]
+    cur = sum(U[c, int(S[j, c])] for c in range(n_cols))
+    V = np.full((n_cols, n1), _NEG)
+    arg = np.full((n_cols, n1), -1)
+    for c in range(n_cols):
+        for d in range(n1):
+            ok = True
+            if j > 0:
+                ok = _thick_ok(d - int(S[j - 1, c]), mn[j - 1], mx[j - 1], absent[j - 1])
+            if ok and j < K:
+                ok = _thick_ok(int(S[j + 1, c]) - d, mn[j], mx[j], absent[j])
+            if not ok:
+                continue
+            if c == 0:
+                V[0, d] = U[0, d]
+                continue
+            best, bi = _NEG, -1
+            for e in range(max(0, d - jump), min(n, d + jump) + 1):
+                if V[c - 1, e] > _NEG and V[c - 1, e] >= best:   # ties: the deepest
+                    best, bi = V[c - 1, e], e
+            if bi >= 0:
+                V[c, d] = U[c, d] + best
+                arg[c, d] = bi
+    bd = int(np.argmax(V[-1])) if V[-1].max() > _NEG else -1      # ties: the shallowest
+    gain = V[-1, bd] - cur if bd >= 0 else 0.0
+    if bd < 0 or not gain > _GAIN_RTOL * (1.0 + abs(cur)):
+        return 0.0, S
+    S = S.copy()
+    d = bd
+    for c in range(n_cols - 1, -1, -1):
+        S[j, c] = d
+        d = arg[c, d]
+    return gain, S
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_surface_pass_boxes_match_the_whole_column_pass(seed):
+    """The pass solves each column over the depths its neighbours leave open only; on random
+    gain tables, limits (absent layers, zero minima, tight and free maxima), jumps, ties and
+    infeasible columns, it gives the whole-column pass's surface and gain."""
+    from layerseg.layers import search
+    rng = np.random.default_rng(seed)
+    K, n, n_cols = int(rng.integers(1, 6)), int(rng.integers(4, 30)), int(rng.integers(1, 25))
+    mn = rng.integers(0, 4, K).astype(np.int64)
+    mx = np.where(rng.random(K) < 0.3, n, mn + rng.integers(0, 8, K)).astype(np.int64)
+    absent = rng.random(K) < 0.4
+    for _ in range(6):
+        # neighbours: any non-decreasing surfaces (some columns infeasible for surface j)
+        S = np.sort(rng.integers(0, n + 1, (K + 1, n_cols)), axis=0).astype(np.float64)
+        j = int(rng.integers(0, K + 1))
+        U = rng.integers(-3, 4, (n_cols, n + 1)).astype(np.float64)   # integer: many ties
+        if seed % 3 == 0:
+            U = rng.standard_normal((n_cols, n + 1))
+        jump = int(rng.integers(0, n + 1))
+        want_gain, want = _surface_pass_whole_column(U, mn, mx, absent, S, j, jump)
+        got = S.copy()
+        gain = search._surface_pass(U, mn, mx, absent, got, j, jump,
+                                    np.empty((n_cols, n + 1)),
+                                    np.empty((n_cols, n + 1), np.int64),
+                                    np.empty(n + 1, np.bool_), np.empty(n + 1, np.int64))
+        assert gain == pytest.approx(want_gain, abs=1e-9)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ascent_skipping_settled_surfaces_matches_full_sweeps(seed):
+    """`_ascend` skips a surface whose neighbours have not moved since it was last solved; from
+    both starts, on random scores and limits, it ends where sweeping every surface every pass
+    ends, after as many passes."""
+    from layerseg.layers import search
+    rng = np.random.default_rng(seed)
+    p = get_profile(["cheek", "forehead", "jaw"][seed % 3])
+    rows, cols = int(rng.integers(20, 60)), int(rng.integers(5, 40))
+    sc = np.log(rng.dirichlet(np.full(8, 0.3), size=(rows, cols)).transpose(2, 0, 1))
+    labs = np.array((0,) + p.labels, dtype=np.int64)
+    K = p.n_layers
+    mn, mx, absent, _ = search.search_limits_rows(p, rows, (0.05, 0.05), 0.1, 1.0, None)
+    jump = search._check_jump(int(rng.integers(1, 4)), K)
+    U = search._gain_tables(sc, labs, K)
+
+    def full_sweeps(S, max_passes=50):
+        V, arg = np.empty((cols, rows + 1)), np.empty((cols, rows + 1), np.int64)
+        allowed, dq = np.empty(rows + 1, np.bool_), np.empty(rows + 1, np.int64)
+        passes = 0
+        while passes < max_passes:
+            gain = 0.0
+            for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
+                gain += search._surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg,
+                                             allowed, dq)
+            passes += 1
+            if gain == 0.0:
+                return S, passes, True
+        return S, passes, False
+
+    guide = ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
+                           max_thickness_mm=1.0).surfaces
+    flat = np.ascontiguousarray(sc.sum(axis=2)[:, :, None])
+    s0 = np.empty((K + 1, 1))
+    search._per_column(flat, labs, mn, mx, absent, s0, np.empty(1), np.zeros(1, np.bool_))
+    for start in (search._guided_start(guide, rows, mn, mx, absent, jump),
+                  np.repeat(s0, cols, axis=1)):
+        want = full_sweeps(np.ascontiguousarray(start.copy()))
+        got = search._ascend(U, mn, mx, absent, np.ascontiguousarray(start.copy()), jump, 50)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1:] == want[1:]
