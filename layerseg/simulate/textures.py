@@ -9,8 +9,9 @@ lies) come from their own random stream and are recorded in the truth (``phantom
 - Diffuse fat septa: oblique, wavy, partly interrupted bands of varying width and brightness
   running through the fat from the dermis to the SMAS (and through the deep fat), with a soft
   (Gaussian) cross-section, added as fibrous scatterers on top of the fat's own.
-- Vessels: small anechoic ellipses in the lower dermis and the fat (blood's backscatter about
-  35 dB under tissue, its attenuation 0.15 dB/cm/MHz, so they enhance what lies below).
+- Vessels: small anechoic ellipses in the lower dermis (at most 0.15 mm) and the fat (blood's
+  backscatter about 35 dB under tissue, its attenuation 0.15 dB/cm/MHz, so they enhance what
+  lies below).
 - Hair follicles: oblique hypoechoic tubes from the dermo-epidermal junction into the dermis.
 - Uneven fascia: SMAS, muscle fascia, periosteum and deep fascia echoes whose brightness wanders
   along the line (smooth log-normal, correlation 0.2-1 mm) with occasional gaps.
@@ -38,6 +39,9 @@ __all__ = ["Textures", "smooth_curve", "band_pixels"]
 BLOOD_BACKSCATTER_DB = -35.0
 """Blood's backscatter re dermis at 15-50 MHz (red cells are Rayleigh scatterers far weaker than
 tissue: 30-40 dB under it in B-mode, which shows vessels anechoic; our rounded figure)."""
+DERMAL_VESSEL_MAX_MM = 0.15
+"""Largest vessel diameter in the dermis (the deep dermal plexus's arterioles and venules are
+under about 0.1-0.15 mm; the larger vessels run in the fat)."""
 BLOOD_ATTEN_DB_CM_MHZ = 0.15
 """Blood's attenuation slope (textbook 0.15-0.2 dB/cm/MHz)."""
 
@@ -141,8 +145,8 @@ def band_pixels(px: np.ndarray, pz: np.ndarray, width_mm: float, along: np.ndarr
     Parameters
     ----------
     px, pz : ndarray (P,)
-        Path points, lateral mm (0 = left image edge) and apparent depth mm, spaced at most
-        half a fine pixel apart.
+        Path points, lateral mm (0 = left image edge) and apparent depth mm, spaced as
+        `path_step` says for the path's direction.
     width_mm : float
         FWHM of the band's Gaussian cross-section.
     along : ndarray (P,)
@@ -161,7 +165,12 @@ def band_pixels(px: np.ndarray, pz: np.ndarray, width_mm: float, along: np.ndarr
     weight : float64 ndarray (N,)
         The band's largest weight at each (cross-section profile x `along`), in (0, 1].
     """
-    step = 0.5 * min(dzf, dx)
+    # cross-section samples at most 0.35 of a fine pixel apart along the band's mean normal
+    # (the fine grid is far finer in depth than across: sampling both ways at the axial step
+    # would cost (dx / dzf) times more for nothing)
+    mz, mx_ = float(pz[-1] - pz[0]), float(px[-1] - px[0])
+    mn = math.hypot(mz, mx_) or 1.0
+    step = path_step(mx_ / mn, -mz / mn, dzf, dx)        # direction of the mean normal
     half = 1.2 * width_mm
     offs = np.arange(-half, half + 1e-12, step)
     prof = np.exp(-4.0 * math.log(2.0) * (offs / max(width_mm, 1e-9)) ** 2)
@@ -180,19 +189,36 @@ def band_pixels(px: np.ndarray, pz: np.ndarray, width_mm: float, along: np.ndarr
     jj, cc, w = jj[ok], cc[ok], w[ok]
     if jj.size == 0:
         return jj, cc, w
-    key = jj * shape[1] + cc
-    order = np.lexsort((-w, key))            # per pixel, largest weight first
-    key, w = key[order], w[order]
-    first = np.r_[True, key[1:] != key[:-1]]
-    key, w = key[first], w[first]
-    return key // shape[1], key % shape[1], w
+    # per pixel, the largest weight: a maximum into the band's bounding box
+    j0, c0 = int(jj.min()), int(cc.min())
+    box = np.zeros((int(jj.max()) - j0 + 1, int(cc.max()) - c0 + 1))
+    np.maximum.at(box, (jj - j0, cc - c0), w)
+    r, c = np.nonzero(box)
+    return r + j0, c + c0, box[r, c]
 
 
-def _gaps(rng, n, step, gap_fraction, corr_mm):
+def _path_curve(rng: np.random.Generator, n: int, step: float, corr_mm: float) -> np.ndarray:
+    """`smooth_curve` of `n` samples `step` mm apart, made at a quarter of the correlation
+    length and interpolated (a path sampled at a fine pixel's fraction would otherwise filter
+    thousands of samples with a kernel of thousands of taps)."""
+    coarse = max(step, corr_mm / 4.0)
+    m = int(math.ceil((n - 1) * step / coarse)) + 2
+    c = smooth_curve(rng, m, coarse, corr_mm)
+    return np.interp(np.arange(n) * step, np.arange(m) * coarse, c)
+
+
+def path_step(dz: float, dx_: float, dzf: float, dx: float) -> float:
+    """Sampling step (mm) along a direction (unit vector `dz` in depth, `dx_` across) that
+    moves at most 0.35 of a fine pixel in depth (`dzf`) and across (`dx`) per step: every pixel
+    a band or path crosses is sampled, also where it wanders off its mean direction."""
+    return 0.35 * min(dzf / max(abs(dz), 1e-9), dx / max(abs(dx_), 1e-9))
+
+
+def _gaps(rng, n, step, gap_fraction, corr_mm, curve=smooth_curve):
     """Boolean (n,) True where a line is interrupted: a smooth curve under its quantile."""
     if gap_fraction <= 0:
         return np.zeros(n, bool)
-    return smooth_curve(rng, n, step, corr_mm) < ndtri(gap_fraction)
+    return curve(rng, n, step, corr_mm) < ndtri(gap_fraction)
 
 
 def line_weights(rng: np.random.Generator, n: int, dx: float, tex: Textures) -> np.ndarray:
@@ -247,7 +273,6 @@ def add_diffuse_septa(density, amplitude, idx, S, fat_layers, x, dzf, dx, margin
     """
     out = []
     width = float(x[-1] - x[0])
-    step = 0.5 * min(dzf, dx)
     for k in fat_layers:
         n = int(rng.poisson(tex.septa_per_mm * width))
         for _ in range(n):
@@ -262,9 +287,10 @@ def add_diffuse_septa(density, amplitude, idx, S, fat_layers, x, dzf, dx, margin
             span = 1.25 * thick / math.cos(ang) + 0.2
             length = span * rng.uniform(0.3, 1.0)
             start = rng.random()
+            step = path_step(math.cos(ang), math.sin(ang), dzf, dx)
             t = np.arange(0.0, length, step)
-            wander = rng.uniform(0.03, 0.15) * smooth_curve(rng, t.size, step,
-                                                            rng.uniform(0.15, 0.5))
+            wander = rng.uniform(0.03, 0.15) * _path_curve(rng, t.size, step,
+                                                           rng.uniform(0.15, 0.5))
             if start < 0.5:
                 z0, dirz = top[c0] - 0.05, 1.0
             elif start < 0.75:
@@ -275,8 +301,9 @@ def add_diffuse_septa(density, amplitude, idx, S, fat_layers, x, dzf, dx, margin
             pz = z0 + dirz * t * math.cos(ang) - wander * math.sin(ang)
             w_mm = tex.septa_width_mm * rng.uniform(0.5, 1.5)
             lev = tex.septa_db + rng.uniform(-4.0, 4.0)
-            along = 10.0 ** (5.0 * smooth_curve(rng, t.size, step, 0.2) / 20.0)
-            along = np.where(_gaps(rng, t.size, step, tex.septa_gap_fraction, 0.2), 0.0, along)
+            along = 10.0 ** (5.0 * _path_curve(rng, t.size, step, 0.2) / 20.0)
+            along = np.where(_gaps(rng, t.size, step, tex.septa_gap_fraction, 0.2,
+                                   _path_curve), 0.0, along)
             rows, cols, w = band_pixels(px, pz, w_mm, np.minimum(along, 3.0) / 3.0, dzf, dx,
                                         margin, idx.shape)
             keep = idx[rows, cols] == k + 1
@@ -304,9 +331,10 @@ def add_vessels(amplitude, atten, idx, S, layer_ids, x, dzf, dx, margin, n_cols,
         k = int(layer_ids[rng.integers(0, len(layer_ids))])
         c0 = int(rng.integers(margin, margin + n_cols))
         top, bot = float(S[k][c0]), float(S[k + 1][c0])
-        if k == 1:                                            # dermis: lower half
-            top = 0.5 * (top + bot)
         d = tex.vessel_diameter_mm * rng.uniform(0.5, 1.5)
+        if k == 1:               # dermis: the lower half, and the dermal plexus's small vessels
+            top = 0.5 * (top + bot)
+            d = min(d, DERMAL_VESSEL_MAX_MM)
         d = min(d, 0.8 * (bot - top))
         if d < 0.04:
             continue
@@ -337,7 +365,6 @@ def add_follicles(amplitude, idx, dej, dermis_bottom, x, dzf, dx, margin, n_cols
     out = []
     width = n_cols * dx
     n = int(rng.poisson(tex.follicles_per_cm * width / 10.0))
-    step = 0.5 * min(dzf, dx)
     for _ in range(n):
         c0 = int(rng.integers(margin, margin + n_cols))
         ang = math.radians(rng.uniform(15.0, 50.0)) * (1 if rng.random() < 0.5 else -1)
@@ -345,6 +372,7 @@ def add_follicles(amplitude, idx, dej, dermis_bottom, x, dzf, dx, margin, n_cols
         if thick < 0.2:
             continue
         length = thick * rng.uniform(0.4, 1.0) / math.cos(ang)
+        step = path_step(math.cos(ang), math.sin(ang), dzf, dx)
         t = np.arange(0.0, length, step)
         px = x[c0] + t * math.sin(ang)
         pz = dej[c0] + t * math.cos(ang)
