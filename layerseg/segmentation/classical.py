@@ -65,10 +65,10 @@ from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile
 from ..layers.decode import SegmentationResult, decode
 from .config import load_config
-from .pipeline import frame_spacing, segment_with
+from .pipeline import frame_spacing, resample_to_shape, segment_with
 
 __all__ = ["SegmentationResult", "segment_classical", "classical_scores", "label_scores",
-           "frame_features", "input_grey"]
+           "frame_features", "input_grey", "working_frame"]
 
 _EPS = 1e-6
 _TISSUE_LABELS = ("epidermis", "dermis", "fat", "smas", "deep_fat", "muscle")
@@ -452,6 +452,42 @@ def segment_classical(frame: Frame, config: dict | str | None = None, region: st
     ConfigError
         Malformed configuration or priors.
     """
-    return segment_with(lambda f, prof: classical_scores(f, config, prof, priors), frame,
-                        region=region, priors=priors, return_scores=return_scores,
-                        model="classical")
+    cfg = load_config(config)
+    return segment_with(lambda f, prof: classical_scores(working_frame(f, cfg), cfg, prof,
+                                                         priors),
+                        frame, region=region, priors=priors, return_scores=return_scores,
+                        model="classical", other_grid=True)
+
+
+def working_frame(frame: Frame, config: dict | str | None = None) -> Frame:
+    """The frame on the classical segmenter's working grid.
+
+    A frame sampled finer than ``working_spacing_mm`` (per axis) is resampled to the nearest
+    grid no finer than it over the same extent (`pipeline.resample_to_shape`, linear); its
+    filters and smoothing widths are in mm, so on the finer grid each would span more pixels
+    and the cost would grow faster than the pixels. Other frames are returned as they are.
+
+    Parameters
+    ----------
+    frame : Frame
+        Display frame with spacing (rows, cols).
+    config : dict or path, optional
+        As `load_config`.
+
+    Returns
+    -------
+    Frame
+        Shape (r, c) with r <= rows, c <= cols; spacing = the frame's extent over (r, c); no
+        elastography (the classical segmenter does not read it).
+    """
+    cfg = load_config(config) if config is None or "filter" not in config else config
+    ay, ax = frame_spacing(frame)
+    wy, wx = (float(v) for v in cfg["working_spacing_mm"])
+    rows, cols = frame.shape
+    r = rows if ay >= wy else max(1, int(math.floor(rows * ay / wy)))
+    c = cols if ax >= wx else max(1, int(math.floor(cols * ax / wx)))
+    if (r, c) == (rows, cols):
+        return frame
+    grey = resample_to_shape(np.asarray(frame.bmode, dtype=np.float32), (r, c), order=1)
+    return replace(frame, bmode=grey, spacing_mm=(ay * rows / r, ax * cols / c), elasto=None,
+                   elasto_kind=None, elasto_valid=None)

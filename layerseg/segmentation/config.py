@@ -66,6 +66,11 @@ def _validate(cfg: dict, src) -> dict:
         raise ConfigError("filter.size_mm must be [axial, lateral] in mm", src)
     for i, v in enumerate(f["size_mm"]):
         _num(v, f"filter.size_mm[{i}]", src, lo=0.0)
+    ws = cfg["working_spacing_mm"]
+    if not isinstance(ws, (list, tuple)) or len(ws) != 2:
+        raise ConfigError("working_spacing_mm must be [axial, lateral] in mm", src)
+    for i, v in enumerate(ws):
+        _num(v, f"working_spacing_mm[{i}]", src, lo=0.0, allow_zero=False)
     for i, v in enumerate(cfg["smoothing_mm"]):
         _num(v, f"smoothing_mm[{i}]", src, lo=0.0)
     _num(cfg["gradient_sigma_mm"], "gradient_sigma_mm", src, lo=0.0, allow_zero=False)

@@ -5,9 +5,10 @@ network's answer are decoded, ordered and flagged the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..checks import contrast_problem
 from ..errors import InvalidImageError, SpacingRequiredError
@@ -18,7 +19,7 @@ from ..layers.decode import (SegmentationResult, column_confidence, confidence_f
 from ..layers.surfaces import resample_surfaces, surfaces_to_labels
 from ..layers.profiles import Profile, resolve_profile
 
-__all__ = ["segment_with", "check_frame", "frame_spacing"]
+__all__ = ["segment_with", "check_frame", "frame_spacing", "resample_to_shape"]
 
 
 def check_frame(frame) -> "Frame":
@@ -61,7 +62,8 @@ def frame_spacing(frame) -> tuple[float, float]:
 
 def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *,
                  region: str | None = None, priors=None, return_scores: bool = False,
-                 model: str = "", log_probabilities: bool = False) -> SegmentationResult:
+                 model: str = "", log_probabilities: bool = False,
+                 other_grid: bool = False) -> SegmentationResult:
     """Check the frame, resolve its profile, score it with `scores` and decode.
 
     Parameters
@@ -86,6 +88,11 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
         The scores are a model's log-probabilities: the result then carries the per-column
         confidence (`layerseg.layers.decode.column_confidence`) and a QC flag when too many
         columns are uncertain (`confidence_flag`).
+    other_grid : bool
+        Scores that are not log-probabilities may also come on a grid of their own over the
+        same field of view (the classical segmenter's working grid): decoded there, their
+        surfaces are taken onto the frame's grid as a model's are (no sub-pixel refinement,
+        no confidence).
 
     Returns
     -------
@@ -95,12 +102,14 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
     sc = scores(disp, prof)
     rows, cols = disp.shape
-    if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and log_probabilities:
+    if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
         return _decode_on_model_grid(sc, disp, prof, note, priors=priors, model=model,
-                                     return_scores=return_scores)
+                                     return_scores=return_scores,
+                                     log_probabilities=log_probabilities)
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols):
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
-                            f"{rows} x {cols}; only log-probabilities may come on another grid")
+                            f"{rows} x {cols}; only log-probabilities or a segmenter that says so "
+                             "(other_grid) may come on another grid")
     res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
                  priors=priors, keep_scores=return_scores, model=model,
                  log_probabilities=log_probabilities)
@@ -115,31 +124,66 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
 
 
 def _decode_on_model_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,
-                          priors, model: str, return_scores: bool) -> SegmentationResult:
-    """Decode log-probabilities on the model's own grid, refine to sub-pixel depth, and take the
-    answer onto the frame's grid (see `segment_with`)."""
+                          priors, model: str, return_scores: bool,
+                          log_probabilities: bool = True) -> SegmentationResult:
+    """Decode scores on their own grid (a model's, or the classical working grid), refine
+    log-probabilities to sub-pixel depth, and take the answer onto the frame's grid (see
+    `segment_with`)."""
     rows, cols = disp.shape
     r, c = sc.shape[1:]
     ay, ax = disp.spacing_mm
     grid_spacing = (ay * rows / r, ax * cols / c)
     res = decode(sc, prof, grid_spacing, frequency_mhz=disp.meta.frequency_mhz, priors=priors,
-                 model=model, log_probabilities=True)
-    conf = column_confidence(sc, res.labels)
-    fine = refine_surfaces(res.surfaces, sc, res.labels)
+                 model=model, log_probabilities=log_probabilities)
+    conf = column_confidence(sc, res.labels) if log_probabilities else None
+    fine = refine_surfaces(res.surfaces, sc, res.labels) if log_probabilities else res.surfaces
     surfaces = resample_surfaces(fine, r, (rows, cols))
     labels = surfaces_to_labels(surfaces, prof, rows)
     x_from = (np.arange(c) + 0.5) * (cols / c) - 0.5
     out = SegmentationResult(labels, surfaces, prof, list(res.flags), None, model,
+                             None if conf is None else
                              np.interp(np.arange(cols, dtype=np.float64), x_from, conf))
-    flag = confidence_flag(conf, priors)
+    flag = confidence_flag(conf, priors) if log_probabilities else None
     if flag:
         out.flags.append(flag)
     if note:
         out.flags.append(note)
-    if return_scores:
-        # only a trained model answers on its own grid, so torch and MONAI are loaded already
+    if return_scores and not log_probabilities:
+        out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
+    elif return_scores:
+        # log-probabilities come from a trained model, so torch and MONAI are loaded already
         import torch
 
         from .trained.predict import to_frame_grid
         out.scores = to_frame_grid(torch.from_numpy(np.ascontiguousarray(sc)), (rows, cols))
     return out
+
+
+def resample_to_shape(arr: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:
+    """Resample the last two axes of `arr` to `shape`, keeping the physical extent.
+
+    Parameters
+    ----------
+    arr : ndarray, shape (..., rows, cols)
+    shape : (rows_out, cols_out)
+    order : int
+        0 nearest (label maps: values kept exactly), 1 linear (images, scores).
+
+    Returns
+    -------
+    ndarray, shape (..., rows_out, cols_out)
+        Same dtype as `arr`. Pixel edges map to pixel edges (``grid_mode``), so going to another
+        grid and back lands each pixel within one pixel of where it was.
+    """
+    arr = np.asarray(arr)
+    lead = arr.shape[:-2]
+    zoom = [1.0] * len(lead) + [o / i for o, i in zip(shape, arr.shape[-2:])]
+    if tuple(arr.shape[-2:]) == tuple(shape):
+        return arr.copy()
+    src = arr if order == 0 else arr.astype(np.float32, copy=False)
+    out = ndi.zoom(src, zoom, order=order, mode="nearest", grid_mode=True, prefilter=False)
+    if out.shape[-2:] != tuple(shape):  # zoom rounds; force the asked size
+        out = out[..., :shape[0], :shape[1]]
+        pad = [(0, 0)] * len(lead) + [(0, shape[0] - out.shape[-2]), (0, shape[1] - out.shape[-1])]
+        out = np.pad(out, pad, mode="edge")
+    return out.astype(arr.dtype, copy=False)

@@ -45,6 +45,7 @@ from monai.transforms import MapTransform, RandomizableTransform, Transform
 from scipy import ndimage as ndi
 
 from ...frame import DEFAULT_DYNAMIC_RANGE_DB
+from ..pipeline import resample_to_shape  # one owner: the shared pipeline (no torch there)
 
 __all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleToSpacingd",
            "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
@@ -75,36 +76,6 @@ def spacing_shape(shape: Sequence[int], spacing_mm: Sequence[float],
     """
     return tuple(max(1, int(round(n * s / t))) for n, s, t in
                  zip(shape, spacing_mm, target_spacing_mm))  # type: ignore[return-value]
-
-
-def resample_to_shape(arr: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:
-    """Resample the last two axes of `arr` to `shape`, keeping the physical extent.
-
-    Parameters
-    ----------
-    arr : ndarray, shape (..., rows, cols)
-    shape : (rows_out, cols_out)
-    order : int
-        0 nearest (label maps: values kept exactly), 1 linear (images, scores).
-
-    Returns
-    -------
-    ndarray, shape (..., rows_out, cols_out)
-        Same dtype as `arr`. Pixel edges map to pixel edges (``grid_mode``), so going to another
-        grid and back lands each pixel within one pixel of where it was.
-    """
-    arr = np.asarray(arr)
-    lead = arr.shape[:-2]
-    zoom = [1.0] * len(lead) + [o / i for o, i in zip(shape, arr.shape[-2:])]
-    if tuple(arr.shape[-2:]) == tuple(shape):
-        return arr.copy()
-    src = arr if order == 0 else arr.astype(np.float32, copy=False)
-    out = ndi.zoom(src, zoom, order=order, mode="nearest", grid_mode=True, prefilter=False)
-    if out.shape[-2:] != tuple(shape):  # zoom rounds; force the asked size
-        out = out[..., :shape[0], :shape[1]]
-        pad = [(0, 0)] * len(lead) + [(0, shape[0] - out.shape[-2]), (0, shape[1] - out.shape[-1])]
-        out = np.pad(out, pad, mode="edge")
-    return out.astype(arr.dtype, copy=False)
 
 
 class ResampleToSpacing(Transform):
