@@ -165,7 +165,7 @@ def band_pixels(px: np.ndarray, pz: np.ndarray, width_mm: float, along: np.ndarr
     weight : float64 ndarray (N,)
         The band's largest weight at each (cross-section profile x `along`), in (0, 1].
     """
-    # cross-section samples at most 0.35 of a fine pixel apart along the band's mean normal
+    # cross-section samples at most half a fine pixel apart along the band's mean normal
     # (the fine grid is far finer in depth than across: sampling both ways at the axial step
     # would cost (dx / dzf) times more for nothing)
     mz, mx_ = float(pz[-1] - pz[0]), float(px[-1] - px[0])
@@ -209,9 +209,10 @@ def _path_curve(rng: np.random.Generator, n: int, step: float, corr_mm: float) -
 
 def path_step(dz: float, dx_: float, dzf: float, dx: float) -> float:
     """Sampling step (mm) along a direction (unit vector `dz` in depth, `dx_` across) that
-    moves at most 0.35 of a fine pixel in depth (`dzf`) and across (`dx`) per step: every pixel
-    a band or path crosses is sampled, also where it wanders off its mean direction."""
-    return 0.35 * min(dzf / max(abs(dz), 1e-9), dx / max(abs(dx_), 1e-9))
+    moves at most half a fine pixel in depth (`dzf`) and across (`dx`) per step, so a band or
+    path leaves no pixel it crosses unsampled (a wandering path is sampled slightly coarser
+    where it turns; the beam blurs that away)."""
+    return 0.5 * min(dzf / max(abs(dz), 1e-9), dx / max(abs(dx_), 1e-9))
 
 
 def _gaps(rng, n, step, gap_fraction, corr_mm, curve=smooth_curve):

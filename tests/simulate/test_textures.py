@@ -20,10 +20,10 @@ from layerseg.simulate.textures import (BLOOD_ATTEN_DB_CM_MHZ, Textures, band_pi
 
 def _band_plain(px, pz, width, along, dzf, dx, margin, shape):
     """Plain twin of band_pixels: loop over path points and cross-section offsets (sampled
-    0.35 of a fine pixel apart along the band's mean normal)."""
+    half a fine pixel apart along the band's mean normal)."""
     mz, mx = pz[-1] - pz[0], px[-1] - px[0]
     m = math.hypot(mz, mx) or 1.0
-    step = 0.35 * min(dzf / max(abs(mx / m), 1e-9), dx / max(abs(mz / m), 1e-9))
+    step = 0.5 * min(dzf / max(abs(mx / m), 1e-9), dx / max(abs(mz / m), 1e-9))
     offs = np.arange(-1.2 * width, 1.2 * width + 1e-12, step)
     tz, tx = np.gradient(pz), np.gradient(px)
     best = {}
