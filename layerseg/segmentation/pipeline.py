@@ -103,7 +103,7 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     sc = scores(disp, prof)
     rows, cols = disp.shape
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
-        return _decode_on_model_grid(sc, disp, prof, note, priors=priors, model=model,
+        return _decode_on_own_grid(sc, disp, prof, note, priors=priors, model=model,
                                      return_scores=return_scores,
                                      log_probabilities=log_probabilities)
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols):
@@ -123,7 +123,7 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     return res
 
 
-def _decode_on_model_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,
+def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,
                           priors, model: str, return_scores: bool,
                           log_probabilities: bool = True) -> SegmentationResult:
     """Decode scores on their own grid (a model's, or the classical working grid), refine

@@ -414,13 +414,13 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
                 density[jj[keep], cc[keep]] = sep_dens
                 amplitude[jj[keep], cc[keep]] = s_amp
         extras["septa"] = int(n_sep)
-    bone_fade = None
+    bone_fade = None        # (nxp,) a partial bone's thinning towards its edge, or None
     if textures is not None:
-        _add_textures(textures, trng, density, amplitude, atten, idx, S, layers, x, dzf, dx, m,
-                      n_cols, skin + epi_app, kb, bone_edge, extras)
         if bone_edge is not None and textures.bone_edge_taper_mm > 0:
             bone_fade = _tx.bone_edge_factor(x, bone_edge[0], bone_edge[1],
                                              textures.bone_edge_taper_mm)
+        _add_textures(textures, trng, density, amplitude, atten, idx, S, layers, x, dzf, dx, m,
+                      n_cols, skin + epi_app, kb, bone_fade, extras)
 
     # ---------------------------------------------------------------- specular reflectors
     sp = SpecularPoints()
@@ -515,28 +515,28 @@ def build_phantom(an: Anatomy, p: AcousticParams, n_rows: int, n_cols: int, spac
 
 
 def _add_textures(tex, trng, density, amplitude, atten, idx, S, layers, x, dzf, dx, m, n_cols,
-                  dej, kb, bone_edge, extras):
+                  dej, kb, bone_fade, extras):
     """Diffuse septa, vessels, follicles and the bone edge taper (`layerseg.simulate.textures`),
-    in place on the fine-grid maps; what was placed goes into `extras`."""
+    in place on the fine-grid maps; what was placed goes into `extras`. `bone_fade` (nxp,) scales
+    the bone's attenuation towards a partial bone's edge (None: no taper)."""
     fat_k = [layers.index(f) for f in ("fat", "deep_fat") if f in layers]
-    sep = layer_acoustics("smas")
-    dens_s = 2.0 * sep["per_cell"] / TISSUE_RESOLUTION_CELL_MM2
+    # septa: fibrous scatterers at twice the SMAS's density, at the level each septum draws
+    per_cell = 2.0 * layer_acoustics("smas")["per_cell"]
 
-    def amp_of_db(db):
-        return math.sqrt(10.0 ** (db / 10.0) * REF_DENSITY_PER_CELL
-                         / (dens_s * TISSUE_RESOLUTION_CELL_MM2))
+    def septum(db):
+        return _density_amp("smas", {"smas": {"backscatter_db": db, "per_cell": per_cell}})
 
     extras["diffuse_septa"] = _tx.add_diffuse_septa(density, amplitude, idx, S, fat_k, x, dzf,
-                                                    dx, m, tex, trng, dens_s, amp_of_db)
+                                                    dx, m, tex, trng, septum(0.0)[0],
+                                                    lambda db: septum(db)[1])
     kd = layers.index("dermis")
-    extras["vessels"] = _tx.add_vessels(amplitude, atten, idx, S, [kd] + fat_k, x, dzf, dx, m,
+    extras["vessels"] = _tx.add_vessels(amplitude, atten, idx, S, kd, fat_k, x, dzf, dx, m,
                                         n_cols, tex, trng)
-    extras["follicles"] = _tx.add_follicles(amplitude, idx, dej, S[kd + 1], x, dzf, dx, m,
+    extras["follicles"] = _tx.add_follicles(amplitude, idx, kd, dej, S[kd + 1], x, dzf, dx, m,
                                             n_cols, tex, trng)
-    if bone_edge is not None and tex.bone_edge_taper_mm > 0:
-        f = _tx.bone_edge_factor(x, bone_edge[0], bone_edge[1], tex.bone_edge_taper_mm)
+    if bone_fade is not None:
         inb = idx == kb + 1
-        atten[inb] = (atten * f[None, :].astype(np.float32))[inb]
+        atten[inb] = (atten * bone_fade[None, :].astype(np.float32))[inb]
     extras["textures"] = tex.describe()
 
 

@@ -89,8 +89,8 @@ def draw_wide(rng: np.random.Generator) -> dict:
         ({interface: dB}), ``texture_db``, ``display`` (``envelope_smoothing``: sigma of the
         envelope's low-pass as a fraction of the speckle FWHM, drawn from a child stream of
         `rng`) and ``textures`` (`layerseg.simulate.textures.Textures` magnitudes, from a
-        second child stream). Draw order is the file's order, so the same generator state gives the same
-        values.
+        second child stream). Draw order is the file's order, so the same generator state gives
+        the same values.
     """
     w = ranges_table()["ranges"]["wide"]
     out: dict = {"acoustics": {}, "layers": {}, "specular_db": {}}

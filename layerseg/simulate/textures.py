@@ -242,10 +242,6 @@ def _blend_scatterers(density, amplitude, rows, cols, weight, dens_s, amp_s):
     amplitude[rows, cols] = np.sqrt(p1 / np.maximum(d1, 1e-12))
 
 
-def _scale_amplitude(amplitude, rows, cols, factor):
-    amplitude[rows, cols] = amplitude[rows, cols] * factor
-
-
 def add_diffuse_septa(density, amplitude, idx, S, fat_layers, x, dzf, dx, margin, tex, rng,
                       dens_s, amp_of_db):
     """Diffuse septa through each fat layer (see the module docstring).
@@ -316,12 +312,14 @@ def add_diffuse_septa(density, amplitude, idx, S, fat_layers, x, dzf, dx, margin
     return out
 
 
-def add_vessels(amplitude, atten, idx, S, layer_ids, x, dzf, dx, margin, n_cols, tex, rng):
+def add_vessels(amplitude, atten, idx, S, dermis_k, fat_layers, x, dzf, dx, margin, n_cols, tex,
+                rng):
     """Anechoic elliptic vessels in the lower dermis and the fat layers (in place).
 
-    `layer_ids` maps a profile index k to the fine-grid id (k + 1) the vessel must stay inside;
-    the dermis gets vessels in its lower half only. Returns one dict per vessel (layer, centre,
-    radii in mm)."""
+    `dermis_k` and `fat_layers` are profile indices k; a vessel stays inside its layer's
+    fine-grid id (k + 1), and the dermis (k = `dermis_k`) gets small vessels in its lower half
+    only. Returns one dict per vessel (layer, centre, radii in mm)."""
+    layer_ids = [dermis_k] + list(fat_layers)
     out = []
     width = n_cols * dx
     n = int(rng.poisson(tex.vessels_per_cm * width / 10.0))
@@ -333,7 +331,7 @@ def add_vessels(amplitude, atten, idx, S, layer_ids, x, dzf, dx, margin, n_cols,
         c0 = int(rng.integers(margin, margin + n_cols))
         top, bot = float(S[k][c0]), float(S[k + 1][c0])
         d = tex.vessel_diameter_mm * rng.uniform(0.5, 1.5)
-        if k == 1:               # dermis: the lower half, and the dermal plexus's small vessels
+        if k == dermis_k:        # dermis: the lower half, and the dermal plexus's small vessels
             top = 0.5 * (top + bot)
             d = min(d, DERMAL_VESSEL_MAX_MM)
         d = min(d, 0.8 * (bot - top))
@@ -360,9 +358,11 @@ def add_vessels(amplitude, atten, idx, S, layer_ids, x, dzf, dx, margin, n_cols,
     return out
 
 
-def add_follicles(amplitude, idx, dej, dermis_bottom, x, dzf, dx, margin, n_cols, tex, rng):
+def add_follicles(amplitude, idx, dermis_k, dej, dermis_bottom, x, dzf, dx, margin, n_cols, tex,
+                  rng):
     """Oblique hypoechoic hair follicles from the dermo-epidermal junction `dej` (nxp,) into the
-    dermis (fine-grid id 2), in place. Returns one dict per follicle."""
+    dermis (profile index `dermis_k`, fine-grid id `dermis_k` + 1), in place. Returns one dict
+    per follicle."""
     out = []
     width = n_cols * dx
     n = int(rng.poisson(tex.follicles_per_cm * width / 10.0))
@@ -380,8 +380,9 @@ def add_follicles(amplitude, idx, dej, dermis_bottom, x, dzf, dx, margin, n_cols
         w_mm = rng.uniform(0.04, 0.1)
         db = rng.uniform(-20.0, -8.0)
         rows, cols, w = band_pixels(px, pz, w_mm, np.ones(t.size), dzf, dx, margin, idx.shape)
-        keep = idx[rows, cols] == 2
-        _scale_amplitude(amplitude, rows[keep], cols[keep], 10.0 ** (db * w[keep] / 20.0))
+        keep = idx[rows, cols] == dermis_k + 1
+        rows, cols = rows[keep], cols[keep]
+        amplitude[rows, cols] *= 10.0 ** (db * w[keep] / 20.0)
         out.append({"x_mm": round(float(x[c0]), 4), "angle_deg": round(math.degrees(ang), 2),
                     "length_mm": round(length, 4), "width_mm": round(w_mm, 4),
                     "level_db": round(db, 2)})
