@@ -17,7 +17,8 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   a lateral run of columns where such a layer was placed is kept only when the model's mean
   probability of that layer over the run's pixels reaches ``min_probability``; otherwise the
   layer is taken out of those columns and the frame is decoded again (a few pixels of bone or
-  deep fat that the network barely believes in are not a measurement).
+  deep fat that the network barely believes in are not a measurement). The second search starts
+  from the first one's answer and reuses its gain tables (`layerseg.layers.search._Warm`).
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -37,7 +38,7 @@ from .._jsonconfig import merge, number, packaged_json, read_override
 from ..checks import check_spacing
 from ..errors import ConfigError, ScoreMapError
 from .profiles import LABEL_NAMES, N_LABELS, Profile
-from .search import SearchResult, _search, ordered_search
+from .search import SearchResult, _search, _Warm, ordered_search
 from .surfaces import as_profile, surfaces_to_labels
 
 __all__ = ["SegmentationResult", "decode", "default_priors", "load_priors", "refine_surfaces",
@@ -250,7 +251,7 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     mn, mx = thickness_limits_mm(pri, prof, frequency_mhz)
     absent_ok = [ly for ly in pri["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=absent_ok)
-    res = _decode_once(sc, prof, pri, kw, ax / ay, rows)
+    res, first_pc = _decode_once(sc, prof, pri, kw, ax / ay, rows)
     labels, surfaces = _finish(res, prof, pri, rows)
     min_p = float(pri["absent_evidence"]["min_probability"])
     if log_probabilities and min_p > 0 and absent_ok:
@@ -262,7 +263,19 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             floor = float(sc.min()) - 1e4
             for layer, cols in weak.items():
                 sc2[LABEL_NAMES.index(layer)][:, cols] = floor
-            res = _decode_once(sc2, prof, pri, kw, ax / ay, rows)
+            # same limits, scores changed in the weak runs' columns only: the second search
+            # starts from the first one's answer (feasible under the same limits) and solves
+            # only those columns again alone (unless the first answer was the per-column
+            # fallback, which need not meet the slope limit)
+            warm = None
+            if res.method.startswith("smooth") and first_pc is not None \
+                    and first_pc[4] is not None:
+                changed = np.zeros(sc.shape[2], dtype=bool)
+                for cols in weak.values():
+                    changed[cols] = True
+                warm = _Warm(res.surfaces, first_pc[0], first_pc[3], first_pc[4], changed,
+                             tuple(weak))
+            res, _ = _decode_once(sc2, prof, pri, kw, ax / ay, rows, warm)
             labels, surfaces = _finish(res, prof, pri, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
                               list(res.flags), sc if keep_scores else None, model)
@@ -279,8 +292,12 @@ def _finish(res: SearchResult, prof: Profile, pri: dict, rows: int
 
 
 def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: float,
-                 rows: int) -> SearchResult:
-    """One ordered search under the priors (slope limit and its per-column fallback)."""
+                 rows: int, warm: _Warm | None = None):
+    """One ordered search under the priors (slope limit and its per-column fallback); `warm`:
+    what the search reuses from an earlier one under the same limits (`_search`).
+
+    Returns ``(result, per_column)``: the `SearchResult` and the per-column answer of `_search`
+    (None without a slope limit)."""
     if pri["max_slope_deg"] > 0:
         jump = [int(math.ceil(math.tan(math.radians(pri["max_slope_deg"])) * aspect))] * \
             (prof.n_layers + 1)
@@ -290,16 +307,23 @@ def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: flo
             jump[-1] = rows
         # the jump-limited answer, and the per-column optimum it starts from (one solve of the
         # columns for both)
-        smooth, (pc_surfaces, pc_score, pc_flags) = _search(sc, prof, max_jump_px=jump, **kw)
-        gap = (pc_score - smooth.score) / sc.shape[2]
+        smooth, pc = _search(sc, prof, max_jump_px=jump, warm=warm, **kw)
+        gap = (pc[1] - smooth.score) / sc.shape[2]
+        if warm is not None and gap > pri["smooth_fallback_per_column"]:
+            # a warm search's per-column answer is an upper bound (`_Warm`): within the margin
+            # of it, the exact one is too; otherwise the columns are solved again
+            exact = ordered_search(sc, prof, **kw)
+            pc = (exact.surfaces, exact.score, list(exact.flags)) + pc[3:]
+            gap = (pc[1] - smooth.score) / sc.shape[2]
+        pc_surfaces, pc_score, pc_flags = pc[:3]
         if gap <= pri["smooth_fallback_per_column"]:
-            return smooth
+            return smooth, pc
         res = SearchResult(surfaces_to_labels(pc_surfaces, prof, rows), pc_surfaces,
                            pc_flags, pc_score, "per-column exact")
         res.flags.append(f"jump-limited search fell {gap:.1f} per column below the "
                          "per-column optimum (a local optimum); per-column answer kept")
-        return res
-    return ordered_search(sc, prof, **kw)
+        return res, pc
+    return ordered_search(sc, prof, **kw), None
 
 
 def unsupported_runs(log_probs: np.ndarray, labels: np.ndarray, profile: Profile,

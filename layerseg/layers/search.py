@@ -25,19 +25,22 @@ With smoothness the surfaces are coupled across columns; the exact optimum is a 
 (Li et al. 2006). By default (``smooth_method="ascent"``) this module uses a documented
 approximation instead, block coordinate ascent from two feasible starts, keeping the better result:
 
-1. the best *flat* answer (the exact 1-D optimum on the column-summed scores, which meets every
-   limit with zero jumps);
-2. the per-column exact answer made feasible: top down, each surface is the jump-limited path
+1. the per-column exact answer made feasible: top down, each surface is the jump-limited path
    closest (truncated L1, Viterbi) to its per-column depths among those that keep the order and
-   thickness limits with the surface above and leave room for the obligatory layers below.
+   thickness limits with the surface above and leave room for the obligatory layers below;
+2. the best *flat* answer (the exact 1-D optimum on the column-summed scores, which meets every
+   limit with zero jumps), ascended first on blocks of 8 columns (surfaces constant over a block:
+   the same problem restricted, at an eighth of the cost per pass), then repeated over its blocks.
 
 From each start, one surface at a time is re-solved exactly by dynamic programming along the
 columns (Viterbi, states = depth, transitions within the jump limit, each column's depths limited
 by the neighbouring surfaces' order and thickness limits), alternating top-down and bottom-up
-passes until a pass no longer improves the total. Every step keeps all constraints and never
-lowers the total score, so the answer always obeys the jump, order and thickness limits; it may
-be a local optimum (the tests measure how close it comes to known smooth surfaces). A pass costs
-O(K x cols x rows); the second start costs O(K x cols x rows x max_jump_px).
+passes until a pass no longer improves the total. The first start ascends to convergence; the
+flat one, which creeps (each pass moves a surface only as far as its neighbours' limits allow),
+gets 10 passes to overtake it and ascends on only if it has. Every step keeps all constraints
+and never lowers the total score, so the answer always obeys the jump, order and thickness
+limits; it may be a local optimum (the tests measure how close it comes to known smooth
+surfaces). A pass costs O(K x cols x rows), and so does each start.
 
 ``smooth_method="mincut"`` solves the same problem exactly as a minimum s-t cut (Li et al. 2006)
 through PyMaxflow, with (K+1) x rows x cols nodes: practical for small frames and used by the tests
@@ -162,6 +165,12 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
 MAX_PASSES = 50
 """Most coordinate-ascent passes of `ordered_search` unless told."""
 
+_COARSE_BLOCK = 8
+"""Columns per block of the flat start's first, coarse ascent (`_coarse_flat_start`)."""
+
+_SECOND_START_PASSES = 10
+"""Passes the second start of the smooth search gets to overtake the guided one (`_smooth_search`)."""
+
 _TILE = 8
 """Columns per parallel task: one cache line of float64 scores, read row by row."""
 
@@ -233,6 +242,19 @@ def _gain_table(scores, lab_above, lab_below, U):
             for t in range(w):
                 acc[t] += scores[lab_above, r, c0 + t] - scores[lab_below, r, c0 + t]
                 U[c0 + t, r + 1] = acc[t]
+
+
+@njit(cache=True, parallel=True)
+def _gain_table_cols(scores, lab_above, lab_below, cols, U):
+    """`_gain_table` in the columns `cols` only (the others of U are left as they are)."""
+    n = scores.shape[1]
+    for i in prange(cols.shape[0]):
+        c = cols[i]
+        acc = 0.0
+        U[c, 0] = 0.0
+        for r in range(n):
+            acc += scores[lab_above, r, c] - scores[lab_below, r, c]
+            U[c, r + 1] = acc
 
 
 @njit(cache=True)
@@ -550,13 +572,34 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
                    max_jump_px, absent_ok, max_passes, smooth_method)[0]
 
 
+@dataclass
+class _Warm:
+    """What a second search with the same limits reuses from the first (`_search`) when the
+    scores of the labels `labels` went down (never up) in the columns `changed` (bool,
+    (cols,)) and are unchanged elsewhere: its smooth answer `surfaces` (K+1, cols), the only
+    start of the second ascent; its gain tables `gains` ((K+1, cols, rows+1), `_gain_tables`),
+    updated in place in those labels' tables and columns; its per-column answer (`pc_surfaces`
+    (K+1, cols), `pc_totals` (cols,)), returned as the second search's per-column answer: an
+    upper bound of the exact one, whose total is only ever lower."""
+
+    surfaces: np.ndarray
+    pc_surfaces: np.ndarray
+    pc_totals: np.ndarray
+    gains: np.ndarray
+    changed: np.ndarray
+    labels: tuple
+
+
 def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_thickness_mm=None,
             max_jump_px=None, absent_ok=None, max_passes: int = MAX_PASSES,
-            smooth_method: str = "ascent"):
+            smooth_method: str = "ascent", warm: _Warm | None = None):
     """`ordered_search`, and with `max_jump_px` also the per-column exact answer the smooth
     search starts from: ``(result, per_column)``, `per_column` being None or ``(surfaces, score,
-    flags)`` of that answer, so `layerseg.layers.decode` compares the two without solving the
-    columns twice."""
+    flags, totals, gains)`` of that answer (`totals`: each column's score; `gains`: the ascent's
+    gain tables or None), so `layerseg.layers.decode` compares the two without solving the
+    columns twice. `warm` (`_Warm`, with `max_jump_px` and the ascent): the decode's second
+    search, after its evidence rule lowered the scores of some columns, starts from the first
+    one's answer, and its `per_column` is the first one's (an upper bound)."""
     prof = as_profile(profile)
     sc = _check_scores(scores)
     _, n, n_cols = sc.shape
@@ -567,10 +610,18 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     jump = None if max_jump_px is None else _check_jump(max_jump_px, K)
     if smooth_method not in ("ascent", "mincut"):
         raise ConfigError(f"smooth_method must be 'ascent' or 'mincut', got {smooth_method!r}")
-    surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
-    totals = np.empty(n_cols, dtype=np.float64)
-    bad = np.zeros(n_cols, dtype=np.bool_)
-    _per_column(sc, labs, mn, mx, absent, surfaces, totals, bad)
+    if warm is not None and (jump is None or smooth_method != "ascent"):
+        raise ConfigError("a warm start needs the jump-limited ascent")
+    if warm is None:
+        surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
+        totals = np.empty(n_cols, dtype=np.float64)
+        bad = np.zeros(n_cols, dtype=np.bool_)
+        _per_column(sc, labs, mn, mx, absent, surfaces, totals, bad)
+    else:
+        # the scores only went down (`_Warm`): the first search's per-column answer is an upper
+        # bound, and the warm ascent needs no guide
+        surfaces, totals = warm.pc_surfaces, warm.pc_totals
+        bad = ~np.isfinite(totals)
     if bad.any():
         cols = np.flatnonzero(bad)
         raise ScoreMapError(f"score maps hold NaN or infinite values in {cols.size} column(s), "
@@ -579,20 +630,34 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
         labels = surfaces_to_labels(surfaces, prof, n)
         return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact"), \
             None
-    per_column = (surfaces, float(totals.sum()), list(flags))
+    U = None
     if smooth_method == "mincut":
         S = _mincut_search(sc, labs, mn, mx, absent, jump)
         method = "smooth exact min-cut"
+        total = float(_total_score(sc, labs, S))
     else:
-        S, passes, converged = _smooth_search(sc, labs, mn, mx, absent, jump, int(max_passes),
-                                              surfaces)
+        if warm is None:
+            U = _gain_tables(sc, labs, K)
+        else:
+            # a table depends on the labels on both sides of its surface and on each column
+            # alone: only the tables of the changed labels, in the changed columns, change
+            U = warm.gains
+            hit = np.array([LABEL_INDEX[name] for name in warm.labels], dtype=np.int64)
+            cols = np.flatnonzero(warm.changed)
+            for j in range(K + 1):
+                below = labs[j + 1] if j < K else labs[0]
+                if cols.size and (labs[j] in hit or below in hit):
+                    _gain_table_cols(sc, labs[j], below, cols, U[j])
+        S, passes, converged, total = _smooth_search(
+            sc, labs, mn, mx, absent, jump, int(max_passes), surfaces, U,
+            None if warm is None else warm.surfaces)
         if not converged:
             flags.append(f"smooth search stopped after max_passes={max_passes} passes before "
                          "converging")
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
-    total = float(_total_score(sc, labs, S))
-    return SearchResult(labels, S, flags, total, method), per_column
+    per_column = (surfaces, float(totals.sum()), list(flags), totals, U)
+    return SearchResult(labels, S, flags, float(total), method), per_column
 
 
 @njit(cache=True)
@@ -723,26 +788,63 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
     return S, passes, False
 
 
-def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide):
-    """Coordinate ascent from two feasible starts (the best flat answer, and the per-column
-    answer made smooth), keeping the better result."""
+def _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes, block=_COARSE_BLOCK):
+    """The flat start, ascended first on blocks of `block` columns: surfaces constant over each
+    block form a restriction of the same problem (a block's gain is the sum of its columns'
+    gains, `_gain_table` being linear in the scores, and a jump between blocks is a jump between
+    neighbouring columns), so the coarse answer, repeated over its blocks, is a feasible start
+    that scores at least the flat answer. The flat start creeps (each pass moves a surface only
+    as far as its neighbours' limits allow): on blocks its passes cost 1/`block` as much.
+
+    Returns the start, shape (K+1, cols)."""
     _, n, n_cols = sc.shape
     K = mn.shape[0]
-    U = _gain_tables(sc, labs, K)
     flat = np.ascontiguousarray(sc.sum(axis=2, dtype=np.float64)[:, :, None])
     s0 = np.empty((K + 1, 1))
     tot = np.empty(1)
     bad = np.zeros(1, dtype=np.bool_)
     _per_column(flat, labs, mn, mx, absent, s0, tot, bad)
-    best = None
-    for start in (_guided_start(guide, n, mn, mx, absent, jump),
-                  np.repeat(s0, n_cols, axis=1)):
-        S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(start), jump,
-                                       max_passes)
-        total = _total_score(sc, labs, S)
-        if best is None or total > best[0]:
-            best = (total, S, passes, converged)
-    return best[1], best[2], best[3]
+    n_blocks = -(-n_cols // block)
+    if n_blocks < 2:
+        return np.repeat(s0, n_cols, axis=1)
+    blocks = np.ascontiguousarray(np.add.reduceat(sc, np.arange(0, n_cols, block), axis=2))
+    Sb, _, _ = _ascend(_gain_tables(blocks, labs, K), mn, mx, absent,
+                       np.ascontiguousarray(np.repeat(s0, n_blocks, axis=1)), jump, max_passes)
+    return np.repeat(Sb, block, axis=1)[:, :n_cols]
+
+
+def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=None):
+    """Coordinate ascent from feasible starts, keeping the better result.
+
+    Without `warm`: from the per-column answer made smooth (`_guided_start`), ascended to
+    convergence, and from the flat answer ascended on column blocks (`_coarse_flat_start`). The
+    flat start gets `_SECOND_START_PASSES` passes to overtake the guided one: still below it
+    then, it is dropped (ascent from a start far from the answer creeps, each pass moving a
+    surface at most as far as its neighbours' limits allow); above it, it ascends on.
+    With `warm` (surfaces, (K+1, cols): the answer of a search with the same limits on scores
+    changed in a few columns): from `warm` alone.
+
+    `U`: the gain tables of `sc` (`_gain_tables`). Returns ``(surfaces, passes, converged, total
+    score)`` of the kept answer."""
+    _, n, n_cols = sc.shape
+    if warm is not None:
+        S, passes, converged = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64),
+                                       jump, max_passes)
+        return S, passes, converged, _total_score(sc, labs, S)
+    S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(
+        _guided_start(guide, n, mn, mx, absent, jump)), jump, max_passes)
+    total = _total_score(sc, labs, S)
+    budget = min(_SECOND_START_PASSES, max_passes)
+    S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
+        _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump, budget)
+    total2 = _total_score(sc, labs, S2)
+    if total2 > total and not c2 and p2 < max_passes:
+        S2, more, c2 = _ascend(U, mn, mx, absent, S2, jump, max_passes - p2)
+        p2 += more
+        total2 = _total_score(sc, labs, S2)
+    if total2 > total:
+        return S2, p2, c2, total2
+    return S, passes, converged, total
 
 
 def _mincut_search(sc, labs, mn, mx, absent, jump):

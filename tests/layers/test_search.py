@@ -311,9 +311,9 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
     mn, mx, absent, _ = search.search_limits_rows(p, 40, (0.05, 0.05), 0.1, 1.0, None)
     jump = search._check_jump(2, K)
 
-    def ascend_recomputing(S):   # the ascent as it was: each table recomputed every pass
+    def ascend_recomputing(S, most=50):   # each table recomputed every pass, no skipping
         passes = 0
-        while passes < 50:
+        while passes < most:
             gain = 0.0
             for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
                 search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
@@ -322,18 +322,23 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
                                              np.empty(41, np.bool_), np.empty(41, np.int64))
             passes += 1
             if gain == 0.0:
-                break
-        return S
+                return S, passes, True
+        return S, passes, False
 
     guide = ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
                            max_thickness_mm=1.0).surfaces
-    flat = np.ascontiguousarray(sc.sum(axis=2)[:, :, None])
-    s0 = np.empty((K + 1, 1))
-    search._per_column(flat, labs, mn, mx, absent, s0, np.empty(1), np.zeros(1, np.bool_))
-    starts = [search._guided_start(guide, 40, mn, mx, absent, jump), np.repeat(s0, 30, axis=1)]
-    answers = [ascend_recomputing(np.ascontiguousarray(s)) for s in starts]
-    totals = [search._total_score(sc, labs, S) for S in answers]
-    np.testing.assert_array_equal(res.surfaces, answers[int(np.argmax(totals))])
+    # the two starts as `_smooth_search` runs them: the guided one to convergence, the flat one
+    # (ascended on column blocks) for a budget of passes, on to convergence only when ahead
+    guided, _, _ = ascend_recomputing(np.ascontiguousarray(
+        search._guided_start(guide, 40, mn, mx, absent, jump)))
+    second, passes, done = ascend_recomputing(np.ascontiguousarray(
+        search._coarse_flat_start(sc, labs, mn, mx, absent, jump, 50)),
+        search._SECOND_START_PASSES)
+    ahead = search._total_score(sc, labs, second) > search._total_score(sc, labs, guided)
+    if ahead and not done:
+        second, _, _ = ascend_recomputing(second, 50 - passes)
+    totals = [search._total_score(sc, labs, S) for S in (guided, second)]
+    np.testing.assert_array_equal(res.surfaces, (guided, second)[int(np.argmax(totals))])
 
 
 def _fit_surface_plain(f, lo, hi, alt, jump, trunc):
@@ -506,3 +511,97 @@ def test_ascent_skipping_settled_surfaces_matches_full_sweeps(seed):
         got = search._ascend(U, mn, mx, absent, np.ascontiguousarray(start.copy()), jump, 50)
         np.testing.assert_array_equal(got[0], want[0])
         assert got[1:] == want[1:]
+
+
+def _feasible(S, mn, mx, absent, jump):
+    """Every limit of the search on surfaces S (K+1, cols): order, thickness, jump."""
+    t = np.diff(S, axis=0)
+    for k in range(t.shape[0]):
+        ok = ((t[k] == 0) & (absent[k] | (mn[k] == 0))) | ((t[k] >= mn[k]) & (t[k] <= mx[k]))
+        if not ok.all():
+            return False
+    return bool((np.abs(np.diff(S, axis=1)) <= np.asarray(jump)[:, None]).all())
+
+
+def _search_case(seed):
+    from layerseg.layers import search
+    rng = np.random.default_rng(seed)
+    p = get_profile(["cheek", "forehead", "jaw"][seed % 3])
+    rows, cols = int(rng.integers(20, 50)), int(rng.integers(9, 45))
+    sc = np.log(rng.dirichlet(np.full(8, 0.3), size=(rows, cols)).transpose(2, 0, 1))
+    labs = np.array((0,) + p.labels, dtype=np.int64)
+    mn, mx, absent, _ = search.search_limits_rows(p, rows, (0.05, 0.05), 0.1, 1.0,
+                                                  list(p.layers[-2:]))
+    jump = search._check_jump(int(rng.integers(1, 4)), p.n_layers)
+    return rng, p, sc, labs, mn, mx, absent, jump
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_coarse_flat_start_is_a_feasible_block_answer_above_the_flat_one(seed):
+    """The flat start ascended on blocks of columns (`_coarse_flat_start`): constant over each
+    block, within every limit, scoring at least the flat answer; its block gains are the sums
+    of the columns' (the coarse problem is the full one restricted to block-constant
+    surfaces)."""
+    from layerseg.layers import search
+    _, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    K, cols = p.n_layers, sc.shape[2]
+    b = search._COARSE_BLOCK
+    S = search._coarse_flat_start(sc, labs, mn, mx, absent, jump, 50)
+    assert S.shape == (K + 1, cols)
+    for c0 in range(0, cols, b):
+        assert (S[:, c0:c0 + b] == S[:, c0:c0 + 1]).all()
+    assert _feasible(S, mn, mx, absent, jump)
+    flat = np.empty((K + 1, 1))
+    search._per_column(np.ascontiguousarray(sc.sum(axis=2)[:, :, None]), labs, mn, mx, absent,
+                       flat, np.empty(1), np.zeros(1, np.bool_))
+    assert search._total_score(sc, labs, S) >= \
+        search._total_score(sc, labs, np.repeat(flat, cols, axis=1)) - 1e-9
+    blocks = np.add.reduceat(sc, np.arange(0, cols, b), axis=2)
+    Ub, U = search._gain_tables(blocks, labs, K), search._gain_tables(sc, labs, K)
+    np.testing.assert_allclose(Ub, np.add.reduceat(U, np.arange(0, cols, b), axis=1),
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gain_table_in_some_columns_equals_the_whole_table_there(seed):
+    from layerseg.layers import search
+    rng, p, sc, labs, *_ = _search_case(seed)
+    cols = np.flatnonzero(rng.random(sc.shape[2]) < 0.4)
+    U = rng.normal(size=(sc.shape[2], sc.shape[1] + 1))
+    before = U.copy()
+    search._gain_table_cols(sc, labs[2], labs[3], cols, U)
+    whole = np.empty_like(U)
+    search._gain_table(sc, labs[2], labs[3], whole)
+    np.testing.assert_array_equal(U[cols], whole[cols])
+    rest = np.setdiff1d(np.arange(sc.shape[2]), cols)
+    np.testing.assert_array_equal(U[rest], before[rest])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_warm_second_search_after_lowering_a_layer(seed):
+    """The decode's second search (`_Warm`): a layer's scores lowered in some columns, the
+    search starts from the first answer, reuses its gain tables (updated where they changed:
+    equal to fresh ones), keeps every limit, never scores below the first answer on the new
+    scores, and ends where the ascent from that answer on fresh tables ends; its per-column
+    total bounds the exact one from above."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    kw = dict(spacing_mm=(0.05, 0.05), min_thickness_mm=0.1, max_thickness_mm=1.0,
+              absent_ok=list(p.layers[-2:]), max_jump_px=jump)
+    first, pc = search._search(sc, p, **kw)
+    layer = p.layers[-2]
+    changed = rng.random(sc.shape[2]) < 0.5
+    sc2 = sc.copy()
+    sc2[p.labels[-2]][:, changed] = sc.min() - 1e4
+    warm = search._Warm(first.surfaces, pc[0], pc[3], pc[4], changed, (layer,))
+    second, pc2 = search._search(sc2, p, warm=warm, **kw)
+    np.testing.assert_array_equal(pc2[4], search._gain_tables(sc2, labs, p.n_layers))
+    assert _feasible(second.surfaces, mn, mx, absent, jump)
+    assert order_violations(second.labels, p) == 0
+    assert second.score >= labelling_score(sc2, first.surfaces, p) - 1e-9
+    assert second.score == pytest.approx(labelling_score(sc2, second.surfaces, p))
+    want = search._ascend(search._gain_tables(sc2, labs, p.n_layers), mn, mx, absent,
+                          first.surfaces.copy(), jump, search.MAX_PASSES)[0]
+    np.testing.assert_array_equal(second.surfaces, want)
+    exact = ordered_search(sc2, p, **{k: v for k, v in kw.items() if k != "max_jump_px"})
+    assert pc2[1] >= exact.score - 1e-9
