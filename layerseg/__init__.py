@@ -13,11 +13,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from ._allocator import tune_allocator
 from .errors import LayersegError
 from .frame import Frame, FrameMeta, FrameSeries
 
 __all__ = ["__version__", "Frame", "FrameMeta", "FrameSeries", "LayersegError", "read",
-           "segment", "score"]
+           "segment", "score", "tune_allocator"]
 
 
 def read(path, *args, **kwargs):

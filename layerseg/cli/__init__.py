@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from .. import __version__
+from .._allocator import tune_allocator
 from ..errors import LayersegError
 from .train import PASS_THROUGH   # fit|validate|test|predict, handed to LightningCLI
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``layerseg`` console command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    tune_allocator()
     if argv and argv[0] in PASS_THROUGH:
         # LightningCLI parses its own options (--config, --trainer.*, --help, --print_config)
         from .train import run_lightning

@@ -206,7 +206,8 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     ----------
     scores : ndarray, shape (8, rows, cols)
         Per-label scores, higher is better, finite (log-probabilities or costs with the sign
-        flipped); label order of the label map (0 background ... 7 bone).
+        flipped); label order of the label map (0 background ... 7 bone). Float32 scores
+        are used as they are (sums in float64), others as float64.
     profile : Profile or str or None
         The region profile (or a region name; None is the default profile).
     spacing_mm : (float, float)
@@ -237,7 +238,7 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     ConfigError
         Malformed priors.
     """
-    sc = np.asarray(scores, dtype=np.float64)
+    sc = _scores_array(scores)
     if sc.ndim != 3 or sc.shape[0] != N_LABELS or sc.shape[1] < 1 or sc.shape[2] < 1:
         raise ScoreMapError(f"decode takes scores of shape ({N_LABELS}, rows, cols), got "
                             f"{sc.shape}")
@@ -260,7 +261,8 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             # the layer cannot be chosen in those columns (a large finite penalty: the search
             # takes finite scores); 'may be absent' lets the search close it there
             sc2 = sc.copy()
-            floor = float(sc.min()) - 1e4
+            # (a float32 value, so float32 and float64 scores of the same values decode alike)
+            floor = float(np.float32(float(sc.min()) - 1e4))
             for layer, cols in weak.items():
                 sc2[LABEL_NAMES.index(layer)][:, cols] = floor
             # same limits, scores changed in the weak runs' columns only: the second search
@@ -278,7 +280,16 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             res, _ = _decode_once(sc2, prof, pri, kw, ax / ay, rows, warm)
             labels, surfaces = _finish(res, prof, pri, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
-                              list(res.flags), sc if keep_scores else None, model)
+                              list(res.flags),
+                              sc.astype(np.float64, copy=False) if keep_scores else None, model)
+
+
+def _scores_array(scores) -> np.ndarray:
+    """Scores as float64, or as float32 when they come as float32 (a network's
+    log-probabilities): every sum and difference of them in the decode is taken in float64, so
+    the answer is the one of the same values in float64, at half the memory traffic."""
+    sc = np.asarray(scores)
+    return sc if sc.dtype == np.float32 else sc.astype(np.float64, copy=False)
 
 
 def _finish(res: SearchResult, prof: Profile, pri: dict, rows: int
@@ -387,9 +398,9 @@ def column_confidence(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         Mean over the tissue rows of each column (first to last non-background pixel) of the
         probability the model gave to the decoded label; 0 where a column has no tissue.
     """
-    lp = np.asarray(log_probs, dtype=np.float64)
+    lp = _scores_array(log_probs)
     lab = np.asarray(labels).astype(np.intp)
-    p = np.exp(np.take_along_axis(lp, lab[None], axis=0)[0])          # (rows, cols)
+    p = np.exp(np.take_along_axis(lp, lab[None], axis=0)[0].astype(np.float64))  # (rows, cols)
     tissue = lab > 0
     rows = np.arange(lab.shape[0])[:, None]
     any_t = tissue.any(axis=0)
@@ -450,7 +461,7 @@ def refine_surfaces(surfaces: np.ndarray, log_probs: np.ndarray, labels: np.ndar
     ndarray of float64, shape (K+1, cols)
     """
     s = np.asarray(surfaces, dtype=np.float64)
-    lp = np.asarray(log_probs, dtype=np.float64)
+    lp = _scores_array(log_probs)
     lab = np.asarray(labels).astype(np.intp)
     rows, cols = lab.shape
     c = np.arange(cols)
@@ -461,8 +472,8 @@ def refine_surfaces(surfaces: np.ndarray, log_probs: np.ndarray, labels: np.ndar
         ea, eb = np.clip(e - 1, 0, rows - 1), np.clip(e, 0, rows - 1)
         a, b = lab[ea, c], lab[eb, c]
         ok &= a != b
-        d0 = lp[a, ea, c] - lp[b, ea, c]
-        d1 = lp[a, eb, c] - lp[b, eb, c]
+        d0 = lp[a, ea, c].astype(np.float64) - lp[b, ea, c]
+        d1 = lp[a, eb, c].astype(np.float64) - lp[b, eb, c]
         ok &= (d0 > 0) & (d1 < 0)
         t = np.where(ok, d0 / np.where(ok, d0 - d1, 1.0), 0.5)
         out[k] = np.where(ok, e - 0.5 + t, s[k])

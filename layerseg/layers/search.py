@@ -240,7 +240,8 @@ def _gain_table(scores, lab_above, lab_below, U):
             U[c0 + t, 0] = 0.0
         for r in range(n):
             for t in range(w):
-                acc[t] += scores[lab_above, r, c0 + t] - scores[lab_below, r, c0 + t]
+                a = np.float64(scores[lab_above, r, c0 + t])   # float32 scores: in float64
+                acc[t] += a - scores[lab_below, r, c0 + t]
                 U[c0 + t, r + 1] = acc[t]
 
 
@@ -253,7 +254,7 @@ def _gain_table_cols(scores, lab_above, lab_below, cols, U):
         acc = 0.0
         U[c, 0] = 0.0
         for r in range(n):
-            acc += scores[lab_above, r, c] - scores[lab_below, r, c]
+            acc += np.float64(scores[lab_above, r, c]) - scores[lab_below, r, c]
             U[c, r + 1] = acc
 
 
@@ -807,7 +808,8 @@ def _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes, block=_COARSE
     n_blocks = -(-n_cols // block)
     if n_blocks < 2:
         return np.repeat(s0, n_cols, axis=1)
-    blocks = np.ascontiguousarray(np.add.reduceat(sc, np.arange(0, n_cols, block), axis=2))
+    blocks = np.ascontiguousarray(np.add.reduceat(sc, np.arange(0, n_cols, block), axis=2,
+                                                  dtype=np.float64))
     Sb, _, _ = _ascend(_gain_tables(blocks, labs, K), mn, mx, absent,
                        np.ascontiguousarray(np.repeat(s0, n_blocks, axis=1)), jump, max_passes)
     return np.repeat(Sb, block, axis=1)[:, :n_cols]

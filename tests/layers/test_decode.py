@@ -430,3 +430,33 @@ def test_decode_takes_out_a_layer_the_model_barely_believes_in():
     assert (off.labels[80:, -5:] == 7).all()
     lp2, _ = _bone_case(0.7)
     assert (decode(lp2, prof, SP, log_probabilities=True).labels[80:, -5:] == 7).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_float32_log_probabilities_decode_as_their_float64_values(seed):
+    """A network's float32 log-probabilities are decoded as they are (half the memory
+    traffic): surfaces, labels, flags, confidence and sub-pixel depths equal those of the same
+    values in float64, on noisy frames whose weak deep layers trigger the evidence rule."""
+    from layerseg.layers.decode import column_confidence, refine_surfaces
+    rng = np.random.default_rng(seed)
+    lab, prof = _truth(rows=120, cols=70, seed=seed)
+    lp, _ = _bone_case(0.4) if seed == 2 else (None, None)
+    if lp is None:
+        sc = _scores_for(lab, rng, margin=1.0, noise=1.5)
+        sc[6][:, : 30] += 1.0                    # deep fat: argmax in places, weakly
+        lp = sc - np.log(np.exp(sc).sum(axis=0, keepdims=True))
+    else:
+        prof = get_profile("temple")
+    lp32 = lp.astype(np.float32)
+    lp64 = lp32.astype(np.float64)
+    a = decode(lp32, prof, SP, log_probabilities=True, keep_scores=True)
+    b = decode(lp64, prof, SP, log_probabilities=True, keep_scores=True)
+    np.testing.assert_array_equal(a.surfaces, b.surfaces)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.flags == b.flags
+    assert a.scores.dtype == np.float64
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(column_confidence(lp32, a.labels),
+                                  column_confidence(lp64, b.labels))
+    np.testing.assert_array_equal(refine_surfaces(a.surfaces, lp32, a.labels),
+                                  refine_surfaces(b.surfaces, lp64, b.labels))

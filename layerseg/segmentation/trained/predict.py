@@ -149,8 +149,9 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None,
 
     Returns
     -------
-    ndarray of float64, shape (8, rows, cols) or (8, r, c)
-        Log-probabilities of the network at the training spacing (sliding window over the
+    ndarray, shape (8, rows, cols) or (8, r, c)
+        Float64 on the frame's grid, float32 on the network's. Log-probabilities of the network
+        at the training spacing (sliding window over the
         training patch, or one whole-frame pass; `SegmentationTask.log_probabilities`).
     """
     return scores_for_frames(task, [frame], predictor=predictor, grid=grid,
@@ -192,8 +193,9 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
 
     Returns
     -------
-    list of ndarray of float64, shape (8, rows, cols) or (8, r, c)
-        One per frame, in order; each the same as `scores_for_frame` of that frame alone (up
+    list of ndarray, shape (8, rows, cols) or (8, r, c)
+        One per frame, in order (float64 on the frame's grid, float32 as the network gave them
+        on its own: the decode sums them in float64); each the same as `scores_for_frame` of that frame alone (up
         to float rounding of the batched convolutions).
     """
     if grid not in ("frame", "model"):
@@ -213,7 +215,7 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
                 logits = task.infer(torch.stack([xs[i] for i in part]), predictor=predictor)
                 logp = task.log_probabilities(logits, [regions[i] for i in part])
                 for j, i in enumerate(part):
-                    out[i] = (logp[j].double().numpy() if grid == "model"
+                    out[i] = (logp[j].numpy() if grid == "model"
                               else to_frame_grid(logp[j], frames[i].shape))
     return out
 
