@@ -83,3 +83,18 @@ def test_pearson_rejects_negative_l2_accepts():
     with pytest.raises(FilterInputError, match="negative"):
         denoise_nlm(img, 3, 2, 0.5)
     assert denoise_nlm(img, 3, 2, 0.5, distance="l2").shape == img.shape
+
+
+@pytest.mark.parametrize("mode", ["l2", "pearson"])
+@pytest.mark.parametrize("width", [7, 40, 61])
+def test_column_tiles_give_the_whole_row_answer(rng, monkeypatch, mode, width):
+    """Frames wider than `NLM_MAX_TILE_COLS` run in column tiles (cache); every tile's weights
+    come from the same running sums as the whole row's, so the answer is the same bit for bit,
+    tile edges and the frame's borders included."""
+    from layerseg.filters import nlm
+    img = rng.gamma(2.0, 1.0, size=(53, 150)).astype(np.float32)
+    whole = denoise_nlm(img, patch=5, search=4, h=0.5, distance=mode)
+    monkeypatch.setattr(nlm, "NLM_MAX_TILE_COLS", width)
+    assert nlm._column_tile(150) <= width
+    np.testing.assert_array_equal(denoise_nlm(img, patch=5, search=4, h=0.5, distance=mode),
+                                  whole)

@@ -630,3 +630,18 @@ def test_float32_scores_give_the_float64_tables_and_answers():
         a, b = ordered_search(sc32, p, **kw, **extra), ordered_search(sc64, p, **kw, **extra)
         np.testing.assert_array_equal(a.surfaces, b.surfaces)
         assert a.score == b.score
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_total_from_gain_tables_equals_the_pixel_sum(seed):
+    """`_gain_total` (base + one gain look-up per surface and column) equals the labelling's
+    score summed pixel by pixel, for random feasible and infeasible-looking surfaces alike."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    U = search._gain_tables(sc, labs, p.n_layers)
+    base = sc[labs[0]].sum(axis=0)
+    for _ in range(5):
+        S = np.sort(rng.integers(0, sc.shape[1] + 1, size=(p.n_layers + 1, sc.shape[2])),
+                    axis=0).astype(np.float64)
+        assert search._gain_total(U, S, base) == pytest.approx(labelling_score(sc, S, p),
+                                                               rel=1e-12, abs=1e-9)
