@@ -100,7 +100,9 @@ class SearchResult:
 @njit(cache=True)
 def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
     """Exact DP for one column. P: (K+1, n+1) prefix sums, row 0 background, row k+1 layer k.
-    Writes the K+1 surfaces to out_s; returns the best total score."""
+    Writes the K+1 surfaces to out_s; returns the best total score. g: (2, n+1), the DP rows of
+    the current and the next surface in turn (small enough for the L1 cache with the other
+    buffers at 600 rows); arg: (K+1, n+1) back-pointers."""
     n_layers = mn.shape[0]
     for b in range(n + 1):
         g[0, b] = P[0, b]
@@ -108,23 +110,25 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
         lo_t = mn[k]
         hi_t = mx[k]
         Pk = P[k + 1]
+        gk = g[k & 1]
+        gn = g[(k + 1) & 1]
         if lo_t == 0 and hi_t >= n:
             # no limits: the window is every a <= b, a running maximum
             run = _NEG
             ra = -1
             for b in range(n + 1):
-                v = g[k, b] - Pk[b]
+                v = gk[b] - Pk[b]
                 if v >= run and v > _NEG:
                     run = v
                     ra = b
                 if ra >= 0:
-                    g[k + 1, b] = run + Pk[b]
+                    gn[b] = run + Pk[b]
                 else:
-                    g[k + 1, b] = _NEG
+                    gn[b] = _NEG
                 arg[k + 1, b] = ra
             continue
         for a in range(n + 1):
-            h[a] = g[k, a] - Pk[a]
+            h[a] = gk[a] - Pk[a]
         head = 0
         tail = 0
         for b in range(n + 1):
@@ -145,14 +149,14 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
                 best = h[b]
                 besta = b
             if besta >= 0:
-                g[k + 1, b] = best + Pk[b]
+                gn[b] = best + Pk[b]
             else:
-                g[k + 1, b] = _NEG
+                gn[b] = _NEG
             arg[k + 1, b] = besta
     best = _NEG
     bb = -1
     for b in range(n + 1):
-        v = g[n_layers, b] + P[0, n] - P[0, b]
+        v = g[n_layers & 1, b] + P[0, n] - P[0, b]
         if v > best:
             best = v
             bb = b
@@ -199,10 +203,10 @@ def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad):
                         ok[t] = False
                     acc[t] += v
                     P[t, j, r + 1] = acc[t]
-        g = np.empty((n_layers + 1, n + 1))
+        g = np.empty((2, n + 1))
         h = np.empty(n + 1)
-        arg = np.empty((n_layers + 1, n + 1), dtype=np.int64)
-        dq = np.empty(n + 1, dtype=np.int64)
+        arg = np.empty((n_layers + 1, n + 1), dtype=np.int32)
+        dq = np.empty(n + 1, dtype=np.int32)
         s = np.empty(n_layers + 1)
         for t in range(w):
             c = c0 + t
@@ -261,7 +265,9 @@ def _gain_table_cols(scores, lab_above, lab_below, cols, U):
 @njit(cache=True)
 def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
     """Re-solve surface j (0..K) with the others fixed, exactly, by Viterbi along columns.
-    U[c, d] is the part of the total score that depends on s_j (see `_gain_table`).
+    U[c, d] is the part of the total score that depends on s_j (see `_gain_table`). V: at least
+    (2, rows+1), the Viterbi rows of the previous and the current column in turn; arg:
+    (cols, rows+1) back-pointers.
     Updates S[j] in place when the total improves; returns the gain (>= 0).
 
     Each column's Viterbi runs over the depths its neighbouring surfaces and the thickness
@@ -292,6 +298,8 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
             lp = lo
             hp = hi
             continue
+        Vp = V[(c - 1) & 1]
+        Vc = V[c & 1]
         # V[c, d] = U[d] + max of V[c-1] over [d - jump, d + jump] within the previous
         # column's box (monotone queue)
         head = 0
@@ -300,8 +308,8 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
         for d in range(lo, hi + 1):
             top = min(d + jump, hp)
             while nxt <= top:
-                if V[c - 1, nxt] > _NEG:
-                    while tail > head and V[c - 1, dq[tail - 1]] <= V[c - 1, nxt]:
+                if Vp[nxt] > _NEG:
+                    while tail > head and Vp[dq[tail - 1]] <= Vp[nxt]:
                         tail -= 1
                     dq[tail] = nxt
                     tail += 1
@@ -309,18 +317,18 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
             while tail > head and dq[head] < d - jump:
                 head += 1
             if allowed[d] and tail > head:
-                V[c, d] = U[c, d] + V[c - 1, dq[head]]
+                Vc[d] = U[c, d] + Vp[dq[head]]
                 arg[c, d] = dq[head]
             else:
-                V[c, d] = _NEG
+                Vc[d] = _NEG
                 arg[c, d] = -1
         lp = lo
         hp = hi
     best = _NEG
     bd = -1
     for d in range(lp, hp + 1):
-        if V[n_cols - 1, d] > best:
-            best = V[n_cols - 1, d]
+        if V[(n_cols - 1) & 1, d] > best:
+            best = V[(n_cols - 1) & 1, d]
             bd = d
     gain = best - cur_total
     if bd < 0 or not gain > _GAIN_RTOL * (1.0 + abs(cur_total)):
@@ -778,10 +786,10 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
     """Coordinate ascent from S with the surfaces' gain tables U (`_gain_tables`)."""
     K = mn.shape[0]
     _, n_cols, n1 = U.shape
-    V = np.empty((n_cols, n1))
-    arg = np.empty((n_cols, n1), dtype=np.int64)
+    V = np.empty((2, n1))
+    arg = np.empty((n_cols, n1), dtype=np.int32)
     allowed = np.empty(n1, dtype=np.bool_)
-    dq = np.empty(n1, dtype=np.int64)
+    dq = np.empty(n1, dtype=np.int32)
     passes = 0
     # a surface solved with its neighbours as they are now is at its optimum: solving it again
     # before a neighbour moves would gain nothing, so it is skipped (same answers, fewer passes)
