@@ -18,7 +18,8 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   probability of that layer over the run's pixels reaches ``min_probability``; otherwise the
   layer is taken out of those columns and the frame is decoded again (a few pixels of bone or
   deep fat that the network barely believes in are not a measurement). The second search starts
-  from the first one's answer and reuses its gain tables (`layerseg.layers.search._Warm`).
+  from the first one's answer as well as from the guided start, reuses its gain tables and
+  solves again only the columns whose scores changed (`layerseg.layers.search._Warm`).
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -260,15 +261,19 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
         if weak:
             # the layer cannot be chosen in those columns (a large finite penalty: the search
             # takes finite scores); 'may be absent' lets the search close it there
-            sc2 = sc.copy()
-            # (a float32 value, so float32 and float64 scores of the same values decode alike)
-            floor = float(np.float32(float(sc.min()) - 1e4))
+            floor = float(sc.min()) - 1e4
+            if abs(floor) < float(np.finfo(np.float32).max):
+                # a float32 value: float32 and float64 scores of the same values decode alike
+                floor = float(np.float32(floor))
+                sc2 = sc.copy()
+            else:
+                sc2 = sc.astype(np.float64)
             for layer, cols in weak.items():
                 sc2[LABEL_NAMES.index(layer)][:, cols] = floor
             # same limits, scores changed in the weak runs' columns only: the second search
-            # starts from the first one's answer (feasible under the same limits) and solves
-            # only those columns again alone (unless the first answer was the per-column
-            # fallback, which need not meet the slope limit)
+            # also starts from the first one's answer (feasible under the same limits), reuses
+            # its gain tables and solves only those columns again (unless the first answer was
+            # the per-column fallback, which need not meet the slope limit)
             warm = None
             if res.method.startswith("smooth") and first_pc is not None \
                     and first_pc[4] is not None:
@@ -320,12 +325,6 @@ def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: flo
         # columns for both)
         smooth, pc = _search(sc, prof, max_jump_px=jump, warm=warm, **kw)
         gap = (pc[1] - smooth.score) / sc.shape[2]
-        if warm is not None and gap > pri["smooth_fallback_per_column"]:
-            # a warm search's per-column answer is an upper bound (`_Warm`): within the margin
-            # of it, the exact one is too; otherwise the columns are solved again
-            exact = ordered_search(sc, prof, **kw)
-            pc = (exact.surfaces, exact.score, list(exact.flags)) + pc[3:]
-            gap = (pc[1] - smooth.score) / sc.shape[2]
         pc_surfaces, pc_score, pc_flags = pc[:3]
         if gap <= pri["smooth_fallback_per_column"]:
             return smooth, pc

@@ -600,13 +600,13 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
 
 @dataclass
 class _Warm:
-    """What a second search with the same limits reuses from the first (`_search`) when the
-    scores of the labels `labels` went down (never up) in the columns `changed` (bool,
-    (cols,)) and are unchanged elsewhere: its smooth answer `surfaces` (K+1, cols), the only
-    start of the second ascent; its gain tables `gains` ((K+1, cols, rows+1), `_gain_tables`),
-    updated in place in those labels' tables and columns; its per-column answer (`pc_surfaces`
-    (K+1, cols), `pc_totals` (cols,)), returned as the second search's per-column answer: an
-    upper bound of the exact one, whose total is only ever lower."""
+    """What a second search with the same limits reuses from the first (`_search`) when only
+    the scores of the labels `labels` in the columns `changed` (bool, (cols,)) differ: its
+    smooth answer `surfaces` (K+1, cols), a start of the second ascent beside the guided one;
+    its gain tables `gains` ((K+1, cols, rows+1), `_gain_tables`), updated in place in those
+    labels' tables and columns; its per-column answer (`pc_surfaces` (K+1, cols), `pc_totals`
+    (cols,)) outside the changed columns (the columns are independent; the changed ones are
+    solved again)."""
 
     surfaces: np.ndarray
     pc_surfaces: np.ndarray
@@ -625,7 +625,8 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     gain tables or None), so `layerseg.layers.decode` compares the two without solving the
     columns twice. `warm` (`_Warm`, with `max_jump_px` and the ascent): the decode's second
     search, after its evidence rule lowered the scores of some columns, starts from the first
-    one's answer, and its `per_column` is the first one's (an upper bound)."""
+    one's answer as well as from the guided start, and solves only the changed columns
+    again."""
     prof = as_profile(profile)
     sc = _check_scores(scores)
     _, n, n_cols = sc.shape
@@ -638,16 +639,24 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
         raise ConfigError(f"smooth_method must be 'ascent' or 'mincut', got {smooth_method!r}")
     if warm is not None and (jump is None or smooth_method != "ascent"):
         raise ConfigError("a warm start needs the jump-limited ascent")
-    if warm is None:
+    cols = None if warm is None else np.flatnonzero(warm.changed)
+    if cols is None or cols.size == n_cols:
         surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
         totals = np.empty(n_cols, dtype=np.float64)
         bad = np.zeros(n_cols, dtype=np.bool_)
         _per_column(sc, labs, mn, mx, absent, surfaces, totals, bad)
     else:
-        # the scores only went down (`_Warm`): the first search's per-column answer is an upper
-        # bound, and the warm ascent needs no guide
-        surfaces, totals = warm.pc_surfaces, warm.pc_totals
-        bad = ~np.isfinite(totals)
+        # the columns are independent: only those whose scores changed are solved again
+        surfaces = np.array(warm.pc_surfaces, dtype=np.float64)
+        totals = np.array(warm.pc_totals, dtype=np.float64)
+        bad = np.zeros(n_cols, dtype=np.bool_)
+        if cols.size:
+            s_sub = np.empty((K + 1, cols.size))
+            t_sub = np.empty(cols.size)
+            b_sub = np.zeros(cols.size, dtype=np.bool_)
+            _per_column(np.ascontiguousarray(sc[:, :, cols]), labs, mn, mx, absent, s_sub,
+                        t_sub, b_sub)
+            surfaces[:, cols], totals[cols], bad[cols] = s_sub, t_sub, b_sub
     if bad.any():
         cols = np.flatnonzero(bad)
         raise ScoreMapError(f"score maps hold NaN or infinite values in {cols.size} column(s), "
@@ -656,6 +665,7 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
         labels = surfaces_to_labels(surfaces, prof, n)
         return SearchResult(labels, surfaces, flags, float(totals.sum()), "per-column exact"), \
             None
+    per_column_flags = list(flags)
     U = None
     if smooth_method == "mincut":
         S = _mincut_search(sc, labs, mn, mx, absent, jump)
@@ -669,7 +679,6 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             # alone: only the tables of the changed labels, in the changed columns, change
             U = warm.gains
             hit = np.array([LABEL_INDEX[name] for name in warm.labels], dtype=np.int64)
-            cols = np.flatnonzero(warm.changed)
             for j in range(K + 1):
                 below = labs[j + 1] if j < K else labs[0]
                 if cols.size and (labs[j] in hit or below in hit):
@@ -682,7 +691,7 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
                          "converging")
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
-    per_column = (surfaces, float(totals.sum()), list(flags), totals, U)
+    per_column = (surfaces, float(totals.sum()), per_column_flags, totals, U)
     return SearchResult(labels, S, flags, float(total), method), per_column
 
 
@@ -849,19 +858,24 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     then, it is dropped (ascent from a start far from the answer creeps, each pass moving a
     surface at most as far as its neighbours' limits allow); above it, it ascends on.
     With `warm` (surfaces, (K+1, cols): the answer of a search with the same limits on scores
-    changed in a few columns): from `warm` alone.
+    changed in a few columns): from the guided start and from `warm`, both to convergence (the
+    warm start alone can stick: a layer closed by moving one surface onto the next leaves two
+    coincident surfaces that no single-surface move separates).
 
     `U`: the gain tables of `sc` (`_gain_tables`). Returns ``(surfaces, passes, converged, total
     score)`` of the kept answer."""
     _, n, n_cols = sc.shape
     base = sc[labs[0]].sum(axis=0, dtype=np.float64)     # every row background, per column
-    if warm is not None:
-        S, passes, converged = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64),
-                                       jump, max_passes)
-        return S, passes, converged, _gain_total(U, S, base)
     S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(
         _guided_start(guide, n, mn, mx, absent, jump)), jump, max_passes)
     total = _gain_total(U, S, base)
+    if warm is not None:
+        S2, p2, c2 = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64), jump,
+                             max_passes)
+        total2 = _gain_total(U, S2, base)
+        if total2 > total:
+            return S2, p2, c2, total2
+        return S, passes, converged, total
     budget = min(_SECOND_START_PASSES, max_passes)
     S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
         _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump, budget)
