@@ -12,7 +12,7 @@ _PATTERN = """
 import resource, numpy as np, layerseg
 print(layerseg.tune_allocator())
 def run():
-    for _ in range(10):        # three 8 MB arrays at a time, then all freed (a frame's temporaries)
+    for _ in range(10):   # three 8 MB arrays at a time, then all freed (a frame's temporaries)
         a = [np.ones(1 << 20) for _ in range(3)]
         del a
 run()

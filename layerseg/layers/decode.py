@@ -276,12 +276,12 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             # the per-column fallback, which need not meet the slope limit)
             warm = None
             if res.method.startswith("smooth") and first_pc is not None \
-                    and first_pc[4] is not None:
+                    and first_pc.gains is not None:
                 changed = np.zeros(sc.shape[2], dtype=bool)
                 for cols in weak.values():
                     changed[cols] = True
-                warm = _Warm(res.surfaces, first_pc[0], first_pc[3], first_pc[4], changed,
-                             tuple(weak))
+                warm = _Warm(res.surfaces, first_pc.surfaces, first_pc.totals, first_pc.gains,
+                             changed, tuple(weak))
             res, _ = _decode_once(sc2, prof, pri, kw, ax / ay, rows, warm)
             labels, surfaces = _finish(res, prof, pri, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
@@ -324,8 +324,8 @@ def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: flo
         # the jump-limited answer, and the per-column optimum it starts from (one solve of the
         # columns for both)
         smooth, pc = _search(sc, prof, max_jump_px=jump, warm=warm, **kw)
-        gap = (pc[1] - smooth.score) / sc.shape[2]
-        pc_surfaces, pc_score, pc_flags = pc[:3]
+        gap = (pc.score - smooth.score) / sc.shape[2]
+        pc_surfaces, pc_score, pc_flags = pc.surfaces, pc.score, pc.flags
         if gap <= pri["smooth_fallback_per_column"]:
             return smooth, pc
         res = SearchResult(surfaces_to_labels(pc_surfaces, prof, rows), pc_surfaces,

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -173,7 +174,8 @@ _COARSE_BLOCK = 8
 """Columns per block of the flat start's first, coarse ascent (`_coarse_flat_start`)."""
 
 _SECOND_START_PASSES = 10
-"""Passes the second start of the smooth search gets to overtake the guided one (`_smooth_search`)."""
+"""Passes the flat start of the smooth search gets to overtake the guided one
+(`_smooth_search`)."""
 
 _TILE = 8
 """Columns per parallel task: one cache line of float64 scores, read row by row."""
@@ -598,6 +600,18 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
                    max_jump_px, absent_ok, max_passes, smooth_method)[0]
 
 
+class _PerColumn(NamedTuple):
+    """`_search`'s per-column exact answer beside its smooth one: `surfaces` (K+1, cols), total
+    `score`, `flags`, each column's score `totals` (cols,), and the ascent's gain tables `gains`
+    ((K+1, cols, rows+1)) or None."""
+
+    surfaces: np.ndarray
+    score: float
+    flags: list
+    totals: np.ndarray
+    gains: np.ndarray | None
+
+
 @dataclass
 class _Warm:
     """What a second search with the same limits reuses from the first (`_search`) when only
@@ -620,9 +634,8 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             max_jump_px=None, absent_ok=None, max_passes: int = MAX_PASSES,
             smooth_method: str = "ascent", warm: _Warm | None = None):
     """`ordered_search`, and with `max_jump_px` also the per-column exact answer the smooth
-    search starts from: ``(result, per_column)``, `per_column` being None or ``(surfaces, score,
-    flags, totals, gains)`` of that answer (`totals`: each column's score; `gains`: the ascent's
-    gain tables or None), so `layerseg.layers.decode` compares the two without solving the
+    search starts from: ``(result, per_column)``, `per_column` being None or that answer
+    (`_PerColumn`), so `layerseg.layers.decode` compares the two without solving the
     columns twice. `warm` (`_Warm`, with `max_jump_px` and the ascent): the decode's second
     search, after its evidence rule lowered the scores of some columns, starts from the first
     one's answer as well as from the guided start, and solves only the changed columns
@@ -691,7 +704,7 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
                          "converging")
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
-    per_column = (surfaces, float(totals.sum()), per_column_flags, totals, U)
+    per_column = _PerColumn(surfaces, float(totals.sum()), per_column_flags, totals, U)
     return SearchResult(labels, S, flags, float(total), method), per_column
 
 
@@ -872,18 +885,14 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     if warm is not None:
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64), jump,
                              max_passes)
-        total2 = _gain_total(U, S2, base)
-        if total2 > total:
-            return S2, p2, c2, total2
-        return S, passes, converged, total
-    budget = min(_SECOND_START_PASSES, max_passes)
-    S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
-        _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump, budget)
+    else:
+        S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
+            _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump,
+            min(_SECOND_START_PASSES, max_passes))
+        if not c2 and p2 < max_passes and _gain_total(U, S2, base) > total:
+            S2, more, c2 = _ascend(U, mn, mx, absent, S2, jump, max_passes - p2)
+            p2 += more
     total2 = _gain_total(U, S2, base)
-    if total2 > total and not c2 and p2 < max_passes:
-        S2, more, c2 = _ascend(U, mn, mx, absent, S2, jump, max_passes - p2)
-        p2 += more
-        total2 = _gain_total(U, S2, base)
     if total2 > total:
         return S2, p2, c2, total2
     return S, passes, converged, total

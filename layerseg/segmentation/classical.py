@@ -106,6 +106,12 @@ def _speckle_filter(frame: Frame, cfg: dict) -> np.ndarray:
     return filter_frame(disp, method, **kw).bmode.astype(np.float64)
 
 
+def _loaded(config) -> dict:
+    """`config` as `load_config` returns it: a configuration already loaded (a dict with the
+    ``filter`` section every full configuration has) is used as it is, anything else loaded."""
+    return load_config(config) if config is None or "filter" not in config else config
+
+
 def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.ndarray]:
     """The image features the classical segmenter scores.
 
@@ -128,7 +134,7 @@ def frame_features(frame: Frame, config: dict | None = None) -> dict[str, np.nda
         the module docstring); ``n0``: n before depth compensation; ``norm``: the (dark,
         bright - dark) grey levels that map the display image onto n.
     """
-    cfg = load_config(config) if config is None or "filter" not in config else config
+    cfg = _loaded(config)
     ay, ax = frame_spacing(frame)
     img = _speckle_filter(frame, cfg)
     sy, sx = cfg["smoothing_mm"]
@@ -480,7 +486,7 @@ def working_frame(frame: Frame, config: dict | str | None = None) -> Frame:
         Shape (r, c) with r <= rows, c <= cols; spacing = the frame's extent over (r, c); no
         elastography (the classical segmenter does not read it).
     """
-    cfg = load_config(config) if config is None or "filter" not in config else config
+    cfg = _loaded(config)
     ay, ax = frame_spacing(frame)
     wy, wx = (float(v) for v in cfg["working_spacing_mm"])
     rows, cols = frame.shape

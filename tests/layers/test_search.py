@@ -286,6 +286,21 @@ def test_mincut_without_pymaxflow_names_the_extra(rng, monkeypatch):
     assert ordered_search(rng.normal(size=(8, 10, 4)), SMALL, max_jump_px=1).flags == []
 
 
+def _sweeps(S, K, solve, most=50):
+    """The coordinate ascent as plain sweeps: every surface re-solved every pass (`solve(S, j)`
+    returns the gain), top-down then bottom-up, until a pass gains nothing or `most` passes;
+    ``(S, passes, converged)`` as `search._ascend`."""
+    passes = 0
+    while passes < most:
+        gain = 0.0
+        for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
+            gain += solve(S, j)
+        passes += 1
+        if gain == 0.0:
+            return S, passes, True
+    return S, passes, False
+
+
 def test_shared_gain_tables_equal_recomputed_ones(rng):
     """The ascent computes each surface's gain table once for both starts and every pass
     (`_gain_tables`); they equal the table `_gain_table` computes afresh, and the search answer
@@ -311,19 +326,14 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
     mn, mx, absent, _ = search.search_limits_rows(p, 40, (0.05, 0.05), 0.1, 1.0, None)
     jump = search._check_jump(2, K)
 
-    def ascend_recomputing(S, most=50):   # each table recomputed every pass, no skipping
-        passes = 0
-        while passes < most:
-            gain = 0.0
-            for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
-                search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
-                gain += search._surface_pass(one, mn, mx, absent, S, j, int(jump[j]),
-                                             np.empty((30, 41)), np.empty((30, 41), np.int64),
-                                             np.empty(41, np.bool_), np.empty(41, np.int64))
-            passes += 1
-            if gain == 0.0:
-                return S, passes, True
-        return S, passes, False
+    def solve_recomputing(S, j):   # each table recomputed every pass
+        search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
+        return search._surface_pass(one, mn, mx, absent, S, j, int(jump[j]),
+                                    np.empty((30, 41)), np.empty((30, 41), np.int64),
+                                    np.empty(41, np.bool_), np.empty(41, np.int64))
+
+    def ascend_recomputing(S, most=50):
+        return _sweeps(S, K, solve_recomputing, most)
 
     guide = ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
                            max_thickness_mm=1.0).surfaces
@@ -486,19 +496,12 @@ def test_ascent_skipping_settled_surfaces_matches_full_sweeps(seed):
     jump = search._check_jump(int(rng.integers(1, 4)), K)
     U = search._gain_tables(sc, labs, K)
 
+    V, arg = np.empty((cols, rows + 1)), np.empty((cols, rows + 1), np.int64)
+    allowed, dq = np.empty(rows + 1, np.bool_), np.empty(rows + 1, np.int64)
+
     def full_sweeps(S, max_passes=50):
-        V, arg = np.empty((cols, rows + 1)), np.empty((cols, rows + 1), np.int64)
-        allowed, dq = np.empty(rows + 1, np.bool_), np.empty(rows + 1, np.int64)
-        passes = 0
-        while passes < max_passes:
-            gain = 0.0
-            for j in (range(K + 1) if passes % 2 == 0 else range(K, -1, -1)):
-                gain += search._surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg,
-                                             allowed, dq)
-            passes += 1
-            if gain == 0.0:
-                return S, passes, True
-        return S, passes, False
+        return _sweeps(S, K, lambda S, j: search._surface_pass(
+            U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq), max_passes)
 
     guide = ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
                            max_thickness_mm=1.0).surfaces
@@ -593,13 +596,13 @@ def test_warm_second_search_after_lowering_a_layer(seed):
     changed = rng.random(sc.shape[2]) < 0.5
     sc2 = sc.copy()
     sc2[p.labels[-2]][:, changed] = sc.min() - 1e4
-    warm = search._Warm(first.surfaces, pc[0], pc[3], pc[4], changed, (layer,))
+    warm = search._Warm(first.surfaces, pc.surfaces, pc.totals, pc.gains, changed, (layer,))
     second, pc2 = search._search(sc2, p, max_jump_px=jump, warm=warm, **kw)
     fresh = search._gain_tables(sc2, labs, p.n_layers)
-    np.testing.assert_array_equal(pc2[4], fresh)
+    np.testing.assert_array_equal(pc2.gains, fresh)
     exact = ordered_search(sc2, p, **kw)
-    np.testing.assert_array_equal(pc2[0], exact.surfaces)
-    assert pc2[1] == pytest.approx(exact.score)
+    np.testing.assert_array_equal(pc2.surfaces, exact.surfaces)
+    assert pc2.score == pytest.approx(exact.score)
     assert _feasible(second.surfaces, mn, mx, absent, jump)
     assert order_violations(second.labels, p) == 0
     assert second.score == pytest.approx(labelling_score(sc2, second.surfaces, p))

@@ -151,8 +151,8 @@ def scores_for_frame(task: SegmentationTask, frame, predictor=None,
     -------
     ndarray, shape (8, rows, cols) or (8, r, c)
         Float64 on the frame's grid, float32 on the network's. Log-probabilities of the network
-        at the training spacing (sliding window over the
-        training patch, or one whole-frame pass; `SegmentationTask.log_probabilities`).
+        at the training spacing (sliding window over the training patch, or one whole-frame
+        pass; `SegmentationTask.log_probabilities`).
     """
     return scores_for_frames(task, [frame], predictor=predictor, grid=grid,
                              regions=[region])[0]
@@ -195,8 +195,8 @@ def scores_for_frames(task: SegmentationTask, frames, predictor=None, grid: str 
     -------
     list of ndarray, shape (8, rows, cols) or (8, r, c)
         One per frame, in order (float64 on the frame's grid, float32 as the network gave them
-        on its own: the decode sums them in float64); each the same as `scores_for_frame` of that frame alone (up
-        to float rounding of the batched convolutions).
+        on its own: the decode sums them in float64); each the same as `scores_for_frame` of
+        that frame alone (up to float rounding of the batched convolutions).
     """
     if grid not in ("frame", "model"):
         raise ValueError(f"grid must be 'frame' or 'model', got {grid!r}")
