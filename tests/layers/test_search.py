@@ -81,6 +81,31 @@ def test_kernel_matches_plain_implementation(rng, region):
     np.testing.assert_array_equal(r.surfaces, r64.surfaces)
 
 
+@pytest.mark.parametrize("n_cols", [1, 7, 75, 200])
+def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
+    # the per-column solve runs in tiles of 8-32 columns (fewer when there are few columns);
+    # every width, a last tile cut short included, gives the plain implementation's answer
+    from layerseg.layers import search
+    from layerseg.layers.search import search_limits_rows
+    p = get_profile("forehead")
+    sc = rng.normal(size=(8, 40, n_cols))
+    kw = dict(spacing_mm=(0.05, 0.1), min_thickness_mm={"dermis": 0.5},
+              max_thickness_mm={"epidermis": 0.3, "dermis": 1.0}, absent_ok=None)
+    want = ordered_search_plain(sc, p, **kw)
+    mn, mx, absent, _ = search_limits_rows(p, 40, **kw)
+    labs = np.array((0,) + p.labels, dtype=np.int64)
+    for tile in (8, 16, 32):
+        s = np.empty((p.n_layers + 1, n_cols))
+        tot = np.empty(n_cols)
+        bad = np.ones(n_cols, dtype=np.bool_)
+        search._per_column_tiles(sc, labs, mn, mx, absent, s, tot, bad, tile)
+        np.testing.assert_array_equal(s, want)
+        assert not bad.any()
+        np.testing.assert_allclose(tot, [labelling_score(sc[:, :, c:c + 1], s[:, c:c + 1], p)
+                                         for c in range(n_cols)], rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(ordered_search(sc, p, **kw).surfaces, want)
+
+
 def smooth_truth(rng, n_rows, n_cols, K):
     """Smooth, ordered true surfaces (sines of random phase), layers 6-16 rows thick."""
     x = np.arange(n_cols)
