@@ -25,7 +25,7 @@ KERNELS = {
     "filters.nlm._nlm_kernel": nlm._nlm_kernel,
     "filters.srad._srad_step": srad._srad_step,
     "layers.search._column_dp": search._column_dp,
-    "layers.search._per_column": search._per_column,
+    "layers.search._per_column_tiles": search._per_column_tiles,
     "layers.search._surface_pass": search._surface_pass,
     "layers.search._pass_box": search._pass_box,
     "layers.surfaces._labels_to_surfaces": surfaces._labels_to_surfaces,
