@@ -19,7 +19,11 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   layer is taken out of those columns and the frame is decoded again (a few pixels of bone or
   deep fat that the network barely believes in are not a measurement). The second search starts
   from the first one's answer as well as from the guided start, reuses its gain tables and
-  solves again only the columns whose scores changed (`layerseg.layers.search._Warm`).
+  solves again only the columns whose scores changed (`layerseg.layers.search._Warm`);
+- for a probabilistic model given the frame's image, an echo for bone (``bone_echo``): a run of
+  bone columns is kept only where the image shows a bone surface, a bright periosteal echo over
+  the tissue above it or an acoustic shadow under it (`unechoic_bone_runs`); a run with neither
+  is taken out in the same second search (deep soft tissue that a network took for bone).
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -43,7 +47,7 @@ from .search import SearchResult, _search, _Warm, ordered_search
 from .surfaces import as_profile, surfaces_to_labels
 
 __all__ = ["SegmentationResult", "decode", "default_priors", "load_priors", "refine_surfaces",
-           "thickness_limits_mm", "unsupported_runs", "PRIORS_FILE"]
+           "thickness_limits_mm", "unsupported_runs", "unechoic_bone_runs", "PRIORS_FILE"]
 
 PRIORS_FILE = "decode_priors.json"
 """Name of the default priors in the ``layerseg.data`` package."""
@@ -141,6 +145,14 @@ def _validate(cfg: dict, src) -> None:
             "min_probability"}:
         raise ConfigError("absent_evidence must hold min_probability", src)
     number(ev["min_probability"], "absent_evidence.min_probability", src, lo=0.0, hi=1.0)
+    be = cfg["bone_echo"]
+    if not isinstance(be, dict) or set(k for k in be if not k.startswith("_")) != {
+            "enabled", "min_line_db", "min_shadow_db"}:
+        raise ConfigError("bone_echo must hold enabled, min_line_db and min_shadow_db", src)
+    if not isinstance(be["enabled"], bool):
+        raise ConfigError(f"bone_echo.enabled must be true or false, got {be['enabled']!r}", src)
+    number(be["min_line_db"], "bone_echo.min_line_db", src)
+    number(be["min_shadow_db"], "bone_echo.min_shadow_db", src)
     th = cfg["thickness_mm"]
     for region, table in th.items():
         if region == "epidermis_frequency_scaled":
@@ -200,7 +212,7 @@ def thickness_limits_mm(priors: dict, profile: Profile, frequency_mhz: float | N
 def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
            frequency_mhz: float | None = None, priors: dict | str | None = None,
            keep_scores: bool = False, model: str = "",
-           log_probabilities: bool = False) -> SegmentationResult:
+           log_probabilities: bool = False, image=None) -> SegmentationResult:
     """Turn per-pixel class scores into an ordered label map under the region's priors.
 
     Parameters
@@ -225,6 +237,11 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
         The scores are a model's log-probabilities: lateral runs of a layer that may be absent
         with too little evidence are taken out and the frame decoded again
         (``absent_evidence`` of the priors, `unsupported_runs`).
+    image : (ndarray, float), optional
+        With `log_probabilities`: the frame's display grey levels (0-255, shape (rows', cols'),
+        any grid over the same field of view as `scores`) and the dynamic range in dB that maps
+        them; runs of bone with neither a periosteal echo nor a shadow in it are taken out with
+        the weak runs (``bone_echo`` of the priors, `unechoic_bone_runs`).
 
     Returns
     -------
@@ -256,8 +273,19 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     res, first_pc = _decode_once(sc, prof, pri, kw, ax / ay, rows)
     labels, surfaces = _finish(res, prof, pri, rows)
     min_p = float(pri["absent_evidence"]["min_probability"])
-    if log_probabilities and min_p > 0 and absent_ok:
-        weak = unsupported_runs(sc, labels, prof, absent_ok, min_p)
+    if log_probabilities and ((min_p > 0 and absent_ok) or image is not None):
+        weak = unsupported_runs(sc, labels, prof, absent_ok, min_p) if min_p > 0 else {}
+        if image is not None and pri["bone_echo"]["enabled"] and "bone" in absent_ok:
+            grey, dr = image
+            grey = np.asarray(grey)
+            kb = prof.layers.index("bone")
+            be = pri["bone_echo"]
+            unechoic = unechoic_bone_runs(
+                grey, dr, (ay * rows / grey.shape[0], ax * sc.shape[2] / grey.shape[1]),
+                labels == LABEL_NAMES.index("bone"), surfaces[kb], be["min_line_db"],
+                be["min_shadow_db"])
+            if unechoic.any():
+                weak["bone"] = unechoic | weak.get("bone", False)
         if weak:
             # the layer cannot be chosen in those columns (a large finite penalty: the search
             # takes finite scores); 'may be absent' lets the search close it there
@@ -379,6 +407,116 @@ def unsupported_runs(log_probs: np.ndarray, labels: np.ndarray, profile: Profile
         if weak.any():
             out[layer] = weak
     return out
+
+
+_BONE_BANDS_MM = {"above": (-1.3, -0.3), "below": (0.3, 1.3), "line": (-0.15, 0.15)}
+"""Depth bands around a bone surface (mm, positive deeper) read by `unechoic_bone_runs`: the
+tissue above it, under it, and the periosteal echo itself."""
+
+
+def unechoic_bone_runs(grey: np.ndarray, dynamic_range_db: float, spacing_mm,
+                       bone: np.ndarray, bone_top: np.ndarray, min_line_db: float,
+                       min_shadow_db: float) -> np.ndarray:
+    """Lateral runs of bone that the image does not show as bone.
+
+    A bone surface is a strong specular reflector that little sound passes: the periosteal
+    echo stands out above the speckle of the soft tissue over it, or the tissue under it lies
+    in an acoustic shadow. Deep soft tissue that a network took for bone shows neither: a
+    speckle maximum a few dB over its mean and no darker band under it.
+
+    For each run of neighbouring columns with bone, the mean over its columns of: the
+    brightest grey level within 0.15 mm of the bone surface (the line), the mean over 0.3-1.3
+    mm above it and the mean over 0.3-1.3 mm under it (bands cut by the frame's edges),
+    converted to dB with the display's dynamic range. The run is kept when the line is at
+    least `min_line_db` over the tissue above or the tissue under it at least `min_shadow_db`
+    darker than above; a run whose bands all fall outside the frame is kept.
+
+    Parameters
+    ----------
+    grey : ndarray, shape (rows', cols')
+        The frame's display grey levels 0-255, on its own grid (which may differ from the
+        decode's: both cover the same field of view).
+    dynamic_range_db : float
+        Dynamic range mapping grey 0-255, dB.
+    spacing_mm : (float, float)
+        Pixel spacing of `grey` (axial, lateral), mm.
+    bone : ndarray of bool, shape (rows, cols)
+        Where the decode placed bone, on the decode's grid.
+    bone_top : ndarray, shape (cols,)
+        Depth of the bone surface per column of the decode's grid, in its rows.
+    min_line_db, min_shadow_db : float
+        The thresholds above (dB).
+
+    Returns
+    -------
+    ndarray of bool, shape (cols,)
+        The columns (decode grid) of the runs to take out.
+    """
+    out = np.zeros(np.shape(bone)[1], dtype=bool)
+    for a, b, line_db, shadow_db in bone_run_echoes(grey, dynamic_range_db, spacing_mm, bone,
+                                                    bone_top):
+        if np.isnan(line_db) and np.isnan(shadow_db):
+            continue                                      # nothing to judge by: kept
+        if not (line_db >= min_line_db or shadow_db >= min_shadow_db):
+            out[a:b] = True
+    return out
+
+
+def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone: np.ndarray,
+                    bone_top: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """Per run of bone columns, its periosteal echo and its shadow in dB (`unechoic_bone_runs`,
+    same parameters): a list of ``(first column, last column + 1, line_db, shadow_db)``, NaN
+    where a band falls outside the frame."""
+    g = np.asarray(grey, dtype=np.float64)
+    rows_g, cols_g = g.shape
+    rows, cols = bone.shape
+    present = bone.any(axis=0)
+    out: list[tuple[int, int, float, float]] = []
+    if not present.any():
+        return out
+    ay = float(spacing_mm[0])
+    to_db = float(dynamic_range_db) / 255.0
+    # each decode column's column of grey and its bone surface in grey rows
+    j = np.flatnonzero(present)
+    fc = np.clip(np.rint((j + 0.5) * cols_g / cols - 0.5).astype(np.int64), 0, cols_g - 1)
+    top = np.asarray(bone_top, dtype=np.float64)[j] * rows_g / rows
+    sub = g[:, fc]                                       # (rows', n present columns)
+    csum = np.vstack([np.zeros((1, j.size)), np.cumsum(sub, axis=0)])
+
+    def band(key):
+        lo_mm, hi_mm = _BONE_BANDS_MM[key]
+        r0 = np.clip(np.rint(top + lo_mm / ay).astype(np.int64), 0, rows_g)
+        r1 = np.clip(np.rint(top + hi_mm / ay).astype(np.int64), 0, rows_g)
+        return r0, r1
+
+    def mean(key):
+        r0, r1 = band(key)
+        n = r1 - r0
+        tot = csum[r1, np.arange(j.size)] - csum[r0, np.arange(j.size)]
+        return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
+
+    above, below = mean("above"), mean("below")
+    r0, r1 = band("line")
+    line = np.full(j.size, -np.inf)
+    for d in range(int((r1 - r0).max(initial=0))):
+        r = r0 + d
+        ok = r < r1
+        line = np.where(ok, np.maximum(line, sub[np.minimum(r, rows_g - 1), np.arange(j.size)]),
+                        line)
+    line[~np.isfinite(line)] = np.nan
+    col_pos = np.full(cols, -1, dtype=np.int64)
+    col_pos[j] = np.arange(j.size)
+    edges = np.diff(np.concatenate(([0], present.astype(np.int8), [0])))
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        k = col_pos[a:b]
+        m_above, m_below, m_line = (_nanmean(v[k]) for v in (above, below, line))
+        out.append((int(a), int(b), (m_line - m_above) * to_db, (m_above - m_below) * to_db))
+    return out
+
+
+def _nanmean(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def column_confidence(log_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from ..checks import contrast_problem
 from ..errors import InvalidImageError, SpacingRequiredError
-from ..frame import Frame
+from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..errors import ScoreMapError
 from ..layers.decode import (SegmentationResult, column_confidence, confidence_flag, decode,
                              refine_surfaces)
@@ -112,7 +112,8 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
                              "(other_grid) may come on another grid")
     res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
                  priors=priors, keep_scores=return_scores, model=model,
-                 log_probabilities=log_probabilities)
+                 log_probabilities=log_probabilities,
+                 image=_image(disp) if log_probabilities else None)
     if log_probabilities:
         res.column_confidence = column_confidence(sc, res.labels)
         flag = confidence_flag(res.column_confidence, priors)
@@ -134,7 +135,8 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | 
     ay, ax = disp.spacing_mm
     grid_spacing = (ay * rows / r, ax * cols / c)
     res = decode(sc, prof, grid_spacing, frequency_mhz=disp.meta.frequency_mhz, priors=priors,
-                 model=model, log_probabilities=log_probabilities)
+                 model=model, log_probabilities=log_probabilities,
+                 image=_image(disp) if log_probabilities else None)
     conf = column_confidence(sc, res.labels) if log_probabilities else None
     fine = refine_surfaces(res.surfaces, sc, res.labels) if log_probabilities else res.surfaces
     surfaces = resample_surfaces(fine, r, (rows, cols))
@@ -157,6 +159,13 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | 
         from .trained.predict import to_frame_grid
         out.scores = to_frame_grid(torch.from_numpy(np.ascontiguousarray(sc)), (rows, cols))
     return out
+
+
+def _image(disp: Frame) -> tuple[np.ndarray, float]:
+    """A display frame's grey levels and the dynamic range mapping them (the default when the
+    frame does not say), as the decode's image evidence takes them."""
+    dr = disp.display_dynamic_range_db
+    return disp.bmode, float(dr if dr else DEFAULT_DYNAMIC_RANGE_DB)
 
 
 def resample_to_shape(arr: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarray:

@@ -141,6 +141,9 @@ def test_priors_override_and_file(tmp_path):
     ({"absent_evidence": {"min_probability": 1.5}}, "absent_evidence.min_probability"),
     ({"absent_evidence": {"min_p": 0.5}}, "absent_evidence"),
     ({"slope": 3}, "unknown configuration key 'slope'"),
+    ({"bone_echo": {"enabled": "yes"}}, "bone_echo.enabled"),
+    ({"bone_echo": {"min_line_db": "x"}}, "bone_echo.min_line_db"),
+    ({"bone_echo": {"min_db": 3}}, "min_db"),
 ])
 def test_bad_priors_named(over, words):
     with pytest.raises(ConfigError, match=words):
@@ -515,3 +518,149 @@ def test_second_decode_reusing_the_first_is_no_worse_than_a_fresh_one(seed, monk
     assert got[-1].score - warm_score <= 0.5 * lp.shape[2]
     assert order_violations(warm.labels, prof) == 0
     assert np.mean(warm.labels == cold.labels) > 0.95
+
+
+def _echo_plain(grey, dr, spacing, bone, top):
+    """Plain loop twin of `bone_run_echoes`: walk the columns, close a run when bone stops,
+    read each column's bands in the grey image's own rows."""
+    rows_g, cols_g = grey.shape
+    rows, cols = bone.shape
+    ay = spacing[0]
+    out, run = [], []
+
+    def close(a, b):
+        vals = {"above": [], "below": [], "line": []}
+        for j in run:
+            c = min(max(int(np.rint((j + 0.5) * cols_g / cols - 0.5)), 0), cols_g - 1)
+            t = top[j] * rows_g / rows
+            for key, (lo, hi) in (("above", (-1.3, -0.3)), ("below", (0.3, 1.3)),
+                                  ("line", (-0.15, 0.15))):
+                r0 = min(max(int(np.rint(t + lo / ay)), 0), rows_g)
+                r1 = min(max(int(np.rint(t + hi / ay)), 0), rows_g)
+                if r1 > r0:
+                    band = grey[r0:r1, c]
+                    vals[key].append(band.max() if key == "line" else band.mean())
+        m = {k: np.mean(v) if v else np.nan for k, v in vals.items()}
+        out.append((a, b, (m["line"] - m["above"]) * dr / 255,
+                    (m["above"] - m["below"]) * dr / 255))
+
+    for j in range(cols + 1):
+        if j < cols and bone[:, j].any():
+            run.append(j)
+        elif run:
+            close(run[0], run[-1] + 1)
+            run = []
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bone_run_echoes_against_a_plain_loop(seed):
+    from layerseg.layers.decode import bone_run_echoes
+    rng = np.random.default_rng(seed)
+    rows, cols = 60, 50
+    scale = (1, 1) if seed == 0 else (2, 3) if seed == 1 else (1.5, 0.5) if seed == 2 else (3, 1)
+    rows_g, cols_g = int(rows * scale[0]), int(cols * scale[1])
+    grey = rng.uniform(0, 255, (rows_g, cols_g))
+    top = rng.integers(0, rows + 1, cols).astype(float)
+    top[rng.random(cols) < 0.1] = rows                   # bone at the very bottom: no band below
+    bone = np.zeros((rows, cols), bool)
+    for j in range(cols):
+        if rng.random() < 0.6:
+            bone[int(min(top[j], rows - 1)):, j] = True
+    spacing = (0.05 / scale[0], 0.1)
+    got = bone_run_echoes(grey, 57.0, spacing, bone, top)
+    want = _echo_plain(grey, 57.0, spacing, bone, top)
+    assert [g[:2] for g in got] == [w[:2] for w in want] and len(got) > 2
+    np.testing.assert_allclose([g[2:] for g in got], [w[2:] for w in want], rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_bone_echo_in_db_from_grey_levels():
+    # tissue at grey 100 above a periosteal line at 200, shadow at 50 under it, 60 dB mapped
+    # on 0-255: the line stands 100 * 60 / 255 dB over the tissue, the shadow 50 * 60 / 255 dB
+    from layerseg.layers.decode import bone_run_echoes, unechoic_bone_runs
+    rows, cols = 200, 20
+    grey = np.full((rows, cols), 100.0)
+    grey[120] = 200.0
+    grey[121:] = 50.0
+    bone = np.zeros((rows, cols), bool)
+    bone[120:, 5:15] = True
+    top = np.full(cols, 120.0)
+    (a, b, line_db, shadow_db), = bone_run_echoes(grey, 60.0, (0.03, 0.05), bone, top)
+    assert (a, b) == (5, 15)
+    assert line_db == pytest.approx(100 * 60 / 255) and shadow_db == pytest.approx(50 * 60 / 255)
+    # either sign of bone keeps the run; neither takes it out; the thresholds decide
+    assert not unechoic_bone_runs(grey, 60.0, (0.03, 0.05), bone, top, 13.0, 2.0).any()
+    flat = np.full((rows, cols), 100.0)
+    assert unechoic_bone_runs(flat, 60.0, (0.03, 0.05), bone, top, 13.0, 2.0)[5:15].all()
+    line_only = flat.copy()
+    line_only[120] = 200.0
+    assert not unechoic_bone_runs(line_only, 60.0, (0.03, 0.05), bone, top, 13.0, 2.0).any()
+    assert unechoic_bone_runs(line_only, 60.0, (0.03, 0.05), bone, top, 24.0, 2.0).any()
+    shadow_only = flat.copy()
+    shadow_only[121:] = 80.0                             # 20 grey levels: 4.7 dB
+    assert not unechoic_bone_runs(shadow_only, 60.0, (0.03, 0.05), bone, top, 13.0, 2.0).any()
+    assert unechoic_bone_runs(shadow_only, 60.0, (0.03, 0.05), bone, top, 13.0, 5.0).any()
+    # a run whose bands all leave the frame is kept (nothing to judge by)
+    edge = np.zeros((rows, cols), bool)
+    edge[-1:, :4] = True
+    assert not unechoic_bone_runs(flat, 60.0, (0.03, 0.05), edge, np.full(cols, 0.0), 13.0,
+                                  2.0).any()
+
+
+def _bone_image(rows, cols, rng, echo_cols, fine=1):
+    """Grey image (`fine` times the rows and columns) of the `_bone_case` frame: speckle-like
+    tissue at grey 110 +- 12; in `echo_cols` (decode-grid columns) a periosteal line at the bone
+    surface (row 75) and a shadow under it, elsewhere the same tissue on down."""
+    g = rng.normal(110, 12, (rows * fine, cols * fine))
+    for j in echo_cols:
+        cs = slice(j * fine, (j + 1) * fine)
+        g[75 * fine:75 * fine + fine, cs] = 235
+        g[75 * fine + fine:, cs] = rng.normal(45, 8, (rows * fine - 75 * fine - fine, fine))
+    return np.clip(g, 0, 255)
+
+
+@pytest.mark.parametrize("fine", [1, 2])
+def test_decode_takes_out_bone_the_image_does_not_show(fine):
+    lp, prof = _bone_case(0.7)                     # both runs believed: the evidence rule keeps
+    rows, cols = lp.shape[1:]
+    rng = np.random.default_rng(5)
+    img = _bone_image(rows, cols, rng, range(0, 16), fine)    # echo under the left run only
+    sp = SP
+    kept = decode(lp, prof, sp, log_probabilities=True)
+    assert (kept.labels[80:, :12] == 7).all() and (kept.labels[80:, -5:] == 7).all()
+    res = decode(lp, prof, sp, log_probabilities=True, image=(img, 60.0))
+    assert (res.labels[80:, :12] == 7).all()       # a bone surface with its echo stays
+    assert not (res.labels[:, 24:] == 7).any()     # deep tissue without one is not bone
+    assert order_violations(res.labels, prof) == 0
+    # switched off in the priors, or an image with the echo under both: kept
+    off = decode(lp, prof, sp, log_probabilities=True, image=(img, 60.0),
+                 priors={"bone_echo": {"enabled": False}})
+    np.testing.assert_array_equal(off.labels, kept.labels)
+    both = _bone_image(rows, cols, rng, list(range(0, 16)) + list(range(24, cols)), fine)
+    res2 = decode(lp, prof, sp, log_probabilities=True, image=(both, 60.0))
+    assert (res2.labels[80:, -5:] == 7).all()
+
+
+def test_segment_with_a_model_reads_the_frame_for_the_bone_echo(monkeypatch):
+    # the pipeline hands the decode the frame's display grey and its dynamic range
+    seen = {}
+    real = pipeline.decode
+
+    def spy(*a, **k):
+        seen["image"] = k.get("image")
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipeline, "decode", spy)
+    lp, prof = _bone_case(0.7)
+    grey = np.random.default_rng(0).uniform(0, 255, lp.shape[1:]).astype(np.float32)
+    fr = Frame(grey, spacing_mm=SP, meta=FrameMeta(region="temple"), intensity="display",
+               dynamic_range_db=48.0)
+    segment_with(lambda f, p: lp, fr, log_probabilities=True)
+    g, dr = seen["image"]
+    assert dr == 48.0 and np.array_equal(g, grey)
+    segment_with(lambda f, p: lp, Frame(grey, spacing_mm=SP, meta=FrameMeta(region="temple")),
+                 log_probabilities=True)
+    assert seen["image"][1] == 60.0                # unknown range: the documented default
+    segment_with(lambda f, p: lp, fr)              # not probabilities: no image rule
+    assert seen["image"] is None
