@@ -27,8 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...errors import DatasetError
 from .transforms import (NormaliseElastod, RandDynamicRanged, RandGaind, RandLayerContrastd,
-                         RandLayerThicknessd, RandLowerFrequencyd, RandSpacingScaled,
-                         RandSpeckled, RandSpeckleSized, RandTGCSloped, ResampleToSpacingd)
+                         RandLayerTextured, RandLayerThicknessd, RandLowerFrequencyd,
+                         RandSpacingScaled, RandSpeckled, RandSpeckleSized, RandTGCSloped,
+                         ResampleToSpacingd)
 
 __all__ = ["FrameDataModule", "SimulatedFrames", "FolderFrames", "frame_sample", "split_rows",
            "SPLITS"]
@@ -234,6 +235,10 @@ class FrameDataModule(LightningDataModule):
         With `scanner_augment`, the probability that a training frame's layers are each
         stretched or compressed by their own factor (`RandLayerThicknessd`, 0.6-1.8), on the
         whole frame before it is cropped; 0 (default) leaves it out.
+    layer_texture_prob : float
+        With `scanner_augment`, the probability that a training patch's layers each lose their
+        own texture for plain speckle around their local brightness (`RandLayerTextured`), before
+        the layer brightness offsets; 0 (default) leaves it out.
     val_fraction, test_fraction : float
         Share of subjects without a manifest split sent to val / test.
     seed : int
@@ -253,7 +258,8 @@ class FrameDataModule(LightningDataModule):
                  patch_size: tuple[int, int] = (128, 128), elasto: bool = False,
                  batch_size: int = 4, val_batch_size: int = 1, num_workers: int = 0,
                  augment: bool = True, scanner_augment: bool = False,
-                 layer_thickness_prob: float = 0.0, val_fraction: float = 0.2, test_fraction: float = 0.1,
+                 layer_thickness_prob: float = 0.0, layer_texture_prob: float = 0.0,
+                 val_fraction: float = 0.2, test_fraction: float = 0.1,
                  seed: int = 0, sim_frames: tuple[int, int, int] = (64, 8, 8),
                  sim_shape: tuple[int, int] = (256, 256), sim_depth_mm: float = 12.0,
                  sim_width_mm: float = 12.8, sim_regions: list[str] | None = None):
@@ -274,6 +280,10 @@ class FrameDataModule(LightningDataModule):
             raise DatasetError(f"layer_thickness_prob must be within 0-1, got "
                                f"{layer_thickness_prob!r}")
         self.layer_thickness_prob = float(layer_thickness_prob)
+        if not 0.0 <= float(layer_texture_prob) <= 1.0:
+            raise DatasetError(f"layer_texture_prob must be within 0-1, got "
+                               f"{layer_texture_prob!r}")
+        self.layer_texture_prob = float(layer_texture_prob)
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.sim_frames, self.sim_shape = tuple(sim_frames), tuple(sim_shape)
         self.sim_depth_mm, self.sim_width_mm = sim_depth_mm, sim_width_mm
@@ -303,6 +313,8 @@ class FrameDataModule(LightningDataModule):
         if train:   # crop first: every augmentation then works on the patch alone
             t += [SpatialPadd(all_keys, spatial_size=self.patch_size, mode="constant"),
                   RandSpatialCropd(all_keys, roi_size=self.patch_size, random_size=False)]
+        if strong and self.layer_texture_prob > 0:
+            t += [RandLayerTextured("image", prob=self.layer_texture_prob)]
         if strong:
             t += [RandLayerContrastd("image", prob=0.7),
                   RandLowerFrequencyd("image", prob=0.4, axial_sigma_range_px=(0.3, 2.0),

@@ -51,8 +51,8 @@ __all__ = ["resample_to_shape", "spacing_shape", "ResampleToSpacing", "ResampleT
            "NormaliseElasto", "NormaliseElastod", "RandGain", "RandGaind", "RandDynamicRange",
            "RandDynamicRanged", "RandTGCSlope", "RandTGCSloped", "RandSpeckle", "RandSpeckled",
            "RandLowerFrequency", "RandLowerFrequencyd", "RandSpeckleSize", "RandSpeckleSized",
-           "RandLayerContrast", "RandLayerContrastd", "RandSpacingScaled", "RandLayerThicknessd",
-           "NOMINAL_DYNAMIC_RANGE_DB"]
+           "RandLayerContrast", "RandLayerContrastd", "RandLayerTexture", "RandLayerTextured",
+           "RandSpacingScaled", "RandLayerThicknessd", "NOMINAL_DYNAMIC_RANGE_DB"]
 
 NOMINAL_DYNAMIC_RANGE_DB = DEFAULT_DYNAMIC_RANGE_DB
 """Displayed dynamic range assumed when converting dB to the 0-1 grey scale: the project's one
@@ -446,6 +446,100 @@ class RandLayerContrastd(RandomizableTransform, MapTransform):
         RandomizableTransform.__init__(self, 1.0)
         self.label_key = label_key
         self.t = RandLayerContrast(prob=prob, **kwargs)
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        self.t.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data):
+        d = dict(data)
+        first = True
+        for key in self.key_iterator(d):
+            d[key] = self.t(d[key], np.asarray(d[self.label_key]), randomize=first)
+            first = False
+        return d
+
+
+class RandLayerTexture(RandomizableTransform):
+    """Each layer's own texture replaced by plain speckle around its local brightness
+    (training augmentation).
+
+    Simulators and scanners give a layer different textures (our muscle's fibres and fat's
+    septa, another simulator's plain round speckle), so texture must not be what names a layer.
+    Per label, the image's local mean within that label (normalised convolution: a Gaussian of
+    ``smooth_px`` over the label's pixels only, so neighbouring layers do not mix) is kept, and
+    everything finer is replaced by a fresh speckle field (`RandSpeckleSize`'s: Rayleigh
+    envelope, grain drawn in its ranges, ``strength`` in `strength_range`) whose log-domain
+    mean is taken out, so each layer's mean brightness stays where it was; the field fades out
+    below a tenth of the grey scale, so anechoic gel stays dark.
+
+    Parameters
+    ----------
+    prob : float
+    smooth_px : (float, float)
+        Range of the Gaussian sigma (pixels) of the local mean.
+    strength_range, axial_sigma_range_px, lateral_sigma_range_px
+        As `RandSpeckleSize`.
+    dynamic_range_db : float
+        Displayed dynamic range that the 0-1 scale spans.
+    """
+
+    def __init__(self, prob: float = 0.3, smooth_px: Sequence[float] = (4.0, 10.0),
+                 strength_range: Sequence[float] = (0.6, 1.0),
+                 axial_sigma_range_px: Sequence[float] = (0.4, 2.5),
+                 lateral_sigma_range_px: Sequence[float] = (0.4, 4.0),
+                 dynamic_range_db: float = NOMINAL_DYNAMIC_RANGE_DB):
+        RandomizableTransform.__init__(self, prob)
+        self.smooth_px = tuple(float(v) for v in smooth_px)
+        self.dynamic_range_db = float(dynamic_range_db)
+        self.speckle = RandSpeckleSize(1.0, axial_sigma_range_px, lateral_sigma_range_px,
+                                       strength_range, dynamic_range_db)
+        self.sigma = self.smooth_px[0]
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        self.speckle.set_random_state(seed, state)
+        return self
+
+    def __call__(self, img: np.ndarray, label: np.ndarray, randomize: bool = True) -> np.ndarray:
+        """`img` (C, rows, cols) on the 0-1 display scale and its `label` (1 or C, rows, cols)
+        with values 0-7 -> `img` with every layer re-textured (clipped to 0-1)."""
+        img = np.asarray(img, dtype=np.float32)
+        if randomize:
+            self.randomize(None)
+            if self._do_transform:
+                self.sigma = float(self.R.uniform(*self.smooth_px))
+                self.speckle._draw(img)
+        if not self._do_transform:
+            return img
+        lab = np.clip(np.asarray(label).astype(np.int64), 0, 7)
+        lab = lab[0] if lab.ndim == 3 else lab
+        noise = self.speckle.noise_db - float(self.speckle.noise_db.mean())
+        out = np.empty_like(img)
+        for ch in range(img.shape[0]):
+            base = np.zeros(lab.shape, np.float64)
+            for k in np.unique(lab):
+                m = (lab == k).astype(np.float64)
+                num = ndi.gaussian_filter(img[ch] * m, self.sigma, mode="nearest")
+                den = ndi.gaussian_filter(m, self.sigma, mode="nearest")
+                base += m * num / np.maximum(den, 1e-6)
+            # anechoic regions (the gel) stay dark: the speckle fades in over the lowest tenth
+            # of the grey scale
+            fade = np.clip(base / 0.1, 0.0, 1.0)
+            out[ch] = np.clip(base + fade * noise / self.dynamic_range_db, 0.0, 1.0)
+        return out.astype(np.float32)
+
+
+class RandLayerTextured(RandomizableTransform, MapTransform):
+    """Dictionary `RandLayerTexture`: the label map is read from ``data[label_key]``."""
+
+    def __init__(self, keys, label_key: str = "label", prob: float = 0.3,
+                 allow_missing_keys: bool = False, **kwargs):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, 1.0)
+        self.label_key = label_key
+        self.t = RandLayerTexture(prob=prob, **kwargs)
 
     def set_random_state(self, seed=None, state=None):
         super().set_random_state(seed, state)

@@ -127,7 +127,8 @@ def test_scanner_augmented_patches_are_valid_and_reproducible():
     import torch
 
     dm = FrameDataModule(spacing_mm=(0.05, 0.05), patch_size=(96, 48), scanner_augment=True,
-                         layer_thickness_prob=1.0, sim_frames=(3, 1, 1), sim_shape=(160, 128),
+                         layer_thickness_prob=1.0, layer_texture_prob=1.0, sim_frames=(3, 1, 1),
+                         sim_shape=(160, 128),
                          sim_depth_mm=8.0, sim_width_mm=6.4, seed=4)
     ds = dm.split("train")
     raw = ds.raw(0)
@@ -145,7 +146,7 @@ def test_scanner_augmented_patches_are_valid_and_reproducible():
     # the strong pipeline holds the scanner augmentations; the plain one does not
     names = {type(t).__name__ for t in ds.transform.transforms}
     assert {"RandLayerContrastd", "RandSpeckleSized", "RandSpacingScaled", "RandAffined",
-            "RandHistogramShiftd", "RandLayerThicknessd"} <= names
+            "RandHistogramShiftd", "RandLayerThicknessd", "RandLayerTextured"} <= names
     plain = FrameDataModule(sim_frames=(1, 1, 1)).transforms(train=True)
     assert "RandLayerContrastd" not in {type(t).__name__ for t in plain.transforms}
     # the per-layer thickness warp only when asked (the shipped config's pipeline unchanged)
@@ -153,3 +154,5 @@ def test_scanner_augmented_patches_are_valid_and_reproducible():
     assert "RandLayerThicknessd" not in {type(t).__name__ for t in no_warp.transforms}
     with pytest.raises(DatasetError, match="layer_thickness_prob"):
         FrameDataModule(layer_thickness_prob=1.5)
+    with pytest.raises(DatasetError, match="layer_texture_prob"):
+        FrameDataModule(layer_texture_prob=-0.1)

@@ -190,6 +190,43 @@ def test_layer_contrast_moves_each_layer_by_its_own_offset():
     np.testing.assert_array_equal(T.RandLayerContrast(prob=0.0)(img, lab), img)
 
 
+def test_layer_texture_keeps_each_layer_brightness_and_drops_its_texture():
+    # two layers: horizontal stripes (a fibre texture, mean 0.55) over a flat layer at 0.3
+    rows, cols = 120, 160
+    lab = np.zeros((1, rows, cols), np.int64)
+    lab[0, :60], lab[0, 60:] = 6, 4
+    r = np.arange(rows)[:, None]
+    stripes = 0.55 + 0.15 * np.sign(np.sin(2 * np.pi * r / 6.0)) * np.ones((1, cols))
+    img = np.where(lab[0] == 6, stripes, 0.3)[None].astype(np.float32)
+    t = T.RandLayerTexture(prob=1.0, dynamic_range_db=60.0)
+    t.set_random_state(3)
+    out = t(img, lab)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    for k, want in ((6, 0.55), (4, 0.3)):
+        # mean brightness kept (the speckle's log-domain mean is taken out): within 0.02
+        assert abs(float(out[lab == k].mean()) - want) < 0.02
+    # the layers do not bleed into each other: the flat layer's rows next to the boundary keep
+    # its level (a plain blur would pull them towards 0.55)
+    assert abs(float(out[0, 60:63].mean()) - 0.3) < 0.03
+    # the stripes are gone: the re-textured layer no longer follows them
+    a = (out[0, 5:55] - out[0, 5:55].mean()).ravel()
+    b = (img[0, 5:55] - img[0, 5:55].mean()).ravel()
+    assert abs(float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))) < 0.2
+    # speckle, not a flat fill: log-Rayleigh spread, 3-6 dB at strength 0.6-1
+    sd_db = float(out[0, 70:110, 20:140].std()) * 60.0
+    assert 2.5 < sd_db < 6.5
+    # seeded: the same draw twice; dictionary form reads the label from the sample
+    t.set_random_state(3)
+    np.testing.assert_array_equal(t(img, lab), out)
+    d = T.RandLayerTextured("image", prob=1.0, dynamic_range_db=60.0)
+    d.set_random_state(3)
+    res = d({"image": img, "label": lab})
+    np.testing.assert_array_equal(res["image"], out)
+    np.testing.assert_array_equal(res["label"], lab)
+    np.testing.assert_array_equal(T.RandLayerTexture(prob=0.0)(img, lab), img)
+
+
 def test_spacing_scaling_stretches_layers_from_the_skin_side():
     # stated axial spacing x1.25: after resampling to a fixed spacing, each boundary lies 1.25x
     # deeper, the top edge fixed
