@@ -27,6 +27,7 @@ KERNELS = {
     "layers.search._column_dp": search._column_dp,
     "layers.search._per_column_tiles": search._per_column_tiles,
     "layers.search._surface_pass": search._surface_pass,
+    "layers.search._free_surface_pass": search._free_surface_pass,
     "layers.search._pass_box": search._pass_box,
     "layers.surfaces._labels_to_surfaces": surfaces._labels_to_surfaces,
     "layers.surfaces._surfaces_to_labels": surfaces._surfaces_to_labels,

@@ -363,6 +363,55 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
 
 
 @njit(cache=True)
+def _free_surface_pass(U, mn, mx, absent, S, j):
+    """`_surface_pass` for a surface free of the jump limit (jump >= rows: the decode's bottom
+    surface): its columns are independent, so each takes its best allowed depth, with no
+    Viterbi rows and no back-pointers. The same answer as `_surface_pass`, ties and float sums
+    included (tested against it): the Viterbi's value at column c, depth d is
+    ``U[c, d] + M`` (``M`` the best value of the column before; ``U[0, d]`` at column 0), the
+    path enters column c < last at its deepest best depth and the last column at its
+    shallowest, and each value is formed here the same way."""
+    n_cols = U.shape[0]
+    n = U.shape[1] - 1
+    n_layers = mn.shape[0]
+    cur_total = 0.0
+    for c in range(n_cols):
+        cur_total += U[c, int(S[j, c])]
+    choice = np.empty(n_cols, dtype=np.int64)
+    M = 0.0
+    for c in range(n_cols):
+        lo, hi = _pass_box(mn, mx, absent, S, j, c, n, n_layers)
+        best = _NEG
+        deep = -1
+        shallow = -1
+        for d in range(lo, hi + 1):
+            ok = True
+            if j > 0:
+                ok = _thick_ok(d - int(S[j - 1, c]), mn[j - 1], mx[j - 1], absent[j - 1])
+            if ok and j < n_layers:
+                ok = _thick_ok(int(S[j + 1, c]) - d, mn[j], mx[j], absent[j])
+            if not ok:
+                continue
+            v = U[c, d] if c == 0 else U[c, d] + M
+            if v > best:
+                best = v
+                shallow = d
+                deep = d
+            elif v == best:
+                deep = d
+        if deep < 0:
+            return 0.0                      # a column with no allowed depth: nothing feasible
+        M = best
+        choice[c] = deep if c < n_cols - 1 else shallow
+    gain = M - cur_total
+    if not gain > _GAIN_RTOL * (1.0 + abs(cur_total)):
+        return 0.0
+    for c in range(n_cols):
+        S[j, c] = choice[c]
+    return gain
+
+
+@njit(cache=True)
 def _pass_box(mn, mx, absent, S, j, c, n, n_layers):
     """Smallest depth range [lo, hi] (within 0..n) holding every depth of surface j in column c
     that `_thick_ok` allows against surfaces j - 1 and j + 1 (empty when lo > hi)."""
@@ -841,7 +890,11 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
         for j in order:
             if not stale[j]:
                 continue
-            g = _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed, dq)
+            if jump[j] >= n1 - 1:           # free of the slope limit: columns independent
+                g = _free_surface_pass(U[j], mn, mx, absent, S, j)
+            else:
+                g = _surface_pass(U[j], mn, mx, absent, S, j, int(jump[j]), V, arg, allowed,
+                                  dq)
             stale[j] = False
             if g > 0.0:
                 if j > 0:

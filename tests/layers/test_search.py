@@ -505,6 +505,40 @@ def test_surface_pass_boxes_match_the_whole_column_pass(seed):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("seed", range(16))
+def test_free_surface_pass_is_the_viterbi_pass(seed):
+    """A surface free of the jump limit (the decode's bottom surface) is solved column by
+    column (`_free_surface_pass`): on random gain tables with ties (integer tables, and large
+    values whose float sums round alike), limits, absent layers and infeasible columns, the
+    same surface and the same gain, bit for bit, as the Viterbi pass."""
+    from layerseg.layers import search
+    rng = np.random.default_rng(100 + seed)
+    K, n, n_cols = int(rng.integers(1, 6)), int(rng.integers(4, 40)), int(rng.integers(1, 30))
+    mn = rng.integers(0, 4, K).astype(np.int64)
+    mx = np.where(rng.random(K) < 0.3, n, mn + rng.integers(0, 10, K)).astype(np.int64)
+    absent = rng.random(K) < 0.4
+    for trial in range(8):
+        S = np.sort(rng.integers(0, n + 1, (K + 1, n_cols)), axis=0).astype(np.float64)
+        if trial % 2 == 0:          # feasible neighbours more often: a pass that moves
+            S = np.sort(np.minimum(S, n), axis=0)
+        j = int(rng.integers(0, K + 1))
+        if seed % 3 == 0:
+            U = rng.standard_normal((n_cols, n + 1))
+        elif seed % 3 == 1:
+            U = rng.integers(-3, 4, (n_cols, n + 1)).astype(np.float64)
+        else:                       # big values: U + M rounds distinct U's onto one float
+            U = 1e17 + rng.integers(-3, 4, (n_cols, n + 1)).astype(np.float64) * 8.0
+        for jump in (n, n + 5):
+            want, got = S.copy(), S.copy()
+            g_want = search._surface_pass(U, mn, mx, absent, want, j, jump,
+                                          np.empty((2, n + 1)),
+                                          np.empty((n_cols, n + 1), np.int32),
+                                          np.empty(n + 1, np.bool_), np.empty(n + 1, np.int32))
+            g_got = search._free_surface_pass(U, mn, mx, absent, got, j)
+            assert g_got == g_want
+            np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_ascent_skipping_settled_surfaces_matches_full_sweeps(seed):
     """`_ascend` skips a surface whose neighbours have not moved since it was last solved; from
