@@ -64,3 +64,25 @@ def test_contrast_problem():
     assert contrast_problem(rng.uniform(0, 255, (32, 32))) is None
     for blank in (np.zeros((32, 32)), np.full((32, 32), 255.0), np.full((32, 32), 80.0)):
         assert "no usable contrast" in contrast_problem(blank)
+
+
+def test_contrast_shortcut_never_passes_a_frame_np_percentile_would_refuse():
+    # the histogram shortcut only ever says "enough contrast" when np.percentile's 1st-99th
+    # spread really is at least the minimum; random, narrow, quantised, two-level and
+    # out-of-range grey levels
+    from layerseg.checks import _spread_at_least
+    rng = np.random.default_rng(7)
+    said = 0
+    for t in range(1500):
+        n = int(rng.integers(2, 400))
+        g = [rng.uniform(0, 255, n), rng.normal(rng.uniform(0, 255), rng.uniform(0, 5), n),
+             np.round(rng.normal(100, rng.uniform(0, 3), n)),
+             rng.choice([0.0, 255.0], n, p=[0.985, 0.015]), rng.uniform(-50, 300, n)][t % 5]
+        g = g.astype(np.float32)
+        lo, hi = np.percentile(g, [1.0, 99.0])
+        for m in (0.5, 2.0, 5.0):
+            if _spread_at_least(g, m):
+                said += 1
+                assert hi - lo >= m
+    assert said > 1000                                   # and it does answer most frames
+    assert not _spread_at_least(np.array([[1.0, np.nan], [3.0, 4.0]], np.float32), 0.5)
