@@ -288,7 +288,7 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
     """Re-solve surface j (0..K) with the others fixed, exactly, by Viterbi along columns.
     U[c, d] is the part of the total score that depends on s_j (see `_gain_table`). V: at least
     (2, rows+1), the Viterbi rows of the previous and the current column in turn; arg:
-    (cols, rows+1) back-pointers.
+    (cols, rows+1) back-pointers; allowed: unused (kept for the callers' buffers).
     Updates S[j] in place when the total improves; returns the gain (>= 0).
 
     Each column's Viterbi runs over the depths its neighbouring surfaces and the thickness
@@ -304,17 +304,13 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
     for c in range(n_cols):
         cur_total += U[c, int(S[j, c])]
         lo, hi = _pass_box(mn, mx, absent, S, j, c, n, n_layers)
-        # depths allowed by the neighbouring surfaces' order and thickness limits
-        for d in range(lo, hi + 1):
-            ok = True
-            if j > 0:
-                ok = _thick_ok(d - int(S[j - 1, c]), mn[j - 1], mx[j - 1], absent[j - 1])
-            if ok and j < n_layers:
-                ok = _thick_ok(int(S[j + 1, c]) - d, mn[j], mx[j], absent[j])
-            allowed[d] = ok
+        # depths allowed by the neighbouring surfaces' order and thickness limits: the box
+        # less the gaps next to neighbours whose layer may be absent
+        a1, b1, a2, b2 = _box_gaps(mn, mx, absent, S, j, c, n_layers)
         if c == 0:
             for d in range(lo, hi + 1):
-                V[0, d] = U[0, d] if allowed[d] else _NEG
+                gap = (d >= a1 and d <= b1) or (d >= a2 and d <= b2)
+                V[0, d] = _NEG if gap else U[0, d]
                 arg[0, d] = -1
             lp = lo
             hp = hi
@@ -337,7 +333,8 @@ def _surface_pass(U, mn, mx, absent, S, j, jump, V, arg, allowed, dq):
                 nxt += 1
             while tail > head and dq[head] < d - jump:
                 head += 1
-            if allowed[d] and tail > head:
+            gap = (d >= a1 and d <= b1) or (d >= a2 and d <= b2)
+            if not gap and tail > head:
                 Vc[d] = U[c, d] + Vp[dq[head]]
                 arg[c, d] = dq[head]
             else:
@@ -384,13 +381,9 @@ def _free_surface_pass(U, mn, mx, absent, S, j):
         best = _NEG
         deep = -1
         shallow = -1
+        a1, b1, a2, b2 = _box_gaps(mn, mx, absent, S, j, c, n_layers)
         for d in range(lo, hi + 1):
-            ok = True
-            if j > 0:
-                ok = _thick_ok(d - int(S[j - 1, c]), mn[j - 1], mx[j - 1], absent[j - 1])
-            if ok and j < n_layers:
-                ok = _thick_ok(int(S[j + 1, c]) - d, mn[j], mx[j], absent[j])
-            if not ok:
+            if (d >= a1 and d <= b1) or (d >= a2 and d <= b2):
                 continue
             v = U[c, d] if c == 0 else U[c, d] + M
             if v > best:
@@ -428,6 +421,22 @@ def _pass_box(mn, mx, absent, S, j, c, n, n_layers):
         lo = max(lo, q - mx[j])
         hi = min(hi, q if zero else q - max(mn[j], 1))
     return lo, hi
+
+
+@njit(cache=True)
+def _box_gaps(mn, mx, absent, S, j, c, n_layers):
+    """The depths inside `_pass_box`'s range that `_thick_ok` still refuses: a layer that may be
+    absent is either 0 or at least its minimum thick, so next to each neighbour lies a gap of
+    depths 1 .. min - 1 rows away. Returns (a1, b1, a2, b2): the gaps [a1, b1] under surface
+    j - 1 and [a2, b2] over surface j + 1 (empty when a > b)."""
+    a1, b1, a2, b2 = 1, 0, 1, 0
+    if j > 0 and (mn[j - 1] == 0 or absent[j - 1]):
+        p = int(S[j - 1, c])
+        a1, b1 = p + 1, p + mn[j - 1] - 1
+    if j < n_layers and (mn[j] == 0 or absent[j]):
+        q = int(S[j + 1, c])
+        a2, b2 = q - mn[j] + 1, q - 1
+    return a1, b1, a2, b2
 
 
 @njit(cache=True)
@@ -877,7 +886,8 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
     K = mn.shape[0]
     _, n_cols, n1 = U.shape
     V = np.empty((2, n1))
-    arg = np.empty((n_cols, n1), dtype=np.int32)
+    # back-pointers in 16 bits where the rows allow: half the memory traffic of the passes
+    arg = np.empty((n_cols, n1), dtype=np.int16 if n1 <= np.iinfo(np.int16).max else np.int32)
     allowed = np.empty(n1, dtype=np.bool_)
     dq = np.empty(n1, dtype=np.int32)
     passes = 0

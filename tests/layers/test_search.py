@@ -503,6 +503,13 @@ def test_surface_pass_boxes_match_the_whole_column_pass(seed):
                                     np.empty(n + 1, np.bool_), np.empty(n + 1, np.int64))
         assert gain == pytest.approx(want_gain, abs=1e-9)
         np.testing.assert_array_equal(got, want)
+        # 16-bit back-pointers (what `_ascend` gives it below 32,767 rows): the same
+        got16 = S.copy()
+        gain16 = search._surface_pass(U, mn, mx, absent, got16, j, jump,
+                                      np.empty((2, n + 1)), np.empty((n_cols, n + 1), np.int16),
+                                      np.empty(n + 1, np.bool_), np.empty(n + 1, np.int32))
+        assert gain16 == gain
+        np.testing.assert_array_equal(got16, got)
 
 
 @pytest.mark.parametrize("seed", range(16))
