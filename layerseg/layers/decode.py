@@ -480,8 +480,6 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
     j = np.flatnonzero(present)
     fc = np.clip(np.rint((j + 0.5) * cols_g / cols - 0.5).astype(np.int64), 0, cols_g - 1)
     top = np.asarray(bone_top, dtype=np.float64)[j] * rows_g / rows
-    sub = g[:, fc]                                       # (rows', n present columns)
-    csum = np.vstack([np.zeros((1, j.size)), np.cumsum(sub, axis=0)])
 
     def band(key):
         lo_mm, hi_mm = _BONE_BANDS_MM[key]
@@ -489,10 +487,20 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
         r1 = np.clip(np.rint(top + hi_mm / ay).astype(np.int64), 0, rows_g)
         return r0, r1
 
+    # only the rows the bands read: a window from the top of the band above to the bottom of
+    # the band under, per column (not the whole column of a deep frame)
+    start, _ = band("above")
+    _, stop = band("below")
+    width = int(max((stop - start).max(initial=0), 1))
+    cols_i = np.arange(j.size)
+    rows_i = np.minimum(start[None, :] + np.arange(width)[:, None], rows_g - 1)
+    sub = g[rows_i, fc[None, :]]                         # (window rows, n present columns)
+    csum = np.vstack([np.zeros((1, j.size)), np.cumsum(sub, axis=0)])
+
     def mean(key):
         r0, r1 = band(key)
         n = r1 - r0
-        tot = csum[r1, np.arange(j.size)] - csum[r0, np.arange(j.size)]
+        tot = csum[r1 - start, cols_i] - csum[r0 - start, cols_i]
         return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
 
     above, below = mean("above"), mean("below")
@@ -501,7 +509,7 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
     for d in range(int((r1 - r0).max(initial=0))):
         r = r0 + d
         ok = r < r1
-        line = np.where(ok, np.maximum(line, sub[np.minimum(r, rows_g - 1), np.arange(j.size)]),
+        line = np.where(ok, np.maximum(line, sub[np.clip(r - start, 0, width - 1), cols_i]),
                         line)
     line[~np.isfinite(line)] = np.nan
     col_pos = np.full(cols, -1, dtype=np.int64)
