@@ -129,14 +129,16 @@ def _defaults() -> dict[str, Any]:
 
 
 def _validate(cfg: dict, src) -> None:
-    number(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
-    number(cfg["smooth_fallback_per_column"], "smooth_fallback_per_column", src, lo=0.0)
+    cfg["max_slope_deg"] = number(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
+    cfg["smooth_fallback_per_column"] = number(cfg["smooth_fallback_per_column"],
+                                               "smooth_fallback_per_column", src, lo=0.0)
     conf = cfg["confidence"]
     if not isinstance(conf, dict) or set(k for k in conf if not k.startswith("_")) != {
             "column_min", "max_low_fraction"}:
         raise ConfigError("confidence must hold column_min and max_low_fraction", src)
-    number(conf["column_min"], "confidence.column_min", src, lo=0.0, hi=1.0)
-    number(conf["max_low_fraction"], "confidence.max_low_fraction", src, lo=0.0, hi=1.0)
+    conf["column_min"] = number(conf["column_min"], "confidence.column_min", src, lo=0.0, hi=1.0)
+    conf["max_low_fraction"] = number(conf["max_low_fraction"], "confidence.max_low_fraction",
+                                      src, lo=0.0, hi=1.0)
     for key in ("free_bottom_surface", "bone_to_bottom"):
         if not isinstance(cfg[key], bool):
             raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
@@ -144,15 +146,16 @@ def _validate(cfg: dict, src) -> None:
     if not isinstance(ev, dict) or set(k for k in ev if not k.startswith("_")) != {
             "min_probability"}:
         raise ConfigError("absent_evidence must hold min_probability", src)
-    number(ev["min_probability"], "absent_evidence.min_probability", src, lo=0.0, hi=1.0)
+    ev["min_probability"] = number(ev["min_probability"], "absent_evidence.min_probability", src,
+                                   lo=0.0, hi=1.0)
     be = cfg["bone_echo"]
     if not isinstance(be, dict) or set(k for k in be if not k.startswith("_")) != {
             "enabled", "min_line_db", "min_shadow_db"}:
         raise ConfigError("bone_echo must hold enabled, min_line_db and min_shadow_db", src)
     if not isinstance(be["enabled"], bool):
         raise ConfigError(f"bone_echo.enabled must be true or false, got {be['enabled']!r}", src)
-    number(be["min_line_db"], "bone_echo.min_line_db", src)
-    number(be["min_shadow_db"], "bone_echo.min_shadow_db", src)
+    be["min_line_db"] = number(be["min_line_db"], "bone_echo.min_line_db", src)
+    be["min_shadow_db"] = number(be["min_shadow_db"], "bone_echo.min_shadow_db", src)
     th = cfg["thickness_mm"]
     for region, table in th.items():
         if region == "epidermis_frequency_scaled":

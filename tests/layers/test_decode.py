@@ -124,6 +124,18 @@ def test_every_segmenter_ends_in_the_same_decode(monkeypatch):
     assert order_violations(classical.labels, "cheek") == 0
 
 
+def test_numbers_given_as_text_are_taken_as_numbers():
+    # a priors file may hold "13" for 13: validated and kept as a number, so the decode works
+    pri = load_priors({"bone_echo": {"min_line_db": "13", "min_shadow_db": "2"},
+                       "max_slope_deg": "45", "absent_evidence": {"min_probability": "0.5"}})
+    assert pri["bone_echo"]["min_line_db"] == 13.0 and pri["max_slope_deg"] == 45.0
+    assert isinstance(pri["absent_evidence"]["min_probability"], float)
+    lp, prof = _bone_case(0.7)
+    img = _bone_image(*lp.shape[1:], np.random.default_rng(5), range(0, 16))
+    res = decode(lp, prof, SP, log_probabilities=True, image=(img, 60.0), priors=pri)
+    assert not (res.labels[:, 24:] == 7).any()
+
+
 def test_priors_override_and_file(tmp_path):
     p = tmp_path / "p.json"
     p.write_text(json.dumps({"max_slope_deg": 30, "thickness_mm": {"cheek": {"fat": [0.2, 5]}}}))

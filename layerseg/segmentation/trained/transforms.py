@@ -498,8 +498,10 @@ class RandLayerTexture(RandomizableTransform):
         self.sigma = self.smooth_px[0]
 
     def set_random_state(self, seed=None, state=None):
+        # one stream for both: two generators seeded alike would draw the same numbers, tying
+        # the speckle's strength and grain to this transform's own draws
         super().set_random_state(seed, state)
-        self.speckle.set_random_state(seed, state)
+        self.speckle.set_random_state(state=self.R)
         return self
 
     def __call__(self, img: np.ndarray, label: np.ndarray, randomize: bool = True) -> np.ndarray:

@@ -225,6 +225,20 @@ def test_layer_texture_keeps_each_layer_brightness_and_drops_its_texture():
     np.testing.assert_array_equal(res["image"], out)
     np.testing.assert_array_equal(res["label"], lab)
     np.testing.assert_array_equal(T.RandLayerTexture(prob=0.0)(img, lab), img)
+    # seeded, the speckle draws from the transform's own stream, not from a twin of it: its
+    # strength covers its whole range and its grain does not follow the smoothing width
+    strengths, sig, grain = [], [], []
+    for seed in range(300):
+        t.set_random_state(seed)
+        assert t.speckle.R is t.R
+        t.randomize(None)
+        if t._do_transform:
+            t.sigma = float(t.R.uniform(*t.smooth_px))
+            s_draw = float(t.R.uniform(*t.speckle.strength_range))
+            strengths.append(s_draw)
+            sig.append(t.sigma)
+            grain.append(float(t.R.uniform(*t.speckle.axial_sigma_range_px)))
+    assert max(strengths) > 0.9 and abs(np.corrcoef(sig, grain)[0, 1]) < 0.5
 
 
 def test_spacing_scaling_stretches_layers_from_the_skin_side():
