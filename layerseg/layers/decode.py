@@ -402,9 +402,7 @@ def unsupported_runs(log_probs: np.ndarray, labels: np.ndarray, profile: Profile
         psum = (p * mask).sum(axis=0)
         n = mask.sum(axis=0)
         weak = np.zeros(lab.shape[1], dtype=bool)
-        # runs of present columns: starts where present turns on, ends where it turns off
-        edges = np.diff(np.concatenate(([0], present.astype(np.int8), [0])))
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        for a, b in _column_runs(present):
             if psum[a:b].sum() / n[a:b].sum() < min_probability:
                 weak[a:b] = True
         if weak.any():
@@ -517,12 +515,18 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
     line[~np.isfinite(line)] = np.nan
     col_pos = np.full(cols, -1, dtype=np.int64)
     col_pos[j] = np.arange(j.size)
-    edges = np.diff(np.concatenate(([0], present.astype(np.int8), [0])))
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for a, b in _column_runs(present):
         k = col_pos[a:b]
         m_above, m_below, m_line = (_nanmean(v[k]) for v in (above, below, line))
         out.append((int(a), int(b), (m_line - m_above) * to_db, (m_above - m_below) * to_db))
     return out
+
+
+def _column_runs(present: np.ndarray):
+    """Runs of neighbouring True columns of `present` (bool, (cols,)): ``(first, last + 1)``
+    pairs, left to right (starts where it turns on, ends where it turns off)."""
+    edges = np.diff(np.concatenate(([0], np.asarray(present).astype(np.int8), [0])))
+    return zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
 
 
 def _nanmean(v: np.ndarray) -> float:

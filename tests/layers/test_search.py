@@ -476,6 +476,18 @@ def _surface_pass_whole_column(U, mn, mx, absent, S, j, jump):
     return gain, S
 
 
+def _random_pass_limits(rng, max_rows, max_cols, max_extra):
+    """A random surface-pass problem's size and limits: K layers (1-5), n rows, n_cols columns,
+    minima 0-3 rows, maxima the minimum plus up to `max_extra` rows (or free, 30 %), absent
+    layers (40 %)."""
+    K = int(rng.integers(1, 6))
+    n, n_cols = int(rng.integers(4, max_rows)), int(rng.integers(1, max_cols))
+    mn = rng.integers(0, 4, K).astype(np.int64)
+    mx = np.where(rng.random(K) < 0.3, n, mn + rng.integers(0, max_extra, K)).astype(np.int64)
+    absent = rng.random(K) < 0.4
+    return K, n, n_cols, mn, mx, absent
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_surface_pass_boxes_match_the_whole_column_pass(seed):
     """The pass solves each column over the depths its neighbours leave open only; on random
@@ -483,10 +495,7 @@ def test_surface_pass_boxes_match_the_whole_column_pass(seed):
     infeasible columns, it gives the whole-column pass's surface and gain."""
     from layerseg.layers import search
     rng = np.random.default_rng(seed)
-    K, n, n_cols = int(rng.integers(1, 6)), int(rng.integers(4, 30)), int(rng.integers(1, 25))
-    mn = rng.integers(0, 4, K).astype(np.int64)
-    mx = np.where(rng.random(K) < 0.3, n, mn + rng.integers(0, 8, K)).astype(np.int64)
-    absent = rng.random(K) < 0.4
+    K, n, n_cols, mn, mx, absent = _random_pass_limits(rng, 30, 25, 8)
     for _ in range(6):
         # neighbours: any non-decreasing surfaces (some columns infeasible for surface j)
         S = np.sort(rng.integers(0, n + 1, (K + 1, n_cols)), axis=0).astype(np.float64)
@@ -520,14 +529,9 @@ def test_free_surface_pass_is_the_viterbi_pass(seed):
     same surface and the same gain, bit for bit, as the Viterbi pass."""
     from layerseg.layers import search
     rng = np.random.default_rng(100 + seed)
-    K, n, n_cols = int(rng.integers(1, 6)), int(rng.integers(4, 40)), int(rng.integers(1, 30))
-    mn = rng.integers(0, 4, K).astype(np.int64)
-    mx = np.where(rng.random(K) < 0.3, n, mn + rng.integers(0, 10, K)).astype(np.int64)
-    absent = rng.random(K) < 0.4
-    for trial in range(8):
+    K, n, n_cols, mn, mx, absent = _random_pass_limits(rng, 40, 30, 10)
+    for _ in range(8):
         S = np.sort(rng.integers(0, n + 1, (K + 1, n_cols)), axis=0).astype(np.float64)
-        if trial % 2 == 0:          # feasible neighbours more often: a pass that moves
-            S = np.sort(np.minimum(S, n), axis=0)
         j = int(rng.integers(0, K + 1))
         if seed % 3 == 0:
             U = rng.standard_normal((n_cols, n + 1))

@@ -437,15 +437,19 @@ class RandLayerContrast(RandomizableTransform):
         return np.clip(img + off.astype(np.float32), 0.0, 1.0).astype(np.float32)
 
 
-class RandLayerContrastd(RandomizableTransform, MapTransform):
-    """Dictionary `RandLayerContrast`: the label map is read from ``data[label_key]``."""
+class _LabelledRandd(RandomizableTransform, MapTransform):
+    """Dictionary form of an augmentation that reads the label map (``array_class(img, label,
+    randomize)``): one draw for every key, the label read from ``data[label_key]``; keyword
+    arguments (``prob`` among them) go to ``array_class``."""
 
-    def __init__(self, keys, label_key: str = "label", prob: float = 0.5,
-                 allow_missing_keys: bool = False, **kwargs):
+    array_class: type
+
+    def __init__(self, keys, label_key: str = "label", allow_missing_keys: bool = False,
+                 **kwargs):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, 1.0)
         self.label_key = label_key
-        self.t = RandLayerContrast(prob=prob, **kwargs)
+        self.t = self.array_class(**kwargs)
 
     def set_random_state(self, seed=None, state=None):
         super().set_random_state(seed, state)
@@ -459,6 +463,12 @@ class RandLayerContrastd(RandomizableTransform, MapTransform):
             d[key] = self.t(d[key], np.asarray(d[self.label_key]), randomize=first)
             first = False
         return d
+
+
+class RandLayerContrastd(_LabelledRandd):
+    """Dictionary `RandLayerContrast`: the label map is read from ``data[label_key]``."""
+
+    array_class = RandLayerContrast
 
 
 class RandLayerTexture(RandomizableTransform):
@@ -533,28 +543,10 @@ class RandLayerTexture(RandomizableTransform):
         return out.astype(np.float32)
 
 
-class RandLayerTextured(RandomizableTransform, MapTransform):
+class RandLayerTextured(_LabelledRandd):
     """Dictionary `RandLayerTexture`: the label map is read from ``data[label_key]``."""
 
-    def __init__(self, keys, label_key: str = "label", prob: float = 0.3,
-                 allow_missing_keys: bool = False, **kwargs):
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, 1.0)
-        self.label_key = label_key
-        self.t = RandLayerTexture(prob=prob, **kwargs)
-
-    def set_random_state(self, seed=None, state=None):
-        super().set_random_state(seed, state)
-        self.t.set_random_state(seed, state)
-        return self
-
-    def __call__(self, data):
-        d = dict(data)
-        first = True
-        for key in self.key_iterator(d):
-            d[key] = self.t(d[key], np.asarray(d[self.label_key]), randomize=first)
-            first = False
-        return d
+    array_class = RandLayerTexture
 
 
 class RandSpacingScaled(RandomizableTransform, MapTransform):
