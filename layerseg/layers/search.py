@@ -792,20 +792,26 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     Some allowed depth must exist in every column.
 
     The best predecessor of each depth (the largest ``V[c-1, a]`` over ``|a - d| <= jump``, the
-    shallowest among equals) comes from a monotone queue, so a column costs O(rows) whatever the
-    jump (a free surface has jump = rows: a scan of the window would cost O(rows**2))."""
+    shallowest among equals) comes from a monotone queue, and each column visits only the span
+    of its allowed depths (from the smaller of lo_c and alt_c to the larger of hi_c and alt_c):
+    a column costs O(span) whatever the jump (a free surface has jump = rows: a scan of the
+    window would cost O(rows**2)), and a thin layer's surface a few rows, not the whole column.
+    V and arg are written in those spans only (V is -inf at the span's depths not allowed)."""
     n_cols = f.shape[0]
     n1 = V.shape[1]
     dq = np.empty(n1, dtype=np.int64)
+    pa = 0
+    pb = -1
     for c in range(n_cols):
+        a, b = _allowed_span(lo[c], hi[c], alt[c], n1)
         head = 0
         tail = 0
-        nxt = 0
-        for d in range(n1):
+        nxt = pa
+        for d in range(a, b + 1):
             if c > 0:
-                # the window [d - jump, d + jump] of the previous column: finite values only,
-                # kept in decreasing order with the shallowest first among equals
-                top = min(d + jump, n1 - 1)
+                # the window [d - jump, d + jump] of the previous column's span: finite values
+                # only, kept in decreasing order with the shallowest first among equals
+                top = min(d + jump, pb)
                 while nxt <= top:
                     if V[c - 1, nxt] > _NEG:
                         while tail > head and V[c - 1, dq[tail - 1]] < V[c - 1, nxt]:
@@ -830,9 +836,11 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
             else:
                 V[c, d] = _NEG
                 arg[c, d] = -1
+        pa = a
+        pb = b
     best = _NEG
     d = -1
-    for a in range(n1):
+    for a in range(pa, pb + 1):
         if V[n_cols - 1, a] > best:
             best = V[n_cols - 1, a]
             d = a
@@ -840,6 +848,22 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
         out[c] = d
         if c > 0:
             d = arg[c, d]
+
+
+@njit(cache=True)
+def _allowed_span(lo, hi, alt, n1):
+    """The depths from the smallest to the largest allowed one of a column of `_fit_surface`
+    (the range [lo, hi] and the alternative alt, when given), within 0..n1-1."""
+    if lo <= hi:
+        a = lo
+        b = hi
+        if alt >= 0:
+            a = min(a, alt)
+            b = max(b, alt)
+    else:
+        a = alt
+        b = alt
+    return max(a, 0), min(b, n1 - 1)
 
 
 def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):

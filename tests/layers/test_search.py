@@ -407,8 +407,9 @@ def _fit_surface_plain(f, lo, hi, alt, jump, trunc):
 
 @pytest.mark.parametrize("seed", range(12))
 def test_fit_surface_equals_plain_viterbi(seed):
-    """The monotone-queue Viterbi of the guided start gives the plain scan's path and table,
-    for small and free (jump >= rows) jumps, integer targets (ties) and forced alternatives."""
+    """The monotone-queue Viterbi of the guided start gives the plain scan's path and table
+    (over each column's span of allowed depths, the only depths it visits), for small and free
+    (jump >= rows) jumps, integer targets (ties), forced alternatives and empty ranges."""
     from layerseg.layers import search
     rng = np.random.default_rng(seed)
     n_cols, n = int(rng.integers(1, 30)), int(rng.integers(2, 40))
@@ -420,6 +421,10 @@ def test_fit_surface_equals_plain_viterbi(seed):
     hi = np.minimum(lo + rng.integers(0, n, n_cols), n - 1)
     alt = np.where(rng.random(n_cols) < 0.3, rng.integers(0, n, n_cols), -1)
     hi[0] = max(hi[0], 0)
+    if seed >= 8:  # free surface, some columns allowing their alternative only (lo > hi)
+        jump = max(jump, n)
+        only_alt = alt >= 0
+        hi[only_alt] = lo[only_alt] - 1
     if jump < n:   # keep a feasible path: every column allows the depth the first allows
         lo[:] = np.minimum(lo, lo[0])
         hi[:] = np.maximum(hi, lo[0])
@@ -429,9 +434,15 @@ def test_fit_surface_equals_plain_viterbi(seed):
     V = np.empty((n_cols, n1))
     arg = np.empty((n_cols, n1), dtype=np.int64)
     out = np.empty(n_cols, dtype=np.int64)
+    V[:] = np.nan        # written only in each column's span of allowed depths
     search._fit_surface(f, lo.astype(np.int64), hi.astype(np.int64), alt.astype(np.int64), jump,
                         trunc, V, arg, out)
-    np.testing.assert_array_equal(V, Vp)
+    for c in range(n_cols):
+        d = np.arange(n1)
+        allowed = ((d >= lo[c]) & (d <= hi[c])) | (d == alt[c])
+        span = (d >= d[allowed].min()) & (d <= d[allowed].max())
+        np.testing.assert_array_equal(V[c, span], Vp[c, span])
+        assert np.isnan(V[c, ~span]).all()    # nothing outside the span is visited
     np.testing.assert_array_equal(out, want)
 
 
