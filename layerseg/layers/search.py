@@ -796,7 +796,9 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     of its allowed depths (from the smaller of lo_c and alt_c to the larger of hi_c and alt_c):
     a column costs O(span) whatever the jump (a free surface has jump = rows: a scan of the
     window would cost O(rows**2)), and a thin layer's surface a few rows, not the whole column.
-    V and arg are written in those spans only (V is -inf at the span's depths not allowed)."""
+    V and arg are written in those spans (clipped to 0..rows) only, and read nowhere else (V is
+    -inf at the span's depths not allowed). Without a feasible path (possible only when jump is
+    below the rows) `out` is -1 from the last column where none reaches, up to the first."""
     n_cols = f.shape[0]
     n1 = V.shape[1]
     dq = np.empty(n1, dtype=np.int64)
@@ -847,7 +849,8 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     for c in range(n_cols - 1, -1, -1):
         out[c] = d
         if c > 0:
-            d = arg[c, d]
+            # no feasible path (d = -1): -1 from here on, never a read outside the spans
+            d = arg[c, d] if d >= 0 else -1
 
 
 @njit(cache=True)
@@ -975,7 +978,9 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     convergence, and from the flat answer ascended on column blocks (`_coarse_flat_start`). The
     flat start gets `_SECOND_START_PASSES` passes to overtake the guided one: still below it
     then, it is dropped (ascent from a start far from the answer creeps, each pass moving a
-    surface at most as far as its neighbours' limits allow); above it, it ascends on.
+    surface at most as far as its neighbours' limits allow); above it, it ascends on. Where
+    the guided start finds no path (jump limits that differ between surfaces), the flat start
+    takes its place.
     With `warm` (surfaces, (K+1, cols): the answer of a search with the same limits on scores
     changed in a few columns): from the guided start and from `warm`, both to convergence (the
     warm start alone can stick: a layer closed by moving one surface onto the next leaves two
@@ -985,8 +990,14 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     score)`` of the kept answer."""
     _, n, n_cols = sc.shape
     base = sc[labs[0]].sum(axis=0, dtype=np.float64)     # every row background, per column
-    S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(
-        _guided_start(guide, n, mn, mx, absent, jump)), jump, max_passes)
+    start = _guided_start(guide, n, mn, mx, absent, jump)
+    if (start < 0).any():
+        # the guided start places the surfaces one by one from the top: with jump limits that
+        # differ between surfaces, one it placed can leave the next no path (a free surface
+        # above one of fixed thickness and jump 0); the flat start meets any limits
+        start = _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)
+    S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(start), jump,
+                                   max_passes)
     total = _gain_total(U, S, base)
     if warm is not None:
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64), jump,

@@ -434,7 +434,10 @@ def test_fit_surface_equals_plain_viterbi(seed):
     V = np.empty((n_cols, n1))
     arg = np.empty((n_cols, n1), dtype=np.int64)
     out = np.empty(n_cols, dtype=np.int64)
-    V[:] = np.nan        # written only in each column's span of allowed depths
+    # written and read only in each column's span of allowed depths: a huge value outside it
+    # would win any comparison that read it
+    V[:] = 1e300
+    arg[:] = 12345
     search._fit_surface(f, lo.astype(np.int64), hi.astype(np.int64), alt.astype(np.int64), jump,
                         trunc, V, arg, out)
     for c in range(n_cols):
@@ -442,8 +445,39 @@ def test_fit_surface_equals_plain_viterbi(seed):
         allowed = ((d >= lo[c]) & (d <= hi[c])) | (d == alt[c])
         span = (d >= d[allowed].min()) & (d <= d[allowed].max())
         np.testing.assert_array_equal(V[c, span], Vp[c, span])
-        assert np.isnan(V[c, ~span]).all()    # nothing outside the span is visited
+        assert (V[c, ~span] == 1e300).all() and (arg[c, ~span] == 12345).all()
     np.testing.assert_array_equal(out, want)
+
+
+def test_fit_surface_without_a_path_gives_minus_one():
+    """No path under the jump limit (the last column's only depth out of reach): -1 in every
+    column, nothing read outside the spans (whatever the buffers held)."""
+    from layerseg.layers import search
+    lo = np.array([2, 2, 1])
+    V = np.full((3, 3), 1e300)
+    arg = np.full((3, 3), 7, dtype=np.int64)
+    out = np.empty(3, dtype=np.int64)
+    search._fit_surface(np.zeros(3), lo, lo.copy(), np.full(3, -1), 0, 5.0, V, arg, out)
+    np.testing.assert_array_equal(out, [-1, -1, -1])
+
+
+def test_smooth_search_when_the_guided_start_has_no_path():
+    """A free top surface over surfaces of fixed thickness and jump 0: the guided start, placing
+    the top surface alone first, leaves the next one no path; the flat start takes its place and
+    the answer keeps every limit."""
+    rng = np.random.default_rng(0)
+    rows, cols = 60, 40
+    sc = rng.standard_normal((8, rows, cols)) * 3
+    from layerseg.layers import search
+    res = search.ordered_search(sc, None, spacing_mm=(1.0, 1.0), min_thickness_mm=2.0,
+                                max_thickness_mm=2.0, max_jump_px=[rows] + [0] * 7)
+    S = res.surfaces
+    assert (S >= 0).all() and (S <= rows).all()
+    np.testing.assert_array_equal(np.diff(S, axis=0), 2.0)     # every layer 2 rows thick
+    assert (np.abs(np.diff(S[1:], axis=1)) == 0).all()         # jump 0 below the top
+    flat = search.ordered_search(sc.sum(axis=2, keepdims=True), None, spacing_mm=(1.0, 1.0),
+                                 min_thickness_mm=2.0, max_thickness_mm=2.0)
+    assert res.score >= flat.score - 1e-9   # at least the best flat answer
 
 
 def _surface_pass_whole_column(U, mn, mx, absent, S, j, jump):
