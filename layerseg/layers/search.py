@@ -991,10 +991,11 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     _, n, n_cols = sc.shape
     base = sc[labs[0]].sum(axis=0, dtype=np.float64)     # every row background, per column
     start = _guided_start(guide, n, mn, mx, absent, jump)
-    if (start < 0).any():
-        # the guided start places the surfaces one by one from the top: with jump limits that
-        # differ between surfaces, one it placed can leave the next no path (a free surface
-        # above one of fixed thickness and jump 0); the flat start meets any limits
+    # the guided start places the surfaces one by one from the top: with jump limits that
+    # differ between surfaces, one it placed can leave the next no path (a free surface above
+    # one of fixed thickness and jump 0); the flat start meets any limits and takes its place
+    flat_first = bool((start < 0).any())
+    if flat_first:
         start = _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)
     S, passes, converged = _ascend(U, mn, mx, absent, np.ascontiguousarray(start), jump,
                                    max_passes)
@@ -1002,6 +1003,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     if warm is not None:
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64), jump,
                              max_passes)
+    elif flat_first:      # the second start would be the same flat start, already ascended
+        return S, passes, converged, total
     else:
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
             _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump,
