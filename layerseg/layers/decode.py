@@ -273,10 +273,14 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
     mn, mx = thickness_limits_mm(pri, prof, frequency_mhz)
     absent_ok = [ly for ly in pri["thickness_mm"].get("may_be_absent", ()) if ly in prof.layers]
     kw = dict(spacing_mm=(ay, ax), min_thickness_mm=mn, max_thickness_mm=mx, absent_ok=absent_ok)
-    res, first_pc = _decode_once(sc, prof, pri, kw, ax / ay, rows)
-    labels, surfaces = _finish(res, prof, pri, rows)
     min_p = float(pri["absent_evidence"]["min_probability"])
-    if log_probabilities and ((min_p > 0 and absent_ok) or image is not None):
+    second = log_probabilities and ((min_p > 0 and absent_ok) or image is not None)
+    # a second search only lowers layers that may be absent: the first per-column solve keeps
+    # its DP rows at the top of the first of them, where the second one starts
+    keep_from = min(prof.layers.index(ly) for ly in absent_ok) if second and absent_ok else -1
+    res, first_pc = _decode_once(sc, prof, pri, kw, ax / ay, rows, keep_from=keep_from)
+    labels, surfaces = _finish(res, prof, pri, rows)
+    if second:
         weak = unsupported_runs(sc, labels, prof, absent_ok, min_p) if min_p > 0 else {}
         if image is not None and pri["bone_echo"]["enabled"] and "bone" in absent_ok:
             grey, dr = image
@@ -312,7 +316,7 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
                 for cols in weak.values():
                     changed[cols] = True
                 warm = _Warm(res.surfaces, first_pc.surfaces, first_pc.totals, first_pc.gains,
-                             changed, tuple(weak))
+                             changed, tuple(weak), first_pc.kept, first_pc.start)
             res, _ = _decode_once(sc2, prof, pri, kw, ax / ay, rows, warm)
             labels, surfaces = _finish(res, prof, pri, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,
@@ -339,9 +343,10 @@ def _finish(res: SearchResult, prof: Profile, pri: dict, rows: int
 
 
 def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: float,
-                 rows: int, warm: _Warm | None = None):
+                 rows: int, warm: _Warm | None = None, keep_from: int = -1):
     """One ordered search under the priors (slope limit and its per-column fallback); `warm`:
-    what the search reuses from an earlier one under the same limits (`_search`).
+    what the search reuses from an earlier one under the same limits, `keep_from`: what it
+    keeps for a later one (`_search`).
 
     Returns ``(result, per_column)``: the `SearchResult` and the per-column answer of `_search`
     (None without a slope limit)."""
@@ -354,7 +359,7 @@ def _decode_once(sc: np.ndarray, prof: Profile, pri: dict, kw: dict, aspect: flo
             jump[-1] = rows
         # the jump-limited answer, and the per-column optimum it starts from (one solve of the
         # columns for both)
-        smooth, pc = _search(sc, prof, max_jump_px=jump, warm=warm, **kw)
+        smooth, pc = _search(sc, prof, max_jump_px=jump, warm=warm, keep_from=keep_from, **kw)
         gap = (pc.score - smooth.score) / sc.shape[2]
         pc_surfaces, pc_score, pc_flags = pc.surfaces, pc.score, pc.flags
         if gap <= pri["smooth_fallback_per_column"]:

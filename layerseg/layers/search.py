@@ -100,15 +100,26 @@ class SearchResult:
 # --------------------------------------------------------------------------- kernels
 
 @njit(cache=True)
-def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s):
+def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s, k_from, k_keep, keep):
     """Exact DP for one column. P: (K+1, n+1) prefix sums, row 0 background, row k+1 layer k.
     Writes the K+1 surfaces to out_s; returns the best total score. g: (2, n+1), the DP rows of
     the current and the next surface in turn (small enough for the L1 cache with the other
-    buffers at 600 rows); arg: (K+1, n+1) back-pointers."""
+    buffers at 600 rows); arg: (K+1, n+1) back-pointers.
+
+    The DP row of surface k (the top of layer k) depends on the background's and layers
+    0..k-1's scores only. `k_keep` >= 0: that row of surface `k_keep` is copied into `keep`
+    ((n+1,)). `k_from` > 0: the DP starts at surface `k_from` from the row the caller put in
+    ``g[k_from & 1]`` and the back-pointers in ``arg[1..k_from]`` (kept from a solve of the
+    same column whose scores of the background and those layers were the same); P's rows
+    1..k_from are then not read."""
     n_layers = mn.shape[0]
-    for b in range(n + 1):
-        g[0, b] = P[0, b]
-    for k in range(n_layers):
+    if k_from == 0:
+        for b in range(n + 1):
+            g[0, b] = P[0, b]
+    for k in range(k_from, n_layers):
+        if k == k_keep:
+            for b in range(n + 1):
+                keep[b] = g[k & 1, b]
         lo_t = mn[k]
         hi_t = mx[k]
         Pk = P[k + 1]
@@ -189,30 +200,68 @@ than 1; measured about 17-28 % faster than tiles of 8 at 512 x 512 and 1024 x 10
 answers."""
 
 
-def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad):
+class _Kept(NamedTuple):
+    """What a per-column solve keeps so that a second solve of the same columns, whose scores
+    changed only for layers `k` and below, starts at surface `k` (`_column_dp`): each column's
+    DP row of surface `k`, `g` ((cols, rows+1)), and its back-pointers of surfaces 1..k, `arg`
+    ((cols, k, rows+1))."""
+
+    k: int
+    g: np.ndarray
+    arg: np.ndarray
+
+
+def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad, keep_from=-1,
+                resume=None):
     """Solve every column exactly (`_column_dp`) in parallel tiles of columns: writes the K+1
     surfaces (K+1, cols), each column's total (cols,) and whether it held a non-finite score
     (cols,). Tiles of up to `_COLUMN_TILE_MAX` columns, narrower when there are few columns so
-    that every thread still gets two tiles."""
-    n_cols = scores.shape[2]
+    that every thread still gets two tiles.
+
+    `keep_from` k >= 1: also returns a `_Kept` of surface k (about 12 bytes per pixel for k=4);
+    `resume` (a `_Kept` of these columns, in this order): the columns' scores of the background
+    and layers 0..k-1 are those of the solve that kept it, and the DP starts at surface k (same
+    answers as a whole solve; the background's and those layers' scores are not read, so not
+    checked for non-finite values again). Returns the `_Kept` or None."""
+    n_lab, n, n_cols = scores.shape
     per = -(-n_cols // (2 * max(1, numba.get_num_threads())))
     tile = int(min(_COLUMN_TILE_MAX, max(_TILE, -(-per // _TILE) * _TILE)))
-    _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile)
+    k_from, k_keep = 0, -1
+    keep_g = np.empty((0, 0))
+    keep_arg = np.empty((0, 0, 0), dtype=np.int32)
+    if resume is not None:
+        k_from = int(resume.k)
+        keep_g, keep_arg = resume.g, resume.arg
+        if keep_g.shape != (n_cols, n + 1) or keep_arg.shape != (n_cols, k_from, n + 1):
+            raise ValueError("the kept DP rows do not match these columns")
+    elif keep_from >= 1:
+        k_keep = int(keep_from)
+        keep_g = np.empty((n_cols, n + 1))
+        keep_arg = np.empty((n_cols, k_keep, n + 1), dtype=np.int32)
+    _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile, k_from,
+                      k_keep, keep_g, keep_arg)
+    return _Kept(k_keep, keep_g, keep_arg) if k_keep >= 1 else None
 
 
 @njit(cache=True, parallel=True)
-def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile):
+def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile, k_from,
+                      k_keep, keep_g, keep_arg):
+    """`_per_column`'s kernel: k_from 0 or the surface the kept rows (keep_g, keep_arg) resume
+    at; k_keep -1 or the surface whose rows are kept into keep_g, keep_arg."""
     n_lab, n, n_cols = scores.shape
     n_layers = mn.shape[0]
     n_tiles = (n_cols + tile - 1) // tile
     for ti in prange(n_tiles):
         c0 = ti * tile
         w = min(tile, n_cols - c0)
-        # prefix sums of the tile's columns, reading the score rows contiguously
+        # prefix sums of the tile's columns, reading the score rows contiguously (resuming at
+        # surface k_from: not those of layers 0..k_from-1, which the DP does not read)
         P = np.empty((tile, n_layers + 1, n + 1))
         acc = np.zeros(tile)
         ok = np.ones(tile, dtype=np.bool_)
         for j in range(n_layers + 1):
+            if j >= 1 and j <= k_from:
+                continue
             lab = labs[j]
             for t in range(w):
                 acc[t] = 0.0
@@ -229,6 +278,7 @@ def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile)
         arg = np.empty((n_layers + 1, n + 1), dtype=np.int32)
         dq = np.empty(n + 1, dtype=np.int32)
         s = np.empty(n_layers + 1)
+        none = np.empty(0)
         for t in range(w):
             c = c0 + t
             bad[c] = not ok[t]
@@ -237,7 +287,19 @@ def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile)
                 for j in range(n_layers + 1):
                     surfaces[j, c] = n
                 continue
-            totals[c] = _column_dp(P[t], n, mn, mx, absent, g, h, arg, dq, s)
+            if k_from > 0:
+                for b in range(n + 1):
+                    g[k_from & 1, b] = keep_g[c, b]
+                for i in range(k_from):
+                    for b in range(n + 1):
+                        arg[i + 1, b] = keep_arg[c, i, b]
+            keep = keep_g[c] if k_keep >= 0 else none
+            totals[c] = _column_dp(P[t], n, mn, mx, absent, g, h, arg, dq, s, k_from, k_keep,
+                                   keep)
+            if k_keep >= 0:
+                for i in range(k_keep):
+                    for b in range(n + 1):
+                        keep_arg[c, i, b] = arg[i + 1, b]
             for j in range(n_layers + 1):
                 surfaces[j, c] = s[j]
 
@@ -680,13 +742,16 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
 class _PerColumn(NamedTuple):
     """`_search`'s per-column exact answer beside its smooth one: `surfaces` (K+1, cols), total
     `score`, `flags`, each column's score `totals` (cols,), and the ascent's gain tables `gains`
-    ((K+1, cols, rows+1)) or None."""
+    ((K+1, cols, rows+1)) or None; the per-column DP rows `kept` for a second solve (`_Kept`,
+    when asked for) and the guided start `start` ((K+1, cols), `_guided_start`) or None."""
 
     surfaces: np.ndarray
     score: float
     flags: list
     totals: np.ndarray
     gains: np.ndarray | None
+    kept: _Kept | None = None
+    start: np.ndarray | None = None
 
 
 @dataclass
@@ -697,7 +762,10 @@ class _Warm:
     its gain tables `gains` ((K+1, cols, rows+1), `_gain_tables`), updated in place in those
     labels' tables and columns; its per-column answer (`pc_surfaces` (K+1, cols), `pc_totals`
     (cols,)) outside the changed columns (the columns are independent; the changed ones are
-    solved again)."""
+    solved again). Optional: the first per-column solve's kept DP rows `kept` (`_Kept`; the
+    changed columns then start at its surface when no layer above it changed) and the first
+    guided start `start` ((K+1, cols); its surfaces above the first one whose per-column
+    depths changed are kept)."""
 
     surfaces: np.ndarray
     pc_surfaces: np.ndarray
@@ -705,18 +773,22 @@ class _Warm:
     gains: np.ndarray
     changed: np.ndarray
     labels: tuple
+    kept: _Kept | None = None
+    start: np.ndarray | None = None
 
 
 def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_thickness_mm=None,
             max_jump_px=None, absent_ok=None, max_passes: int = MAX_PASSES,
-            smooth_method: str = "ascent", warm: _Warm | None = None):
+            smooth_method: str = "ascent", warm: _Warm | None = None, keep_from: int = -1):
     """`ordered_search`, and with `max_jump_px` also the per-column exact answer the smooth
     search starts from: ``(result, per_column)``, `per_column` being None or that answer
     (`_PerColumn`), so `layerseg.layers.decode` compares the two without solving the
     columns twice. `warm` (`_Warm`, with `max_jump_px` and the ascent): the decode's second
     search, after its evidence rule lowered the scores of some columns, starts from the first
     one's answer as well as from the guided start, and solves only the changed columns
-    again."""
+    again. `keep_from` k >= 1 (a layer index): the per-column solve keeps its DP rows of
+    surface k (`_Kept`, in `per_column.kept`) for a warm second search whose changed layers
+    are k or deeper."""
     prof = as_profile(profile)
     sc = _check_scores(scores)
     _, n, n_cols = sc.shape
@@ -730,11 +802,18 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     if warm is not None and (jump is None or smooth_method != "ascent"):
         raise ConfigError("a warm start needs the jump-limited ascent")
     cols = None if warm is None else np.flatnonzero(warm.changed)
+    # a warm solve starts at the kept surface when no layer above it changed
+    resume = None
+    if warm is not None and warm.kept is not None and \
+            warm.kept.k <= min(prof.layers.index(name) for name in warm.labels):
+        resume = warm.kept
+    kept = None
     if cols is None or cols.size == n_cols:
         surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
         totals = np.empty(n_cols, dtype=np.float64)
         bad = np.zeros(n_cols, dtype=np.bool_)
-        _per_column(sc, labs, mn, mx, absent, surfaces, totals, bad)
+        kept = _per_column(sc, labs, mn, mx, absent, surfaces, totals, bad,
+                           keep_from=keep_from if warm is None else -1, resume=resume)
     else:
         # the columns are independent: only those whose scores changed are solved again
         surfaces = np.array(warm.pc_surfaces, dtype=np.float64)
@@ -744,8 +823,10 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             s_sub = np.empty((K + 1, cols.size))
             t_sub = np.empty(cols.size)
             b_sub = np.zeros(cols.size, dtype=np.bool_)
+            sub = None if resume is None else \
+                _Kept(resume.k, resume.g[cols], resume.arg[cols])
             _per_column(np.ascontiguousarray(sc[:, :, cols]), labs, mn, mx, absent, s_sub,
-                        t_sub, b_sub)
+                        t_sub, b_sub, resume=sub)
             surfaces[:, cols], totals[cols], bad[cols] = s_sub, t_sub, b_sub
     if bad.any():
         cols = np.flatnonzero(bad)
@@ -757,6 +838,7 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             None
     per_column_flags = list(flags)
     U = None
+    start = None
     if smooth_method == "mincut":
         S = _mincut_search(sc, labs, mn, mx, absent, jump)
         method = "smooth exact min-cut"
@@ -773,15 +855,17 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
                 below = labs[j + 1] if j < K else labs[0]
                 if cols.size and (labs[j] in hit or below in hit):
                     _gain_table_cols(sc, labs[j], below, cols, U[j])
-        S, passes, converged, total = _smooth_search(
+        S, passes, converged, total, start = _smooth_search(
             sc, labs, mn, mx, absent, jump, int(max_passes), surfaces, U,
-            None if warm is None else warm.surfaces)
+            None if warm is None else warm.surfaces,
+            None if warm is None or warm.start is None else (warm.start, warm.pc_surfaces))
         if not converged:
             flags.append(f"smooth search stopped after max_passes={max_passes} passes before "
                          "converging")
         method = f"smooth coordinate ascent ({passes} passes)"
     labels = surfaces_to_labels(S, prof, n)
-    per_column = _PerColumn(surfaces, float(totals.sum()), per_column_flags, totals, U)
+    per_column = _PerColumn(surfaces, float(totals.sum()), per_column_flags, totals, U, kept,
+                            start)
     return SearchResult(labels, S, flags, float(total), method), per_column
 
 
@@ -869,19 +953,31 @@ def _allowed_span(lo, hi, alt, n1):
     return max(a, 0), min(b, n1 - 1)
 
 
-def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS):
+def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS, earlier=None):
     """Feasible surfaces near the per-column answer `guide`: each surface, top down, is the
     jump-limited path closest to its per-column depths among those that keep the order and
-    thickness limits with the surface above and leave room for the obligatory layers below."""
+    thickness limits with the surface above and leave room for the obligatory layers below.
+
+    Surface k depends on the limits and on `guide`'s surfaces 0..k only: with `earlier`
+    (``(start, guide)`` of an earlier call under the same limits), the surfaces above the first
+    one whose guide differs are taken from that start (same answer)."""
     K = mn.shape[0]
     n_cols = guide.shape[1]
     mand = np.where(absent, 0, mn)
     room = np.concatenate([np.cumsum(mand[::-1])[::-1], [0]])   # rows needed below surface k
     S = np.empty((K + 1, n_cols))
+    k0 = 0
+    if earlier is not None:
+        old_start, old_guide = earlier
+        while k0 <= K and np.array_equal(guide[k0], old_guide[k0]):
+            k0 += 1
+        S[:k0] = old_start[:k0]
+        if k0 > K:
+            return S
     V = np.empty((n_cols, n + 1))
     arg = np.empty((n_cols, n + 1), dtype=np.int64)
     out = np.empty(n_cols, dtype=np.int64)
-    for k in range(K + 1):
+    for k in range(k0, K + 1):
         if k == 0:
             lo = np.zeros(n_cols, dtype=np.int64)
             hi = np.full(n_cols, n - room[0], dtype=np.int64)
@@ -971,7 +1067,8 @@ def _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes, block=_COARSE
     return np.repeat(Sb, block, axis=1)[:, :n_cols]
 
 
-def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=None):
+def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=None,
+                   earlier=None):
     """Coordinate ascent from feasible starts, keeping the better result.
 
     Without `warm`: from the per-column answer made smooth (`_guided_start`), ascended to
@@ -986,11 +1083,13 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     warm start alone can stick: a layer closed by moving one surface onto the next leaves two
     coincident surfaces that no single-surface move separates).
 
-    `U`: the gain tables of `sc` (`_gain_tables`). Returns ``(surfaces, passes, converged, total
-    score)`` of the kept answer."""
+    `U`: the gain tables of `sc` (`_gain_tables`); `earlier`: ``(start, guide)`` of an earlier
+    search under the same limits (`_guided_start`). Returns ``(surfaces, passes, converged,
+    total score, guided start)`` of the kept answer."""
     _, n, n_cols = sc.shape
     base = sc[labs[0]].sum(axis=0, dtype=np.float64)     # every row background, per column
-    start = _guided_start(guide, n, mn, mx, absent, jump)
+    guided = _guided_start(guide, n, mn, mx, absent, jump, earlier=earlier)
+    start = guided.copy()           # the ascent moves its start in place; `guided` is returned
     # the guided start places the surfaces one by one from the top: with jump limits that
     # differ between surfaces, one it placed can leave the next no path (a free surface above
     # one of fixed thickness and jump 0); the flat start meets any limits and takes its place
@@ -1004,7 +1103,7 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.array(warm, dtype=np.float64), jump,
                              max_passes)
     elif flat_first:      # the second start would be the same flat start, already ascended
-        return S, passes, converged, total
+        return S, passes, converged, total, guided
     else:
         S2, p2, c2 = _ascend(U, mn, mx, absent, np.ascontiguousarray(
             _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes)), jump,
@@ -1014,8 +1113,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
             p2 += more
     total2 = _gain_total(U, S2, base)
     if total2 > total:
-        return S2, p2, c2, total2
-    return S, passes, converged, total
+        return S2, p2, c2, total2, guided
+    return S, passes, converged, total, guided
 
 
 def _mincut_search(sc, labs, mn, mx, absent, jump):

@@ -98,7 +98,8 @@ def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
         s = np.empty((p.n_layers + 1, n_cols))
         tot = np.empty(n_cols)
         bad = np.ones(n_cols, dtype=np.bool_)
-        search._per_column_tiles(sc, labs, mn, mx, absent, s, tot, bad, tile)
+        search._per_column_tiles(sc, labs, mn, mx, absent, s, tot, bad, tile, 0, -1,
+                                 np.empty((0, 0)), np.empty((0, 0, 0), np.int32))
         np.testing.assert_array_equal(s, want)
         assert not bad.any()
         np.testing.assert_allclose(tot, [labelling_score(sc[:, :, c:c + 1], s[:, c:c + 1], p)
@@ -730,6 +731,106 @@ def test_warm_second_search_after_lowering_a_layer(seed):
     assert second.score >= max(scores) - 1e-9
     assert second.score >= labelling_score(sc2, first.surfaces, p) - 1e-9
 
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_per_column_resumed_at_a_kept_surface_gives_the_whole_solve(seed):
+    """A per-column solve keeps each column's DP row of surface k and its back-pointers above
+    (`_Kept`); after the scores of layer k and deeper change, a solve resumed there (every
+    column, or some columns in another order) gives the whole solve's surfaces and totals bit
+    for bit."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    K, rows, cols = p.n_layers, sc.shape[1], sc.shape[2]
+    k = int(rng.integers(1, K))
+    s1, t1, b1 = np.empty((K + 1, cols)), np.empty(cols), np.zeros(cols, np.bool_)
+    kept = search._per_column(sc, labs, mn, mx, absent, s1, t1, b1, keep_from=k)
+    assert kept.k == k and kept.g.shape == (cols, rows + 1)
+    assert kept.arg.shape == (cols, k, rows + 1)
+    plain = search._per_column(sc, labs, mn, mx, absent, s2 := np.empty((K + 1, cols)),
+                               t2 := np.empty(cols), np.zeros(cols, np.bool_))
+    assert plain is None
+    np.testing.assert_array_equal(s1, s2)          # keeping changes nothing
+    np.testing.assert_array_equal(t1, t2)
+    sc2 = sc.copy()
+    deep = labs[k + 1:]                              # layers k.. (labels) and not background
+    sc2[deep] += rng.normal(0.0, 3.0, size=sc2[deep].shape)
+    want_s, want_t = np.empty((K + 1, cols)), np.empty(cols)
+    search._per_column(sc2, labs, mn, mx, absent, want_s, want_t, np.zeros(cols, np.bool_))
+    got_s, got_t = np.empty((K + 1, cols)), np.empty(cols)
+    search._per_column(sc2, labs, mn, mx, absent, got_s, got_t, np.zeros(cols, np.bool_),
+                       resume=kept)
+    np.testing.assert_array_equal(got_s, want_s)
+    np.testing.assert_array_equal(got_t, want_t)
+    sub = rng.permutation(cols)[:max(1, cols // 3)]
+    ss, ts = np.empty((K + 1, sub.size)), np.empty(sub.size)
+    search._per_column(np.ascontiguousarray(sc2[:, :, sub]), labs, mn, mx, absent, ss, ts,
+                       np.zeros(sub.size, np.bool_),
+                       resume=search._Kept(k, kept.g[sub], kept.arg[sub]))
+    np.testing.assert_array_equal(ss, want_s[:, sub])
+    np.testing.assert_array_equal(ts, want_t[sub])
+    with pytest.raises(ValueError, match="do not match"):
+        search._per_column(sc2, labs, mn, mx, absent, got_s, got_t, np.zeros(cols, np.bool_),
+                           resume=search._Kept(k, kept.g[:-1], kept.arg[:-1]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_guided_start_reuses_the_surfaces_above_the_first_changed_guide(seed):
+    """`_guided_start` with an earlier call's (start, guide): the surfaces above the first one
+    whose guide changed are taken over, the rest fitted; the answer is the fresh one's."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    K, rows, cols = p.n_layers, sc.shape[1], sc.shape[2]
+    guide = search.ordered_search(sc, p, spacing_mm=(0.05, 0.05), min_thickness_mm=0.1,
+                                  max_thickness_mm=1.0,
+                                  absent_ok=list(p.layers[-2:])).surfaces
+    first = search._guided_start(guide, rows, mn, mx, absent, jump)
+    for j in (0, K // 2, K):
+        g2 = guide.copy()
+        c = rng.integers(0, cols, size=max(1, cols // 4))
+        g2[j:, c] = np.clip(g2[j:, c] + rng.integers(-3, 4, size=(K + 1 - j, c.size)), 0, rows)
+        g2[j:] = np.maximum.accumulate(g2[j:], axis=0)
+        fresh = search._guided_start(g2, rows, mn, mx, absent, jump)
+        np.testing.assert_array_equal(
+            search._guided_start(g2, rows, mn, mx, absent, jump, earlier=(first, guide)), fresh)
+    # the earlier start is only read
+    np.testing.assert_array_equal(first, search._guided_start(guide, rows, mn, mx, absent,
+                                                              jump))
+    np.testing.assert_array_equal(
+        search._guided_start(guide, rows, mn, mx, absent, jump, earlier=(first, guide)), first)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_warm_second_search_with_kept_rows_and_start_gives_the_same_answer(seed):
+    """The decode's second search given the first one's kept DP rows and guided start (what
+    `layerseg.layers.decode` passes) ends where the second search without them ends, bit for
+    bit; the first search's `start` is its guided start as `_guided_start` makes it (not the
+    ascended one); a lowered layer above the kept surface makes the second search solve its
+    columns whole (same answer again)."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    kw = dict(spacing_mm=(0.05, 0.05), min_thickness_mm=0.1, max_thickness_mm=1.0,
+              absent_ok=list(p.layers[-2:]))
+    k_a = p.n_layers - 2
+    first, pc = search._search(sc, p, max_jump_px=jump, keep_from=k_a, **kw)
+    plain_first, plain_pc = search._search(sc, p, max_jump_px=jump, **kw)
+    np.testing.assert_array_equal(first.surfaces, plain_first.surfaces)
+    assert pc.kept is not None and pc.kept.k == k_a and plain_pc.kept is None
+    np.testing.assert_array_equal(
+        pc.start, search._guided_start(pc.surfaces, sc.shape[1], mn, mx, absent, jump))
+    for layer in (p.layers[-1], p.layers[-2], p.layers[1]):
+        changed = rng.random(sc.shape[2]) < rng.choice([0.3, 1.0])
+        sc2 = sc.copy()
+        sc2[p.labels[p.layers.index(layer)]][:, changed] = sc.min() - 1e4
+        args = (first.surfaces, pc.surfaces, pc.totals)
+        bare = search._Warm(*args, pc.gains.copy(), changed, (layer,))
+        full = search._Warm(*args, pc.gains.copy(), changed, (layer,), pc.kept, pc.start)
+        a, pa = search._search(sc2, p, max_jump_px=jump, warm=bare, **kw)
+        b, pb = search._search(sc2, p, max_jump_px=jump, warm=full, **kw)
+        np.testing.assert_array_equal(b.surfaces, a.surfaces)
+        np.testing.assert_array_equal(pb.surfaces, pa.surfaces)
+        np.testing.assert_array_equal(pb.totals, pa.totals)
+        assert b.score == a.score
 
 
 def test_float32_scores_give_the_float64_tables_and_answers():
