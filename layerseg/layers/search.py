@@ -218,11 +218,11 @@ def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad, keep_from=-
     (cols,). Tiles of up to `_COLUMN_TILE_MAX` columns, narrower when there are few columns so
     that every thread still gets two tiles.
 
-    `keep_from` k >= 1: also returns a `_Kept` of surface k (about 12 bytes per pixel for k=4);
-    `resume` (a `_Kept` of these columns, in this order): the columns' scores of the background
-    and layers 0..k-1 are those of the solve that kept it, and the DP starts at surface k (same
-    answers as a whole solve; the background's and those layers' scores are not read, so not
-    checked for non-finite values again). Returns the `_Kept` or None."""
+    `keep_from` k >= 1: also returns a `_Kept` of surface k (8 + 4k bytes per pixel: 24 for
+    k = 4); `resume` (a `_Kept` of these columns, in this order): the columns' scores of the
+    background and layers 0..k-1 are those of the solve that kept it, and the DP starts at
+    surface k (same answers as a whole solve; the background's and those layers' scores are not
+    read, so not checked for non-finite values again). Returns the `_Kept` or None."""
     n_lab, n, n_cols = scores.shape
     per = -(-n_cols // (2 * max(1, numba.get_num_threads())))
     tile = int(min(_COLUMN_TILE_MAX, max(_TILE, -(-per // _TILE) * _TILE)))
@@ -987,8 +987,8 @@ def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS, 
             lo = prev + mn[k - 1]
             hi = np.minimum(prev + mx[k - 1], n - room[k])
             alt = prev if absent[k - 1] else np.full(n_cols, -1, dtype=np.int64)
-        _fit_surface(np.ascontiguousarray(guide[k]), lo, hi, np.ascontiguousarray(alt), int(jump[k]),
-                     trunc, V, arg, out)
+        _fit_surface(np.ascontiguousarray(guide[k]), lo, hi, np.ascontiguousarray(alt),
+                     int(jump[k]), trunc, V, arg, out)
         S[k] = out
     return S
 
