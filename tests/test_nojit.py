@@ -31,6 +31,7 @@ KERNELS = {
     "layers.search._pass_box": search._pass_box,
     "layers.search._fit_surface": search._fit_surface,
     "layers.search._allowed_span": search._allowed_span,
+    "layers.search._block_sums": search._block_sums,
     "layers.surfaces._labels_to_surfaces": surfaces._labels_to_surfaces,
     "layers.surfaces._surfaces_to_labels": surfaces._surfaces_to_labels,
     "layers.thickness._thickness_normal": thickness._thickness_normal,

@@ -1041,6 +1041,29 @@ def _ascend(U, mn, mx, absent, S, jump, max_passes):
     return S, passes, False
 
 
+@njit(cache=True, parallel=True)
+def _block_sums(sc, block):
+    """Sums of `sc` (L, rows, cols), float32 or float64, over blocks of `block` columns (the last
+    one shorter), in float64: shape (L, rows, ceil(cols / block)). Each block's first value
+    plus the running sum of the others, which for blocks of at most 8 columns are the sums of
+    ``np.add.reduceat(sc, range(0, cols, block), axis=2, dtype=float64)`` bit for bit (numpy
+    sums longer runs pairwise), at a fraction of its time (no casting buffers)."""
+    n_lab, n, n_cols = sc.shape
+    n_blocks = (n_cols + block - 1) // block
+    out = np.empty((n_lab, n, n_blocks))
+    for lr in prange(n_lab * n):
+        lab = lr // n
+        r = lr - lab * n
+        for b in range(n_blocks):
+            c0 = b * block
+            c1 = min(c0 + block, n_cols)
+            acc = 0.0
+            for c in range(c0 + 1, c1):
+                acc += np.float64(sc[lab, r, c])
+            out[lab, r, b] = np.float64(sc[lab, r, c0]) + acc
+    return out
+
+
 def _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes, block=_COARSE_BLOCK):
     """The flat start, ascended first on blocks of `block` columns: surfaces constant over each
     block form a restriction of the same problem (a block's gain is the sum of its columns'
@@ -1060,8 +1083,7 @@ def _coarse_flat_start(sc, labs, mn, mx, absent, jump, max_passes, block=_COARSE
     n_blocks = -(-n_cols // block)
     if n_blocks < 2:
         return np.repeat(s0, n_cols, axis=1)
-    blocks = np.ascontiguousarray(np.add.reduceat(sc, np.arange(0, n_cols, block), axis=2,
-                                                  dtype=np.float64))
+    blocks = _block_sums(sc, block)
     Sb, _, _ = _ascend(_gain_tables(blocks, labs, K), mn, mx, absent,
                        np.ascontiguousarray(np.repeat(s0, n_blocks, axis=1)), jump, max_passes)
     return np.repeat(Sb, block, axis=1)[:, :n_cols]

@@ -733,6 +733,21 @@ def test_warm_second_search_after_lowering_a_layer(seed):
 
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_cols", [1, 7, 8, 9, 61, 64])
+@pytest.mark.parametrize("block", [1, 3, 8])
+def test_block_sums_are_numpy_reduceat_bit_for_bit(rng, dtype, n_cols, block):
+    """`_block_sums` (the coarse start's column blocks) gives np.add.reduceat's float64 sums
+    bit for bit, the last block cut short included, on values of many magnitudes."""
+    from layerseg.layers import search
+    sc = (rng.normal(size=(8, 13, n_cols)) *
+          10.0 ** rng.uniform(-4, 4, size=(8, 13, n_cols))).astype(dtype)
+    want = np.add.reduceat(sc, np.arange(0, n_cols, block), axis=2, dtype=np.float64)
+    got = search._block_sums(sc, block)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_per_column_resumed_at_a_kept_surface_gives_the_whole_solve(seed):
     """A per-column solve keeps each column's DP row of surface k and its back-pointers above
