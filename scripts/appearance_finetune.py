@@ -18,7 +18,7 @@ MODE:
 
 Usage::
 
-    python scripts/appearance_finetune.py MODE OUT_DIR [STEPS] [--data DIR]
+    python scripts/appearance_finetune.py MODE OUT_DIR [STEPS] [--data DIR] [--extra DIR ...]
     python scripts/ship_model.py OUT_DIR/last.ckpt --out OUT.ckpt --name NAME \
         --config configs/default_cpu.yaml
     layerseg bench accuracy --data EVAL_SET --model OUT.ckpt --json OUT.json
@@ -204,6 +204,9 @@ def main() -> None:
     ap.add_argument("steps", nargs="?", type=int, default=1200)
     ap.add_argument("--data", default="runs/default_data",
                     help="folder with the default and wide training sets")
+    ap.add_argument("--extra", action="append", default=[], metavar="DIR",
+                    help="a further training set (repeatable: a set given twice is drawn from "
+                         "twice as often)")
     a = ap.parse_args()
     extra = MODES[a.mode]
     orig = FrameDataModule.transforms
@@ -221,7 +224,7 @@ def main() -> None:
     L.seed_everything(20)
     task = load_task("layerseg/data/models/default.ckpt").train()
     task.hparams.lr = 1e-3
-    dm = FrameDataModule(datasets=[f"{a.data}/default", f"{a.data}/wide"],
+    dm = FrameDataModule(datasets=[f"{a.data}/default", f"{a.data}/wide", *a.extra],
                          spacing_mm=(0.04, 0.04), patch_size=(352, 128), batch_size=8,
                          val_batch_size=1, num_workers=2, augment=True, scanner_augment=True,
                          val_fraction=0.03, test_fraction=0.0, seed=20)
