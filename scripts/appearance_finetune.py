@@ -19,6 +19,7 @@ MODE:
 Usage::
 
     python scripts/appearance_finetune.py MODE OUT_DIR [STEPS] [--data DIR] [--extra DIR ...]
+        [--patch ROWS COLS] [--batch N]
     python scripts/ship_model.py OUT_DIR/last.ckpt --out OUT.ckpt --name NAME \
         --config configs/default_cpu.yaml
     layerseg bench accuracy --data EVAL_SET --model OUT.ckpt --json OUT.json
@@ -204,6 +205,9 @@ def main() -> None:
     ap.add_argument("steps", nargs="?", type=int, default=1200)
     ap.add_argument("--data", default="runs/default_data",
                     help="folder with the default and wide training sets")
+    ap.add_argument("--patch", type=int, nargs=2, default=(352, 128), metavar=("ROWS", "COLS"),
+                    help="training patch at 0.04 mm (the recipe's 352 x 128)")
+    ap.add_argument("--batch", type=int, default=8, help="patches per step (the recipe's 8)")
     ap.add_argument("--extra", action="append", default=[], metavar="DIR",
                     help="a further training set (repeatable: a set given twice is drawn from "
                          "twice as often)")
@@ -225,7 +229,7 @@ def main() -> None:
     task = load_task("layerseg/data/models/default.ckpt").train()
     task.hparams.lr = 1e-3
     dm = FrameDataModule(datasets=[f"{a.data}/default", f"{a.data}/wide", *a.extra],
-                         spacing_mm=(0.04, 0.04), patch_size=(352, 128), batch_size=8,
+                         spacing_mm=(0.04, 0.04), patch_size=tuple(a.patch), batch_size=a.batch,
                          val_batch_size=1, num_workers=2, augment=True, scanner_augment=True,
                          val_fraction=0.03, test_fraction=0.0, seed=20)
     tr = L.Trainer(accelerator="cpu", devices=1, max_steps=a.steps, limit_val_batches=0,
