@@ -39,14 +39,48 @@ from layerseg.segmentation.trained.data import FrameDataModule
 from layerseg.segmentation.trained.predict import load_task
 from layerseg.segmentation.trained.transforms import RandLayerContrastd, RandSpeckleSize
 
-class RandDermisRamp(RandomizableTransform, MapTransform):
-    def __init__(self, prob=0.5, rng_db=(-12.0, 3.0), dr=60.0):
-        RandomizableTransform.__init__(self, prob); MapTransform.__init__(self, ["image"])
-        self.rng_db, self.dr, self.s = rng_db, dr, 0.0
+
+def _like(arr, ref):
+    """`arr` as a tensor when `ref` (the entry it replaces) is one, else as it is."""
+    return torch.as_tensor(arr) if isinstance(ref, torch.Tensor) else arr
+
+
+class _ImageAug(RandomizableTransform, MapTransform):
+    """An augmentation of ``d["image"]`` that reads ``d["label"]``: drawn with `prob`, then
+    `_apply(d)` (each subclass's own)."""
+
+    def __init__(self, prob):
+        RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, ["image"])
+
     def __call__(self, d):
         self.randomize(None)
         if not self._do_transform:
             return d
+        return self._apply(d)
+
+
+class _SpeckleAug(_ImageAug):
+    """An `_ImageAug` that fills regions with fresh speckle (`RandSpeckleSize`: grain and
+    strength drawn from this transform's own stream)."""
+
+    def __init__(self, prob, dr):
+        super().__init__(prob)
+        self.dr = dr
+        self.sp = RandSpeckleSize(1.0, (0.4, 2.5), (0.4, 4.0), (0.6, 1.0), dr)
+
+    def set_random_state(self, seed=None, state=None):
+        super().set_random_state(seed, state)
+        self.sp.set_random_state(state=self.R)
+        return self
+
+
+class RandDermisRamp(_ImageAug):
+    def __init__(self, prob=0.5, rng_db=(-12.0, 3.0), dr=60.0):
+        super().__init__(prob)
+        self.rng_db, self.dr, self.s = rng_db, dr, 0.0
+
+    def _apply(self, d):
         self.s = float(self.R.uniform(*self.rng_db))
         img = d["image"]; lb = np.asarray(d["label"])[0]
         der = lb == 2
@@ -57,22 +91,19 @@ class RandDermisRamp(RandomizableTransform, MapTransform):
         rr = np.arange(H)[:, None]
         frac = np.clip((rr - top) / np.maximum(bot - top, 1), 0, 1)
         add = np.where(der, frac * self.s / self.dr, 0.0).astype(np.float32)
-        add = torch.as_tensor(add) if isinstance(img, torch.Tensor) else add
-        d["image"] = img + add[None]
+        d["image"] = img + _like(add, img)[None]
         return d
 
 
-class RandCompress(RandomizableTransform, MapTransform):
+class RandCompress(_ImageAug):
     """Pull every tissue layer's mean grey level towards the tissue's common mean (keep a
     fraction alpha of each layer's contrast), offsets blurred as RandLayerContrast's."""
     def __init__(self, prob=0.5, keep=(0.2, 0.9), blur_px=1.5):
-        RandomizableTransform.__init__(self, prob); MapTransform.__init__(self, ["image"])
+        super().__init__(prob)
         self.keep, self.blur = keep, blur_px
-    def __call__(self, d):
+
+    def _apply(self, d):
         import scipy.ndimage as ndi
-        self.randomize(None)
-        if not self._do_transform:
-            return d
         a = float(self.R.uniform(*self.keep))
         img = np.asarray(d["image"], np.float32); lb = np.asarray(d["label"])[0].astype(int)
         tissue = (lb >= 2) & (lb <= 6)
@@ -86,24 +117,20 @@ class RandCompress(RandomizableTransform, MapTransform):
                 off[k] = (1 - a) * (common - float(img[0][m].mean()))
         o = ndi.gaussian_filter(off[np.clip(lb, 0, 7)], self.blur, mode="nearest")
         out = np.clip(img + o[None], 0, 1).astype(np.float32)
-        d["image"] = torch.as_tensor(out) if isinstance(d["image"], torch.Tensor) else out
+        d["image"] = _like(out, d["image"])
         return d
 
-class RandDeepTissue(RandomizableTransform, MapTransform):
+
+class RandDeepTissue(_SpeckleAug):
     """Cut the deepest soft layer (deep fat or muscle running to the patch bottom) at a smooth
     depth; below: plain speckle around its local level + an offset, labelled 0 (deep tissue)."""
     def __init__(self, prob=0.3, frac=(0.15, 0.8), off_db=(-15.0, 4.0), line_db=(2.0, 12.0),
                  dr=60.0):
-        RandomizableTransform.__init__(self, prob); MapTransform.__init__(self, ["image"])
-        self.frac, self.off_db, self.line_db, self.dr = frac, off_db, line_db, dr
-        self.sp = RandSpeckleSize(1.0, (0.4, 2.5), (0.4, 4.0), (0.6, 1.0), dr)
-    def set_random_state(self, seed=None, state=None):
-        super().set_random_state(seed, state); self.sp.set_random_state(state=self.R); return self
-    def __call__(self, d):
+        super().__init__(prob, dr)
+        self.frac, self.off_db, self.line_db = frac, off_db, line_db
+
+    def _apply(self, d):
         import scipy.ndimage as ndi
-        self.randomize(None)
-        if not self._do_transform:
-            return d
         img_t, lab_t = d["image"], d["label"]
         img = np.array(img_t, dtype=np.float32); lab = np.array(lab_t)
         L = lab[0].astype(np.int64); H, W = L.shape
@@ -143,25 +170,20 @@ class RandDeepTissue(RandomizableTransform, MapTransform):
             out = np.where(mask, new, img[ch]) + line * prof
             img[ch] = np.clip(out, 0, 1)
         lab[0][mask] = 0
-        d["image"] = torch.as_tensor(img) if isinstance(img_t, torch.Tensor) else img
-        d["label"] = torch.as_tensor(lab) if isinstance(lab_t, torch.Tensor) else lab
+        d["image"], d["label"] = _like(img, img_t), _like(lab, lab_t)
         return d
 
-class RandBoneFill(RandomizableTransform, MapTransform):
+
+class RandBoneFill(_SpeckleAug):
     """Fill the acoustic shadow under the bone line with dim speckle (bone penetration, a
     scanner's TGC lifting the shadow), decaying with depth; label unchanged."""
     def __init__(self, prob=0.4, off_db=(-22.0, -3.0), keep_px=(2, 5), decay_px=(10.0, 120.0),
                  dr=60.0):
-        RandomizableTransform.__init__(self, prob); MapTransform.__init__(self, ["image"])
-        self.off_db, self.keep_px, self.decay_px, self.dr = off_db, keep_px, decay_px, dr
-        self.sp = RandSpeckleSize(1.0, (0.4, 2.5), (0.4, 4.0), (0.6, 1.0), dr)
-    def set_random_state(self, seed=None, state=None):
-        super().set_random_state(seed, state); self.sp.set_random_state(state=self.R); return self
-    def __call__(self, d):
+        super().__init__(prob, dr)
+        self.off_db, self.keep_px, self.decay_px = off_db, keep_px, decay_px
+
+    def _apply(self, d):
         import scipy.ndimage as ndi
-        self.randomize(None)
-        if not self._do_transform:
-            return d
         img_t = d["image"]
         img = np.array(img_t, dtype=np.float32); L = np.array(d["label"])[0].astype(np.int64)
         H, W = L.shape
@@ -189,7 +211,7 @@ class RandBoneFill(RandomizableTransform, MapTransform):
         new = lev[None, :] + off + (noise + decay_db) / self.dr
         for ch in range(img.shape[0]):
             img[ch] = np.where(mask, np.clip(np.maximum(new, img[ch]), 0, 1), img[ch])
-        d["image"] = torch.as_tensor(img) if isinstance(img_t, torch.Tensor) else img
+        d["image"] = _like(img, img_t)
         return d
 
 
