@@ -31,6 +31,13 @@ def register(sub) -> None:
                         "frames) or 'wide' (probe 15-50 MHz, bandwidth, F-number, TGC, dynamic "
                         "range 40-80 dB, grey map, noise and per-layer echogenicity drawn per "
                         "frame from layerseg/data/sim_ranges.json)")
+    p.add_argument("--depth-mm", type=float, default=None, metavar="MM",
+                   help="field depth of each frame in mm (default 12)")
+    p.add_argument("--width-mm", type=float, default=None, metavar="MM",
+                   help="field width of each frame in mm (default 12.8)")
+    p.add_argument("--shape", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
+                   help="frame size in pixels (default 512 512); with --depth-mm and "
+                        "--width-mm it sets the pixel spacing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
@@ -38,11 +45,18 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..simulate import simulate_dataset
 
+    field = {}
+    if args.depth_mm is not None:
+        field["depth_mm"] = args.depth_mm
+    if args.width_mm is not None:
+        field["width_mm"] = args.width_mm
+    if args.shape is not None:
+        field["shape"] = tuple(args.shape)
     t0 = time.perf_counter()
     out = simulate_dataset(args.out, args.n, seed=args.seed, region=args.region,
                            age_range=tuple(args.age_range), workers=args.workers,
                            fmt=args.format, progress=not args.no_progress,
                            image_format=args.image_format, write_rf=args.rf,
-                           ranges=args.ranges)
+                           ranges=args.ranges, **field)
     print(f"wrote {args.n} frame(s) to {out} in {time.perf_counter() - t0:.1f} s")
     return 0

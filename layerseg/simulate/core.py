@@ -26,7 +26,7 @@ from .textures import Textures
 from .ranges import RANGES, child_rng, draw_wide
 
 __all__ = ["SimulatedFrame", "simulate_frame", "iq_to_rf", "DEVICE", "DEFAULT_SHAPE", "DEFAULT_DEPTH_MM",
-           "DEFAULT_WIDTH_MM"]
+           "DEFAULT_WIDTH_MM", "check_field"]
 
 DEVICE = "layerseg-sim"
 DEFAULT_SHAPE = (512, 512)
@@ -78,6 +78,38 @@ def _pick(value, vary, draw, nominal):
     if value is not None:
         return value
     return draw() if vary else nominal
+
+
+def check_field(shape=DEFAULT_SHAPE, depth_mm: float = DEFAULT_DEPTH_MM,
+                width_mm: float = DEFAULT_WIDTH_MM) -> tuple[int, int]:
+    """Check a simulated frame's size and field of view.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Rows and columns, at least 16 each.
+    depth_mm, width_mm : float
+        Field depth and width, 2-40 mm each.
+
+    Returns
+    -------
+    (int, int)
+        Rows and columns.
+
+    Raises
+    ------
+    ConfigError
+        Either out of range.
+    """
+    try:
+        n_rows, n_cols = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ConfigError(f"shape must be two pixel counts (rows, cols), got {shape!r}") from None
+    if n_rows < 16 or n_cols < 16:
+        raise ConfigError(f"shape must be at least 16 x 16 pixels, got {shape}")
+    if not (2.0 <= depth_mm <= 40.0 and 2.0 <= width_mm <= 40.0):
+        raise ConfigError(f"depth_mm and width_mm must lie in 2-40 mm, got {depth_mm}, {width_mm}")
+    return n_rows, n_cols
 
 
 def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45,
@@ -187,11 +219,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         raise ConfigError("shift_mm, compression and thickness_change_mm need scan_seed")
     if not (-0.2 <= compression <= 0.2):
         raise ConfigError(f"compression must lie in -0.2..0.2, got {compression}")
-    n_rows, n_cols = (int(v) for v in shape)
-    if n_rows < 16 or n_cols < 16:
-        raise ConfigError(f"shape must be at least 16 x 16 pixels, got {shape}")
-    if not (2.0 <= depth_mm <= 40.0 and 2.0 <= width_mm <= 40.0):
-        raise ConfigError(f"depth_mm and width_mm must lie in 2-40 mm, got {depth_mm}, {width_mm}")
+    n_rows, n_cols = check_field(shape, depth_mm, width_mm)
     if elasto_kind not in ("swe_kpa", "strain"):
         raise ConfigError(f"elasto_kind must be 'swe_kpa' or 'strain', got {elasto_kind!r}")
     spacing = (depth_mm / n_rows, width_mm / n_cols)

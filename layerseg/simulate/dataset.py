@@ -220,6 +220,10 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         raise ConfigError(f"ranges must be one of {RANGES}, got {ranges!r}")
     if ranges != "default":
         sim_kwargs = {**sim_kwargs, "ranges": ranges}
+    from .core import DEFAULT_DEPTH_MM, DEFAULT_SHAPE, DEFAULT_WIDTH_MM, check_field
+    check_field(sim_kwargs.get("shape", DEFAULT_SHAPE),
+                sim_kwargs.get("depth_mm", DEFAULT_DEPTH_MM),
+                sim_kwargs.get("width_mm", DEFAULT_WIDTH_MM))   # before any folder is made
     root = Path(out)
     for name in ("manifest.csv", "exams.csv"):
         if (root / name).exists():

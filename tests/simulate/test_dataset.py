@@ -86,6 +86,29 @@ def test_cli(tmp_path, capsys):
     assert rc == 2  # refuses to overwrite
 
 
+def test_cli_field_of_view(tmp_path, capsys):
+    """--shape / --depth-mm / --width-mm set each frame's size and spacing; a field out of
+    range is refused before any folder is made."""
+    rc = main(["simulate", "--n", "2", "--out", str(tmp_path / "d"), "--seed", "3",
+               "--shape", "192", "48", "--depth-mm", "15", "--width-mm", "2.4",
+               "--no-progress"])
+    assert rc == 0
+    ds = read_dataset(tmp_path / "d")
+    for it in ds:
+        assert it.frame.shape == (192, 48) and it.label.shape == (192, 48)
+        assert it.frame.spacing_mm == pytest.approx((15 / 192, 2.4 / 48))
+    # the same frames as the library call with the same field
+    b = simulate_dataset(tmp_path / "b", 2, seed=3, progress=False, shape=(192, 48),
+                         depth_mm=15.0, width_mm=2.4)
+    _same_tree(tmp_path / "d" / "images", b / "images")
+    for bad in (["--depth-mm", "55"], ["--width-mm", "1"], ["--shape", "8", "512"]):
+        out = tmp_path / ("bad" + bad[0] + bad[1])
+        rc = main(["simulate", "--n", "1", "--out", str(out), "--no-progress"] + bad)
+        assert rc == 2 and not out.exists()
+        err = capsys.readouterr().err
+        assert ("depth_mm" in err or "shape" in err), err
+
+
 def test_dicom_exams_read_back(tmp_path):
     import layerseg
     out = simulate_dataset(tmp_path / "dc", 3, seed=1, fmt="dicom", progress=False, **SMALL)
