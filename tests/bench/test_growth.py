@@ -51,6 +51,39 @@ def test_ratios_from_known_costs(monkeypatch):
     assert flat["growth.fixed_linear.linearity.ratio"] > 1
 
 
+def test_case_over_target_is_timed_again(monkeypatch):
+    """A case over the target after the rounds gets as many rounds again, and only it; a burst
+    that slowed its large size in the first rounds does not stand, a real excess does."""
+    clock = _Clock()
+    calls = {"burst": 0}
+
+    def cases(shape, model, seed, tmp, filters, with_model, small):
+        px = shape[0] * shape[1]
+        big = shape != small
+
+        def linear():
+            clock.t += px * 1e-6
+
+        def burst():                     # the large size slowed in its first 2 runs only
+            n = calls["burst"] = calls["burst"] + big
+            clock.t += px * 1e-6 * (3 if big and n <= 2 else 1)
+
+        def quadratic():
+            clock.t += (px * 1e-4) ** 2
+        return {"linear": linear, "burst": burst, "quadratic": quadratic}
+
+    monkeypatch.setattr(growth, "_cases", cases)
+    monkeypatch.setattr(growth, "time", clock)
+    res = growth.run_growth_benchmark(sizes=((10, 10), (20, 20)), model="classical", repeat=1)
+    c = res["cases"]
+    assert c["linear"]["rounds"] == 1 and c["linear"]["within_target"]
+    # warm-up (1) + the round (2) were slow; the round again is not
+    assert c["burst"]["rounds"] == 2 and c["burst"]["time_ratio"] == pytest.approx(4)
+    assert c["burst"]["within_target"]
+    assert c["quadratic"]["rounds"] == 2 and not c["quadratic"]["within_target"]
+    assert "| burst |" in growth.format_growth_benchmark(res)
+
+
 def test_real_cases_run_on_small_frames():
     res = growth.run_growth_benchmark(sizes=((48, 48), (96, 96)), model="classical", repeat=1,
                                       filters=True)
