@@ -400,10 +400,15 @@ def unsupported_runs(log_probs: np.ndarray, labels: np.ndarray, profile: Profile
     for layer in layers:
         k = LABEL_NAMES.index(layer)
         mask = lab == k
-        present = mask.any(axis=0)
-        if not present.any():
+        rows_with = np.flatnonzero(mask.any(axis=1))
+        if not rows_with.size:
             continue
-        p = np.exp(np.asarray(log_probs[k], dtype=np.float64))
+        present = mask.any(axis=0)
+        # only the rows the layer occupies somewhere: the others would add exact zeros to the
+        # column sums (taken row after row), so the sums are the same bit for bit
+        r0, r1 = int(rows_with[0]), int(rows_with[-1]) + 1
+        mask = mask[r0:r1]
+        p = np.exp(np.asarray(log_probs[k, r0:r1], dtype=np.float64))
         psum = (p * mask).sum(axis=0)
         n = mask.sum(axis=0)
         weak = np.zeros(lab.shape[1], dtype=bool)

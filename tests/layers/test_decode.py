@@ -410,6 +410,31 @@ def test_unsupported_runs_against_a_plain_loop(seed):
         np.testing.assert_array_equal(got[k], want[k])
 
 
+def test_unsupported_runs_sums_only_the_layers_rows():
+    """The column sums over the rows a layer occupies are those over the whole frame bit for
+    bit (the other rows add exact zeros), so the runs do not change at a threshold set to a
+    run's own mean probability."""
+    rng = np.random.default_rng(11)
+    rows, cols = 200, 60
+    lab = np.zeros((rows, cols), np.intp)
+    top = 120 + rng.integers(-10, 10, cols)
+    for c in range(cols):
+        lab[top[c]:top[c] + 30, c] = LABEL_NAMES.index("muscle")
+        lab[top[c] + 30:, c] = LABEL_NAMES.index("bone")
+    lab[:, 20:25] = 0
+    lp = np.log(rng.dirichlet(np.ones(8) * 0.5, (rows, cols)).transpose(2, 0, 1))
+    for layer in ("muscle", "bone"):
+        k = LABEL_NAMES.index(layer)
+        mask = lab == k
+        p = np.exp(lp[k])
+        psum, n = (p * mask).sum(axis=0), mask.sum(axis=0)
+        run = slice(0, 20)                                   # the first run's own mean
+        thr = psum[run].sum() / n[run].sum()
+        for t, weak in ((thr, False), (np.nextafter(thr, 1.0), True)):
+            got = unsupported_runs(lp, lab, get_profile("temple"), [layer], t)
+            assert bool(got.get(layer, np.zeros(cols, bool))[0]) is weak
+
+
 def _bone_case(p_bone_weak):
     """Temple columns: bone under muscle, believed (p 0.98) on the left and barely
     (`p_bone_weak`) on the right, the two runs parted by eight columns of muscle to the bottom."""

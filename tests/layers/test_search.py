@@ -696,7 +696,7 @@ def test_gain_table_in_some_columns_equals_the_whole_table_there(seed):
     np.testing.assert_array_equal(U[rest], before[rest])
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_warm_second_search_after_lowering_a_layer(seed):
     """The decode's second search (`_Warm`): a layer's scores lowered in some columns, the
     search reuses the first one's gain tables (updated where they changed: equal to fresh ones)
@@ -709,7 +709,8 @@ def test_warm_second_search_after_lowering_a_layer(seed):
               absent_ok=list(p.layers[-2:]))
     first, pc = search._search(sc, p, max_jump_px=jump, **kw)
     layer = p.layers[-2]
-    changed = rng.random(sc.shape[2]) < 0.5
+    # seeds 6 and 7: every column changed (the tables are then made whole, by column tiles)
+    changed = rng.random(sc.shape[2]) < (0.5 if seed < 6 else 2.0)
     sc2 = sc.copy()
     sc2[p.labels[-2]][:, changed] = sc.min() - 1e4
     warm = search._Warm(first.surfaces, pc.surfaces, pc.totals, pc.gains, changed, (layer,))
