@@ -5,7 +5,7 @@
 #   bash scripts/eval_default.sh [OUT_DIR] [MODEL]
 # OUT_DIR (default runs/eval_default) receives the frames, per-model summaries (JSON, with a
 # per-frame CSV beside each) and table.md. MODEL defaults to the shipped 'default'.
-# About 45 min on 2 CPU cores, most of it the PyMUST set and the classical segmenter.
+# About 55 min on 2 CPU cores, most of it the PyMUST set and the classical segmenter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/eval_default}
@@ -17,8 +17,14 @@ mkdir -p "$OUT"
     --seed 4343 --ranges wide --no-progress
 [ -f "$OUT/pymust24/manifest.csv" ] || python scripts/make_pymust_set.py "$OUT/pymust24" \
     --n 24 --seed 9001
+# frames twice as deep as the benchmark's (24 mm: the tissue under the modelled layers)
+DEEP=(--shape 1024 512 --depth-mm 24 --width-mm 12.8)
+[ -f "$OUT/deep60/manifest.csv" ] || layerseg simulate --n 60 --out "$OUT/deep60" \
+    --seed 4545 "${DEEP[@]}" --no-progress
+[ -f "$OUT/deepwide60/manifest.csv" ] || layerseg simulate --n 60 --out "$OUT/deepwide60" \
+    --seed 4646 --ranges wide "${DEEP[@]}" --no-progress
 rows=()
-for set in default200 wide200 pymust24; do
+for set in default200 wide200 pymust24 deep60 deepwide60; do
     for m in "$MODEL" classical; do
         tag=$(basename "$m" .ckpt)
         js="$OUT/${set}_${tag}.json"
