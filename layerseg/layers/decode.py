@@ -23,7 +23,10 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
 - for a probabilistic model given the frame's image, an echo for bone (``bone_echo``): a run of
   bone columns is kept only where the image shows a bone surface, a bright periosteal echo over
   the tissue above it or an acoustic shadow under it (`unechoic_bone_runs`); a run with neither
-  is taken out in the same second search (deep soft tissue that a network took for bone).
+  is taken out in the same second search (deep soft tissue that a network took for bone);
+  with ``rejected_bone_to_background``, that search reads the bone probability of every column
+  left without bone as background (label 0, the unmodelled deep tissue), so the deep tissue does
+  not become muscle or deep fat and no bone is drawn into the columns beside a run taken out.
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -139,7 +142,7 @@ def _validate(cfg: dict, src) -> None:
     conf["column_min"] = number(conf["column_min"], "confidence.column_min", src, lo=0.0, hi=1.0)
     conf["max_low_fraction"] = number(conf["max_low_fraction"], "confidence.max_low_fraction",
                                       src, lo=0.0, hi=1.0)
-    for key in ("free_bottom_surface", "bone_to_bottom"):
+    for key in ("free_bottom_surface", "bone_to_bottom", "rejected_bone_to_background"):
         if not isinstance(cfg[key], bool):
             raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
     ev = cfg["absent_evidence"]
@@ -303,6 +306,15 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
                 sc2 = sc.copy()
             else:
                 sc2 = sc.astype(np.float64)
+            changed_labels = tuple(weak)
+            if "bone" in weak and pri["rejected_bone_to_background"]:
+                # the bone probability of every column left without bone goes to the
+                # background (the deep tissue a network took for bone), not to the layers above
+                kb = LABEL_NAMES.index("bone")
+                no_bone = weak["bone"] | ~(labels == kb).any(axis=0)
+                sc2[0][:, no_bone] = np.logaddexp(sc[0][:, no_bone], sc[kb][:, no_bone])
+                weak["bone"] = no_bone
+                changed_labels += ("background",)
             for layer, cols in weak.items():
                 sc2[LABEL_NAMES.index(layer)][:, cols] = floor
             # same limits, scores changed in the weak runs' columns only: the second search
@@ -316,7 +328,7 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
                 for cols in weak.values():
                     changed[cols] = True
                 warm = _Warm(res.surfaces, first_pc.surfaces, first_pc.totals, first_pc.gains,
-                             changed, tuple(weak), first_pc.kept, first_pc.start)
+                             changed, changed_labels, first_pc.kept, first_pc.start)
             res, _ = _decode_once(sc2, prof, pri, kw, ax / ay, rows, warm)
             labels, surfaces = _finish(res, prof, pri, rows)
     return SegmentationResult(np.asarray(labels, dtype=np.uint8), surfaces, prof,

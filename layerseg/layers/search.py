@@ -804,7 +804,8 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     cols = None if warm is None else np.flatnonzero(warm.changed)
     # a warm solve starts at the kept surface when no layer above it changed
     resume = None
-    if warm is not None and warm.kept is not None and \
+    # (the background's scores enter every surface's DP row: no resume when they changed)
+    if warm is not None and warm.kept is not None and "background" not in warm.labels and \
             warm.kept.k <= min(prof.layers.index(name) for name in warm.labels):
         resume = warm.kept
     kept = None

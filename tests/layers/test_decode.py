@@ -472,6 +472,45 @@ def test_decode_takes_out_a_layer_the_model_barely_believes_in():
     assert (decode(lp2, prof, SP, log_probabilities=True).labels[80:, -5:] == 7).all()
 
 
+def _deep_tissue_case():
+    """Temple columns over a frame twice as deep as the anatomy: muscle believed (p 0.98) from
+    row 60 to 75; under it, unmodelled deep tissue that the model calls bone (p 0.6), with
+    muscle (p 0.25) before the background (p 0.1). The image is flat speckle: no periosteal
+    echo, no shadow."""
+    prof = get_profile("temple")
+    rows, cols = 120, 40
+    lab = np.zeros((rows, cols), np.intp)
+    for lo, hi, v in ((5, 8, 1), (8, 30, 2), (30, 45, 3), (45, 50, 4), (50, 60, 5),
+                      (60, 120, 6)):
+        lab[lo:hi] = v
+    prob = np.full((8, rows, cols), 0.02 / 7)
+    np.put_along_axis(prob, lab[None], 0.98, axis=0)
+    deep = np.s_[75:, :]
+    prob[(slice(None),) + deep] = 0.05 / 5
+    prob[(7,) + deep], prob[(6,) + deep], prob[(0,) + deep] = 0.6, 0.25, 0.1
+    grey = np.random.default_rng(5).uniform(90, 110, (rows, cols))
+    return np.log(prob), prof, (grey, 60.0)
+
+
+def test_deep_tissue_taken_for_bone_ends_as_background():
+    """Bone that the image does not show is taken out, and its probability read as background
+    (`rejected_bone_to_background`): the deep tissue is label 0, not muscle, and the muscle
+    ends where the model's muscle ends; switched off, the muscle runs on to the frame bottom
+    (the model's next most likely label there)."""
+    lp, prof, image = _deep_tissue_case()
+    first = decode(lp, prof, SP, log_probabilities=True, priors={"bone_echo": {
+        "enabled": False, "min_line_db": 13.0, "min_shadow_db": 2.0}})
+    assert (first.labels[76:] == 7).all()                    # the model's answer: bone
+    res = decode(lp, prof, SP, log_probabilities=True, image=image)
+    assert (res.labels[60:75] == 6).all() and (res.labels[75:] == 0).all()
+    assert order_violations(res.labels, prof) == 0
+    off = decode(lp, prof, SP, log_probabilities=True, image=image,
+                 priors={"rejected_bone_to_background": False})
+    assert (off.labels[60:] == 6).all()
+    with pytest.raises(ConfigError, match="rejected_bone_to_background"):
+        decode(lp, prof, SP, priors={"rejected_bone_to_background": "yes"})
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_float32_log_probabilities_decode_as_their_float64_values(seed):
     """A network's float32 log-probabilities are decoded as they are (half the memory
