@@ -45,13 +45,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..simulate import simulate_dataset
 
-    field = {}
-    if args.depth_mm is not None:
-        field["depth_mm"] = args.depth_mm
-    if args.width_mm is not None:
-        field["width_mm"] = args.width_mm
-    if args.shape is not None:
-        field["shape"] = tuple(args.shape)
+    # the field of view where given (else simulate_frame's defaults)
+    given = {"depth_mm": args.depth_mm, "width_mm": args.width_mm,
+             "shape": None if args.shape is None else tuple(args.shape)}
+    field = {k: v for k, v in given.items() if v is not None}
     t0 = time.perf_counter()
     out = simulate_dataset(args.out, args.n, seed=args.seed, region=args.region,
                            age_range=tuple(args.age_range), workers=args.workers,
