@@ -494,7 +494,8 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
             cached, ref.scores = ref.scores, None
             seg = segment_with(segmenter.scores if cached is None else lambda d, p: cached,
                                frame, region=reg, return_scores=True, model=str(model),
-                               log_probabilities=True)
+                               log_probabilities=True,
+                               field_depth_mm=segmenter.field_depth_mm)
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
         conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows

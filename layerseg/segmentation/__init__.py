@@ -101,7 +101,8 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
 
     seg = check_model(model)
     res = segment_with(seg.scores, frame, region=region, priors=priors,
-                       return_scores=return_scores, model=str(model), log_probabilities=True)
+                       return_scores=return_scores, model=str(model), log_probabilities=True,
+                       field_depth_mm=seg.field_depth_mm)
     return res if return_scores else res.labels
 
 

@@ -63,7 +63,8 @@ def frame_spacing(frame) -> tuple[float, float]:
 def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *,
                  region: str | None = None, priors=None, return_scores: bool = False,
                  model: str = "", log_probabilities: bool = False,
-                 other_grid: bool = False) -> SegmentationResult:
+                 other_grid: bool = False,
+                 field_depth_mm: float | None = None) -> SegmentationResult:
     """Check the frame, resolve its profile, score it with `scores` and decode.
 
     Parameters
@@ -93,6 +94,10 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
         same field of view (the classical segmenter's working grid): decoded there, their
         surfaces are taken onto the frame's grid as a model's are (no sub-pixel refinement,
         no confidence).
+    field_depth_mm : float, optional
+        The depth of field a trained model was trained on
+        (`layerseg.segmentation.trained.predict.TrainedSegmenter.field_depth_mm`): a frame
+        deeper than this gets a QC flag (`field_depth_flag`).
 
     Returns
     -------
@@ -100,12 +105,16 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     """
     disp = check_frame(frame)
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
+    deep = field_depth_flag(disp, field_depth_mm)
     sc = scores(disp, prof)
     rows, cols = disp.shape
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
-        return _decode_on_own_grid(sc, disp, prof, note, priors=priors, model=model,
-                                     return_scores=return_scores,
-                                     log_probabilities=log_probabilities)
+        res = _decode_on_own_grid(sc, disp, prof, note, priors=priors, model=model,
+                                  return_scores=return_scores,
+                                  log_probabilities=log_probabilities)
+        if deep:
+            res.flags.append(deep)
+        return res
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols):
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
                             f"{rows} x {cols}; only log-probabilities or a segmenter that says so "
@@ -121,7 +130,41 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
             res.flags.append(flag)
     if note:
         res.flags.append(note)
+    if deep:
+        res.flags.append(deep)
     return res
+
+
+FIELD_DEPTH_MARGIN = 1.25
+"""A frame is flagged as deeper than a model's training field when its depth exceeds that field
+by this factor (the training frames are padded to the patch, and a few millimetres of tissue
+under the anatomy are in them)."""
+
+
+def field_depth_flag(frame, field_depth_mm: float | None) -> str | None:
+    """The QC flag of a frame deeper than the field a trained model was trained on, or None.
+
+    Parameters
+    ----------
+    frame : Frame
+        With its pixel spacing.
+    field_depth_mm : float or None
+        The model's training field depth in mm (None: no check).
+
+    Returns
+    -------
+    str or None
+        The flag, when the frame's depth (rows x axial spacing) exceeds `field_depth_mm` by
+        more than `FIELD_DEPTH_MARGIN`.
+    """
+    if field_depth_mm is None or not field_depth_mm > 0:
+        return None
+    depth = frame.shape[0] * frame.spacing_mm[0]
+    if depth <= FIELD_DEPTH_MARGIN * field_depth_mm:
+        return None
+    return (f"field {depth:.1f} mm deep, deeper than the model's training field "
+            f"({field_depth_mm:.1f} mm): the tissue under the anatomy may be taken for a layer; "
+            "check the deep layers (muscle, bone) on the overlay")
 
 
 def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,

@@ -289,6 +289,18 @@ class TrainedSegmenter:
         self.device = resolve_device(device)
 
     @property
+    def field_depth_mm(self) -> float | None:
+        """Depth in mm of the field the network was trained on: its training patches' rows at
+        its spacing (``patch_size[0] * spacing_mm[0]`` of the checkpoint), None when the
+        checkpoint does not say. Frames deeper than this hold tissue no training patch showed
+        (`layerseg.segmentation.pipeline.segment_with` flags them)."""
+        hp = self.task.hparams
+        try:
+            return float(hp["patch_size"][0]) * float(hp["spacing_mm"][0])
+        except (KeyError, TypeError, IndexError, ValueError):
+            return None
+
+    @property
     def predictor(self) -> Predictor:
         """The network as it runs: on the CPU exported at the first use, or on the accelerator
         (cached)."""
