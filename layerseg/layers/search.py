@@ -854,9 +854,11 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             hit = np.array([LABEL_INDEX[name] for name in warm.labels], dtype=np.int64)
             for j in range(K + 1):
                 below = labs[j + 1] if j < K else labs[0]
-                if cols.size == n_cols and (labs[j] in hit or below in hit):
+                if not cols.size or (labs[j] not in hit and below not in hit):
+                    continue
+                if cols.size == n_cols:
                     _gain_table(sc, labs[j], below, U[j])     # tiles: rows read contiguously
-                elif cols.size and (labs[j] in hit or below in hit):
+                else:
                     _gain_table_cols(sc, labs[j], below, cols, U[j])
         S, passes, converged, total, start = _smooth_search(
             sc, labs, mn, mx, absent, jump, int(max_passes), surfaces, U,

@@ -109,29 +109,24 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     sc = scores(disp, prof)
     rows, cols = disp.shape
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
-        res = _decode_on_own_grid(sc, disp, prof, note, priors=priors, model=model,
+        res = _decode_on_own_grid(sc, disp, prof, priors=priors, model=model,
                                   return_scores=return_scores,
                                   log_probabilities=log_probabilities)
-        if deep:
-            res.flags.append(deep)
-        return res
-    if sc.ndim == 3 and sc.shape[1:] != (rows, cols):
+    elif sc.ndim == 3 and sc.shape[1:] != (rows, cols):
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
                             f"{rows} x {cols}; only log-probabilities or a segmenter that says so "
                              "(other_grid) may come on another grid")
-    res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
-                 priors=priors, keep_scores=return_scores, model=model,
-                 log_probabilities=log_probabilities,
-                 image=_image(disp) if log_probabilities else None)
-    if log_probabilities:
-        res.column_confidence = column_confidence(sc, res.labels)
-        flag = confidence_flag(res.column_confidence, priors)
-        if flag:
-            res.flags.append(flag)
-    if note:
-        res.flags.append(note)
-    if deep:
-        res.flags.append(deep)
+    else:
+        res = decode(sc, prof, disp.spacing_mm, frequency_mhz=frame.meta.frequency_mhz,
+                     priors=priors, keep_scores=return_scores, model=model,
+                     log_probabilities=log_probabilities,
+                     image=_image(disp) if log_probabilities else None)
+        if log_probabilities:
+            res.column_confidence = column_confidence(sc, res.labels)
+            flag = confidence_flag(res.column_confidence, priors)
+            if flag:
+                res.flags.append(flag)
+    res.flags.extend(f for f in (note, deep) if f)
     return res
 
 
@@ -167,7 +162,7 @@ def field_depth_flag(frame, field_depth_mm: float | None) -> str | None:
             "check the deep layers (muscle, bone) on the overlay")
 
 
-def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | None, *,
+def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
                           priors, model: str, return_scores: bool,
                           log_probabilities: bool = True) -> SegmentationResult:
     """Decode scores on their own grid (a model's, or the classical working grid), refine
@@ -191,8 +186,6 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, note: str | 
     flag = confidence_flag(conf, priors) if log_probabilities else None
     if flag:
         out.flags.append(flag)
-    if note:
-        out.flags.append(note)
     if return_scores and not log_probabilities:
         out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
     elif return_scores:
