@@ -25,8 +25,9 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   the tissue above it or an acoustic shadow under it (`unechoic_bone_runs`); a run with neither
   is taken out in the same second search (deep soft tissue that a network took for bone);
   with ``rejected_bone_to_background``, that search reads the bone probability of every column
-  left without bone as background (label 0, the unmodelled deep tissue), so the deep tissue does
-  not become muscle or deep fat and no bone is drawn into the columns beside a run taken out.
+  left without bone as background below the deepest layer (label 0, the unmodelled deep
+  tissue), so the deep tissue does not become muscle or deep fat and no bone is drawn into the
+  columns beside a run taken out.
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -300,21 +301,28 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
             # the layer cannot be chosen in those columns (a large finite penalty: the search
             # takes finite scores); 'may be absent' lets the search close it there
             floor = float(sc.min()) - 1e4
+            dtype = sc.dtype
             if abs(floor) < float(np.finfo(np.float32).max):
                 # a float32 value: float32 and float64 scores of the same values decode alike
                 floor = float(np.float32(floor))
-                sc2 = sc.copy()
             else:
-                sc2 = sc.astype(np.float64)
+                dtype = np.float64
             changed_labels = tuple(weak)
-            if "bone" in weak and pri["rejected_bone_to_background"]:
+            to_background = "bone" in weak and pri["rejected_bone_to_background"]
+            # with the rule below, a ninth plane: the background below the deepest layer
+            sc2 = np.empty((N_LABELS + to_background,) + sc.shape[1:], dtype=dtype)
+            sc2[:N_LABELS] = sc
+            if to_background:
                 # the bone probability of every column left without bone goes to the
-                # background (the deep tissue a network took for bone), not to the layers above
+                # background below the deepest layer (the deep tissue a network took for
+                # bone), not to the layers above; the background above the skin keeps its own
+                # scores, so the search resumes from the first one's kept DP rows
                 kb = LABEL_NAMES.index("bone")
                 no_bone = weak["bone"] | ~(labels == kb).any(axis=0)
-                sc2[0][:, no_bone] = np.logaddexp(sc[0][:, no_bone], sc[kb][:, no_bone])
+                sc2[N_LABELS] = sc[0]
+                sc2[N_LABELS][:, no_bone] = np.logaddexp(sc[0][:, no_bone], sc[kb][:, no_bone])
                 weak["bone"] = no_bone
-                changed_labels += ("background",)
+                changed_labels += ("background_below",)
             for layer, cols in weak.items():
                 sc2[LABEL_NAMES.index(layer)][:, cols] = floor
             # same limits, scores changed in the weak runs' columns only: the second search

@@ -65,6 +65,9 @@ from .surfaces import as_profile, check_spacing, surfaces_to_labels
 __all__ = ["SearchResult", "ordered_search", "search_limits_rows", "labelling_score"]
 
 _NEG = -np.inf
+_BELOW = N_LABELS
+"""Index of the optional ninth score plane of `_search`: the background below the deepest layer
+(label 0 there), when it is scored apart from the background above the skin."""
 _GAIN_RTOL = 1e-9
 """A surface move is kept only when it raises the total by more than this (relative); stops ties
 from cycling."""
@@ -100,8 +103,10 @@ class SearchResult:
 # --------------------------------------------------------------------------- kernels
 
 @njit(cache=True)
-def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s, k_from, k_keep, keep):
-    """Exact DP for one column. P: (K+1, n+1) prefix sums, row 0 background, row k+1 layer k.
+def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s, k_from, k_keep, keep, bot):
+    """Exact DP for one column. P: (K+1, n+1) prefix sums, row 0 background, row k+1 layer k
+    (and row K+1, the background below the deepest layer, when it is scored apart: `bot` is the
+    row of the background below, 0 or K+1).
     Writes the K+1 surfaces to out_s; returns the best total score. g: (2, n+1), the DP rows of
     the current and the next surface in turn (small enough for the L1 cache with the other
     buffers at 600 rows); arg: (K+1, n+1) back-pointers.
@@ -110,8 +115,8 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s, k_from, k_keep, keep)
     0..k-1's scores only. `k_keep` >= 0: that row of surface `k_keep` is copied into `keep`
     ((n+1,)). `k_from` > 0: the DP starts at surface `k_from` from the row the caller put in
     ``g[k_from & 1]`` and the back-pointers in ``arg[1..k_from]`` (kept from a solve of the
-    same column whose scores of the background and those layers were the same); P's rows
-    1..k_from are then not read."""
+    same column whose scores of the background above and those layers were the same); P's
+    rows 1..k_from (and row 0 when `bot` is K+1) are then not read."""
     n_layers = mn.shape[0]
     if k_from == 0:
         for b in range(n + 1):
@@ -169,7 +174,7 @@ def _column_dp(P, n, mn, mx, absent, g, h, arg, dq, out_s, k_from, k_keep, keep)
     best = _NEG
     bb = -1
     for b in range(n + 1):
-        v = g[n_layers & 1, b] + P[0, n] - P[0, b]
+        v = g[n_layers & 1, b] + P[bot, n] - P[bot, b]
         if v > best:
             best = v
             bb = b
@@ -220,9 +225,11 @@ def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad, keep_from=-
 
     `keep_from` k >= 1: also returns a `_Kept` of surface k (8 + 4k bytes per pixel: 24 for
     k = 4); `resume` (a `_Kept` of these columns, in this order): the columns' scores of the
-    background and layers 0..k-1 are those of the solve that kept it, and the DP starts at
+    background above the skin and layers 0..k-1 are those of the solve that kept it, and the DP starts at
     surface k (same answers as a whole solve; the background's and those layers' scores are not
-    read, so not checked for non-finite values again). Returns the `_Kept` or None."""
+    read, so not checked for non-finite values again). `labs`: the score plane of the
+    background above, of layers 0..K-1 and of the background below (K+2). Returns the `_Kept`
+    or None."""
     n_lab, n, n_cols = scores.shape
     per = -(-n_cols // (2 * max(1, numba.get_num_threads())))
     tile = int(min(_COLUMN_TILE_MAX, max(_TILE, -(-per // _TILE) * _TILE)))
@@ -251,16 +258,20 @@ def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile,
     n_lab, n, n_cols = scores.shape
     n_layers = mn.shape[0]
     n_tiles = (n_cols + tile - 1) // tile
+    # the background below the deepest layer: its own prefix row when scored apart
+    bot = n_layers + 1 if labs[n_layers + 1] != labs[0] else 0
+    n_p = n_layers + 2 if bot else n_layers + 1
     for ti in prange(n_tiles):
         c0 = ti * tile
         w = min(tile, n_cols - c0)
         # prefix sums of the tile's columns, reading the score rows contiguously (resuming at
-        # surface k_from: not those of layers 0..k_from-1, which the DP does not read)
-        P = np.empty((tile, n_layers + 1, n + 1))
+        # surface k_from: not those of layers 0..k_from-1, which the DP does not read, nor the
+        # background above when the one below is scored apart)
+        P = np.empty((tile, n_p, n + 1))
         acc = np.zeros(tile)
         ok = np.ones(tile, dtype=np.bool_)
-        for j in range(n_layers + 1):
-            if j >= 1 and j <= k_from:
+        for j in range(n_p):
+            if (j >= 1 and j <= k_from) or (j == 0 and k_from > 0 and bot):
                 continue
             lab = labs[j]
             for t in range(w):
@@ -295,7 +306,7 @@ def _per_column_tiles(scores, labs, mn, mx, absent, surfaces, totals, bad, tile,
                         arg[i + 1, b] = keep_arg[c, i, b]
             keep = keep_g[c] if k_keep >= 0 else none
             totals[c] = _column_dp(P[t], n, mn, mx, absent, g, h, arg, dq, s, k_from, k_keep,
-                                   keep)
+                                   keep, bot)
             if k_keep >= 0:
                 for i in range(k_keep):
                     for b in range(n + 1):
@@ -504,9 +515,9 @@ def _box_gaps(mn, mx, absent, S, j, c, n_layers):
 @njit(cache=True)
 def _gain_total(U, S, base):
     """Total score of surfaces S (K+1, cols) from the gain tables U (`_gain_tables`) and each
-    column's all-background score `base` (cols,): a row between s_k and s_k+1 gains
-    sum_{j > k} (score of label j - score of label j+1) = its label's score - background's
-    (telescoping), so the total is base + sum_j U_j[s_j] per column, K+1 look-ups instead of a
+    column's score with every row the background below the deepest layer, `base` (cols,): a
+    row between s_k and s_k+1 gains sum_{j > k} (score above surface j - score below it) = its
+    label's score - that background's (telescoping), so the total is base + sum_j U_j[s_j] per column, K+1 look-ups instead of a
     pass over every pixel (`_total_score`; equal up to float rounding)."""
     n_s, n_cols, _ = U.shape
     tot = 0.0
@@ -526,6 +537,8 @@ def _total_score(scores, labs, S):
     for c in range(n_cols):
         for r in range(n):
             lab = labs[0]
+            if r >= S[n_s - 1, c]:
+                lab = labs[n_s]         # the background below the deepest layer
             for k in range(n_s - 1):
                 if S[k, c] <= r and r < S[k + 1, c]:
                     lab = labs[k + 1]
@@ -536,10 +549,13 @@ def _total_score(scores, labs, S):
 
 # --------------------------------------------------------------------------- validation
 
-def _check_scores(scores) -> np.ndarray:
+def _check_scores(scores, below_ok: bool = False) -> np.ndarray:
+    """Scores as a contiguous float32 or float64 array, checked; `below_ok`: a ninth plane, the
+    background below the deepest layer (`_BELOW`), is allowed (`_search`)."""
     if not isinstance(scores, np.ndarray):
         scores = np.asarray(scores)
-    if scores.ndim != 3 or scores.shape[0] != N_LABELS:
+    if scores.ndim != 3 or not (scores.shape[0] == N_LABELS
+                                or (below_ok and scores.shape[0] == N_LABELS + 1)):
         raise ScoreMapError(f"score maps must have shape ({N_LABELS}, rows, cols), one map per "
                             f"label 0-7; got shape {scores.shape}")
     if scores.shape[1] < 1 or scores.shape[2] < 1:
@@ -672,7 +688,7 @@ def labelling_score(scores, surfaces, profile=None) -> float:
     """
     prof = as_profile(profile)
     sc = _check_scores(scores)
-    labs = np.array((0,) + prof.labels, dtype=np.int64)
+    labs = np.array((0,) + prof.labels + (0,), dtype=np.int64)
     return float(_total_score(sc, labs, np.ascontiguousarray(surfaces, dtype=np.float64)))
 
 
@@ -735,6 +751,7 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     minima of the deepest obligatory layers are dropped first. See the module docstring for the
     method and its cost.
     """
+    _check_scores(scores)           # eight planes (the ninth is `_search`'s own)
     return _search(scores, profile, spacing_mm, min_thickness_mm, max_thickness_mm,
                    max_jump_px, absent_ok, max_passes, smooth_method)[0]
 
@@ -788,13 +805,19 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     one's answer as well as from the guided start, and solves only the changed columns
     again. `keep_from` k >= 1 (a layer index): the per-column solve keeps its DP rows of
     surface k (`_Kept`, in `per_column.kept`) for a warm second search whose changed layers
-    are k or deeper."""
+    are k or deeper.
+
+    `scores` may hold a ninth plane (`_BELOW`): the score of the background below the deepest
+    layer, where it differs from the background above the skin (plane 0); the warm search
+    names it ``"background_below"`` among its changed labels. A change there enters only the
+    last step of each column's DP, so the kept DP rows stay valid."""
     prof = as_profile(profile)
-    sc = _check_scores(scores)
+    sc = _check_scores(scores, below_ok=True)
     _, n, n_cols = sc.shape
     mn, mx, absent, flags = search_limits_rows(prof, n, spacing_mm, min_thickness_mm,
                                                max_thickness_mm, absent_ok)
-    labs = np.array((0,) + prof.labels, dtype=np.int64)
+    below = _BELOW if sc.shape[0] > N_LABELS else 0
+    labs = np.array((0,) + prof.labels + (below,), dtype=np.int64)
     K = prof.n_layers
     jump = None if max_jump_px is None else _check_jump(max_jump_px, K)
     if smooth_method not in ("ascent", "mincut"):
@@ -802,11 +825,15 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     if warm is not None and (jump is None or smooth_method != "ascent"):
         raise ConfigError("a warm start needs the jump-limited ascent")
     cols = None if warm is None else np.flatnonzero(warm.changed)
-    # a warm solve starts at the kept surface when no layer above it changed
+    # a warm solve starts at the kept surface when no layer above it changed (the background
+    # above the skin enters every surface's DP row: no resume when it changed; the one below
+    # enters only the last step)
     resume = None
-    # (the background's scores enter every surface's DP row: no resume when they changed)
+    layers_changed = [prof.layers.index(name) for name in warm.labels
+                      if name not in ("background", "background_below")] \
+        if warm is not None else []
     if warm is not None and warm.kept is not None and "background" not in warm.labels and \
-            warm.kept.k <= min(prof.layers.index(name) for name in warm.labels):
+            warm.kept.k <= min(layers_changed, default=K):
         resume = warm.kept
     kept = None
     if cols is None or cols.size == n_cols:
@@ -851,15 +878,15 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
             # a table depends on the labels on both sides of its surface and on each column
             # alone: only the tables of the changed labels, in the changed columns, change
             U = warm.gains
-            hit = np.array([LABEL_INDEX[name] for name in warm.labels], dtype=np.int64)
+            hit = np.array([_BELOW if name == "background_below" else LABEL_INDEX[name]
+                            for name in warm.labels], dtype=np.int64)
             for j in range(K + 1):
-                below = labs[j + 1] if j < K else labs[0]
-                if not cols.size or (labs[j] not in hit and below not in hit):
+                if not cols.size or (labs[j] not in hit and labs[j + 1] not in hit):
                     continue
                 if cols.size == n_cols:
-                    _gain_table(sc, labs[j], below, U[j])     # tiles: rows read contiguously
+                    _gain_table(sc, labs[j], labs[j + 1], U[j])  # tiles: rows read contiguously
                 else:
-                    _gain_table_cols(sc, labs[j], below, cols, U[j])
+                    _gain_table_cols(sc, labs[j], labs[j + 1], cols, U[j])
         S, passes, converged, total, start = _smooth_search(
             sc, labs, mn, mx, absent, jump, int(max_passes), surfaces, U,
             None if warm is None else warm.surfaces,
@@ -1005,7 +1032,7 @@ def _gain_tables(sc, labs, K):
     _, n, n_cols = sc.shape
     U = np.empty((K + 1, n_cols, n + 1))
     for j in range(K + 1):
-        _gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], U[j])
+        _gain_table(sc, labs[j], labs[j + 1], U[j])
     return U
 
 
@@ -1114,7 +1141,8 @@ def _smooth_search(sc, labs, mn, mx, absent, jump, max_passes, guide, U, warm=No
     search under the same limits (`_guided_start`). Returns ``(surfaces, passes, converged,
     total score, guided start)`` of the kept answer."""
     _, n, n_cols = sc.shape
-    base = sc[labs[0]].sum(axis=0, dtype=np.float64)     # every row background, per column
+    # every row the background below, per column (the gains telescope to it: `_gain_total`)
+    base = sc[labs[-1]].sum(axis=0, dtype=np.float64)
     guided = _guided_start(guide, n, mn, mx, absent, jump, earlier=earlier)
     start = guided.copy()           # the ascent moves its start in place; `guided` is returned
     # the guided start places the surfaces one by one from the top: with jump limits that
@@ -1157,10 +1185,9 @@ def _mincut_search(sc, labs, mn, mx, absent, jump):
     maxflow = require_optional("maxflow", "PyMaxflow", "mincut", "smooth_method='mincut'")
     if n < 1:
         return np.zeros((K + 1, n_cols))
-    P = np.zeros((N_LABELS, n + 1, n_cols))
+    P = np.zeros((sc.shape[0], n + 1, n_cols))
     np.cumsum(sc, axis=1, out=P[:, 1:])
-    below = np.append(labs[1:], labs[0])
-    U = P[labs] - P[below]                     # (K+1, n+1, cols): score as a function of s_j
+    U = P[labs[:-1]] - P[labs[1:]]                     # (K+1, n+1, cols): score as a function of s_j
     delta = -(U[:, 1:] - U[:, :-1])            # cost increment of x(j, c, d) = 1, d = 1..n
     delta = np.ascontiguousarray(delta.transpose(0, 2, 1))   # (K+1, cols, n)
     big = 1.0 + 4.0 * float(np.abs(delta).sum())

@@ -93,7 +93,7 @@ def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
               max_thickness_mm={"epidermis": 0.3, "dermis": 1.0}, absent_ok=None)
     want = ordered_search_plain(sc, p, **kw)
     mn, mx, absent, _ = search_limits_rows(p, 40, **kw)
-    labs = np.array((0,) + p.labels, dtype=np.int64)
+    labs = np.array((0,) + p.labels + (0,), dtype=np.int64)
     for tile in (8, 16, 32):
         s = np.empty((p.n_layers + 1, n_cols))
         tot = np.empty(n_cols)
@@ -335,15 +335,15 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
 
     p = get_profile("forehead")
     sc = np.log(rng.dirichlet(np.ones(8), size=(40, 30)).transpose(2, 0, 1))
-    labs = np.array((0,) + p.labels, dtype=np.int64)
+    labs = np.array((0,) + p.labels + (0,), dtype=np.int64)
     K = p.n_layers
     U = search._gain_tables(sc, labs, K)
     one = np.empty((30, 41))
     for j in range(K + 1):
-        search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
+        search._gain_table(sc, labs[j], labs[j + 1], one)
         np.testing.assert_array_equal(U[j], one)
         # U[c, d]: the sum down column c of (above - below) over the rows above d
-        above, below = sc[labs[j]], sc[labs[j + 1] if j < K else labs[0]]
+        above, below = sc[labs[j]], sc[labs[j + 1]]
         np.testing.assert_allclose(U[j][:, 1:], np.cumsum(above - below, axis=0).T)
 
     kw = dict(spacing_mm=(0.05, 0.05), min_thickness_mm=0.1, max_thickness_mm=1.0,
@@ -353,7 +353,7 @@ def test_shared_gain_tables_equal_recomputed_ones(rng):
     jump = search._check_jump(2, K)
 
     def solve_recomputing(S, j):   # each table recomputed every pass
-        search._gain_table(sc, labs[j], labs[j + 1] if j < K else labs[0], one)
+        search._gain_table(sc, labs[j], labs[j + 1], one)
         return search._surface_pass(one, mn, mx, absent, S, j, int(jump[j]),
                                     np.empty((30, 41)), np.empty((30, 41), np.int64),
                                     np.empty(41, np.bool_), np.empty(41, np.int64))
@@ -606,7 +606,7 @@ def test_ascent_skipping_settled_surfaces_matches_full_sweeps(seed):
     p = get_profile(["cheek", "forehead", "jaw"][seed % 3])
     rows, cols = int(rng.integers(20, 60)), int(rng.integers(5, 40))
     sc = np.log(rng.dirichlet(np.full(8, 0.3), size=(rows, cols)).transpose(2, 0, 1))
-    labs = np.array((0,) + p.labels, dtype=np.int64)
+    labs = np.array((0,) + p.labels + (0,), dtype=np.int64)
     K = p.n_layers
     mn, mx, absent, _ = search.search_limits_rows(p, rows, (0.05, 0.05), 0.1, 1.0, None)
     jump = search._check_jump(int(rng.integers(1, 4)), K)
@@ -648,7 +648,7 @@ def _search_case(seed):
     p = get_profile(["cheek", "forehead", "jaw"][seed % 3])
     rows, cols = int(rng.integers(20, 50)), int(rng.integers(9, 45))
     sc = np.log(rng.dirichlet(np.full(8, 0.3), size=(rows, cols)).transpose(2, 0, 1))
-    labs = np.array((0,) + p.labels, dtype=np.int64)
+    labs = np.array((0,) + p.labels + (0,), dtype=np.int64)
     mn, mx, absent, _ = search.search_limits_rows(p, rows, (0.05, 0.05), 0.1, 1.0,
                                                   list(p.layers[-2:]))
     jump = search._check_jump(int(rng.integers(1, 4)), p.n_layers)
@@ -769,7 +769,7 @@ def test_per_column_resumed_at_a_kept_surface_gives_the_whole_solve(seed):
     np.testing.assert_array_equal(s1, s2)          # keeping changes nothing
     np.testing.assert_array_equal(t1, t2)
     sc2 = sc.copy()
-    deep = labs[k + 1:]                              # layers k.. (labels) and not background
+    deep = labs[k + 1:-1]                            # layers k.. (labels) and not background
     sc2[deep] += rng.normal(0.0, 3.0, size=sc2[deep].shape)
     want_s, want_t = np.empty((K + 1, cols)), np.empty(cols)
     search._per_column(sc2, labs, mn, mx, absent, want_s, want_t, np.zeros(cols, np.bool_))
@@ -847,6 +847,106 @@ def test_warm_second_search_with_kept_rows_and_start_gives_the_same_answer(seed)
         np.testing.assert_array_equal(pb.surfaces, pa.surfaces)
         np.testing.assert_array_equal(pb.totals, pa.totals)
         assert b.score == a.score
+
+
+def _below_reference(sc9, profile, surfaces):
+    """Total of a labelling when rows under the deepest layer score the ninth plane: the label
+    map's own scores, the background's replaced there (plain NumPy)."""
+    rows = sc9.shape[1]
+    from layerseg.layers import surfaces_to_labels
+    lab = surfaces_to_labels(surfaces, profile, rows).astype(int)
+    under = np.arange(rows)[:, None] >= surfaces[-1][None, :]
+    lab = np.where(under, 8, lab)
+    return float(np.take_along_axis(sc9, lab[None], axis=0).sum())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_background_below_plane_scores_only_the_rows_under_the_deepest_layer(seed):
+    """A ninth score plane (`_search`): the background below the deepest layer scored apart
+    from the one above the skin. Per column the answer is the brute-force optimum of that
+    scoring; the smooth answer's score is its total under it; with plane 8 equal to plane 0
+    everything is the eight-plane answer bit for bit."""
+    from layerseg.layers import search
+    rng = np.random.default_rng(seed)
+    p = SMALL
+    sc = rng.normal(size=(8, 7, 6))
+    sc9 = np.concatenate([sc, rng.normal(size=(1, 7, 6)) + 1.0])
+    r, _ = search._search(sc9, p)
+    for c in range(6):
+        col = sc9[:, :, c]
+        want = -np.inf
+        n = col.shape[1]
+        for srf in itertools.combinations_with_replacement(range(n + 1), p.n_layers + 1):
+            want = max(want, _below_reference(sc9[:, :, c:c + 1], p,
+                                               np.array(srf, float)[:, None]))
+        assert _below_reference(sc9[:, :, c:c + 1], p, r.surfaces[:, c:c + 1]) == \
+            pytest.approx(want, abs=1e-9)
+    assert r.score == pytest.approx(_below_reference(sc9, p, r.surfaces), abs=1e-9)
+    kw = dict(spacing_mm=(0.05, 0.05), max_jump_px=1)
+    sm, _ = search._search(sc9, p, **kw)
+    assert sm.score == pytest.approx(_below_reference(sc9, p, sm.surfaces), abs=1e-9)
+    same = np.concatenate([sc, sc[:1]])
+    for extra in ({}, kw):
+        a, _ = search._search(same, p, **extra)
+        b, _ = search._search(sc, p, **extra)
+        np.testing.assert_array_equal(a.surfaces, b.surfaces)
+        assert a.score == b.score
+    with pytest.raises(ScoreMapError):
+        ordered_search(sc9, p)                      # the public search takes eight planes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_warm_search_with_background_below_changed_resumes_from_the_kept_rows(seed):
+    """The decode's rule for rejected bone: bone floored in some columns and the background
+    below the deepest layer given a ninth plane. The warm second search resumes from the first
+    one's kept DP rows (the background above is unchanged) and ends where a search of the same
+    nine planes from scratch with the same warm start ends, bit for bit; its per-column
+    answer is the exact one of the nine planes."""
+    from layerseg.layers import search
+    rng, p, sc, labs, mn, mx, absent, jump = _search_case(seed)
+    kw = dict(spacing_mm=(0.05, 0.05), min_thickness_mm=0.1, max_thickness_mm=1.0,
+              absent_ok=list(p.layers[-2:]))
+    k_a = p.n_layers - 2
+    first, pc = search._search(sc, p, max_jump_px=jump, keep_from=k_a, **kw)
+    deepest = p.layers[-1]
+    changed = rng.random(sc.shape[2]) < rng.choice([0.4, 1.0])
+    sc9 = np.concatenate([sc, sc[:1]])
+    kd = p.labels[-1]
+    sc9[8][:, changed] = np.logaddexp(sc[0][:, changed], sc[kd][:, changed])
+    sc9[kd][:, changed] = sc.min() - 1e4
+    labels = (deepest, "background_below")
+    args = (first.surfaces, pc.surfaces, pc.totals)
+    calls = []
+    real = search._per_column
+
+    def spy(*a, **k):
+        calls.append(k.get("resume"))
+        return real(*a, **k)
+
+    search._per_column = spy
+    try:
+        a, pa = search._search(sc9, p, max_jump_px=jump, warm=search._Warm(
+            *args, pc.gains.copy(), changed, labels, pc.kept, pc.start), **kw)
+    finally:
+        search._per_column = real
+    assert calls and calls[0] is not None and calls[0].k == k_a     # resumed
+    b, pb = search._search(sc9, p, max_jump_px=jump, warm=search._Warm(
+        *args, pc.gains.copy(), changed, labels), **kw)
+    np.testing.assert_array_equal(a.surfaces, b.surfaces)
+    np.testing.assert_array_equal(pa.surfaces, pb.surfaces)
+    np.testing.assert_array_equal(pa.gains, search._gain_tables(
+        sc9, np.array((0,) + p.labels + (8,), dtype=np.int64), p.n_layers))
+    exact, _ = search._search(sc9, p, **kw)
+    np.testing.assert_array_equal(pa.surfaces, exact.surfaces)
+    assert a.score == pytest.approx(_below_reference(sc9, p, a.surfaces))
+    # the background above changed too: no resume, same answer as from scratch
+    sc9b = sc9.copy()
+    sc9b[0][:, changed] += 0.5
+    c9, _ = search._search(sc9b, p, max_jump_px=jump, warm=search._Warm(
+        *args, pc.gains.copy(), changed, labels + ("background",), pc.kept, pc.start), **kw)
+    d9, _ = search._search(sc9b, p, max_jump_px=jump, warm=search._Warm(
+        *args, pc.gains.copy(), changed, labels + ("background",)), **kw)
+    np.testing.assert_array_equal(c9.surfaces, d9.surfaces)
 
 
 def test_float32_scores_give_the_float64_tables_and_answers():
