@@ -43,9 +43,9 @@ def _hash(s):
 # The same frames at reduced precision (every other row of bmode and elasto as float16, the
 # labels whole, every 16th RF sample as float16 over its peak): NumPy picks its exp/log/sin
 # kernels by the CPU's vector extensions, so the float bytes differ in the last bits between
-# machines (the digests above were taken on CPUs with AVX-512); where the digest differs, the
-# frame must still be these values within float16 rounding (any changed draw moves every
-# speckle by tens of grey levels).
+# machines (the digests above fail on an AVX2-only CPU with the NumPy and SciPy versions they
+# were taken with); where the digest differs, the frame must still be these values within
+# float16 rounding (any changed draw moves every speckle by tens of grey levels).
 BEFORE_ARRAYS = Path(__file__).parent / "data" / "default_frames_before.npz"
 
 
