@@ -21,6 +21,12 @@ load falls on both alike:
   to its own spacing (``@finer`` costs it little more), and the classical segmenter's smoothing
   widths are set in mm, so at a finer spacing each of its Gaussian filters spans more pixels.
 
+Beside them, the machine's memory speed at the two working sets (``memory``): the copy rate of
+a buffer the size of a frame's eight float32 score maps (8 MiB at 512 x 512, 32 MiB at
+1024 x 1024), timed in the same rounds. Where the large buffer no longer fits the processor's
+cache, every memory-bound step of a pipeline costs more per pixel at the large size than at the
+small one, and on a shared machine that share of the cost moves with the neighbours' load.
+
 For each: the seconds at both sizes (best of `repeat` rounds; a case over the target gets as many
 rounds again before it is reported over), ``time_ratio`` (time at the large
 size over time at the small; ideal: the pixel ratio, 4) and ``linearity`` (pixel ratio x small
@@ -148,7 +154,8 @@ def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default
     dict
         ``sizes``, ``pixel_ratio``, ``model``, ``cases``: name -> ``seconds`` (size key ->
         s), ``time_ratio``, ``linearity``, ``within_target`` (``time_ratio <= 4.5``),
-        ``rounds`` (rounds timed).
+        ``rounds`` (rounds timed); ``memory``: size key -> ``bytes`` and ``copy_gb_per_s``
+        (best round) of copying a buffer of the size's eight float32 score maps.
     """
     small, large = (tuple(int(v) for v in s) for s in sizes)
     pixel_ratio = (large[0] * large[1]) / (small[0] * small[1])
@@ -162,6 +169,17 @@ def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default
                 fn()
         best = {s: dict.fromkeys(cases[s], float("inf")) for s in (small, large)}
         rounds = dict.fromkeys(cases[small], 0)
+        # the memory speed at each size's working set (eight float32 score maps)
+        bufs = {s: (np.ones(8 * s[0] * s[1], dtype=np.float32),
+                    np.empty(8 * s[0] * s[1], dtype=np.float32)) for s in (small, large)}
+        copy_best = dict.fromkeys((small, large), float("inf"))
+
+        def time_copies():
+            for s in (small, large):
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    np.copyto(bufs[s][1], bufs[s][0])
+                    copy_best[s] = min(copy_best[s], time.perf_counter() - t0)
         limit = TARGET_TIME_RATIO * pixel_ratio / 4
 
         def time_rounds(names, n):
@@ -172,6 +190,7 @@ def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default
                         cases[s][name]()
                         best[s][name] = min(best[s][name], time.perf_counter() - t0)
                     rounds[name] += 1
+                time_copies()
 
         n_rounds = max(1, int(repeat))
         time_rounds(list(cases[small]), n_rounds)
@@ -185,8 +204,12 @@ def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default
         out[name] = {"seconds": {_key(small): t1, _key(large): t4}, "time_ratio": t4 / t1,
                      "linearity": pixel_ratio * t1 / t4,
                      "within_target": bool(t4 / t1 <= limit), "rounds": rounds[name]}
+    memory = {_key(s): {"bytes": int(bufs[s][0].nbytes),
+                        "copy_gb_per_s": 2 * bufs[s][0].nbytes / copy_best[s] / 1e9
+                        if copy_best[s] > 0 else None}
+              for s in (small, large)}
     return {"sizes": [list(small), list(large)], "pixel_ratio": pixel_ratio, "model": str(model),
-            "repeat": int(repeat), "cases": out}
+            "repeat": int(repeat), "cases": out, "memory": memory}
 
 
 def format_growth_benchmark(res: dict) -> str:
@@ -202,4 +225,11 @@ def format_growth_benchmark(res: dict) -> str:
                      f"{r['time_ratio']:.2f} | {r['linearity']:.2f} | "
                      f"{'yes' if r['within_target'] else 'NO'} | "
                      f"{r.get('rounds', res['repeat'])} |")
+    mem = res.get("memory")
+    if mem:
+        lines += ["", "memory speed at each size's working set (copying its eight float32 score "
+                  "maps, read + write): " + ", ".join(
+                      f"{k} ({m['bytes'] / 2**20:.0f} MiB) " + (
+                          "-" if m["copy_gb_per_s"] is None else f"{m['copy_gb_per_s']:.1f} GB/s")
+                      for k, m in mem.items())]
     return "\n".join(lines)

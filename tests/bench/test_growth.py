@@ -94,3 +94,15 @@ def test_real_cases_run_on_small_frames():
     assert not any(n.startswith(("model.", "infer.")) for n in names)   # no trained model
     for r in res["cases"].values():
         assert all(s > 0 for s in r["seconds"].values())
+
+
+def test_memory_speed_is_measured_at_both_working_sets(monkeypatch):
+    """The copy rate of each size's eight float32 score maps is timed in the same rounds and
+    reported beside the cases (bytes from the sizes; rates positive on the real clock)."""
+    monkeypatch.setattr(growth, "_cases", lambda *a, **k: {"noop": lambda: None})
+    res = growth.run_growth_benchmark(sizes=((16, 32), (32, 64)), model="classical", repeat=2)
+    mem = res["memory"]
+    assert mem["16x32"]["bytes"] == 8 * 16 * 32 * 4 and mem["32x64"]["bytes"] == 8 * 32 * 64 * 4
+    assert all(m["copy_gb_per_s"] > 0 for m in mem.values())
+    md = growth.format_growth_benchmark(res)
+    assert "memory speed" in md and "32x64 (0 MiB)" in md and "GB/s" in md
