@@ -15,6 +15,7 @@ from numba.core.dispatcher import Dispatcher
 
 from layerseg.filters import _box, median, nlm, srad
 from layerseg.layers import search, surfaces, thickness
+from layerseg.segmentation import classical
 from layerseg.simulate import acoustics
 
 KERNELS = {
@@ -36,6 +37,7 @@ KERNELS = {
     "layers.surfaces._surfaces_to_labels": surfaces._surfaces_to_labels,
     "layers.thickness._thickness_normal": thickness._thickness_normal,
     "simulate.acoustics._axial_conv": acoustics._axial_conv,
+    "segmentation.classical._label_plane": classical._label_plane,
 }
 
 

@@ -59,6 +59,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from numba import njit, prange
 from scipy import ndimage as ndi
 
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
@@ -270,6 +271,43 @@ def _gauss_ll(n, mean, sd):
     return -0.5 * z * z - math.log(sd)
 
 
+@njit(cache=True, parallel=True)
+def _label_plane(out, base, use_base, n, mean, sd, log_sd, wa, tex, streak, tm0, tm1, zlo, zhi,
+                 tw_half, use_ridge, ridge, wr, use_edge, de, w_edge, shadow_sign, shadow,
+                 w_shadow):
+    """One label's score plane (rows, cols) in one pass over the pixels, the terms of
+    `label_scores` in the order and rounding of their NumPy expressions (same values bit for
+    bit, tested), without a full-frame temporary per term: the appearance log-likelihood
+    ``wa * (-0.5 z^2 - log sd)`` with ``z = (n - mean) / sd`` (or `base` where `use_base`),
+    minus ``tw_half * z_t^2`` with the texture's ``z_t = clip((streak - tm0) / tm1, zlo, zhi)``
+    (`tex`), plus ``wr * ridge`` (`use_ridge`), plus ``w_edge * de`` (`use_edge`), plus or
+    minus ``w_shadow * shadow`` (`shadow_sign` 1, -1; 0: none)."""
+    rows, cols = out.shape
+    for r in prange(rows):
+        for c in range(cols):
+            if use_base:
+                s = base[r, c]
+            else:
+                z = (n[r, c] - mean) / sd
+                s = wa * ((-0.5 * z) * z - log_sd)
+            if tex:
+                z = (streak[r, c] - tm0) / tm1
+                if z < zlo:
+                    z = zlo
+                if z > zhi:
+                    z = zhi
+                s = s - (tw_half * z) * z
+            if use_ridge:
+                s = s + wr * ridge[r, c]
+            if use_edge:
+                s = s + w_edge * de[r, c]
+            if shadow_sign > 0:
+                s = s + w_shadow * shadow[r, c]
+            elif shadow_sign < 0:
+                s = s - w_shadow * shadow[r, c]
+            out[r, c] = s
+
+
 def _bone_ll(n, a):
     """Two-mode appearance (the shadow, and the bright periosteal line)."""
     return np.logaddexp(_gauss_ll(n, a["mean"], a["sd"]),
@@ -314,35 +352,34 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
     bs = cfg["bone_surface"]
     bone_as_deep = bs["appearance"] == "deep_tissue"
+    n = np.ascontiguousarray(n, dtype=np.float64)
+    streak = np.ascontiguousarray(feats["streak"], dtype=np.float64)
+    ridge = np.ascontiguousarray(feats["ridge"], dtype=np.float64)
     for lab, name in enumerate(LABEL_NAMES):
         mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
         tm = cfg["texture"]["models"].get(name)
+        base = None
         if name == "bone" and bone_as_deep:
             # below its line, bone is told from deep tissue by the line alone
             # (a small cost per pixel breaks the tie with background: no line, no bone)
-            s = deep_score - float(bs["pixel_cost"])
+            base = deep_score - float(bs["pixel_cost"])
             tm = None
         elif "bright" in app[name] and (appearance is None or name not in appearance):
-            s = wa * _bone_ll(n, app[name])
-        else:
-            s = wa * _gauss_ll(n, mean, sd)
-        if tm is not None and cfg["texture"]["weight"]:
-            z = (feats["streak"] - tm[0]) / tm[1]
-            # robust: a bright horizontal line (SMAS, periosteum) nearby also reads as streaky,
-            # so the penalty stops growing at z_cap standard deviations
-            z = np.clip(z, 0.0 if name in cfg["texture"]["one_sided"] else -zc, zc)
-            s -= cfg["texture"]["weight"] * 0.5 * z * z
+            base = wa * _bone_ll(n, app[name])
+        # the appearance term (unless `base` holds it), then: texture (robust: a bright
+        # horizontal line, SMAS or periosteum, nearby also reads as streaky, so the penalty
+        # stops growing at z_cap standard deviations), ridge, edge and shadow terms
+        tex = tm is not None and bool(cfg["texture"]["weight"])
         wr = float(cfg["ridge"]["w"].get(name, 0.0))
-        if wr:
-            s += wr * feats["ridge"]
         w = float(wts.get(name, 0.0))
-        if w:
-            s += we * w * de
-        if name == "bone":
-            s += sh["weight"] * shadow
-        elif name in _TISSUE_LABELS:
-            s -= sh["weight"] * shadow
-        sc[lab] = s
+        _label_plane(sc[lab], base if base is not None else n, base is not None, n,
+                     float(mean), float(sd), math.log(sd), wa,
+                     tex, streak, float(tm[0]) if tex else 0.0, float(tm[1]) if tex else 1.0,
+                     0.0 if name in cfg["texture"]["one_sided"] else -zc, zc,
+                     float(cfg["texture"]["weight"]) * 0.5,
+                     bool(wr), ridge, wr, bool(w), de, we * w,
+                     1 if name == "bone" else -1 if name in _TISSUE_LABELS else 0, shadow,
+                     float(sh["weight"]))
     # background below the first strong echo pays with depth, down to the deep-tissue start;
     # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay

@@ -1,5 +1,6 @@
 """The classical segmenter on simulated frames, its score model, and bad input."""
 
+import math
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from layerseg.frame import Frame, FrameMeta
 from layerseg.layers import get_profile, load_priors, order_violations, search_limits_rows
 from layerseg.segmentation import (frame_features, label_scores, load_config, segment,
                                    thickness_limits_mm)
+import layerseg.segmentation.classical as C
 from layerseg.simulate import simulate_frame
 
 SHAPE = (256, 256)      # 12 mm x 12.8 mm: 0.047 x 0.05 mm pixels
@@ -322,3 +324,133 @@ def test_fine_frame_segmented_on_the_working_grid_like_on_its_own():
         truth = sim.labels == label
         assert dice(res.labels == label, truth) >= dice(native == label, truth) - 0.02
         assert dice(res.labels == label, native == label) > 0.95
+
+
+def _label_scores_plain(frame, feats, cfg, appearance=None):
+    """`label_scores` as NumPy expressions, one full-frame array per term (the reference)."""
+    ay, _ = C.frame_spacing(frame)
+    n, edge, below = feats["n"], feats["edge"], feats["below"]
+    rows, cols = n.shape
+    app = cfg["appearance"]
+    wa = float(app["weight"])
+    sc = np.empty((C.N_LABELS, rows, cols))
+    de = edge[1:] - edge[:-1]          # (rows, cols): E(r+1) - E(r)
+    we = float(cfg["edges"]["weight"])
+    wts = cfg["edges"]["w"]
+    sh = cfg["shadow"]
+    shadow = np.exp(-0.5 * (below / sh["sd"]) ** 2)
+    # unlabelled deep tissue (background under the deepest layer), and bone below its line
+    dt = cfg["deep_tissue"]
+    ll = np.logaddexp(C._gauss_ll(n, dt["mean"], dt["sd"]),
+                      C._gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
+    zc = float(cfg["texture"]["z_cap"])
+    z = np.clip((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0, zc)
+    deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
+    bs = cfg["bone_surface"]
+    bone_as_deep = bs["appearance"] == "deep_tissue"
+    for lab, name in enumerate(C.LABEL_NAMES):
+        mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
+        tm = cfg["texture"]["models"].get(name)
+        if name == "bone" and bone_as_deep:
+            # below its line, bone is told from deep tissue by the line alone
+            # (a small cost per pixel breaks the tie with background: no line, no bone)
+            s = deep_score - float(bs["pixel_cost"])
+            tm = None
+        elif "bright" in app[name] and (appearance is None or name not in appearance):
+            s = wa * C._bone_ll(n, app[name])
+        else:
+            s = wa * C._gauss_ll(n, mean, sd)
+        if tm is not None and cfg["texture"]["weight"]:
+            z = (feats["streak"] - tm[0]) / tm[1]
+            # robust: a bright horizontal line (SMAS, periosteum) nearby also reads as streaky,
+            # so the penalty stops growing at z_cap standard deviations
+            z = np.clip(z, 0.0 if name in cfg["texture"]["one_sided"] else -zc, zc)
+            s -= cfg["texture"]["weight"] * 0.5 * z * z
+        wr = float(cfg["ridge"]["w"].get(name, 0.0))
+        if wr:
+            s += wr * feats["ridge"]
+        w = float(wts.get(name, 0.0))
+        if w:
+            s += we * w * de
+        if name == "bone":
+            s += sh["weight"] * shadow
+        elif name in C._TISSUE_LABELS:
+            s -= sh["weight"] * shadow
+        sc[lab] = s
+    # background below the first strong echo pays with depth, down to the deep-tissue start;
+    # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
+    depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay
+    sc[0] -= cfg["background_depth_penalty_per_mm"] * np.maximum(depth_mm, 0.0)
+    if dt["enabled"]:
+        deep = depth_mm > float(dt["start_mm"])
+        ds = deep_score - float(dt["cost"]) + we * float(wts.get("background", 0.0)) * de
+        sc[0] = np.where(deep, ds, sc[0])
+    ib = C.LABEL_NAMES.index("bone")
+    if bs["weight"]:
+        b = np.clip(feats["bone_surface"] - float(bs["offset"]), 0.0, float(bs["cap"]))
+        # telescoping: a bone on rows [a, rows) earns weight * b(a)
+        db = b.copy()
+        db[:-1] -= b[1:]
+        sc[ib] += float(bs["weight"]) * db
+    if not bone_as_deep:
+        # bone must earn its existence (its periosteal line's edge and ridge terms): a bone
+        # reaching the frame bottom pays a fixed cost per column, charged on the last row (with
+        # the deep-tissue appearance the line offset is its price, and the cost could be dodged
+        # by ending a row early: see _bone_to_bottom)
+        sc[ib, rows - 1] -= cfg["bone_cost"]
+    return sc
+
+
+@pytest.mark.parametrize("adapted", [False, True])
+@pytest.mark.parametrize("deep_bone", [False, True])
+def test_label_scores_equal_their_numpy_expressions_bit_for_bit(frames, adapted, deep_bone):
+    """The fused per-label kernel (`_label_plane`) against the plain NumPy expressions of
+    every term, on simulated frames, the configuration's and an adapted appearance, and both
+    bone appearances (the deep-tissue one and the two-mode one)."""
+    import copy
+
+    cfg = copy.deepcopy(load_config())
+    cfg["bone_surface"]["appearance"] = "deep_tissue" if deep_bone else "own"
+    rng = np.random.default_rng(int(adapted) * 2 + int(deep_bone))
+    for sim in frames.values():
+        f = sim.frame
+        feats = frame_features(f, cfg)
+        app = None
+        if adapted:
+            app = {name: (float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.05, 0.3)))
+                   for name in C.LABEL_NAMES}
+        np.testing.assert_array_equal(label_scores(f, feats, cfg, app),
+                                      _label_scores_plain(f, feats, cfg, app))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("seed", range(4))
+def test_label_plane_kernel_equals_numpy_on_random_inputs(seed):
+    """`_label_plane` against the NumPy expressions on random small arrays, every combination
+    of its terms (small enough for the NUMBA_DISABLE_JIT pass)."""
+    rng = np.random.default_rng(seed)
+    shape = (7, 5)
+    n, base, streak, ridge, de, shadow = (rng.normal(size=shape) for _ in range(6))
+    mean, sd, wa = float(rng.uniform(0, 1)), float(rng.uniform(0.1, 0.5)), float(rng.uniform(1, 3))
+    tm0, tm1, zc, tw = (float(v) for v in rng.uniform(0.2, 2.0, 4))
+    wr, wde, wsh = (float(v) for v in rng.normal(size=3))
+    for use_base, tex, use_ridge, use_edge in np.ndindex(2, 2, 2, 2):
+        for sign in (1, -1, 0):
+            zlo = 0.0 if sign else -zc
+            z0 = (n - mean) / sd
+            want = base.copy() if use_base else wa * (-0.5 * z0 * z0 - math.log(sd))
+            if tex:
+                z = np.clip((streak - tm0) / tm1, zlo, zc)
+                want = want - tw * 0.5 * z * z
+            if use_ridge:
+                want = want + wr * ridge
+            if use_edge:
+                want = want + wde * de
+            if sign:
+                want = want + sign * (wsh * shadow)
+            out = np.empty(shape)
+            C._label_plane(out, base, bool(use_base), n, mean, sd, math.log(sd), wa,
+                           bool(tex), streak, tm0, tm1, zlo, zc, tw * 0.5, bool(use_ridge),
+                           ridge, wr, bool(use_edge), de, wde, sign, shadow, wsh)
+            np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
