@@ -225,11 +225,11 @@ def _per_column(scores, labs, mn, mx, absent, surfaces, totals, bad, keep_from=-
 
     `keep_from` k >= 1: also returns a `_Kept` of surface k (8 + 4k bytes per pixel: 24 for
     k = 4); `resume` (a `_Kept` of these columns, in this order): the columns' scores of the
-    background above the skin and layers 0..k-1 are those of the solve that kept it, and the DP starts at
-    surface k (same answers as a whole solve; the background's and those layers' scores are not
-    read, so not checked for non-finite values again). `labs`: the score plane of the
-    background above, of layers 0..K-1 and of the background below (K+2). Returns the `_Kept`
-    or None."""
+    background above the skin and layers 0..k-1 are those of the solve that kept it, and the
+    DP starts at surface k (same answers as a whole solve; the background's and those layers'
+    scores are not read, so not checked for non-finite values again). `labs`: the score plane
+    of the background above, of layers 0..K-1 and of the background below (K+2). Returns the
+    `_Kept` or None."""
     n_lab, n, n_cols = scores.shape
     per = -(-n_cols // (2 * max(1, numba.get_num_threads())))
     tile = int(min(_COLUMN_TILE_MAX, max(_TILE, -(-per // _TILE) * _TILE)))
@@ -517,8 +517,9 @@ def _gain_total(U, S, base):
     """Total score of surfaces S (K+1, cols) from the gain tables U (`_gain_tables`) and each
     column's score with every row the background below the deepest layer, `base` (cols,): a
     row between s_k and s_k+1 gains sum_{j > k} (score above surface j - score below it) = its
-    label's score - that background's (telescoping), so the total is base + sum_j U_j[s_j] per column, K+1 look-ups instead of a
-    pass over every pixel (`_total_score`; equal up to float rounding)."""
+    label's score - that background's (telescoping), so the total is base + sum_j U_j[s_j] per
+    column, K+1 look-ups instead of a pass over every pixel (`_total_score`; equal up to float
+    rounding)."""
     n_s, n_cols, _ = U.shape
     tot = 0.0
     for c in range(n_cols):
@@ -751,8 +752,8 @@ def ordered_search(scores, profile: Profile | str | None = None, spacing_mm=None
     minima of the deepest obligatory layers are dropped first. See the module docstring for the
     method and its cost.
     """
-    _check_scores(scores)           # eight planes (the ninth is `_search`'s own)
-    return _search(scores, profile, spacing_mm, min_thickness_mm, max_thickness_mm,
+    sc = _check_scores(scores)      # eight planes (the ninth is `_search`'s own)
+    return _search(sc, profile, spacing_mm, min_thickness_mm, max_thickness_mm,
                    max_jump_px, absent_ok, max_passes, smooth_method)[0]
 
 
@@ -829,12 +830,11 @@ def _search(scores, profile=None, spacing_mm=None, min_thickness_mm=None, max_th
     # above the skin enters every surface's DP row: no resume when it changed; the one below
     # enters only the last step)
     resume = None
-    layers_changed = [prof.layers.index(name) for name in warm.labels
-                      if name not in ("background", "background_below")] \
-        if warm is not None else []
-    if warm is not None and warm.kept is not None and "background" not in warm.labels and \
-            warm.kept.k <= min(layers_changed, default=K):
-        resume = warm.kept
+    if warm is not None and warm.kept is not None and "background" not in warm.labels:
+        changed = [prof.layers.index(name) for name in warm.labels
+                   if name != "background_below"]
+        if warm.kept.k <= min(changed, default=K):
+            resume = warm.kept
     kept = None
     if cols is None or cols.size == n_cols:
         surfaces = np.empty((K + 1, n_cols), dtype=np.float64)
@@ -1187,7 +1187,7 @@ def _mincut_search(sc, labs, mn, mx, absent, jump):
         return np.zeros((K + 1, n_cols))
     P = np.zeros((sc.shape[0], n + 1, n_cols))
     np.cumsum(sc, axis=1, out=P[:, 1:])
-    U = P[labs[:-1]] - P[labs[1:]]                     # (K+1, n+1, cols): score as a function of s_j
+    U = P[labs[:-1]] - P[labs[1:]]             # (K+1, n+1, cols): score as a function of s_j
     delta = -(U[:, 1:] - U[:, :-1])            # cost increment of x(j, c, d) = 1, d = 1..n
     delta = np.ascontiguousarray(delta.transpose(0, 2, 1))   # (K+1, cols, n)
     big = 1.0 + 4.0 * float(np.abs(delta).sum())
