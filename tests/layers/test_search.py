@@ -896,7 +896,7 @@ def test_background_below_plane_scores_only_the_rows_under_the_deepest_layer(see
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_warm_search_with_background_below_changed_resumes_from_the_kept_rows(seed):
+def test_warm_search_with_background_below_changed_resumes_from_the_kept_rows(seed, monkeypatch):
     """The decode's rule for rejected bone: bone floored in some columns and the background
     below the deepest layer given a ninth plane. The warm second search resumes from the first
     one's kept DP rows (the background above is unchanged) and ends where a search of the same
@@ -923,12 +923,10 @@ def test_warm_search_with_background_below_changed_resumes_from_the_kept_rows(se
         calls.append(k.get("resume"))
         return real(*a, **k)
 
-    search._per_column = spy
-    try:
+    with monkeypatch.context() as m:
+        m.setattr(search, "_per_column", spy)
         a, pa = search._search(sc9, p, max_jump_px=jump, warm=search._Warm(
             *args, pc.gains.copy(), changed, labels, pc.kept, pc.start), **kw)
-    finally:
-        search._per_column = real
     assert calls and calls[0] is not None and calls[0].k == k_a     # resumed
     b, pb = search._search(sc9, p, max_jump_px=jump, warm=search._Warm(
         *args, pc.gains.copy(), changed, labels), **kw)
