@@ -166,9 +166,14 @@ def _spread_at_least(g: np.ndarray, min_spread: float) -> bool:
     the top edge of its bin and the 99th above the bottom edge of its, so their bins' distance
     less one bounds the spread from below (values beyond 0-255 counted in the edge bins keep
     the bound). False means "ask `np.percentile`", never "too little contrast"."""
-    if g.size < 2 or not np.isfinite(g).all():
+    if g.size < 2:
         return False
-    counts = np.bincount(np.clip(g, 0.0, 255.0).astype(np.intp).ravel(), minlength=256)
+    if g.dtype == np.uint8:             # whole grey levels already: counted as they are
+        counts = np.bincount(g.ravel(), minlength=256)
+    elif not np.isfinite(g).all():
+        return False
+    else:
+        counts = np.bincount(np.clip(g, 0.0, 255.0).astype(np.intp).ravel(), minlength=256)
     cum = np.cumsum(counts)
     n = g.size
     # np.percentile (linear) reads ranks (n - 1) q: the 1st percentile is at most the value of
@@ -197,9 +202,12 @@ def contrast_problem(grey: np.ndarray, min_spread: float = MIN_CONTRAST_GREY) ->
     -------
     str or None
     """
-    g = np.asarray(grey, dtype=np.float32)
+    g = np.asarray(grey)
+    if g.dtype != np.uint8:
+        g = g.astype(np.float32, copy=False)
     if _spread_at_least(g, min_spread):
         return None
+    g = g.astype(np.float32, copy=False)
     lo, hi = np.percentile(g, [1.0, 99.0])
     spread = float(hi - lo)
     if spread < min_spread:

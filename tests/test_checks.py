@@ -86,3 +86,17 @@ def test_contrast_shortcut_never_passes_a_frame_np_percentile_would_refuse():
                 assert hi - lo >= m
     assert said > 1000                                   # and it does answer most frames
     assert not _spread_at_least(np.array([[1.0, np.nan], [3.0, 4.0]], np.float32), 0.5)
+
+
+def test_contrast_uint8_frames_counted_as_they_are():
+    # uint8 frames skip the float copy: the same answer as the same grey levels in float32
+    from layerseg.checks import _spread_at_least
+    rng = np.random.default_rng(8)
+    for t in range(400):
+        n = int(rng.integers(2, 400))
+        g = np.clip(np.round(rng.normal(rng.uniform(0, 255), rng.uniform(0, 8), n)), 0, 255)
+        u = g.astype(np.uint8).reshape(1, -1)
+        for m in (0.5, 2.0, 5.0):
+            assert _spread_at_least(u, m) == _spread_at_least(u.astype(np.float32), m)
+        assert contrast_problem(u) == contrast_problem(u.astype(np.float32))
+    assert "no usable contrast" in contrast_problem(np.full((32, 32), 7, np.uint8))

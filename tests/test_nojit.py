@@ -6,6 +6,7 @@ each kernel with an independent reference on small arrays; run without the JIT, 
 kernels' bodies line by line, so coverage sees them and errors Numba would hide (out-of-bounds
 indexing, wrong dtypes) raise."""
 
+import importlib
 import os
 import types
 
@@ -17,6 +18,8 @@ from layerseg.filters import _box, median, nlm, srad
 from layerseg.layers import search, surfaces, thickness
 from layerseg.segmentation import classical
 from layerseg.simulate import acoustics
+
+_decode_mod = importlib.import_module("layerseg.layers.decode")   # the name `decode` is the function
 
 KERNELS = {
     "filters._box._adaptive_kernel": _box._adaptive_kernel,
@@ -33,6 +36,7 @@ KERNELS = {
     "layers.search._fit_surface": search._fit_surface,
     "layers.search._allowed_span": search._allowed_span,
     "layers.search._block_sums": search._block_sums,
+    "layers.decode._below_plane_kernel": _decode_mod._below_plane_kernel,
     "layers.surfaces._labels_to_surfaces": surfaces._labels_to_surfaces,
     "layers.surfaces._surfaces_to_labels": surfaces._surfaces_to_labels,
     "layers.thickness._thickness_normal": thickness._thickness_normal,

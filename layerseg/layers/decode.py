@@ -42,6 +42,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from .._jsonconfig import merge, number, packaged_json, read_override
 from ..checks import check_spacing
@@ -319,8 +320,7 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
                 # scores, so the search resumes from the first one's kept DP rows
                 kb = LABEL_NAMES.index("bone")
                 no_bone = weak["bone"] | ~(labels == kb).any(axis=0)
-                sc2[N_LABELS] = sc[0]
-                sc2[N_LABELS][:, no_bone] = np.logaddexp(sc[0][:, no_bone], sc[kb][:, no_bone])
+                _below_plane(sc[0], sc[kb], no_bone, sc2[N_LABELS])
                 weak["bone"] = no_bone
                 changed_labels += ("background_below",)
             for layer, cols in weak.items():
@@ -344,6 +344,37 @@ def decode(scores: np.ndarray, profile: Profile | str | None, spacing_mm, *,
                               sc.astype(np.float64, copy=False) if keep_scores else None, model)
 
 
+def _below_plane(bg, bone, cols, out):
+    """The background-below plane of the decode's second search: ``log(exp(bg) + exp(bone))``
+    in the columns `cols` (bool, (cols,)), `bg` elsewhere. bg, bone and out: (rows, cols), one
+    float dtype. NumPy's `logaddexp` step by step in the inputs' own precision (the same values
+    bit for bit), in one parallel pass without the column gathers' copies (a tenth of the
+    time on a 600 x 640 grid)."""
+    _below_plane_kernel(bg, bone, cols, bg.dtype.type(math.log(2.0)), out)
+
+
+@njit(cache=True, parallel=True)
+def _below_plane_kernel(bg, bone, cols, ln2, out):
+    rows, n_cols = bg.shape
+    for r in prange(rows):
+        for c in range(n_cols):
+            x = bg[r, c]
+            if not cols[c]:
+                out[r, c] = x
+                continue
+            y = bone[r, c]
+            if x == y:
+                out[r, c] = x + ln2
+                continue
+            d = x - y
+            if d > 0:
+                out[r, c] = x + np.log1p(np.exp(-d))
+            elif d <= 0:
+                out[r, c] = y + np.log1p(np.exp(d))
+            else:
+                out[r, c] = d
+
+
 def _scores_array(scores) -> np.ndarray:
     """Scores as float64, or as float32 when they come as float32 (a network's
     log-probabilities): every sum and difference of them in the decode is taken in float64, so
@@ -357,8 +388,10 @@ def _finish(res: SearchResult, prof: Profile, pri: dict, rows: int
     """Labels and surfaces of a search, bone run out to the frame bottom when the priors ask."""
     labels, surfaces = res.labels, res.surfaces
     if pri["bone_to_bottom"] and "bone" in prof.layers:
-        surfaces = _bone_to_bottom(surfaces, prof, rows)
-        labels = surfaces_to_labels(surfaces, prof, rows)
+        moved = _bone_to_bottom(surfaces, prof, rows)
+        if not np.array_equal(moved, surfaces):     # the labels change only with the surfaces
+            surfaces = moved
+            labels = surfaces_to_labels(surfaces, prof, rows)
     return labels, surfaces
 
 
@@ -498,7 +531,7 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
     """Per run of bone columns, its periosteal echo and its shadow in dB (`unechoic_bone_runs`,
     same parameters): a list of ``(first column, last column + 1, line_db, shadow_db)``, NaN
     where a band falls outside the frame."""
-    g = np.asarray(grey, dtype=np.float64)
+    g = np.asarray(grey)        # read where the bands are, in float64 there only
     rows_g, cols_g = g.shape
     rows, cols = bone.shape
     present = bone.any(axis=0)
@@ -525,7 +558,7 @@ def bone_run_echoes(grey: np.ndarray, dynamic_range_db: float, spacing_mm, bone:
     width = int(max((stop - start).max(initial=0), 1))
     cols_i = np.arange(j.size)
     rows_i = np.minimum(start[None, :] + np.arange(width)[:, None], rows_g - 1)
-    sub = g[rows_i, fc[None, :]]                         # (window rows, n present columns)
+    sub = g[rows_i, fc[None, :]].astype(np.float64)      # (window rows, n present columns)
     csum = np.vstack([np.zeros((1, j.size)), np.cumsum(sub, axis=0)])
 
     def mean(key):

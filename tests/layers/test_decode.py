@@ -3,6 +3,7 @@
 import json
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -740,3 +741,32 @@ def test_segment_with_a_model_reads_the_frame_for_the_bone_echo(monkeypatch):
     assert seen["image"][1] == 60.0                # unknown range: the documented default
     segment_with(lambda f, p: lp, fr)              # not probabilities: no image rule
     assert seen["image"] is None
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_below_plane_is_numpys_logaddexp_bit_for_bit(dtype):
+    # the second search's background-below plane: NumPy's logaddexp in the chosen columns
+    # (ties, infinities and NaN included), the background's own scores elsewhere
+    from layerseg.layers.decode import _below_plane
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        a = (rng.normal(size=(23, 31)) * rng.choice([1e-3, 1.0, 40.0], size=(23, 31))).astype(dtype)
+        b = (rng.normal(size=(23, 31)) * 10).astype(dtype)
+        b[::4] = a[::4]
+        a[0, :3] = [np.inf, -np.inf, np.nan]
+        b[1, :3] = [np.inf, -np.inf, np.nan]
+        cols = rng.random(31) < 0.6
+        out = np.full_like(a, 123.0)
+        _below_plane(a, b, cols, out)
+        ref = a.copy()
+        with np.errstate(all="ignore"):
+            ref[:, cols] = np.logaddexp(a[:, cols], b[:, cols])
+        assert out.dtype == dtype
+        if numba.config.DISABLE_JIT:
+            # as plain Python the scalar exp/log1p are NumPy's own vector loops, which may
+            # round the last bit differently from the C library's that logaddexp calls
+            eps = np.finfo(dtype).eps
+            np.testing.assert_allclose(out, ref, rtol=4 * eps, atol=4 * eps, equal_nan=True)
+        else:
+            assert np.array_equal(out, ref, equal_nan=True)
