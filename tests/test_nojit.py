@@ -41,7 +41,8 @@ KERNELS = {
     "layers.surfaces._surfaces_to_labels": surfaces._surfaces_to_labels,
     "layers.thickness._thickness_normal": thickness._thickness_normal,
     "simulate.acoustics._axial_conv": acoustics._axial_conv,
-    "segmentation.classical._label_plane": classical._label_plane,
+    "segmentation.classical._label_planes": classical._label_planes,
+    "segmentation.classical._two_mode_ll": classical._two_mode_ll,
 }
 
 

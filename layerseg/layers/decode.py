@@ -45,6 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._jsonconfig import merge, number, packaged_json, read_override
+from .._nbmath import logaddexp
 from ..checks import check_spacing
 from ..errors import ConfigError, ScoreMapError
 from .profiles import LABEL_NAMES, N_LABELS, Profile
@@ -358,21 +359,7 @@ def _below_plane_kernel(bg, bone, cols, ln2, out):
     rows, n_cols = bg.shape
     for r in prange(rows):
         for c in range(n_cols):
-            x = bg[r, c]
-            if not cols[c]:
-                out[r, c] = x
-                continue
-            y = bone[r, c]
-            if x == y:
-                out[r, c] = x + ln2
-                continue
-            d = x - y
-            if d > 0:
-                out[r, c] = x + np.log1p(np.exp(-d))
-            elif d <= 0:
-                out[r, c] = y + np.log1p(np.exp(d))
-            else:
-                out[r, c] = d
+            out[r, c] = logaddexp(bg[r, c], bone[r, c], ln2) if cols[c] else bg[r, c]
 
 
 def _scores_array(scores) -> np.ndarray:

@@ -62,6 +62,7 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage as ndi
 
+from .._nbmath import logaddexp
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..layers.profiles import LABEL_NAMES, N_LABELS, Profile
 from ..layers.decode import SegmentationResult, decode
@@ -272,46 +273,78 @@ def _gauss_ll(n, mean, sd):
 
 
 @njit(cache=True, parallel=True)
-def _label_plane(out, base, use_base, n, mean, sd, log_sd, wa, tex, streak, tm0, tm1, zlo, zhi,
-                 tw_half, use_ridge, ridge, wr, use_edge, de, w_edge, shadow_sign, shadow,
-                 w_shadow):
-    """One label's score plane (rows, cols) in one pass over the pixels, the terms of
-    `label_scores` in the order and rounding of their NumPy expressions (same values bit for
-    bit, tested), without a full-frame temporary per term: the appearance log-likelihood
-    ``wa * (-0.5 z^2 - log sd)`` with ``z = (n - mean) / sd`` (or `base` where `use_base`),
-    minus ``tw_half * z_t^2`` with the texture's ``z_t = clip((streak - tm0) / tm1, zlo, zhi)``
-    (`tex`), plus ``wr * ridge`` (`use_ridge`), plus ``w_edge * de`` (`use_edge`), plus or
-    minus ``w_shadow * shadow`` (`shadow_sign` 1, -1; 0: none)."""
-    rows, cols = out.shape
+def _label_planes(out, use_base, n, mean, sd, log_sd, wa, tex, streak, tm0, tm1, zlo, zhi,
+                  tw_half, use_ridge, ridge, wr, use_edge, de, w_edge, shadow_sign, shadow,
+                  w_shadow):
+    """Every label's score plane (out: (labels, rows, cols)) in one pass over the frame's rows,
+    the terms of `label_scores` in the order and rounding of their NumPy expressions (same
+    values bit for bit, tested), without a full-frame temporary per term and reading each
+    feature row once for all labels: the appearance log-likelihood
+    ``wa * (-0.5 z^2 - log sd)`` with ``z = (n - mean) / sd`` (or the plane's own values, put
+    there before, where `use_base`), minus ``tw_half * z_t^2`` with the texture's
+    ``z_t = clip((streak - tm0) / tm1, zlo, zhi)`` (`tex`), plus ``wr * ridge``
+    (`use_ridge`), plus ``w_edge * de`` (`use_edge`), plus or minus ``w_shadow * shadow``
+    (`shadow_sign` 1, -1; 0: none). The per-label parameters are arrays over the labels."""
+    n_lab, rows, cols = out.shape
+    for r in prange(rows):
+        for lab in range(n_lab):
+            o = out[lab, r]
+            # the label's parameters as scalars: the pixel loop reads no array but the rows
+            ub, m, s_d, lsd, tx, t0, t1, lo = (use_base[lab], mean[lab], sd[lab], log_sd[lab],
+                                               tex[lab], tm0[lab], tm1[lab], zlo[lab])
+            ur, w_r, ue, w_e, sg = (use_ridge[lab], wr[lab], use_edge[lab], w_edge[lab],
+                                    shadow_sign[lab])
+            for c in range(cols):
+                if ub:
+                    s = o[c]
+                else:
+                    z = (n[r, c] - m) / s_d
+                    s = wa * ((-0.5 * z) * z - lsd)
+                if tx:
+                    z = (streak[r, c] - t0) / t1
+                    if z < lo:
+                        z = lo
+                    if z > zhi:
+                        z = zhi
+                    s = s - (tw_half * z) * z
+                if ur:
+                    s = s + w_r * ridge[r, c]
+                if ue:
+                    s = s + w_e * de[r, c]
+                if sg > 0:
+                    s = s + w_shadow * shadow[r, c]
+                elif sg < 0:
+                    s = s - w_shadow * shadow[r, c]
+                o[c] = s
+
+
+@njit(cache=True, parallel=True)
+def _two_mode_ll(n, m1, sd1, log_sd1, m2, sd2, log_sd2, ln2, out):
+    """``logaddexp(gauss_ll(n; m1, sd1), gauss_ll(n; m2, sd2)) - log 2`` per pixel (rows,
+    cols), each step as the NumPy expressions of `_gauss_ll` and `np.logaddexp` round it (same
+    values bit for bit), without their full-frame temporaries."""
+    rows, cols = n.shape
     for r in prange(rows):
         for c in range(cols):
-            if use_base:
-                s = base[r, c]
-            else:
-                z = (n[r, c] - mean) / sd
-                s = wa * ((-0.5 * z) * z - log_sd)
-            if tex:
-                z = (streak[r, c] - tm0) / tm1
-                if z < zlo:
-                    z = zlo
-                if z > zhi:
-                    z = zhi
-                s = s - (tw_half * z) * z
-            if use_ridge:
-                s = s + wr * ridge[r, c]
-            if use_edge:
-                s = s + w_edge * de[r, c]
-            if shadow_sign > 0:
-                s = s + w_shadow * shadow[r, c]
-            elif shadow_sign < 0:
-                s = s - w_shadow * shadow[r, c]
-            out[r, c] = s
+            z1 = (n[r, c] - m1) / sd1
+            z2 = (n[r, c] - m2) / sd2
+            out[r, c] = logaddexp((-0.5 * z1) * z1 - log_sd1, (-0.5 * z2) * z2 - log_sd2,
+                                  ln2) - ln2
+
+
+def _two_mode(n, m1, sd1, m2, sd2):
+    """The mean of two Gaussian likelihoods of `n` (rows, cols), as a log:
+    ``np.logaddexp(_gauss_ll(n, m1, sd1), _gauss_ll(n, m2, sd2)) - log 2`` (`_two_mode_ll`)."""
+    n = np.ascontiguousarray(n, dtype=np.float64)
+    out = np.empty_like(n)
+    _two_mode_ll(n, float(m1), float(sd1), math.log(sd1), float(m2), float(sd2),
+                 math.log(sd2), math.log(2.0), out)
+    return out
 
 
 def _bone_ll(n, a):
     """Two-mode appearance (the shadow, and the bright periosteal line)."""
-    return np.logaddexp(_gauss_ll(n, a["mean"], a["sd"]),
-                        _gauss_ll(n, a["bright"], a["bright_sd"])) - math.log(2.0)
+    return _two_mode(n, a["mean"], a["sd"], a["bright"], a["bright_sd"])
 
 
 def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
@@ -345,8 +378,7 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     shadow = np.exp(-0.5 * (below / sh["sd"]) ** 2)
     # unlabelled deep tissue (background under the deepest layer), and bone below its line
     dt = cfg["deep_tissue"]
-    ll = np.logaddexp(_gauss_ll(n, dt["mean"], dt["sd"]),
-                      _gauss_ll(n, dt["dark"], dt["dark_sd"])) - math.log(2.0)
+    ll = _two_mode(n, dt["mean"], dt["sd"], dt["dark"], dt["dark_sd"])
     zc = float(cfg["texture"]["z_cap"])
     z = np.clip((feats["streak"] - dt["texture"][0]) / dt["texture"][1], 0.0, zc)
     deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
@@ -355,31 +387,40 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     n = np.ascontiguousarray(n, dtype=np.float64)
     streak = np.ascontiguousarray(feats["streak"], dtype=np.float64)
     ridge = np.ascontiguousarray(feats["ridge"], dtype=np.float64)
+    par = {k: np.zeros(N_LABELS) for k in ("mean", "sd", "tm0", "zlo", "wr", "w_edge")}
+    par["tm1"] = np.ones(N_LABELS)
+    flag = {k: np.zeros(N_LABELS, dtype=np.bool_) for k in ("base", "tex", "ridge", "edge")}
+    shadow_sign = np.zeros(N_LABELS, dtype=np.int64)
     for lab, name in enumerate(LABEL_NAMES):
         mean, sd = (appearance or {}).get(name, (app[name]["mean"], app[name]["sd"]))
         tm = cfg["texture"]["models"].get(name)
-        base = None
         if name == "bone" and bone_as_deep:
             # below its line, bone is told from deep tissue by the line alone
             # (a small cost per pixel breaks the tie with background: no line, no bone)
-            base = deep_score - float(bs["pixel_cost"])
+            sc[lab] = deep_score - float(bs["pixel_cost"])
+            flag["base"][lab] = True
             tm = None
         elif "bright" in app[name] and (appearance is None or name not in appearance):
-            base = wa * _bone_ll(n, app[name])
-        # the appearance term (unless `base` holds it), then: texture (robust: a bright
-        # horizontal line, SMAS or periosteum, nearby also reads as streaky, so the penalty
-        # stops growing at z_cap standard deviations), ridge, edge and shadow terms
-        tex = tm is not None and bool(cfg["texture"]["weight"])
-        wr = float(cfg["ridge"]["w"].get(name, 0.0))
+            sc[lab] = wa * _bone_ll(n, app[name])
+            flag["base"][lab] = True
+        # the appearance term (unless the plane holds it already), then: texture (robust: a
+        # bright horizontal line, SMAS or periosteum, nearby also reads as streaky, so the
+        # penalty stops growing at z_cap standard deviations), ridge, edge and shadow terms
+        par["mean"][lab], par["sd"][lab] = float(mean), float(sd)
+        flag["tex"][lab] = tm is not None and bool(cfg["texture"]["weight"])
+        if flag["tex"][lab]:
+            par["tm0"][lab], par["tm1"][lab] = float(tm[0]), float(tm[1])
+        par["zlo"][lab] = 0.0 if name in cfg["texture"]["one_sided"] else -zc
+        par["wr"][lab] = float(cfg["ridge"]["w"].get(name, 0.0))
+        flag["ridge"][lab] = bool(par["wr"][lab])
         w = float(wts.get(name, 0.0))
-        _label_plane(sc[lab], base if base is not None else n, base is not None, n,
-                     float(mean), float(sd), math.log(sd), wa,
-                     tex, streak, float(tm[0]) if tex else 0.0, float(tm[1]) if tex else 1.0,
-                     0.0 if name in cfg["texture"]["one_sided"] else -zc, zc,
-                     float(cfg["texture"]["weight"]) * 0.5,
-                     bool(wr), ridge, wr, bool(w), de, we * w,
-                     1 if name == "bone" else -1 if name in _TISSUE_LABELS else 0, shadow,
-                     float(sh["weight"]))
+        flag["edge"][lab] = bool(w)
+        par["w_edge"][lab] = we * w
+        shadow_sign[lab] = 1 if name == "bone" else -1 if name in _TISSUE_LABELS else 0
+    log_sd = np.array([math.log(v) for v in par["sd"]])     # as `_gauss_ll` takes it
+    _label_planes(sc, flag["base"], n, par["mean"], par["sd"], log_sd, wa, flag["tex"], streak, par["tm0"], par["tm1"], par["zlo"], zc,
+                  float(cfg["texture"]["weight"]) * 0.5, flag["ridge"], ridge, par["wr"],
+                  flag["edge"], de, par["w_edge"], shadow_sign, shadow, float(sh["weight"]))
     # background below the first strong echo pays with depth, down to the deep-tissue start;
     # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay

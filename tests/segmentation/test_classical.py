@@ -4,6 +4,7 @@ import math
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -384,7 +385,7 @@ def _label_scores_plain(feats, cfg, appearance=None):
 @pytest.mark.parametrize("adapted", [False, True])
 @pytest.mark.parametrize("deep_bone", [False, True])
 def test_label_scores_equal_their_numpy_expressions_bit_for_bit(frames, adapted, deep_bone):
-    """The fused per-label kernel (`_label_plane`) against the plain NumPy expressions of
+    """The fused per-label kernel (`_label_planes`) against the plain NumPy expressions of
     every term, on simulated frames, the configuration's and an adapted appearance, and both
     bone appearances (the deep-tissue one and the two-mode one)."""
     import copy
@@ -411,32 +412,53 @@ def test_label_scores_equal_their_numpy_expressions_bit_for_bit(frames, adapted,
 
 @pytest.mark.nojit
 @pytest.mark.parametrize("seed", range(4))
-def test_label_plane_kernel_equals_numpy_on_random_inputs(seed):
-    """`_label_plane` against the NumPy expressions on random small arrays, every combination
-    of its terms (small enough for the NUMBA_DISABLE_JIT pass)."""
+def test_label_planes_kernel_equals_numpy_on_random_inputs(seed):
+    """`_label_planes` against the NumPy expressions on random small arrays: one plane for
+    every combination of its terms, all filled in one call (small enough for the
+    NUMBA_DISABLE_JIT pass)."""
     rng = np.random.default_rng(seed)
     shape = (7, 5)
     n, base, streak, ridge, de, shadow = (rng.normal(size=shape) for _ in range(6))
-    mean, sd, wa = float(rng.uniform(0, 1)), float(rng.uniform(0.1, 0.5)), float(rng.uniform(1, 3))
-    tm0, tm1, zc, tw = (float(v) for v in rng.uniform(0.2, 2.0, 4))
-    wr, wde, wsh = (float(v) for v in rng.normal(size=3))
-    for use_base, tex, use_ridge, use_edge in np.ndindex(2, 2, 2, 2):
-        for sign in (1, -1, 0):
-            zlo = 0.0 if sign else -zc
-            z0 = (n - mean) / sd
-            want = base.copy() if use_base else wa * (-0.5 * z0 * z0 - math.log(sd))
-            if tex:
-                z = np.clip((streak - tm0) / tm1, zlo, zc)
-                want = want - tw * 0.5 * z * z
-            if use_ridge:
-                want = want + wr * ridge
-            if use_edge:
-                want = want + wde * de
-            if sign:
-                want = want + sign * (wsh * shadow)
-            out = np.empty(shape)
-            C._label_plane(out, base, bool(use_base), n, mean, sd, math.log(sd), wa,
-                           bool(tex), streak, tm0, tm1, zlo, zc, tw * 0.5, bool(use_ridge),
-                           ridge, wr, bool(use_edge), de, wde, sign, shadow, wsh)
-            np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    wa, zc, tw, wsh = (float(v) for v in rng.uniform(0.2, 3.0, 4))
+    combos = [(b, t, r, e, sign) for b, t, r, e in np.ndindex(2, 2, 2, 2) for sign in (1, -1, 0)]
+    L = len(combos)
+    mean, sd = rng.uniform(0, 1, L), rng.uniform(0.1, 0.5, L)
+    tm0, tm1 = rng.uniform(0.2, 2.0, L), rng.uniform(0.2, 2.0, L)
+    wr, wde = rng.normal(size=L), rng.normal(size=L)
+    use_base, tex, use_ridge, use_edge, sign = (np.array(v) for v in zip(*combos))
+    zlo = np.where(sign != 0, 0.0, -zc)
+    out = np.empty((L,) + shape)
+    want = np.empty((L,) + shape)
+    for i in range(L):
+        z0 = (n - mean[i]) / sd[i]
+        w = base.copy() if use_base[i] else wa * (-0.5 * z0 * z0 - math.log(sd[i]))
+        if tex[i]:
+            z = np.clip((streak - tm0[i]) / tm1[i], zlo[i], zc)
+            w = w - tw * 0.5 * z * z
+        if use_ridge[i]:
+            w = w + wr[i] * ridge
+        if use_edge[i]:
+            w = w + wde[i] * de
+        if sign[i]:
+            w = w + sign[i] * (wsh * shadow)
+        want[i] = w
+        out[i] = base if use_base[i] else np.nan
+    C._label_planes(out, use_base.astype(bool), n, mean, sd, np.log(sd), wa, tex.astype(bool),
+                    streak, tm0, tm1, zlo, zc, tw * 0.5, use_ridge.astype(bool), ridge, wr,
+                    use_edge.astype(bool), de, wde, sign.astype(np.int64), shadow, wsh)
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
 
+
+@pytest.mark.nojit
+def test_two_mode_kernel_equals_numpy():
+    """`_two_mode` (the deep tissue's and the bone's two-mode appearance) against its NumPy
+    expression: bit for bit compiled, within rounding as plain Python."""
+    rng = np.random.default_rng(3)
+    n = rng.normal(0.5, 0.4, (9, 13))
+    for m1, s1, m2, s2 in rng.uniform(0.05, 1.0, (4, 4)):
+        got = C._two_mode(n, m1, s1, m2, s2)
+        want = np.logaddexp(C._gauss_ll(n, m1, s1), C._gauss_ll(n, m2, s2)) - math.log(2.0)
+        if numba.config.DISABLE_JIT:
+            np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-14)
+        else:
+            np.testing.assert_array_equal(got, want)
