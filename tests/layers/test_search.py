@@ -83,8 +83,9 @@ def test_kernel_matches_plain_implementation(rng, region):
 
 @pytest.mark.parametrize("n_cols", [1, 7, 75, 200])
 def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
-    # the per-column solve runs in tiles of 8-32 columns (fewer when there are few columns);
-    # every width, a last tile cut short included, gives the plain implementation's answer
+    # the per-column solve runs in tiles of 8-64 columns (32 of float64 scores, 64 of float32;
+    # fewer when there are few columns); every width, a last tile cut short included, gives
+    # the plain implementation's answer, for float64 and float32 scores
     from layerseg.layers import search
     from layerseg.layers.search import search_limits_rows
     p = get_profile("forehead")
@@ -94,7 +95,11 @@ def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
     want = ordered_search_plain(sc, p, **kw)
     mn, mx, absent, _ = search_limits_rows(p, 40, **kw)
     labs = np.array((0,) + p.labels + (0,), dtype=np.int64)
-    for tile in (8, 16, 32):
+    for tile, dtype in [(8, np.float64), (16, np.float64), (32, np.float64), (64, np.float64),
+                        (64, np.float32)]:
+        if dtype == np.float32:
+            sc = sc.astype(np.float32)
+            want = ordered_search_plain(sc.astype(np.float64), p, **kw)
         s = np.empty((p.n_layers + 1, n_cols))
         tot = np.empty(n_cols)
         bad = np.ones(n_cols, dtype=np.bool_)
@@ -105,6 +110,7 @@ def test_per_column_tiles_give_the_plain_answer_at_every_width(rng, n_cols):
         np.testing.assert_allclose(tot, [labelling_score(sc[:, :, c:c + 1], s[:, c:c + 1], p)
                                          for c in range(n_cols)], rtol=1e-12, atol=1e-9)
     np.testing.assert_array_equal(ordered_search(sc, p, **kw).surfaces, want)
+    np.testing.assert_array_equal(ordered_search(sc.astype(np.float64), p, **kw).surfaces, want)
 
 
 def smooth_truth(rng, n_rows, n_cols, K):
