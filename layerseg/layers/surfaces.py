@@ -154,18 +154,34 @@ def _labels_to_surfaces(labels, pos, n_layers, surfaces, bad):
                 surfaces[k, c] = surfaces[k + 1, c]
 
 
+_LABEL_ROW_BLOCK = 16
+"""Rows per parallel task of `_surfaces_to_labels`."""
+
+
 @njit(cache=True, parallel=True)
 def _surfaces_to_labels(surfaces, layer_labels, n_rows, out):
+    """out[r, c] = layer_labels[k] where surfaces[k, c] <= r + 0.5 < surfaces[k + 1, c], else 0;
+    written row by row (contiguous) in blocks of rows in parallel. Each surface becomes the
+    first row it covers, ``ceil(s - 0.5)`` (exact for depths below 2**51), and each column's
+    count of surfaces at or above the current row advances down the block."""
     n_s, n_cols = surfaces.shape
-    for c in prange(n_cols):
-        for r in range(n_rows):
-            centre = r + 0.5
-            lab = 0
-            for k in range(n_s - 1):
-                if surfaces[k, c] <= centre and centre < surfaces[k + 1, c]:
-                    lab = layer_labels[k]
-                    break
-            out[r, c] = lab
+    first = np.empty((n_s, n_cols), dtype=np.int64)
+    for k in range(n_s):
+        for c in range(n_cols):
+            v = np.ceil(surfaces[k, c] - 0.5)
+            first[k, c] = 0 if v < 0 else n_rows if v > n_rows else int(v)
+    n_blocks = (n_rows + _LABEL_ROW_BLOCK - 1) // _LABEL_ROW_BLOCK
+    for bi in prange(n_blocks):
+        r0 = bi * _LABEL_ROW_BLOCK
+        r1 = min(n_rows, r0 + _LABEL_ROW_BLOCK)
+        count = np.zeros(n_cols, dtype=np.int64)   # surfaces whose first row is <= r
+        for r in range(r0, r1):
+            for c in range(n_cols):
+                k = count[c]
+                while k < n_s and first[k, c] <= r:
+                    k += 1
+                count[c] = k
+                out[r, c] = layer_labels[k - 1] if k >= 1 and k < n_s else 0
 
 
 # --------------------------------------------------------------------------- public

@@ -184,3 +184,23 @@ def test_smooth_surfaces_needs_spacing():
         smooth_surfaces(s, 0.1, (0.0, 0.05))
     with pytest.raises(CalibrationError):
         smooth_surfaces(s, -1, (0.02, 0.05))
+
+
+@pytest.mark.nojit
+def test_surfaces_to_labels_equals_the_pixel_rule_on_random_surfaces():
+    # row r is layer k where s_k <= r + 0.5 < s_k+1, else 0: sub-pixel, whole-row and
+    # half-row depths, coincident surfaces (absent layers), surfaces at 0 and at the bottom
+    rng = np.random.default_rng(5)
+    p = get_profile("cheek")
+    for n_rows, n_cols in ((1, 3), (17, 9), (40, 33)):
+        for _ in range(5):
+            d = rng.choice([0.0, 0.5, 0.25, 1.0], size=(p.n_layers + 1, n_cols)) * \
+                rng.integers(0, 8, size=(p.n_layers + 1, n_cols))
+            d[rng.random(d.shape) < 0.2] = 0.0
+            s = np.minimum(np.cumsum(d, axis=0) + rng.choice([0.0, 0.5, 2.3]), n_rows)
+            got = surfaces_to_labels(s, p, n_rows)
+            centre = np.arange(n_rows)[:, None] + 0.5
+            want = np.zeros((n_rows, n_cols), np.uint8)
+            for k, lab in enumerate(p.labels):
+                want[(s[k] <= centre) & (centre < s[k + 1])] = lab
+            np.testing.assert_array_equal(got, want)
