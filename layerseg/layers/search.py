@@ -914,9 +914,11 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     of its allowed depths (from the smaller of lo_c and alt_c to the larger of hi_c and alt_c):
     a column costs O(span) whatever the jump (a free surface has jump = rows: a scan of the
     window would cost O(rows**2)), and a thin layer's surface a few rows, not the whole column.
-    V and arg are written in those spans (clipped to 0..rows) only, and read nowhere else (V is
-    -inf at the span's depths not allowed). Without a feasible path (possible only when jump is
-    below the rows) `out` is -1 from the last column where none reaches, up to the first."""
+    V ((2, rows+1): the Viterbi rows of the previous and the current column in turn) and arg
+    ((cols, rows+1) back-pointers, int32 or wider) are written in those spans (clipped to
+    0..rows) only, and read nowhere else (V is -inf at the span's depths not allowed). Without
+    a feasible path (possible only when jump is below the rows) `out` is -1 from the last
+    column where none reaches, up to the first."""
     n_cols = f.shape[0]
     n1 = V.shape[1]
     dq = np.empty(n1, dtype=np.int64)
@@ -924,6 +926,8 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
     pb = -1
     for c in range(n_cols):
         a, b = _allowed_span(lo[c], hi[c], alt[c], n1)
+        Vp = V[(c - 1) & 1]
+        Vc = V[c & 1]
         head = 0
         tail = 0
         nxt = pa
@@ -933,8 +937,8 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
                 # only, kept in decreasing order with the shallowest first among equals
                 top = min(d + jump, pb)
                 while nxt <= top:
-                    if V[c - 1, nxt] > _NEG:
-                        while tail > head and V[c - 1, dq[tail - 1]] < V[c - 1, nxt]:
+                    if Vp[nxt] > _NEG:
+                        while tail > head and Vp[dq[tail - 1]] < Vp[nxt]:
                             tail -= 1
                         dq[tail] = nxt
                         tail += 1
@@ -942,27 +946,28 @@ def _fit_surface(f, lo, hi, alt, jump, trunc, V, arg, out):
                 while tail > head and dq[head] < d - jump:
                     head += 1
             if not ((d >= lo[c] and d <= hi[c]) or d == alt[c]):
-                V[c, d] = _NEG
+                Vc[d] = _NEG
                 arg[c, d] = -1
                 continue
             e = abs(d - f[c])
             u = -(e if e < trunc else trunc)
             if c == 0:
-                V[c, d] = u
+                Vc[d] = u
                 arg[c, d] = -1
             elif tail > head:
-                V[c, d] = u + V[c - 1, dq[head]]
+                Vc[d] = u + Vp[dq[head]]
                 arg[c, d] = dq[head]
             else:
-                V[c, d] = _NEG
+                Vc[d] = _NEG
                 arg[c, d] = -1
         pa = a
         pb = b
     best = _NEG
     d = -1
+    Vl = V[(n_cols - 1) & 1]
     for a in range(pa, pb + 1):
-        if V[n_cols - 1, a] > best:
-            best = V[n_cols - 1, a]
+        if Vl[a] > best:
+            best = Vl[a]
             d = a
     for c in range(n_cols - 1, -1, -1):
         out[c] = d
@@ -1008,8 +1013,8 @@ def _guided_start(guide, n, mn, mx, absent, jump, trunc=_GUIDE_TRUNCATION_ROWS, 
         S[:k0] = old_start[:k0]
         if k0 > K:
             return S
-    V = np.empty((n_cols, n + 1))
-    arg = np.empty((n_cols, n + 1), dtype=np.int64)
+    V = np.empty((2, n + 1))
+    arg = np.empty((n_cols, n + 1), dtype=np.int32)
     out = np.empty(n_cols, dtype=np.int64)
     for k in range(k0, K + 1):
         if k == 0:
