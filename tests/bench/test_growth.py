@@ -106,3 +106,35 @@ def test_memory_speed_is_measured_at_both_working_sets(monkeypatch):
     assert all(m["copy_gb_per_s"] > 0 for m in mem.values())
     md = growth.format_growth_benchmark(res)
     assert "memory speed" in md and "32x64 (0 MiB)" in md and "GB/s" in md
+
+
+def test_each_timing_covers_the_same_pixels(monkeypatch):
+    """The small size is called the pixel ratio's number of times in each timing and reported
+    per call; a quiet gap that only a short call fits in (here: every first call after the
+    large size ran) no longer makes the small size's best."""
+    clock = _Clock()
+    n_calls = {}
+    last = {"big": False}
+
+    def cases(shape, model, seed, tmp, filters, with_model, small):
+        px = shape[0] * shape[1]
+        big = shape != small
+
+        def run():
+            n_calls[big] = n_calls.get(big, 0) + 1
+            # a call right after the large size's runs at 0.8 of the cost (a quiet gap)
+            clock.t += px * 1e-6 * (0.8 if not big and last["big"] else 1.0)
+            last["big"] = big
+        return {"gap": run}
+
+    monkeypatch.setattr(growth, "_cases", cases)
+    monkeypatch.setattr(growth, "time", clock)
+    res = growth.run_growth_benchmark(sizes=((10, 10), (20, 20)), model="classical", repeat=3)
+    assert res["calls_per_timing"] == {"10x10": 4, "20x20": 1}
+    assert n_calls == {False: 1 + 3 * 4, True: 1 + 3}       # warm-up, then the rounds
+    r = res["cases"]["gap"]
+    # per call: (0.8 + 3 x 1) / 4 of the small cost: ratio 4.21, within the target; timing
+    # one short call would have kept 0.8 (ratio 5.0, over it)
+    assert r["seconds"]["10x10"] == pytest.approx(100e-6 * 3.8 / 4)
+    assert r["time_ratio"] == pytest.approx(4 / (3.8 / 4)) and r["within_target"]
+    assert "4 calls at 10x10, 1 call at 20x20" in growth.format_growth_benchmark(res)
