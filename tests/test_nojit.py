@@ -19,7 +19,8 @@ from layerseg.layers import search, surfaces, thickness
 from layerseg.segmentation import classical
 from layerseg.simulate import acoustics
 
-_decode_mod = importlib.import_module("layerseg.layers.decode")   # the name `decode` is the function
+# the module (`layerseg.layers.decode` is the function of that name)
+_decode_mod = importlib.import_module("layerseg.layers.decode")
 
 KERNELS = {
     "filters._box._adaptive_kernel": _box._adaptive_kernel,

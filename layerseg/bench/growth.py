@@ -163,9 +163,10 @@ def run_growth_benchmark(sizes=((512, 512), (1024, 1024)), model: str = "default
     -------
     dict
         ``sizes``, ``pixel_ratio``, ``model``, ``calls_per_timing`` (size key -> calls timed
-        together), ``cases``: name -> ``seconds`` (size key -> s per call), ``time_ratio``, ``linearity``, ``within_target`` (``time_ratio <= 4.5``),
-        ``rounds`` (rounds timed); ``memory``: size key -> ``bytes`` and ``copy_gb_per_s``
-        (best round) of copying a buffer of the size's eight float32 score maps.
+        together), ``cases``: name -> ``seconds`` (size key -> s per call), ``time_ratio``,
+        ``linearity``, ``within_target`` (``time_ratio <= 4.5``), ``rounds`` (rounds timed);
+        ``memory``: size key -> ``bytes`` and ``copy_gb_per_s`` (best round) of copying a
+        buffer of the size's eight float32 score maps.
     """
     small, large = (tuple(int(v) for v in s) for s in sizes)
     pixel_ratio = (large[0] * large[1]) / (small[0] * small[1])

@@ -418,9 +418,10 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
         par["w_edge"][lab] = we * w
         shadow_sign[lab] = 1 if name == "bone" else -1 if name in _TISSUE_LABELS else 0
     log_sd = np.array([math.log(v) for v in par["sd"]])     # as `_gauss_ll` takes it
-    _label_planes(sc, flag["base"], n, par["mean"], par["sd"], log_sd, wa, flag["tex"], streak, par["tm0"], par["tm1"], par["zlo"], zc,
-                  float(cfg["texture"]["weight"]) * 0.5, flag["ridge"], ridge, par["wr"],
-                  flag["edge"], de, par["w_edge"], shadow_sign, shadow, float(sh["weight"]))
+    _label_planes(sc, flag["base"], n, par["mean"], par["sd"], log_sd, wa, flag["tex"], streak,
+                  par["tm0"], par["tm1"], par["zlo"], zc, float(cfg["texture"]["weight"]) * 0.5,
+                  flag["ridge"], ridge, par["wr"], flag["edge"], de, par["w_edge"], shadow_sign,
+                  shadow, float(sh["weight"]))
     # background below the first strong echo pays with depth, down to the deep-tissue start;
     # below it, background is the unlabelled deep tissue under the deepest layer, with its own model
     depth_mm = (np.arange(rows, dtype=np.float64)[:, None] - feats["skin_row"][None, :]) * ay

@@ -751,7 +751,8 @@ def test_below_plane_is_numpys_logaddexp_bit_for_bit(dtype):
     from layerseg.layers.decode import _below_plane
     rng = np.random.default_rng(11)
     for _ in range(3):
-        a = (rng.normal(size=(23, 31)) * rng.choice([1e-3, 1.0, 40.0], size=(23, 31))).astype(dtype)
+        scale = rng.choice([1e-3, 1.0, 40.0], size=(23, 31))
+        a = (rng.normal(size=(23, 31)) * scale).astype(dtype)
         b = (rng.normal(size=(23, 31)) * 10).astype(dtype)
         b[::4] = a[::4]
         a[0, :3] = [np.inf, -np.inf, np.nan]
