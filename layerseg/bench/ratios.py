@@ -81,6 +81,22 @@ def flat_ratios(speed: dict) -> dict[str, float]:
                            ("segment_exported", "classical"), ("segment_eager", "classical")):
             name = "eager" if peer.endswith("eager") else peer
             _add(out, f"model.{case}.vs_{name}", sh, fps[case] / fps[peer], sh)
+    dv = suites.get("device", {})
+    if dv.get("status") == "ok":
+        # the same network on one device: bf16/fp16 over fp32 and compiled over eager (same
+        # batch), and each batch's frames/s over batch 1's (fp32, eager)
+        res = dv["results"]
+        dev = _slug(res["device"])
+        fps = {(x["precision"], x["batch"], x["compiled"]): x["frames_per_s"]
+               for x in res["results"]}
+        for (prec, b, comp), v in fps.items():
+            if prec != "fp32" and not comp and ("fp32", b, False) in fps:
+                out[f"device.{dev}.{prec}.vs_fp32.b{b}.speedup"] = v / fps[("fp32", b, False)]
+            if comp and (prec, b, False) in fps:
+                out[f"device.{dev}.compiled_{prec}.vs_eager.b{b}.speedup"] = \
+                    v / fps[(prec, b, False)]
+            if prec == "fp32" and not comp and b > 1 and ("fp32", 1, False) in fps:
+                out[f"device.{dev}.fp32.b{b}.vs_b1.speedup"] = v / fps[("fp32", 1, False)]
     gr = suites.get("growth", {})
     if gr.get("status") == "ok":
         # not a peer: our cost at the small size scaled by the pixel ratio over our cost at

@@ -40,8 +40,9 @@ def register(sub) -> None:
     s = bsub.add_parser(
         "speed", help="time the Numba kernels against their baselines",
         description="Run the speed benchmarks of layerseg.bench (filters, ordered search, "
-                    "simulator, OpenCV peers where installed, the batch pipeline, and a trained "
-                    "model exported and eager with --model) and write their figures as JSON, "
+                    "simulator, OpenCV peers where installed, the batch pipeline, a trained "
+                    "model exported and eager with --model, and its network on --device) and "
+                    "write their figures as JSON, "
                     "with every comparison also as a flat 'ratios' key (..."
                     ".speedup: peer time / ours, ours faster = above 1) and a Markdown table of "
                     "them beside the JSON (FILE with .md).")
@@ -57,6 +58,11 @@ def register(sub) -> None:
                         "network, alone and through layerseg.segment, beside the classical "
                         "segmenter): 'default' (skipped while no default model is shipped) or a "
                         "checkpoint path; threads from LAYERSEG_THREADS or the machine")
+    s.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="the torch device of the 'device' suite: the model's network by "
+                        "precision (fp32, bf16, fp16), batch size and torch.compile, with the "
+                        "share of the device's measured matrix-multiply rate it reaches: "
+                        "'cpu' (default), 'cuda' or 'cuda:N'")
     s.set_defaults(func=run_speed)
 
     r = bsub.add_parser(
@@ -165,15 +171,18 @@ def run_gate(args: argparse.Namespace) -> int:
     return 1 if res["failed"] else 0
 
 
-SPEED_SUITES = ("search", "filters", "simulate", "opencv", "pipeline", "model", "growth")
+SPEED_SUITES = ("search", "filters", "simulate", "opencv", "pipeline", "model", "device",
+                "growth")
 """The suites of ``layerseg bench speed``, in the order they run."""
 
 _SPEED_TABLES = {"model": "layerseg.bench.model:format_model_benchmark",
+                 "device": "layerseg.bench.device:format_device_benchmark",
                  "growth": "layerseg.bench.growth:format_growth_benchmark"}
 """Suites whose figures are also printed as a table ('module:function' of the result)."""
 
 
-def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, dict]]:
+def _speed_suites(quick: bool, model: str = "default", device: str = "cpu"
+                  ) -> list[tuple[str, str, dict]]:
     """(name, 'module:function', kwargs) of every speed benchmark to run."""
     if quick:
         return [("search", "layerseg.bench.search:run_search_benchmark",
@@ -188,6 +197,9 @@ def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, d
                  {"n_exams": 1, "frames_per_exam": 2, "shape": (128, 128), "repeat": 1}),
                 ("model", "layerseg.bench.model:run_model_benchmark",
                  {"model": model, "shape": (128, 128), "repeat": 1}),
+                ("device", "layerseg.bench.device:run_device_benchmark",
+                 {"model": model, "device": device, "shape": (128, 128), "batches": (1, 2),
+                  "precisions": ("fp32", "bf16"), "min_run_time": 0.05}),
                 ("growth", "layerseg.bench.growth:run_growth_benchmark",
                  {"sizes": ((64, 64), (128, 128)), "model": model, "repeat": 1,
                   "filters": False})]
@@ -199,6 +211,8 @@ def _speed_suites(quick: bool, model: str = "default") -> list[tuple[str, str, d
             ("pipeline", "layerseg.bench.pipeline:run_pipeline_benchmark", {}),
             ("model", "layerseg.bench.model:run_model_benchmark",
              {"model": model, "shape": (512, 512)}),
+            ("device", "layerseg.bench.device:run_device_benchmark",
+             {"model": model, "device": device, "shape": (512, 512)}),
             ("growth", "layerseg.bench.growth:run_growth_benchmark", {"model": model})]
 
 
@@ -213,7 +227,8 @@ def run_speed(args: argparse.Namespace) -> int:
     out: dict = {"quick": bool(args.quick), "suites": {}}
     status = 0
     only = getattr(args, "suite", None)
-    for name, target, kw in _speed_suites(args.quick, getattr(args, "model", "default")):
+    for name, target, kw in _speed_suites(args.quick, getattr(args, "model", "default"),
+                                          getattr(args, "device", "cpu")):
         if only and name not in only:
             continue
         mod_name, fn_name = target.split(":")
