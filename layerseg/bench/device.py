@@ -76,6 +76,17 @@ def _seconds(fn, min_run_time: float) -> float:
     return float(t.blocked_autorange(min_run_time=min_run_time).median)
 
 
+def _recompile_room(n: int):
+    """A context raising torch._dynamo's per-function recompile limit to at least `n` for the
+    run: every precision's compiled copy and batch size may add a graph, and past the limit
+    dynamo falls back to eager without an error, so the 'compiled' rows would time the eager
+    network."""
+    import torch._dynamo.config as cfg
+
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    return cfg.patch(**{name: max(int(n), int(getattr(cfg, name)))})
+
+
 def _matmul_flops(dev, precision: str, min_run_time: float) -> float:
     """FLOP/s of a square matrix product in `precision` on `dev` (2 n^3 per product)."""
     import torch
@@ -157,46 +168,47 @@ def run_device_benchmark(model: str = "default", device: str = "cpu",
     skipped: dict[str, str] = {}
     peak: dict[str, float] = {}
     results = []
-    nets = {False: net}
-    if True in compile_modes:
-        try:
-            nets[True] = torch.compile(copy.deepcopy(net))
-        except Exception as e:  # noqa: BLE001 - a build without a compiler backend
-            skipped["compiled"] = f"torch.compile: {type(e).__name__}: {e}"
-    for prec in precisions:
-        try:
-            peak[prec] = _matmul_flops(dev, prec, min_run_time)
-        except Exception as e:  # noqa: BLE001 - a precision the device cannot multiply in
-            skipped[prec] = f"matrix product: {type(e).__name__}: {e}"
-            continue
-        for compiled in compile_modes:
-            if compiled not in nets:
+    with _recompile_room(len(precisions) * (len(batches) + 2)):
+        for prec in precisions:
+            try:
+                peak[prec] = _matmul_flops(dev, prec, min_run_time)
+            except Exception as e:  # noqa: BLE001 - a precision the device cannot multiply in
+                skipped[prec] = f"matrix product: {type(e).__name__}: {e}"
                 continue
-            m = nets[compiled]
-            for b in batches:
-                x = torch.rand(b, cin, *shape, generator=torch.Generator().manual_seed(seed)
-                               ).to(dev)
-
-                def run(m=m, x=x, prec=prec):
-                    with torch.inference_mode():
-                        if prec == "fp32":
-                            return m(x)
-                        with torch.autocast(dev.type, dtype=dtypes[prec]):
-                            return m(x)
-                key = f"{prec}{' compiled' if compiled else ''} batch {b}"
-                try:
-                    run()                       # first run: compilation, cuDNN's choice
-                    s = _seconds(run, min_run_time)
-                except Exception as e:  # noqa: BLE001 - e.g. fp16 autocast on an old CPU build
-                    skipped[key] = f"{type(e).__name__}: {e}"
-                    if cuda:
-                        torch.cuda.empty_cache()
+            nets = {False: net}
+            if True in compile_modes:
+                try:                        # one compiled copy per precision (autocast is guarded)
+                    nets[True] = torch.compile(copy.deepcopy(net))
+                except Exception as e:  # noqa: BLE001 - a build without a compiler backend
+                    skipped[f"{prec} compiled"] = f"torch.compile: {type(e).__name__}: {e}"
+            for compiled in compile_modes:
+                if compiled not in nets:
                     continue
-                fps = b / s
-                results.append({"precision": prec, "batch": b, "compiled": compiled,
-                                "seconds_per_batch": s, "frames_per_s": fps,
-                                "fraction_of_matmul": flops * fps / peak[prec]})
-                del x
+                m = nets[compiled]
+                for b in batches:
+                    x = torch.rand(b, cin, *shape, generator=torch.Generator().manual_seed(seed)
+                                   ).to(dev)
+
+                    def run(m=m, x=x, prec=prec):
+                        with torch.inference_mode():
+                            if prec == "fp32":
+                                return m(x)
+                            with torch.autocast(dev.type, dtype=dtypes[prec]):
+                                return m(x)
+                    key = f"{prec}{' compiled' if compiled else ''} batch {b}"
+                    try:
+                        run()                       # first run: compilation, cuDNN's choice
+                        s = _seconds(run, min_run_time)
+                    except Exception as e:  # noqa: BLE001 - e.g. fp16 autocast on an old CPU build
+                        skipped[key] = f"{type(e).__name__}: {e}"
+                        if cuda:
+                            torch.cuda.empty_cache()
+                        continue
+                    fps = b / s
+                    results.append({"precision": prec, "batch": b, "compiled": compiled,
+                                    "seconds_per_batch": s, "frames_per_s": fps,
+                                    "fraction_of_matmul": flops * fps / peak[prec]})
+                    del x
     return {"model": str(model), "device": str(device), "device_name": _device_name(dev),
             "torch": torch.__version__, "shape": list(shape), "flops_per_frame": flops,
             "matmul_flops_per_s": peak, "results": results, "skipped": skipped}

@@ -67,3 +67,26 @@ def test_unknown_device_or_precision_is_refused():
         run_device_benchmark("default", "tpu")
     with pytest.raises(ConfigError, match="unknown precision"):
         run_device_benchmark("default", "cpu", precisions=("fp8",))
+
+
+@pytest.mark.slow
+def test_compiled_rows_are_compiled_graphs_not_an_eager_fallback():
+    # torch.compile on the CPU (a C++ compiler, a minute or two): every precision's compiled
+    # copy gets its own graphs even where dynamo's recompile limit is low; past that limit
+    # dynamo would run the eager network without an error and the 'compiled' rows would lie
+    import torch._dynamo
+    import torch._dynamo.config as cfg
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    before = counters["stats"]["unique_graphs"]
+    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+    with cfg.patch(**{name: 1}):
+        res = run_device_benchmark("default", "cpu", shape=(32, 32), batches=(1, 2, 3),
+                                   precisions=("fp32", "bf16"), compile_modes=(False, True),
+                                   min_run_time=0.02)
+    got = {(x["precision"], x["batch"], x["compiled"]) for x in res["results"]}
+    assert got == {(p, b, c) for p in ("fp32", "bf16") for b in (1, 2, 3) for c in (False, True)}
+    assert not res["skipped"]
+    # batch 1, then a graph for the other batch sizes, in each precision
+    assert counters["stats"]["unique_graphs"] - before >= 4
