@@ -3,14 +3,18 @@
 # (layerseg/data/models/default.md) records:
 #   1. simulate the training sets (skipped when present): 500 frames of the default ranges
 #      (seed 101) and 700 of the wide ranges (seed 102), 512 x 512 over 12 x 12.8 mm;
-#   2. train configs/default_cpu.yaml on them (LightningCLI; extra arguments are passed on,
-#      e.g. --trainer.max_steps=100 for a trial);
-#   3. write the shippable checkpoint to runs/default_cpu/default.ckpt (copy it to
+#   2. train configs/default_cpu.yaml on them (stage 1, 5,000 steps; LightningCLI; extra
+#      arguments are passed on to both stages, e.g. --trainer.max_steps=100 for a trial);
+#   3. fine-tune that network with configs/default_cpu_widen.yaml (stage 2, 1,500 steps on
+#      patches twice as wide, from stage 1's weights: --model.init_from);
+#   4. write the shippable checkpoints to runs/default_cpu/default.ckpt (stage 1) and
+#      runs/default_cpu_widen/default.ckpt (stage 2: the default model; copy it to
 #      layerseg/data/models/default.ckpt to replace the shipped one).
 # Seeds never used for evaluation: the held-out sets are seeds 4242 (default) and 4343 (wide).
-# About 80 min on 2 CPU cores (15 simulating, the rest training); WORKERS sets the simulation's
+# About 110 min on 2 CPU cores (15 simulating, 60 stage 1, 30 stage 2); WORKERS sets the simulation's
 # processes. CONFIG and NAME train another config on the same data the same way, e.g. the
-# ordered-surface head: CONFIG=configs/surface_cpu.yaml NAME=surface (into runs/surface_cpu).
+# ordered-surface head: CONFIG=configs/surface_cpu.yaml NAME=surface (into runs/surface_cpu);
+# stage 2 runs for the default config only (STAGE2=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-runs/default_data}
@@ -33,3 +37,13 @@ run=$(ls -dt "$ROOT"/lightning_logs/version_* | head -1)
 python scripts/ship_model.py "$run/checkpoints/last.ckpt" --out "$ROOT/$NAME.ckpt" \
     --name "$NAME" --config "$CONFIG" --force
 echo "trained: $run (runs before: $before); shippable: $ROOT/$NAME.ckpt"
+if [ "$CONFIG" = configs/default_cpu.yaml ] && [ "${STAGE2:-1}" != 0 ]; then
+    CONFIG2=configs/default_cpu_widen.yaml
+    ROOT2=runs/$(basename "$CONFIG2" .yaml)
+    layerseg fit --config "$CONFIG2" --data.datasets="[$DATA/default,$DATA/wide]" \
+        --model.init_from="$ROOT/$NAME.ckpt" --trainer.default_root_dir="$ROOT2" "$@"
+    run2=$(ls -dt "$ROOT2"/lightning_logs/version_* | head -1)
+    python scripts/ship_model.py "$run2/checkpoints/last.ckpt" --out "$ROOT2/$NAME.ckpt" \
+        --name "$NAME" --config "$CONFIG2" --force
+    echo "stage 2: $run2; shippable: $ROOT2/$NAME.ckpt"
+fi

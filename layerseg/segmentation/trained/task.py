@@ -173,6 +173,12 @@ class SegmentationTask(LightningModule):
         of a column (`layerseg.segmentation.trained.surface_head`: trained with its
         `SurfaceLoss`, turned into per-pixel class log-probabilities for the shared decode);
         needs ``infer_mode='whole'`` and patches that span the frame depth.
+    init_from : str, optional
+        A layerseg checkpoint whose weights this run starts from (a fine-tune: a new run with
+        its own optimiser, schedule and steps, unlike Lightning's ``ckpt_path``, which resumes
+        a run). Read with ``weights_only=True`` when fitting starts; its network must be this
+        task's (same architecture and hyperparameters that shape it). Kept in the
+        hyperparameters as a record; loading a checkpoint for inference never reads it.
     """
 
     def __init__(self, net: NetName = "UNet", in_channels: int = 1, num_classes: int = 8,
@@ -186,7 +192,7 @@ class SegmentationTask(LightningModule):
                  decode_val: bool = True, norm: Literal["instance", "batch"] = "instance",
                  num_res_units: int = 2,
                  infer_mode: Literal["sliding", "whole"] = "sliding",
-                 head: Literal["pixel", "surface"] = "pixel"):
+                 head: Literal["pixel", "surface"] = "pixel", init_from: str | None = None):
         super().__init__()
         if num_classes != N_LABELS:
             raise ConfigError(f"num_classes must be {N_LABELS} (the label map 0-7), got "
@@ -243,6 +249,37 @@ class SegmentationTask(LightningModule):
         self.metrics = {"dice": DiceMetric(**kw), "hd95_mm": HausdorffDistanceMetric(
             percentile=95, **kw), "assd_mm": SurfaceDistanceMetric(symmetric=True, **kw),
             "decoded_dice": DiceMetric(**kw)}
+
+    def setup(self, stage: str) -> None:
+        """Before fitting, start from `init_from`'s weights where one is given."""
+        if stage == "fit" and self.hparams.get("init_from"):
+            self.load_initial_weights(self.hparams.init_from)
+
+    def load_initial_weights(self, path) -> None:
+        """Copy the weights of the layerseg checkpoint `path` into this task's network.
+
+        Raises
+        ------
+        ConfigError
+            As `layerseg.segmentation.trained.predict.load_task`, or a checkpoint whose network
+            differs from this one (named with the file and the first differing setting).
+        """
+        from .predict import load_task
+
+        src = load_task(path)
+        shape_keys = ("net", "in_channels", "channels", "num_res_units", "norm", "head")
+        for k in shape_keys:
+            mine, theirs = self.hparams.get(k), src.hparams.get(k)
+            if (list(mine) if isinstance(mine, (list, tuple)) else mine) != \
+                    (list(theirs) if isinstance(theirs, (list, tuple)) else theirs):
+                raise ConfigError(f"init_from: its network has {k}={theirs!r}, this run's "
+                                  f"{k}={mine!r}; a fine-tune starts from the same network",
+                                  path)
+        try:
+            self.load_state_dict(src.state_dict(), strict=True)
+        except RuntimeError as e:
+            raise ConfigError("init_from: its weights do not fit this run's network "
+                              f"({str(e).splitlines()[0]})", path) from None
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,

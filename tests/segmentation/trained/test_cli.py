@@ -33,8 +33,8 @@ def test_help_and_print_config(capsys):
 
 def test_every_config_is_tested():
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(
-        ["default_cpu.yaml", "surface_cpu.yaml", "unet_small_cpu.yaml", "unet_gpu.yaml",
-         "unet_ddp.yaml"])
+        ["default_cpu.yaml", "default_cpu_widen.yaml", "surface_cpu.yaml",
+         "unet_small_cpu.yaml", "unet_gpu.yaml", "unet_ddp.yaml"])
 
 
 @pytest.mark.parametrize("name, extra", [("unet_small_cpu.yaml", []), ("unet_gpu.yaml", ON_CPU),
@@ -44,6 +44,24 @@ def test_fast_dev_run(name, extra, tmp_path):
     # every config runs as it stands with frames simulated on the fly (tiny sizes by override)
     assert main(["fit", "--config", str(CONFIGS / name), *TINY, *extra,
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
+
+
+def test_fast_dev_run_of_the_fine_tune_stage(tmp_path):
+    # the default model's stage 2 starts from stage 1's weights (model.init_from): a stage-1
+    # network of the tiny size, saved as layerseg ships checkpoints
+    import torch
+
+    from layerseg.segmentation.trained.task import SegmentationTask
+    stage1 = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1,
+                              infer_mode="whole", spacing_mm=(0.1, 0.1), patch_size=(32, 32))
+    ck = tmp_path / "stage1.ckpt"
+    torch.save({"state_dict": stage1.state_dict(), "hyper_parameters": dict(stage1.hparams)}, ck)
+    assert main(["fit", "--config", str(CONFIGS / "default_cpu_widen.yaml"), *TINY,
+                 f"--model.init_from={ck}", f"--trainer.default_root_dir={tmp_path}"]) == 0
+    # as it stands, without stage 1's checkpoint, it stops with a clear error
+    assert main(["fit", "--config", str(CONFIGS / "default_cpu_widen.yaml"), *TINY,
+                 f"--model.init_from={tmp_path / 'missing.ckpt'}",
+                 f"--trainer.default_root_dir={tmp_path}"]) == 2
 
 
 @pytest.mark.parametrize("net", ["AttentionUnet", "SegResNet", "DynUNet", "SwinUNETR"])

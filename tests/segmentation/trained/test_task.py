@@ -79,3 +79,38 @@ def test_cosine_schedule_decays_to_zero_over_max_steps(tmp_path):
     assert lrs[0] == pytest.approx(0.01)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
     assert tr.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def _save_task(task, path):
+    """A checkpoint of `task` as layerseg ships them: weights and hyperparameters only."""
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}, path)
+    return path
+
+
+def test_init_from_starts_a_fit_from_the_checkpoints_weights(tmp_path):
+    torch.manual_seed(1)
+    src = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1)
+    with torch.no_grad():                         # batch-norm statistics travel too
+        for m in src.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+    ck = _save_task(src, tmp_path / "stage1.ckpt")
+    torch.manual_seed(2)
+    task = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1,
+                            init_from=str(ck), lr=1e-4)
+    differs = lambda: any(not torch.equal(a, b) for a, b in  # noqa: E731
+                          zip(task.state_dict().values(), src.state_dict().values()))
+    assert differs()
+    task.setup("validate")                        # only fitting starts from it
+    assert differs()
+    task.setup("fit")
+    assert not differs()
+    assert task.hparams.lr == 1e-4 and task.hparams.init_from == str(ck)
+    # a network of another shape is refused, naming the file and the setting
+    other = SegmentationTask(channels=(4, 8, 32), norm="batch", num_res_units=1,
+                             init_from=str(ck))
+    with pytest.raises(ConfigError, match="channels") as e:
+        other.setup("fit")
+    assert str(ck) in str(e.value)
+    with pytest.raises(ConfigError, match="does not exist"):
+        SegmentationTask(channels=(4, 8, 16), init_from=str(tmp_path / "no.ckpt")).setup("fit")
