@@ -92,6 +92,9 @@ def load_task(path: str | os.PathLike) -> SegmentationTask:
     ckpt = load_checkpoint(p)
     hp = {k: v for k, v in ckpt["hyper_parameters"].items()
           if k not in ("_instantiator", "_class_path")}
+    # the weights are this checkpoint's own: where it was fine-tuned from (its record, kept in
+    # the file) is not read again when the rebuilt task is fitted further
+    hp.pop("init_from", None)
     if hp.get("num_classes", N_LABELS) != N_LABELS:
         raise ConfigError(f"checkpoint is for {hp['num_classes']} classes; layerseg segments "
                           f"{N_LABELS} (labels 0-7)", p)

@@ -81,20 +81,14 @@ def test_cosine_schedule_decays_to_zero_over_max_steps(tmp_path):
     assert tr.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-def _save_task(task, path):
-    """A checkpoint of `task` as layerseg ships them: weights and hyperparameters only."""
-    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}, path)
-    return path
-
-
-def test_init_from_starts_a_fit_from_the_checkpoints_weights(tmp_path):
+def test_init_from_starts_a_fit_from_the_checkpoints_weights(tmp_path, save_task):
     torch.manual_seed(1)
     src = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1)
     with torch.no_grad():                         # batch-norm statistics travel too
         for m in src.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-1, 1)
-    ck = _save_task(src, tmp_path / "stage1.ckpt")
+    ck = save_task(src, tmp_path / "stage1.ckpt")
     torch.manual_seed(2)
     task = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1,
                             init_from=str(ck), lr=1e-4)
@@ -114,3 +108,20 @@ def test_init_from_starts_a_fit_from_the_checkpoints_weights(tmp_path):
     assert str(ck) in str(e.value)
     with pytest.raises(ConfigError, match="does not exist"):
         SegmentationTask(channels=(4, 8, 16), init_from=str(tmp_path / "no.ckpt")).setup("fit")
+
+
+def test_a_fine_tuned_checkpoint_fits_on_from_its_own_weights(tmp_path, save_task):
+    # a checkpoint made by a fine-tune records where it started (init_from); rebuilt from the
+    # file, its task holds the file's weights and fitting it further does not go back there
+    from layerseg.segmentation.trained.predict import load_task
+
+    torch.manual_seed(3)
+    tuned = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1,
+                             init_from=str(tmp_path / "stage1_gone.ckpt"))
+    ck = save_task(tuned, tmp_path / "stage2.ckpt")
+    task = load_task(ck).train()
+    task.setup("fit")
+    for a, b in zip(task.state_dict().values(), tuned.state_dict().values()):
+        assert torch.equal(a, b)
+    assert torch.load(ck, weights_only=True)["hyper_parameters"]["init_from"].endswith(
+        "stage1_gone.ckpt")
