@@ -31,6 +31,13 @@ _CUDA_BATCHES = (1, 8, 32, 64, 128, 256)
 _CPU_BATCHES = (1, 4)
 
 
+def _dtype(precision: str):
+    """The torch dtype of one of `PRECISIONS`."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def _device_name(dev) -> str:
     import torch
 
@@ -92,10 +99,9 @@ def _matmul_flops(dev, precision: str, min_run_time: float) -> float:
     import torch
 
     n = 4096 if dev.type == "cuda" else 1024
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.rand(n, n, generator=g).to(dev, dtype)
-    b = torch.rand(n, n, generator=g).to(dev, dtype)
+    a = torch.rand(n, n, generator=g).to(dev, _dtype(precision))
+    b = torch.rand(n, n, generator=g).to(dev, _dtype(precision))
     s = _seconds(lambda: torch.mm(a, b), min_run_time)
     return 2.0 * n ** 3 / s
 
@@ -164,7 +170,6 @@ def run_device_benchmark(model: str = "default", device: str = "cpu",
         net(one)
     flops = float(fc.get_total_flops())
     net = net.to(dev)
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     skipped: dict[str, str] = {}
     peak: dict[str, float] = {}
     results = []
@@ -193,7 +198,7 @@ def run_device_benchmark(model: str = "default", device: str = "cpu",
                         with torch.inference_mode():
                             if prec == "fp32":
                                 return m(x)
-                            with torch.autocast(dev.type, dtype=dtypes[prec]):
+                            with torch.autocast(dev.type, dtype=_dtype(prec)):
                                 return m(x)
                     key = f"{prec}{' compiled' if compiled else ''} batch {b}"
                     try:

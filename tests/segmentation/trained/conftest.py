@@ -37,3 +37,17 @@ def tiny_fit():
         return found[-1]
 
     return fit
+
+
+@pytest.fixture(scope="session")
+def save_task():
+    """``save_task(task, path) -> path``: a checkpoint of a `SegmentationTask` as layerseg ships
+    them (weights and hyperparameters only, readable with ``weights_only=True``)."""
+    import torch
+
+    def save(task, path):
+        torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)},
+                   path)
+        return path
+
+    return save

@@ -46,16 +46,13 @@ def test_fast_dev_run(name, extra, tmp_path):
                  f"--trainer.default_root_dir={tmp_path}"]) == 0
 
 
-def test_fast_dev_run_of_the_fine_tune_stage(tmp_path):
+def test_fast_dev_run_of_the_fine_tune_stage(tmp_path, save_task):
     # the default model's stage 2 starts from stage 1's weights (model.init_from): a stage-1
     # network of the tiny size, saved as layerseg ships checkpoints
-    import torch
-
     from layerseg.segmentation.trained.task import SegmentationTask
     stage1 = SegmentationTask(channels=(4, 8, 16), norm="batch", num_res_units=1,
                               infer_mode="whole", spacing_mm=(0.1, 0.1), patch_size=(32, 32))
-    ck = tmp_path / "stage1.ckpt"
-    torch.save({"state_dict": stage1.state_dict(), "hyper_parameters": dict(stage1.hparams)}, ck)
+    ck = save_task(stage1, tmp_path / "stage1.ckpt")
     assert main(["fit", "--config", str(CONFIGS / "default_cpu_widen.yaml"), *TINY,
                  f"--model.init_from={ck}", f"--trainer.default_root_dir={tmp_path}"]) == 0
     # as it stands, without stage 1's checkpoint, it stops with a clear error
