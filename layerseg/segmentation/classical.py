@@ -366,7 +366,9 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     ndarray of float64, shape (8, rows, cols)
     """
     ay, _ = frame_spacing(frame)
-    n, edge, below = feats["n"], feats["edge"], feats["below"]
+    # one float64 copy of the normalised image, shared by the two-mode terms and the kernel
+    n = np.ascontiguousarray(feats["n"], dtype=np.float64)
+    edge, below = feats["edge"], feats["below"]
     rows, cols = n.shape
     app = cfg["appearance"]
     wa = float(app["weight"])
@@ -384,7 +386,6 @@ def label_scores(frame: Frame, feats: dict[str, np.ndarray], cfg: dict,
     deep_score = wa * ll - cfg["texture"]["weight"] * 0.5 * z * z
     bs = cfg["bone_surface"]
     bone_as_deep = bs["appearance"] == "deep_tissue"
-    n = np.ascontiguousarray(n, dtype=np.float64)
     streak = np.ascontiguousarray(feats["streak"], dtype=np.float64)
     ridge = np.ascontiguousarray(feats["ridge"], dtype=np.float64)
     par = {k: np.zeros(N_LABELS) for k in ("mean", "sd", "tm0", "zlo", "wr", "w_edge")}
