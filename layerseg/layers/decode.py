@@ -27,7 +27,10 @@ says about the answer lives here and in ``layerseg/data/decode_priors.json``, no
   with ``rejected_bone_to_background``, that search reads the bone probability of every column
   left without bone as background below the deepest layer (label 0, the unmodelled deep
   tissue), so the deep tissue does not become muscle or deep fat and no bone is drawn into the
-  columns beside a run taken out.
+  columns beside a run taken out;
+- for a probabilistic model given the frame's image, the dermis-fat junction on the image's
+  echo step near where the model put it (``dermis_junction``, `layerseg.layers.junction`;
+  applied by `layerseg.segmentation.pipeline.segment_with` on the frame's own grid).
 
 The search itself is `layerseg.layers.ordered_search` (exact dynamic programming in Numba).
 """
@@ -162,6 +165,17 @@ def _validate(cfg: dict, src) -> None:
         raise ConfigError(f"bone_echo.enabled must be true or false, got {be['enabled']!r}", src)
     be["min_line_db"] = number(be["min_line_db"], "bone_echo.min_line_db", src)
     be["min_shadow_db"] = number(be["min_shadow_db"], "bone_echo.min_shadow_db", src)
+    dj = cfg["dermis_junction"]
+    keys = ("window_mm", "step_mm", "lateral_sigma_mm", "min_drop_db", "margin_db", "median_mm")
+    if not isinstance(dj, dict) or set(k for k in dj if not k.startswith("_")) != {
+            "enabled", *keys}:
+        raise ConfigError("dermis_junction must hold enabled, " + ", ".join(keys), src)
+    if not isinstance(dj["enabled"], bool):
+        raise ConfigError(f"dermis_junction.enabled must be true or false, got "
+                          f"{dj['enabled']!r}", src)
+    for key in keys:
+        dj[key] = number(dj[key], f"dermis_junction.{key}", src, lo=0.0,
+                         allow_zero=key != "step_mm")
     th = cfg["thickness_mm"]
     for region, table in th.items():
         if region == "epidermis_frequency_scaled":

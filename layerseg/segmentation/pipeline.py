@@ -15,7 +15,8 @@ from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..errors import ScoreMapError
 from ..layers.decode import (SegmentationResult, column_confidence, confidence_flag, decode,
-                             refine_surfaces)
+                             load_priors, refine_surfaces, thickness_limits_mm)
+from ..layers.junction import refine_dermis_junction
 from ..layers.surfaces import resample_surfaces, surfaces_to_labels
 from ..layers.profiles import Profile, resolve_profile
 
@@ -126,8 +127,31 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
             flag = confidence_flag(res.column_confidence, priors)
             if flag:
                 res.flags.append(flag)
+    if log_probabilities:
+        _dermis_junction(res, disp, prof, priors)
     res.flags.extend(f for f in (note, deep) if f)
     return res
+
+
+def _dermis_junction(res: SegmentationResult, disp: Frame, prof: Profile, priors) -> None:
+    """Put a probabilistic model's dermis-fat junction on the image's echo step near it
+    (``dermis_junction`` of the decode priors, `layerseg.layers.junction`), on the frame's
+    grid, in place."""
+    pri = load_priors(priors)
+    dj = pri["dermis_junction"]
+    if not dj["enabled"] or "dermis" not in prof.layers or "fat" not in prof.layers:
+        return
+    mn, mx = thickness_limits_mm(pri, prof, disp.meta.frequency_mhz)
+    grey, dr = _image(disp)
+    surfaces, moved = refine_dermis_junction(
+        res.surfaces, prof, grey, dr, disp.spacing_mm, window_mm=dj["window_mm"],
+        step_mm=dj["step_mm"], lateral_sigma_mm=dj["lateral_sigma_mm"],
+        min_drop_db=dj["min_drop_db"], margin_db=dj["margin_db"], median_mm=dj["median_mm"],
+        dermis_mm=(mn["dermis"], mx["dermis"]), min_fat_mm=mn["fat"],
+        max_slope_deg=pri["max_slope_deg"])
+    if moved:
+        res.surfaces = surfaces
+        res.labels = surfaces_to_labels(surfaces, prof, grey.shape[0])
 
 
 FIELD_DEPTH_MARGIN = 1.25

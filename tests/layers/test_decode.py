@@ -157,6 +157,10 @@ def test_priors_override_and_file(tmp_path):
     ({"bone_echo": {"enabled": "yes"}}, "bone_echo.enabled"),
     ({"bone_echo": {"min_line_db": "x"}}, "bone_echo.min_line_db"),
     ({"bone_echo": {"min_db": 3}}, "min_db"),
+    ({"dermis_junction": {"enabled": 1}}, "dermis_junction.enabled"),
+    ({"dermis_junction": {"window_mm": -1}}, "dermis_junction.window_mm"),
+    ({"dermis_junction": {"step_mm": 0}}, "dermis_junction.step_mm"),
+    ({"dermis_junction": {"window": 1}}, "window"),
 ])
 def test_bad_priors_named(over, words):
     with pytest.raises(ConfigError, match=words):
@@ -354,7 +358,9 @@ def test_probabilistic_scores_on_a_coarser_grid_decode_to_sub_pixel_depths():
                   spacing_mm=(0.025, 0.025), meta=FrameMeta(region="cheek"))
     res = segment_with(lambda f, p: lp, frame, log_probabilities=True, return_scores=True,
                        priors={"thickness_mm": {"default": {"epidermis": [0.0, 5.0]}},
-                               "bone_to_bottom": False})
+                               "bone_to_bottom": False,
+                               # the grey levels are noise, no B-mode: no echo step to read
+                               "dermis_junction": {"enabled": False}})
     assert res.labels.shape == (rows_f, cols_f) and order_violations(res.labels, "cheek") == 0
     assert res.scores.shape == (8, rows_f, cols_f)
     assert res.column_confidence.shape == (cols_f,)
