@@ -99,9 +99,10 @@ def _matmul_flops(dev, precision: str, min_run_time: float) -> float:
     import torch
 
     n = 4096 if dev.type == "cuda" else 1024
+    dtype = _dtype(precision)
     g = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.rand(n, n, generator=g).to(dev, _dtype(precision))
-    b = torch.rand(n, n, generator=g).to(dev, _dtype(precision))
+    a = torch.rand(n, n, generator=g).to(dev, dtype)
+    b = torch.rand(n, n, generator=g).to(dev, dtype)
     s = _seconds(lambda: torch.mm(a, b), min_run_time)
     return 2.0 * n ** 3 / s
 

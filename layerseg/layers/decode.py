@@ -137,42 +137,42 @@ def _defaults() -> dict[str, Any]:
     return cfg
 
 
+def _section(cfg: dict, name: str, keys: tuple[str, ...], src) -> dict:
+    """The priors section `name`, which must hold exactly `keys` (``_doc`` keys aside)."""
+    sec = cfg[name]
+    if not isinstance(sec, dict) or set(k for k in sec if not k.startswith("_")) != set(keys):
+        names = keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+        raise ConfigError(f"{name} must hold {names}", src)
+    return sec
+
+
+def _flag(v, where: str, src) -> bool:
+    """`v` when it is true or false, else a `ConfigError` naming `where`."""
+    if not isinstance(v, bool):
+        raise ConfigError(f"{where} must be true or false, got {v!r}", src)
+    return v
+
+
 def _validate(cfg: dict, src) -> None:
     cfg["max_slope_deg"] = number(cfg["max_slope_deg"], "max_slope_deg", src, lo=0.0, hi=89.0)
     cfg["smooth_fallback_per_column"] = number(cfg["smooth_fallback_per_column"],
                                                "smooth_fallback_per_column", src, lo=0.0)
-    conf = cfg["confidence"]
-    if not isinstance(conf, dict) or set(k for k in conf if not k.startswith("_")) != {
-            "column_min", "max_low_fraction"}:
-        raise ConfigError("confidence must hold column_min and max_low_fraction", src)
+    conf = _section(cfg, "confidence", ("column_min", "max_low_fraction"), src)
     conf["column_min"] = number(conf["column_min"], "confidence.column_min", src, lo=0.0, hi=1.0)
     conf["max_low_fraction"] = number(conf["max_low_fraction"], "confidence.max_low_fraction",
                                       src, lo=0.0, hi=1.0)
     for key in ("free_bottom_surface", "bone_to_bottom", "rejected_bone_to_background"):
-        if not isinstance(cfg[key], bool):
-            raise ConfigError(f"{key} must be true or false, got {cfg[key]!r}", src)
-    ev = cfg["absent_evidence"]
-    if not isinstance(ev, dict) or set(k for k in ev if not k.startswith("_")) != {
-            "min_probability"}:
-        raise ConfigError("absent_evidence must hold min_probability", src)
+        _flag(cfg[key], key, src)
+    ev = _section(cfg, "absent_evidence", ("min_probability",), src)
     ev["min_probability"] = number(ev["min_probability"], "absent_evidence.min_probability", src,
                                    lo=0.0, hi=1.0)
-    be = cfg["bone_echo"]
-    if not isinstance(be, dict) or set(k for k in be if not k.startswith("_")) != {
-            "enabled", "min_line_db", "min_shadow_db"}:
-        raise ConfigError("bone_echo must hold enabled, min_line_db and min_shadow_db", src)
-    if not isinstance(be["enabled"], bool):
-        raise ConfigError(f"bone_echo.enabled must be true or false, got {be['enabled']!r}", src)
+    be = _section(cfg, "bone_echo", ("enabled", "min_line_db", "min_shadow_db"), src)
+    _flag(be["enabled"], "bone_echo.enabled", src)
     be["min_line_db"] = number(be["min_line_db"], "bone_echo.min_line_db", src)
     be["min_shadow_db"] = number(be["min_shadow_db"], "bone_echo.min_shadow_db", src)
-    dj = cfg["dermis_junction"]
     keys = ("window_mm", "step_mm", "lateral_sigma_mm", "min_drop_db", "margin_db", "median_mm")
-    if not isinstance(dj, dict) or set(k for k in dj if not k.startswith("_")) != {
-            "enabled", *keys}:
-        raise ConfigError("dermis_junction must hold enabled, " + ", ".join(keys), src)
-    if not isinstance(dj["enabled"], bool):
-        raise ConfigError(f"dermis_junction.enabled must be true or false, got "
-                          f"{dj['enabled']!r}", src)
+    dj = _section(cfg, "dermis_junction", ("enabled",) + keys, src)
+    _flag(dj["enabled"], "dermis_junction.enabled", src)
     for key in keys:
         dj[key] = number(dj[key], f"dermis_junction.{key}", src, lo=0.0,
                          allow_zero=key != "step_mm")
