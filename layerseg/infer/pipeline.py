@@ -498,11 +498,12 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
                                field_depth_mm=segmenter.field_depth_mm)
         seg.scores = None  # the per-class scores are not kept: (8, rows, cols) float64 each
         fid = f"{ref.exam}-f{ref.index:03d}"
-        conf = seg.column_confidence   # a trained model's; QC fails a frame it barely knows
+        conf = seg.column_confidence   # a trained model's; QC fails a frame it does not know
         sc = score(frame, seg.labels, region=reg, frame_id=fid,
                    subject_id=frame.meta.subject_key, surfaces=seg.surfaces,
                    sex=frame.meta.extra.get("sex"), age=frame.meta.extra.get("age_years"),
-                   confidence=None if conf is None else float(conf.mean()))
+                   confidence=None if conf is None else float(conf.mean()),
+                   qc_fail=seg.uncertain)
         return frame, seg, sc
 
     current: list[_Ref] = []  # run_each names an item right before working on it

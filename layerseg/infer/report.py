@@ -195,7 +195,8 @@ def _frame_section(fr, overlay_png: bytes, refs, z_limit: float) -> str:
     qc_ok = bool(f.get("qc_pass"))
     flags = [("QC", f.get("qc_reason")), ("QC note", f.get("qc_notes")),
              ("calibration", f.get("qc_calibration"))]
-    flags += [("segmentation", x) for x in seg.flags]
+    # the model's own uncertainty flag is already a QC fail reason
+    flags += [("segmentation", x) for x in seg.flags if x != seg.uncertain]
     items = "".join(f"<li><b>{html.escape(k)}:</b> {html.escape(str(v))}</li>"
                     for k, v in flags if v)
     skin = f.get("skin_thickness_mean_mm")

@@ -87,6 +87,10 @@ class SegmentationResult:
         For a model whose scores are log-probabilities (the trained networks): per column, the
         mean probability the model gave to the decoded label over the tissue (skin surface to
         the deepest layer's bottom), 0-1; None for the classical segmenter (`column_confidence`).
+    uncertain : str or None
+        The flag of a frame the model does not understand (`confidence_flag`; also in `flags`),
+        None when it understands it or gives no confidence. Scoring fails the frame's QC with it
+        (`layerseg.score`'s ``qc_fail``), so such a frame is never measured silently.
     """
 
     labels: np.ndarray
@@ -96,6 +100,7 @@ class SegmentationResult:
     scores: np.ndarray | None = None
     model: str = "classical"
     column_confidence: np.ndarray | None = None
+    uncertain: str | None = None
 
 
 def default_priors() -> dict[str, Any]:

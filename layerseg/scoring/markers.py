@@ -102,7 +102,7 @@ def _stats(t: np.ndarray) -> dict:
 
 def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | None = None,
           sex=None, age=None, subject_id: str | None = None, confidence=None, surfaces=None,
-          options: ScoreOptions | None = None, **kwargs) -> FrameScores:
+          qc_fail=None, options: ScoreOptions | None = None, **kwargs) -> FrameScores:
     """Per-layer aging markers of one labelled frame.
 
     Parameters
@@ -125,6 +125,10 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
     surfaces : ndarray of float, shape (K+1, cols), optional
         Sub-pixel surfaces of the same segmentation (e.g. from the ordered search); used for
         thickness and roughness instead of the label map's whole-row surfaces.
+    qc_fail : str or sequence of str, optional
+        Reasons from the label source for which the frame fails QC, each added to
+        ``qc_reason``: the segmenter's flag that it did not understand the frame
+        (`layerseg.layers.SegmentationResult.uncertain`). The frame is still scored.
     options : ScoreOptions, optional
         Tunables; keyword arguments with `ScoreOptions` field names override them
         (``roughness_cutoff_mm=``, ``low_echo_threshold=``, ``reference_layer=``...).
@@ -301,7 +305,7 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
                        spacing_override=bool(frame.meta.extra.get("spacing_override")),
                        confidence_mean=conf, has_dermis=bool(masks["dermis"].any()),
                        profile_region=prof.region, region_known=region_known, thresholds=opt.qc,
-                       image_problem=contrast_problem(grey)))
+                       image_problem=contrast_problem(grey), source_fails=qc_fail))
     if conf_reason and confidence is not None:
         fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), conf_reason) if x)
     fr["frame_status"] = "scored" if rows else "failed"

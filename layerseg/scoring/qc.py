@@ -72,7 +72,7 @@ def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
              spacing_mm, calibration: str | None, spacing_override: bool,
              confidence_mean: float | None, has_dermis: bool, profile_region: str,
              region_known: bool, thresholds: QCThresholds = QCThresholds(),
-             image_problem: str | None = None) -> dict:
+             image_problem: str | None = None, source_fails=None) -> dict:
     """QC fields of one frame.
 
     Parameters
@@ -86,6 +86,8 @@ def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
 
     image_problem : str, optional
         Why the image itself cannot be measured (`layerseg.checks.contrast_problem`): a fail.
+    source_fails : str or sequence of str, optional
+        Fails named by the label source (a segmenter that did not understand the frame).
 
     Returns
     -------
@@ -111,6 +113,12 @@ def frame_qc(*, n_cols: int, labelled_cols: np.ndarray, bad_cols: np.ndarray,
                      f"{thresholds.min_confidence:g}")
     if image_problem:
         fails.append(image_problem)
+    if source_fails:
+        extra = [source_fails] if isinstance(source_fails, str) else list(source_fails)
+        for why in extra:
+            if not isinstance(why, str) or not why.strip():
+                raise ValueError(f"a QC fail reason must be a non-empty string, got {why!r}")
+        fails.extend(extra)
     if thresholds.require_dermis and not has_dermis:
         fails.append("no dermis labelled")
     if spacing_override:

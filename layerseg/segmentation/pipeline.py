@@ -127,6 +127,7 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
             flag = confidence_flag(res.column_confidence, priors)
             if flag:
                 res.flags.append(flag)
+                res.uncertain = flag
     if log_probabilities:
         _dermis_junction(res, disp, prof, priors)
     res.flags.extend(f for f in (note, deep) if f)
@@ -210,6 +211,7 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
     flag = confidence_flag(conf, priors) if log_probabilities else None
     if flag:
         out.flags.append(flag)
+        out.uncertain = flag
     if return_scores and not log_probabilities:
         out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
     elif return_scores:

@@ -160,6 +160,38 @@ def test_a_trained_models_confidence_reaches_the_frame_qc(inputs):
     assert all(r.scores.frame["qc_confidence"] is None for r in cl)
 
 
+def test_a_frame_the_model_does_not_understand_fails_qc(tmp_path, kit):
+    # the bundled cheek sample as a clinician might export it by mistake: rotated a quarter
+    # turn (skin along the left edge); the model's column confidence says it does not know
+    # it, and that flag fails the frame's QC (before, the mean confidence 0.6 passed it)
+    pytest.importorskip("torch")
+    src = Path(__file__).resolve().parents[2] / "data" / "samples" / "sim"
+    grey = np.asarray(Image.open(src / "cheek_f32.png"))
+    side = json.loads((src / "cheek_f32.json").read_text())
+    d = tmp_path / "in"
+    d.mkdir()
+    for name, img in (("plain", grey), ("turned", np.ascontiguousarray(np.rot90(grey)))):
+        Image.fromarray(img).save(d / f"{name}.png")
+        (d / f"{name}.json").write_text(json.dumps(side))
+    res = {r.path.stem: r for r in infer_frames([d / "plain.png", d / "turned.png"],
+                                                model="default")}
+    turned, plain = res["turned"], res["plain"]
+    assert turned.ok and turned.segmentation.uncertain
+    assert turned.segmentation.uncertain in turned.flags
+    assert not turned.scores.frame["qc_pass"]
+    assert turned.segmentation.uncertain in turned.scores.frame["qc_reason"]
+    assert turned.scores.frame["qc_confidence"] > 0.5     # the mean alone would have passed it
+    assert plain.segmentation.uncertain is None and plain.scores.frame["qc_pass"]
+    # the run's summary counts it, and the report names it once, as a QC fail
+    out = tmp_path / "out"
+    assert kit.run_cli(d, "--out", out, "--model", "default", "--no-progress") == 0
+    assert kit.summary(out)["frames"]["qc_flagged"] == 1
+    texts = [p.read_text() for p in sorted((out / "exams").rglob("report.html"))]
+    assert len(texts) == 2 and sorted(t.count("model uncertain") for t in texts) == [0, 1]
+    (text,) = [t for t in texts if "model uncertain" in t]
+    assert "<b>QC:</b> model uncertain" in text
+
+
 def test_sex_and_age_from_the_dicom_header_reach_the_reference_ranges(tmp_path):
     # the bundled forehead exam states PatientSex M and PatientAge 067Y: its dermis thickness
     # gets a z-score against the forehead reference range (none without sex and age)

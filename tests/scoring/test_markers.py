@@ -133,6 +133,14 @@ def test_low_confidence_fails_qc_and_user_spacing_noted():
     assert sc.frame["qc_calibration"] == "user" and sc.frame["qc_spacing_override"]
     ok = score(frame, lab, confidence=0.9)
     assert ok.qc_pass
+    # a fail named by the label source (a segmenter that did not understand the frame)
+    why = "model uncertain: 90 % of columns below confidence 0.80"
+    for given in (why, [why]):
+        sc = score(frame, lab, confidence=0.9, qc_fail=given)
+        assert not sc.qc_pass and sc.frame["qc_reason"] == why
+        assert sc.layers                                          # still scored
+    with pytest.raises(ValueError, match="QC fail reason"):
+        score(frame, lab, qc_fail=[""])
 
 
 def test_bone_has_depth_not_thickness():
