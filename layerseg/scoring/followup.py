@@ -37,9 +37,10 @@ none; ``sdc_relative_percent`` of the baseline value where its ``sdc_basis`` is 
 ``change = followup - baseline``, ``change_sdc = change / sdc``, verdict ``increase`` when
 ``change > sdc``, ``decrease`` when ``change < -sdc``, else ``within measurement noise``;
 ``not assessed`` with a reason where a value or the SDC is missing, and for the thickness and
-roughness markers of a layer cut off by the image bottom (``thickness_truncated`` of the score
-table, True in any frame of either visit: its thickness is a lower bound that moves with the
-layers above, and its lower surface is partly the image edge). `repeatability` leaves those
+roughness markers of a layer cut off by the image's bottom or top edge (``thickness_truncated``
+of the score table, True in any frame of either visit: its thickness is a lower bound that
+moves with the layers above or the probe's placement, and one of its surfaces is partly the
+image edge). `repeatability` leaves those
 truncated values out too, so the SDC describes the layers it is applied to. The SDC is that of single
 scans, so a visit averaged over several frames is judged conservatively. Pairs found in one
 visit only are listed (`VisitComparison.unmatched`), never dropped.

@@ -100,6 +100,29 @@ def _stats(t: np.ndarray) -> dict:
             "thickness_p95_mm": float(np.percentile(v, 95)), "thickness_columns": int(v.size)}
 
 
+TOP_EDGE_ROWS = 1.0
+"""A layer whose top surface lies above this row edge begins in the image's top row: nothing
+above it is in view, so the image may cut it (``thickness_truncated``)."""
+
+TOP_EDGE_NOTE_FRACTION = 0.1
+"""Share of the labelled columns whose skin begins in the top row above which a frame gets a
+QC note."""
+
+
+def _top_edge_note(S: np.ndarray, labelled_cols: np.ndarray) -> str | None:
+    """The QC note of a frame whose skin (the first labelled surface) begins in the top row in
+    more than `TOP_EDGE_NOTE_FRACTION` of its labelled columns; None otherwise."""
+    n = int(labelled_cols.sum())
+    if not n:
+        return None
+    cut = float(np.mean(S[0][labelled_cols] < TOP_EDGE_ROWS))
+    if cut <= TOP_EDGE_NOTE_FRACTION:
+        return None
+    return (f"skin at the image's top edge in {cut:.0%} of columns (no gel or stand-off above "
+            "it): the entry echo and the layers under it may be cut off there, their thickness "
+            "a lower bound (thickness_truncated)")
+
+
 def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | None = None,
           sex=None, age=None, subject_id: str | None = None, confidence=None, surfaces=None,
           qc_fail=None, options: ScoreOptions | None = None, **kwargs) -> FrameScores:
@@ -153,8 +176,10 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
     layer's pixels. ``depth_mm`` is the mean vertical depth of the layer's top below the skin
     surface (the first labelled surface); for bone it is the bone surface depth (bone has no
     thickness or area: its label is the periosteal line and the shadow under it).
-    ``thickness_truncated`` is True where the layer reaches the image bottom in some column (its
-    thickness there is a lower bound).
+    ``thickness_truncated`` is True where the layer reaches the image bottom, or begins in the
+    image's top row, in some column (its thickness there is a lower bound: the image cuts it).
+    A frame whose skin begins in the top row in more than `TOP_EDGE_NOTE_FRACTION` of the
+    labelled columns gets a QC note (no gel or stand-off above the skin).
     ``coverage_fraction`` is the share of labelled columns where the layer is present (SMAS
     continuity for the SMAS). Columns that break the profile's layer order are left out of every
     measure and counted in ``qc_order_violations``.
@@ -223,7 +248,8 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
         else:
             ay, ax = spacing
             t = t_norm[k]
-            r["thickness_truncated"] = bool(np.any(pres & (S[k + 1] >= n_rows)))
+            r["thickness_truncated"] = bool(np.any(pres & ((S[k + 1] >= n_rows)
+                                                           | (S[k] < TOP_EDGE_ROWS))))
             if lname == "bone":
                 r["thickness_reason"] = r["area_reason"] = (
                     "bone is the periosteal line and its acoustic shadow: no thickness or area "
@@ -306,6 +332,9 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
                        confidence_mean=conf, has_dermis=bool(masks["dermis"].any()),
                        profile_region=prof.region, region_known=region_known, thresholds=opt.qc,
                        image_problem=contrast_problem(grey), source_fails=qc_fail))
+    edge = _top_edge_note(S, labelled_cols)
+    if edge:
+        fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), edge) if x)
     if conf_reason and confidence is not None:
         fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), conf_reason) if x)
     fr["frame_status"] = "scored" if rows else "failed"

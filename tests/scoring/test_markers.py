@@ -143,6 +143,35 @@ def test_low_confidence_fails_qc_and_user_spacing_noted():
         score(frame, lab, qc_fail=[""])
 
 
+def test_skin_cut_by_the_top_edge_is_truncated_and_noted():
+    thick = [0.2, 1.2, 1.5, 0.4, 0, 0, 0]
+    sp = (0.03, 0.03)
+    # the skin 0.5 mm above the image: the entry echo is out of view, the dermis cut by 0.3 mm
+    frame, lab = tilted_frame(0, sp, thick, top_mm=-0.5)
+    sc = score(frame, lab)
+    rows = {r["layer"]: r for r in sc.layers}
+    assert "epidermis" not in rows
+    assert rows["dermis"]["thickness_truncated"] is True
+    assert rows["dermis"]["thickness_mean_mm"] == pytest.approx(0.9, abs=0.04)
+    assert rows["fat"]["thickness_truncated"] is False
+    assert "top edge in 100% of columns" in sc.frame["qc_notes"]
+    assert sc.qc_pass                                             # a note, not a fail
+    # tilted so that the skin begins above the first row's centre (a pixel is the layer's
+    # when its centre lies inside it) over the left 1.2 of 7.2 mm
+    tilt, lab = tilted_frame(15, sp, thick, top_mm=-0.3)
+    st = score(tilt, lab)
+    x = np.arange(240) * sp[1]
+    cut = np.mean(-0.3 + np.tan(np.radians(15)) * x < sp[0] / 2)
+    assert 0.15 < cut < 0.2
+    assert {r["layer"]: r for r in st.layers}["epidermis"]["thickness_truncated"] is True
+    assert f"top edge in {cut:.0%} of columns" in st.frame["qc_notes"]
+    # with gel above the skin: nothing cut, no note
+    ok, lab = tilted_frame(15, sp, thick, top_mm=0.3)
+    so = score(ok, lab)
+    assert not any(r.get("thickness_truncated") for r in so.layers)
+    assert "top edge" not in (so.frame["qc_notes"] or "")
+
+
 def test_bone_has_depth_not_thickness():
     frame, lab = tilted_frame(0, (0.02, 0.05), [0.2, 1.0, 1.0, 0.3, 0, 1.0, 2.0])
     rows = {r["layer"]: r for r in score(frame, lab).layers}
