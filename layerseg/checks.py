@@ -16,7 +16,8 @@ import numpy as np
 from .errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
 
 __all__ = ["check_spacing", "check_label_map", "check_image_2d", "LabelMapError", "contrast_problem",
-           "MAX_SPACING_MM", "MIN_CONTRAST_GREY"]
+           "no_echo_columns", "MAX_SPACING_MM", "MIN_CONTRAST_GREY", "NO_ECHO_TOLERANCE_GREY",
+           "MIN_ECHO_FRACTION", "MIN_MARGIN_FRACTION"]
 
 MAX_SPACING_MM = 10.0
 """Largest plausible pixel spacing (mm per pixel) of an ultrasound frame; above it the value is
@@ -25,6 +26,21 @@ almost certainly in cm or m, or a header field misread."""
 MIN_CONTRAST_GREY = 2.0
 """Smallest spread (grey levels 0-255, 1st to 99th percentile) that a frame must have to hold
 any layer; below it the frame is blank (all black, all white, a constant or a frozen screen)."""
+
+
+NO_ECHO_TOLERANCE_GREY = 4.0
+"""Grey levels (0-255) within which a pixel counts as its column's flat background value
+(`no_echo_columns`)."""
+
+MIN_ECHO_FRACTION = 0.1
+"""Smallest share of a column's pixels that must differ from its flat value for the column to
+hold an echo; a screen margin with a line of burned-in text or a ruler's ticks stays under it,
+a column through the skin (entry echo, dermis speckle) is far above it."""
+
+
+MIN_MARGIN_FRACTION = 0.05
+"""Narrowest run of flat columns at an image's side, as a share of its width, that
+`no_echo_columns` takes for a screen margin."""
 
 
 class LabelMapError(InvalidImageError, ProfileError):
@@ -214,3 +230,51 @@ def contrast_problem(grey: np.ndarray, min_spread: float = MIN_CONTRAST_GREY) ->
         return (f"no usable contrast: 98 % of the pixels lie within {spread:.2f} grey levels "
                 f"(around {float(np.median(g)):.0f}); the frame is blank or constant")
     return None
+
+
+def no_echo_columns(grey: np.ndarray, tolerance_grey: float = NO_ECHO_TOLERANCE_GREY,
+                    min_fraction: float = MIN_ECHO_FRACTION,
+                    min_margin_fraction: float = MIN_MARGIN_FRACTION) -> np.ndarray:
+    """Columns at the sides of a display image that hold no echo: the screen margins or side
+    panels of a screen capture, beside the B-mode image.
+
+    A column is flat when fewer than `min_fraction` of its pixels differ from the column's
+    median by more than `tolerance_grey`: one value (black, or a panel's grey) but for sparse
+    marks (burned-in text, ruler ticks). Margins are the runs of flat columns that reach the
+    image's left or right edge and are at least `min_margin_fraction` of its width; flat
+    columns inside the image, or narrow runs at its edge, are kept (a shadow under a hair or a
+    vessel, or a dark display, can flatten a few columns of tissue).
+
+    Parameters
+    ----------
+    grey : ndarray, shape (rows, cols)
+        Display grey levels 0-255.
+    tolerance_grey : float
+        Grey levels within which a pixel counts as the column's flat value.
+    min_fraction : float
+        Share of pixels (0-1) that must differ from it for a column to hold an echo.
+    min_margin_fraction : float
+        Narrowest margin, as a share of the image's width.
+
+    Returns
+    -------
+    ndarray of bool, shape (cols,)
+        True in the margin columns.
+    """
+    g = np.asarray(grey, dtype=np.float32)
+    if g.ndim != 2:
+        raise ValueError(f"grey must be 2-D (rows, cols), got shape {g.shape}")
+    cols = g.shape[1]
+    out = np.zeros(cols, dtype=bool)
+    if g.shape[0] == 0 or cols == 0:
+        return out
+    med = np.median(g, axis=0)
+    flat = (np.abs(g - med[None, :]) > float(tolerance_grey)).mean(axis=0) < float(min_fraction)
+    least = max(1, int(np.ceil(float(min_margin_fraction) * cols)))
+    left = int(np.argmin(flat)) if not flat.all() else cols      # flat run from the left
+    right = int(np.argmin(flat[::-1])) if not flat.all() else cols
+    if left >= least:
+        out[:left] = True
+    if right >= least:
+        out[cols - right:] = True
+    return out

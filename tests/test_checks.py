@@ -1,5 +1,7 @@
 """The one owner of spacing, label-map and contrast checks (layerseg.checks)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,74 @@ def test_contrast_uint8_frames_counted_as_they_are():
             assert _spread_at_least(u, m) == _spread_at_least(u.astype(np.float32), m)
         assert contrast_problem(u) == contrast_problem(u.astype(np.float32))
     assert "no usable contrast" in contrast_problem(np.full((32, 32), 7, np.uint8))
+
+
+def _no_echo_reference(g, tol, min_fraction, min_margin):
+    """Plain loops: a column is flat when few of its pixels leave its median; margins are the
+    flat runs from either side at least min_margin * cols wide."""
+    rows, cols = g.shape
+    flat = []
+    for c in range(cols):
+        med = float(np.median(g[:, c]))
+        away = sum(1 for r in range(rows) if abs(float(g[r, c]) - med) > tol)
+        flat.append(away / rows < min_fraction)
+    out = [False] * cols
+    least = max(1, int(np.ceil(min_margin * cols)))
+    n = 0
+    while n < cols and flat[n]:
+        n += 1
+    if n >= least:
+        out[:n] = [True] * n
+    n = 0
+    while n < cols and flat[cols - 1 - n]:
+        n += 1
+    if n >= least:
+        out[cols - n:] = [True] * n
+    return np.array(out)
+
+
+def test_no_echo_columns_against_plain_loops():
+    from layerseg.checks import no_echo_columns
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        rows, cols = rng.integers(5, 40), rng.integers(1, 60)
+        g = rng.uniform(0, 255, (rows, cols)).astype(np.float32)
+        flat = rng.random(cols) < rng.uniform(0, 1)
+        # runs at the sides, sometimes
+        if rng.random() < 0.6:
+            flat[:rng.integers(0, cols + 1)] = True
+        if rng.random() < 0.6:
+            flat[cols - rng.integers(0, cols + 1):] = True
+        for c in np.nonzero(flat)[0]:
+            g[:, c] = rng.choice([0.0, 40.0, 128.0]) + rng.uniform(-3, 3, rows)
+            marks = rng.random(rows) < rng.uniform(0, 0.2)     # text, ticks
+            g[marks, c] = 255.0
+        tol, mf, mm = float(rng.uniform(2, 6)), float(rng.uniform(0.05, 0.2)), \
+            float(rng.uniform(0.0, 0.3))
+        got = no_echo_columns(g, tol, mf, mm)
+        assert np.array_equal(got, _no_echo_reference(g, tol, mf, mm)), trial
+
+
+def test_no_echo_columns_finds_screen_margins_not_tissue():
+    from PIL import Image
+
+    from layerseg.checks import no_echo_columns
+    root = Path(__file__).resolve().parents[1] / "data" / "samples" / "sim"
+    for png in sorted(root.glob("*.png")):
+        g = np.asarray(Image.open(png), dtype=np.float32)
+        assert not no_echo_columns(g).any(), png.name
+        # the frame in a screen capture: black margin with a line of white text on the left,
+        # a grey panel on the right
+        left = np.zeros((g.shape[0], 80), np.float32)
+        left[10:18, 5:70:3] = 255.0
+        right = np.full((g.shape[0], 60), 90.0, np.float32)
+        cap = np.hstack([left, g, right])
+        m = no_echo_columns(cap)
+        assert m[:80].all() and m[-60:].all() and not m[80:-60].any(), png.name
+    # a few flat columns inside the image or at its edge are tissue (a shadow), not a margin
+    g = np.asarray(Image.open(root / "cheek_f32.png"), dtype=np.float32).copy()
+    g[:, 100:130] = 0.0
+    g[:, :10] = 0.0
+    assert not no_echo_columns(g).any()
+    with pytest.raises(ValueError, match="2-D"):
+        no_echo_columns(np.zeros(5))

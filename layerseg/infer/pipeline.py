@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..batch import run_each
 from ..errors import ConfigError, ReadError
 
@@ -502,7 +504,7 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
         sc = score(frame, seg.labels, region=reg, frame_id=fid,
                    subject_id=frame.meta.subject_key, surfaces=seg.surfaces,
                    sex=frame.meta.extra.get("sex"), age=frame.meta.extra.get("age_years"),
-                   confidence=None if conf is None else float(conf.mean()),
+                   confidence=None if conf is None else float(np.nanmean(conf)),
                    qc_fail=seg.uncertain)
         return frame, seg, sc
 

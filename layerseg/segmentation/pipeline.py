@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..checks import contrast_problem
+from ..checks import contrast_problem, no_echo_columns
 from ..errors import InvalidImageError, SpacingRequiredError
 from ..frame import DEFAULT_DYNAMIC_RANGE_DB, Frame
 from ..errors import ScoreMapError
@@ -124,14 +124,38 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
                      image=_image(disp) if log_probabilities else None)
         if log_probabilities:
             res.column_confidence = column_confidence(sc, res.labels)
-            flag = confidence_flag(res.column_confidence, priors)
-            if flag:
-                res.flags.append(flag)
-                res.uncertain = flag
     if log_probabilities:
         _dermis_junction(res, disp, prof, priors)
+    blank = _unlabel_no_echo_columns(res, disp)
+    if res.column_confidence is not None:
+        flag = confidence_flag(res.column_confidence[~blank], priors)
+        if flag:
+            res.flags.append(flag)
+            res.uncertain = flag
     res.flags.extend(f for f in (note, deep) if f)
     return res
+
+
+def _unlabel_no_echo_columns(res: SegmentationResult, disp: Frame) -> np.ndarray:
+    """Leave the columns without echo (`layerseg.checks.no_echo_columns`: screen margins, a
+    panel beside the image) unlabelled, in place: label 0, every surface at the frame's bottom,
+    confidence NaN, and a flag. Returns the mask (cols,) of those columns (none when every
+    column is flat: then nothing here tells image from margin)."""
+    rows, cols = disp.shape
+    blank = no_echo_columns(disp.bmode)
+    if not blank.any() or blank.all():
+        return np.zeros(cols, dtype=bool)
+    res.labels = res.labels.copy()
+    res.labels[:, blank] = 0
+    res.surfaces = np.array(res.surfaces, dtype=np.float64)
+    res.surfaces[:, blank] = rows
+    if res.column_confidence is not None:
+        res.column_confidence = np.array(res.column_confidence, dtype=np.float64)
+        res.column_confidence[blank] = np.nan
+    res.flags.append(f"{int(blank.sum())} of {cols} columns hold no echo (a screen margin or a "
+                     "panel beside the image): left unlabelled; crop the frame to the B-mode "
+                     "image (bmode_box in its sidecar) so that QC coverage counts the image alone")
+    return blank
 
 
 def _dermis_junction(res: SegmentationResult, disp: Frame, prof: Profile, priors) -> None:
@@ -208,10 +232,6 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
     out = SegmentationResult(labels, surfaces, prof, list(res.flags), None, model,
                              None if conf is None else
                              np.interp(np.arange(cols, dtype=np.float64), x_from, conf))
-    flag = confidence_flag(conf, priors) if log_probabilities else None
-    if flag:
-        out.flags.append(flag)
-        out.uncertain = flag
     if return_scores and not log_probabilities:
         out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
     elif return_scores:
