@@ -16,12 +16,17 @@ import numpy as np
 from .errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
 
 __all__ = ["check_spacing", "check_label_map", "check_image_2d", "LabelMapError", "contrast_problem",
-           "no_echo_columns", "MAX_SPACING_MM", "MIN_CONTRAST_GREY", "NO_ECHO_TOLERANCE_GREY",
+           "no_echo_columns", "MAX_SPACING_MM", "MIN_SPACING_MM", "MIN_CONTRAST_GREY", "NO_ECHO_TOLERANCE_GREY",
            "MIN_ECHO_FRACTION", "MIN_MARGIN_FRACTION"]
 
 MAX_SPACING_MM = 10.0
 """Largest plausible pixel spacing (mm per pixel) of an ultrasound frame; above it the value is
 almost certainly in cm or m, or a header field misread."""
+
+MIN_SPACING_MM = 1e-3
+"""Smallest plausible pixel spacing (mm per pixel): 1 um, far under the wavelength of any
+clinical ultrasound (31 um at 50 MHz); below it the value is almost certainly in m or cm
+read as mm, or a header field misread."""
 
 MIN_CONTRAST_GREY = 2.0
 """Smallest spread (grey levels 0-255, 1st to 99th percentile) that a frame must have to hold
@@ -66,7 +71,8 @@ def check_spacing(spacing_mm, what: str = "this measure",
     Returns
     -------
     (float, float)
-        The spacing as two positive finite floats, each at most `MAX_SPACING_MM`.
+        The spacing as two positive finite floats, each from `MIN_SPACING_MM` to
+        `MAX_SPACING_MM`.
 
     Raises
     ------
@@ -89,6 +95,10 @@ def check_spacing(spacing_mm, what: str = "this measure",
     if ay > MAX_SPACING_MM or ax > MAX_SPACING_MM:
         raise CalibrationError(f"pixel spacing ({ay}, {ax}) mm per pixel is implausible for an "
                                "ultrasound frame; is it in cm or m instead of mm?", source)
+    if ay < MIN_SPACING_MM or ax < MIN_SPACING_MM:
+        raise CalibrationError(f"pixel spacing ({ay:g}, {ax:g}) mm per pixel is implausible for an "
+                               f"ultrasound frame (under {MIN_SPACING_MM * 1000:g} um); is it in m "
+                               "instead of mm?", source)
     return ay, ax
 
 

@@ -15,7 +15,7 @@ from layerseg.simulate.elasto import simulate_swe
 
 
 @pytest.mark.parametrize("bad", [(20.0, 0.05), (0.02, 15), (0, 0.05), (-1, 1), (np.nan, 1),
-                                 "ab", (1,), None])
+                                 (3.1e-5, 3.1e-5), (0.02, 1e-300), "ab", (1,), None])
 def test_every_spacing_caller_agrees(bad):
     """Frame, layers and the checks module accept and refuse the same spacings."""
     errors = (SpacingRequiredError,) if bad is None else (CalibrationError,)
@@ -32,6 +32,10 @@ def test_spacing_returns_floats_and_names_file():
     assert check_spacing([0.02, 0.05]) == (0.02, 0.05)
     with pytest.raises(CalibrationError, match="scan.png"):
         check_spacing((0.02, 50), source="scan.png")
+    # metres read as mm: 31 um pixels written as 3.1e-5
+    with pytest.raises(CalibrationError, match=r"scan.png.*under 1 um.*in m instead of mm"):
+        check_spacing((3.1e-5, 3.1e-5), source="scan.png")
+    assert check_spacing((0.001, 0.0077)) == (0.001, 0.0077)     # RF samples at 100 MHz
 
 
 @pytest.mark.parametrize("bad, msg", [

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..batch import run_each
-from ..errors import ConfigError, ReadError
+from ..errors import ConfigError, InvalidImageError, ReadError
 
 __all__ = ["FrameResult", "ExamResult", "infer_frames", "group_exams", "find_inputs",
            "exam_key", "exam_region", "check_model", "redact", "EXAM_SIDECAR_KEYS"]
@@ -506,6 +506,9 @@ def infer_frames(paths: Iterable[str | os.PathLike], *, model: str = "default",
                    sex=frame.meta.extra.get("sex"), age=frame.meta.extra.get("age_years"),
                    confidence=None if conf is None else float(np.nanmean(conf)),
                    qc_fail=seg.uncertain)
+        if sc.frame.get("frame_status") == "failed":   # scored nothing: a failed frame
+            raise InvalidImageError(f"nothing could be measured ({sc.frame.get('frame_reason')})",
+                                    ref.path)
         return frame, seg, sc
 
     current: list[_Ref] = []  # run_each names an item right before working on it

@@ -105,16 +105,23 @@ def sniff_format(path: str | os.PathLike) -> str:
     MissingFileError
         The file does not exist (a `ReadError` and a `FileNotFoundError`).
     ReadError
-        The path is a folder.
+        The path is a folder, or not a regular file (a named pipe, socket or device).
     UnsupportedFormatError
         Empty, or content of no format layerseg reads.
     """
     p = Path(path)
     if not p.exists():
+        if p.is_symlink():
+            raise MissingFileError("a broken symbolic link (its target does not exist, or the "
+                                   "links form a loop)", p)
         raise MissingFileError("file not found", p)
     if p.is_dir():
         raise ReadError("is a folder, not a file (give a file, or a dataset folder to "
                         "read_dataset)", p)
+    if not p.is_file():
+        # a named pipe would block the read forever, a device would stream without end
+        raise ReadError("not a regular file (a named pipe, socket or device): layerseg reads "
+                        "image files only", p)
     try:
         with open(p, "rb") as f:
             head = f.read(_HEAD)

@@ -192,6 +192,17 @@ def test_a_frame_the_model_does_not_understand_fails_qc(tmp_path, kit):
     assert "<b>QC:</b> model uncertain" in text
 
 
+def test_a_frame_with_nothing_measured_is_a_failed_frame(inputs, monkeypatch):
+    # a label source that labels nothing: the score table calls the frame failed, so the
+    # run counts it failed too (it was counted scored, and the run exited 0)
+    import layerseg.scoring as scoring
+    real = scoring.score
+    monkeypatch.setattr(scoring, "score", lambda frame, labels, surfaces=None, **kw:
+                        real(frame, np.zeros_like(labels), **kw))
+    (r,) = list(infer_frames([inputs / "clinic" / "capture.png"], model="classical"))
+    assert not r.ok and "nothing could be measured (no labelled layer" in r.error
+
+
 def test_sex_and_age_from_the_dicom_header_reach_the_reference_ranges(tmp_path):
     # the bundled forehead exam states PatientSex M and PatientAge 067Y: its dermis thickness
     # gets a z-score against the forehead reference range (none without sex and age)

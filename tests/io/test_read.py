@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import json
 import subprocess
 import sys
@@ -147,6 +148,23 @@ def test_unknown_empty_missing_folder(tmp_path):
     z.write_bytes(gzip.compress(b"hello world" * 100))
     with pytest.raises(UnsupportedFormatError, match="gzip"):
         read(z)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_pipes_and_broken_links_are_refused_not_waited_on(tmp_path):
+    # a named pipe would block an open() for reading until a writer comes: refused first
+    fifo = tmp_path / "scan.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ReadError, match="scan.png.*not a regular file"):
+        read(fifo)
+    dangling = tmp_path / "gone.dcm"
+    dangling.symlink_to(tmp_path / "nowhere.dcm")
+    with pytest.raises(ReadError, match="gone.dcm.*broken symbolic link"):
+        read(dangling)
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(ReadError, match="loop.png.*broken symbolic link"):
+        read(loop)
 
 
 def test_extension_breaks_ties(tmp_path, grey):

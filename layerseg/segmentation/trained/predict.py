@@ -61,6 +61,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         tensors and plain data (refused), or lacks a state dict or hyperparameters.
     """
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError("is a folder, not a checkpoint file (give the .ckpt file)", p)
     if not p.is_file():
         raise ConfigError("checkpoint does not exist", p)
     try:
@@ -69,9 +71,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ConfigError("checkpoint refused: it holds pickled objects other than tensors and "
                           "plain data, which are never loaded (weights_only); "
                           f"{str(e).splitlines()[0]}", p) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise ConfigError(f"checkpoint is truncated or corrupt ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''})", p) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
+            IndexError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        # torch's legacy (pre-zip) reader meets a text or random file with whatever error its
+        # first byte leads it to
+        raise ConfigError(f"not a checkpoint, or a truncated or corrupt one ({type(e).__name__}"
+                          f": {str(e).splitlines()[0] if str(e) else ''})", p) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) \
             or not isinstance(ckpt.get("hyper_parameters"), dict):
         raise ConfigError("not a layerseg checkpoint (no state_dict and hyper_parameters; write "
@@ -270,6 +275,8 @@ class TrainedSegmenter:
     def __init__(self, path: str | os.PathLike, exported: bool | str = True,
                  threads: int | None = None, grid: str = "model", device: str = "cpu"):
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError("is a folder, not a checkpoint file (give the .ckpt file)", p)
         if not p.is_file():
             raise ConfigError("checkpoint does not exist", p)
         st = p.stat()

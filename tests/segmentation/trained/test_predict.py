@@ -94,6 +94,18 @@ def test_bad_checkpoints(ckpt, tmp_path, tiny_dataset):
     with pytest.raises(ConfigError, match="truncated or corrupt") as e:
         segment(frame, model=trunc)
     assert str(trunc) in str(e.value)
+    # text, random bytes, an image, a folder: a clear error, never a traceback from torch's
+    # reader (a text file led it to KeyError, a PNG to IndexError)
+    rng = np.random.default_rng(5)
+    for name, content in [("hello.ckpt", b"hello\n"), ("noise.ckpt", rng.bytes(3000)),
+                          ("scan.png", Path(tiny_dataset, "manifest.csv").read_bytes())]:
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(ConfigError, match="checkpoint") as e:
+            segment(frame, model=bad)
+        assert str(bad) in str(e.value)
+    with pytest.raises(ConfigError, match="is a folder, not a checkpoint"):
+        segment(frame, model=tmp_path)
     ck = torch.load(ckpt, weights_only=True)
     for key, value, msg in [("num_classes", 5, "5 classes"), ("in_channels", 3, "3 input channels"),
                             ("in_channels", 2, "do not fit")]:
