@@ -31,7 +31,9 @@ def register(sub) -> None:
                    help="pixel spacing in mm for files that carry none (overrides any "
                         "calibration; recorded as 'user')")
     p.add_argument("--resume", action="store_true",
-                   help="skip exams already complete (done.json) whose input is unchanged")
+                   help="continue an earlier run in DIR: skip exams already complete "
+                        "(done.json) whose input is unchanged (without it, a DIR that holds an "
+                        "earlier run is refused, never overwritten)")
     p.add_argument("--keep-ids", action="store_true",
                    help="name exams by file stem and keep file paths in the outputs "
                         "(identifying: only for data you may share)")

@@ -28,6 +28,7 @@ from ..batch import run_each
 from ..errors import ConfigError, InvalidImageError, ReadError
 
 __all__ = ["FrameResult", "ExamResult", "infer_frames", "group_exams", "find_inputs",
+           "is_output_folder",
            "exam_key", "exam_region", "check_model", "redact", "EXAM_SIDECAR_KEYS"]
 
 SKIPPED_SUFFIXES = (".json",)
@@ -153,8 +154,17 @@ def _inside(p: Path, folder: Path) -> bool:
         return False
 
 
-def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = ()
-                ) -> list[Path]:
+def is_output_folder(folder: str | os.PathLike) -> bool:
+    """True when `folder` holds the outputs of a ``layerseg infer`` run (its ``summary.json``
+    beside an ``exams`` folder, or a ``run.log`` beside it) or of one exam (``done.json``)."""
+    d = Path(folder)
+    return ((d / "exams").is_dir() and ((d / "summary.json").is_file()
+                                        or (d / "run.log").is_file())) \
+        or (d / "done.json").is_file()
+
+
+def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.PathLike] = (),
+                skipped: list | None = None) -> list[Path]:
     """The input files of a run: files as given, folders walked recursively.
 
     Parameters
@@ -164,6 +174,10 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
     exclude : iterable of path
         Folders whose content is never read (the run's output folder, when it lies inside an
         input folder).
+    skipped : list, optional
+        Receives the folders under an input folder that were not walked because they hold
+        layerseg outputs (`is_output_folder`: an earlier run's masks and tables are not
+        exams).
 
     Returns
     -------
@@ -191,9 +205,18 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
         p = Path(i)
         if p.is_dir():
             for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                                 and not any(_inside(Path(os.path.realpath(Path(root) / d)), e)
-                                             for e in ex))
+                keep = []
+                for d in sorted(dirs):
+                    sub = Path(root) / d
+                    if d.startswith(".") or any(_inside(Path(os.path.realpath(sub)), e)
+                                                for e in ex):
+                        continue
+                    if is_output_folder(sub):
+                        if skipped is not None:
+                            skipped.append(sub)
+                        continue
+                    keep.append(d)
+                dirs[:] = keep
                 for name in sorted(files):
                     if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
                         continue

@@ -48,6 +48,7 @@ from ..batch import run_each
 from ..errors import ConfigError, LayersegError, OutputError, ReadError
 from ..io.safe_write import check_outputs, check_writable, write_text_atomic
 from .pipeline import (ExamResult, FrameResult, check_model, exam_key, find_inputs, group_exams,
+                       is_output_folder,
                        infer_frames, redact)
 from .writers import png_bytes, render_overlay, write_bytes, write_label_nifti
 
@@ -330,9 +331,13 @@ def _process(todo: list[Path], keys: dict[Path, str], out: Path, *, model, regio
                            keep_ids=keep_ids, echo=echo)
 
 
-def _check_out_folder(out: Path, inputs: list[Path]) -> None:
+def _check_out_folder(out: Path, inputs: list[Path], resume: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError("the output must be a folder; a file of that name exists", out)
+    if not resume and out.is_dir() and is_output_folder(out):
+        raise OutputError("the output folder holds an earlier run (summary.json, exams/); "
+                          "nothing is overwritten: give --resume to continue it, or another "
+                          "output folder", out)
     ro = Path(os.path.realpath(out))
     for i in inputs:
         ri = Path(os.path.realpath(i))
@@ -432,8 +437,11 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         where = f", device {resolve_device(device)}"
     out = Path(out)
     inputs = [Path(i) for i in inputs]
-    _check_out_folder(out, inputs)
-    files = find_inputs(inputs, exclude=[out])
+    _check_out_folder(out, inputs, resume)
+    skipped: list[Path] = []
+    files = find_inputs(inputs, exclude=[out], skipped=skipped)
+    for d in skipped:
+        echo(f"skipped {d}: it holds layerseg outputs (an earlier run), not exams")
     if not files:
         raise ReadError("no input file found (hidden files and .json sidecars are skipped)",
                         ", ".join(str(i) for i in inputs))

@@ -100,12 +100,31 @@ def test_end_to_end(inputs, tmp_path, kit):
         "no published reference range for dermis thickness_mean_mm").all()
 
 
-def test_output_inside_input_is_not_read_back(inputs, kit):
+def test_output_inside_input_is_not_read_back(inputs, kit, capsys):
     run_cli, summary, N_EXAMS = kit.run_cli, kit.summary, kit.N_EXAMS
     out = inputs / "results"
     assert run_cli(inputs, "--out", out, "--no-progress") == 0
-    assert run_cli(inputs, "--out", out, "--no-progress") == 0  # the 2nd walk skips results/
+    assert run_cli(inputs, "--out", out, "--no-progress", "--resume") == 0  # skips results/
     assert summary(out)["exams"]["total"] == N_EXAMS
+    # a second run beside the first: the earlier run's outputs are not exams
+    capsys.readouterr()
+    out2 = inputs / "results2"
+    assert run_cli(inputs, "--out", out2, "--no-progress") == 0
+    assert summary(out2)["exams"]["total"] == N_EXAMS
+    assert f"skipped {out}: it holds layerseg outputs" in capsys.readouterr().err
+
+
+def test_an_earlier_run_is_never_overwritten(inputs, tmp_path, kit, capsys):
+    out = tmp_path / "out"
+    assert kit.run_cli(inputs / "clinic", "--out", out, "--no-progress") == 0
+    before = kit.digest_tree(out)
+    # the same folder again, another model: refused before any work, nothing touched
+    assert kit.run_cli(inputs / "clinic", "--out", out, "--model", "classical",
+                       "--no-progress") == 2
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert kit.digest_tree(out) == before
+    # continuing it is asked for by name
+    assert kit.run_cli(inputs / "clinic", "--out", out, "--resume", "--no-progress") == 0
 
 
 def test_refused_before_any_work(inputs, tmp_path, capsys, kit):
