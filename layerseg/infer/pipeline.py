@@ -257,7 +257,10 @@ def exam_key(path: str | os.PathLike, *, keep_ids: bool = False, salt: str | Non
 
 def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input>") -> str | None:
     """`text` with every spelling of `path` (as given, absolute, resolved, and its file name)
-    replaced, so an error message naming the input carries no file name into an output."""
+    replaced, so an error message naming the input carries no file name into an output; the
+    files beside it that a message may name (its sidecar ``<stem>.json``, an elastography map
+    the sidecar points to) become ``<input folder>/<file>``, and the sidecar's name wherever it
+    is left ``<sidecar>``."""
     if text is None:
         return None
     p = Path(path)
@@ -265,6 +268,13 @@ def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input
                     reverse=True):
         if s:
             text = text.replace(s, replacement)
+    folders = {str(p.parent), os.path.dirname(os.path.realpath(p)),
+               os.path.dirname(os.path.abspath(p))} - {"", "."}
+    for d in sorted(folders, key=len, reverse=True):
+        text = re.sub(re.escape(d.rstrip(os.sep) + os.sep) + r"[^\s:;,'\"()<>]+",
+                      "<input folder>/<file>", text)
+    for side in {p.with_suffix(".json").name, p.name.split(".")[0] + ".json"}:
+        text = text.replace(side, "<sidecar>")
     return text
 
 

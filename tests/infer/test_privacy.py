@@ -59,3 +59,25 @@ def test_keep_ids_and_key_map_do_carry_them(inputs, tmp_path, kit):
     assert len(km) == kit.N_EXAMS and km["input"].str.contains("PID-12345").any()
     assert {n for n, w in _found(out2, ["PID-12345"])} == {"PID-12345"}
     assert all("key_map.csv" in w for n, w in _found(out2, ["PID-12345"]))
+
+
+def test_failures_name_no_sidecar_or_map_beside_the_input(inputs, tmp_path, kit):
+    # errors about the files beside an input (its sidecar, an elastography map its sidecar
+    # names) carried those names into summary.json and run.log
+    import json
+    import shutil
+    src = inputs / "clinic"
+    d = tmp_path / "leak"
+    d.mkdir()
+    shutil.copy(src / "capture.png", d / "DOE_JANE_MRN12345.png")
+    (d / "DOE_JANE_MRN12345.json").write_text(json.dumps({"spacing_mm": [0, 0.05]}))
+    shutil.copy(src / "capture.png", d / "ROE_RICHARD.png")
+    side = json.loads((src / "capture.json").read_text())
+    side["elasto"] = {"map": "SMITH_JOHN_kpa.npy"}
+    (d / "ROE_RICHARD.json").write_text(json.dumps(side))
+    out = tmp_path / "out"
+    assert kit.run_cli(d, "--out", out, "--no-progress") == 1
+    s = kit.summary(out)
+    assert s["exams"]["failed"] == 2 and len(s["failures"]) == 2
+    assert all("<input" in f["error"] for f in s["failures"])
+    assert _found(out, ["DOE_JANE", "MRN12345", "ROE_RICHARD", "SMITH_JOHN", str(d)]) == []
