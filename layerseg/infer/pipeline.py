@@ -175,16 +175,17 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
         Folders whose content is never read (the run's output folder, when it lies inside an
         input folder).
     skipped : list, optional
-        Receives the folders under an input folder that were not walked because they hold
-        layerseg outputs (`is_output_folder`: an earlier run's masks and tables are not
-        exams).
+        Receives ``(folder, reason)`` for each folder under an input folder that was not
+        walked: one that holds layerseg outputs (`is_output_folder`: an earlier run's masks and
+        tables are not exams), or one that cannot be read (permissions).
 
     Returns
     -------
     list of Path
         Files in input order, folders' files sorted by path; hidden files and folders (a name
         starting with ``.``) and sidecar ``.json`` files left out of folders; duplicates (the
-        same file reached twice) kept once.
+        same file reached twice) kept once. Linked folders are followed, each real folder
+        walked once (a link loop ends there).
 
     Raises
     ------
@@ -204,17 +205,27 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
     for i in inputs:
         p = Path(i)
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
+            walked = {os.path.realpath(p)}
+
+            def unreadable(err: OSError, skipped=skipped) -> None:
+                if skipped is not None:
+                    skipped.append((Path(err.filename or p),
+                                    f"cannot be read ({err.strerror or err})"))
+
+            for root, dirs, files in os.walk(p, onerror=unreadable, followlinks=True):
                 keep = []
                 for d in sorted(dirs):
                     sub = Path(root) / d
-                    if d.startswith(".") or any(_inside(Path(os.path.realpath(sub)), e)
-                                                for e in ex):
+                    real = os.path.realpath(sub)
+                    if d.startswith(".") or real in walked \
+                            or any(_inside(Path(real), e) for e in ex):
                         continue
                     if is_output_folder(sub):
                         if skipped is not None:
-                            skipped.append(sub)
+                            skipped.append((sub, "it holds layerseg outputs (an earlier run), "
+                                                 "not exams"))
                         continue
+                    walked.add(real)
                     keep.append(d)
                 dirs[:] = keep
                 for name in sorted(files):

@@ -46,6 +46,7 @@ import pandas as pd
 from .. import __version__
 from ..batch import run_each
 from ..errors import ConfigError, LayersegError, OutputError, ReadError
+from ..checks import check_spacing
 from ..io.safe_write import check_outputs, check_writable, write_text_atomic
 from .pipeline import (ExamResult, FrameResult, check_model, exam_key, find_inputs, group_exams,
                        is_output_folder,
@@ -438,10 +439,15 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     out = Path(out)
     inputs = [Path(i) for i in inputs]
     _check_out_folder(out, inputs, resume)
-    skipped: list[Path] = []
+    if spacing is not None:
+        try:
+            spacing = check_spacing(spacing, source="--spacing")
+        except LayersegError as e:
+            raise ConfigError(e.problem, "--spacing") from None
+    skipped: list[tuple[Path, str]] = []
     files = find_inputs(inputs, exclude=[out], skipped=skipped)
-    for d in skipped:
-        echo(f"skipped {d}: it holds layerseg outputs (an earlier run), not exams")
+    for d, why in skipped:
+        echo(f"skipped folder {d}: {why}")
     if not files:
         raise ReadError("no input file found (hidden files and .json sidecars are skipped)",
                         ", ".join(str(i) for i in inputs))
@@ -551,6 +557,12 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
                              "frame_index": None, "error": st["error"],
                              "error_type": st["error_type"]})
         exam_rows.append(row)
+    for d, why in skipped:           # a folder whose exams could not even be listed
+        if why.startswith("cannot be read"):
+            failures.append({"exam": None, **({"input": str(d)} if keep_ids else {}),
+                             "frame_index": None, "error_type": "ReadError",
+                             "error": (f"{d}: " if keep_ids else "a folder under the inputs ")
+                             + f"{why}: its files are not in this run"})
     if tables:
         w = combined.drop_duplicates(["exam", "frame_index"])
         n_qc = int(((w["frame_status"] == "scored") & (w["qc_pass"] == False)).sum())  # noqa: E712
@@ -579,6 +591,9 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     if failures:
         echo(f"{len(failures)} failure(s):")
         for fl in failures:
+            if fl["exam"] is None:
+                echo(f"  {fl['error']}")
+                continue
             where = by_key[fl["exam"]]
             fi = "" if fl["frame_index"] is None else f" frame {fl['frame_index']}"
             echo(f"  {where}{fi}: {fl['error']}")

@@ -111,7 +111,7 @@ def test_output_inside_input_is_not_read_back(inputs, kit, capsys):
     out2 = inputs / "results2"
     assert run_cli(inputs, "--out", out2, "--no-progress") == 0
     assert summary(out2)["exams"]["total"] == N_EXAMS
-    assert f"skipped {out}: it holds layerseg outputs" in capsys.readouterr().err
+    assert f"skipped folder {out}: it holds layerseg outputs" in capsys.readouterr().err
 
 
 def test_an_earlier_run_is_never_overwritten(inputs, tmp_path, kit, capsys):
@@ -148,6 +148,51 @@ def test_refused_before_any_work(inputs, tmp_path, capsys, kit):
     assert run_cli(inputs, "--out", f) == 2
     assert run_cli(tmp_path / "missing", "--out", out) == 2
     assert not (out / "exams").exists()
+    for sp in (("0", "0"), ("nan", "0.05"), ("-1", "1"), ("3e-5", "3e-5")):
+        assert run_cli(inputs, "--out", out, "--spacing", *sp) == 2      # not once per file
+        assert "--spacing" in capsys.readouterr().err
+        assert not (out / "exams").exists()
+
+
+def test_linked_and_unreadable_folders(inputs, tmp_path, kit, capsys, monkeypatch):
+    import os
+
+    from layerseg.infer import find_inputs
+    root = tmp_path / "walk"
+    (root / "a").mkdir(parents=True)
+    for n in ("cheek.png", "cheek.json"):
+        (root / "a" / n).write_bytes((inputs / "clinic" / n.replace("cheek", "capture"))
+                                     .read_bytes())
+    (root / "linked").symlink_to(inputs / "clinic", target_is_directory=True)
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)      # a link loop
+    got = find_inputs([root])
+    names = sorted(p.name for p in got)
+    # the linked folder's exams are in, and the loop ends: each real folder walked once
+    assert names == sorted(["cheek.png", "capture.png", "PID-12345_exam_b.dcm"])
+    # a folder that cannot be listed is named, and fails the run (exit status 1)
+    locked = os.path.realpath(root / "a")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.realpath(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    skipped = []
+    assert "cheek.png" not in {p.name for p in find_inputs([root], skipped=skipped)}
+    assert [(Path(d).name, w) for d, w in skipped] == [("a", "cannot be read (Permission "
+                                                         "denied)")]
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert kit.run_cli(root, "--out", out, "--model", "classical", "--no-progress") == 1
+    err = capsys.readouterr().err
+    assert "skipped folder" in err and "cannot be read" in err
+    s = kit.summary(out)
+    assert s["exams"]["done"] == 2 and s["failed"] == 1
+    (f,) = s["failures"]
+    assert f["exam"] is None and "a folder under the inputs cannot be read" in f["error"]
+    assert str(root) not in json.dumps(s)
 
 
 def test_exam_sidecar_states_the_region(inputs):
