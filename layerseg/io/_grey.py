@@ -125,10 +125,11 @@ def rgb_to_grey(rgb: np.ndarray, colour: str = "refuse", source=None) -> np.ndar
         raise InvalidImageError(
             f"the image is in colour ({100 * frac:.2f}% of its pixels have R, G, B differing by "
             f"more than {GREY_CHROMA_MAX:g} levels, up to {spread:g}; at most "
-            f"{100 * GREY_FRACTION_MAX:g}% may) where a grey B-mode is expected; read it with "
-            "colour='luminance' to convert it (ITU-R BT.601), crop the grey B-mode with a "
-            "sidecar 'bmode_box', or describe its elastography overlay in the sidecar's "
-            "'elasto'", source)
+            f"{100 * GREY_FRACTION_MAX:g}% may) where a grey B-mode is expected; to convert it "
+            "(ITU-R BT.601 luminance: burned-in calipers and text then read as grey) give its "
+            "sidecar JSON \"colour\": \"luminance\" (colour='luminance' in Python), crop the "
+            "grey B-mode with a sidecar 'bmode_box', or describe its elastography overlay in "
+            "the sidecar's 'elasto'", source)
     return (a @ BT601).astype(np.float32)
 
 

@@ -40,6 +40,8 @@ optional::
      "frequency_mhz": 24, "device": "...", "region": "cheek",
      "intensity": "display" | "envelope",      # float TIFFs only
      "bmode_box": [row0, col0, row1, col1],    # crop the B-mode (end-exclusive pixel box)
+     "colour": "refuse" | "luminance",         # a colour export (burned-in calipers, text):
+                                               # its luminance is the B-mode (as colour=)
      "elasto": {...},                          # elastography, below
      "comment": "..."}
 
@@ -84,7 +86,7 @@ from ._limits import MAX_PIXELS, check_claimed_pixels, require_file
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
 SIDECAR_KEYS = ("spacing_mm", "dynamic_range_db", "frequency_mhz", "region", "device", "elasto",
-                "intensity", "bmode_box", "comment")
+                "intensity", "bmode_box", "colour", "comment")
 _ELASTO_KEYS = ("kind", "map", "lut", "vmin", "vmax", "bar_box", "orientation", "top_is_max",
                 "overlay_box", "max_distance", "bleed_px")
 
@@ -133,6 +135,9 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     and v > 0):
                 raise CorruptFileError(f"sidecar {k} must be a positive number, got {v!r}", p)
+    if "colour" in d and d["colour"] not in ("refuse", "luminance"):
+        raise CorruptFileError(f"sidecar colour must be 'refuse' or 'luminance', got "
+                               f"{d['colour']!r}", p)
     if "intensity" in d and d["intensity"] not in ("display", "envelope"):
         raise CorruptFileError(f"sidecar intensity must be 'display' or 'envelope', got "
                                f"{d['intensity']!r}", p)
@@ -315,6 +320,8 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
         except (OSError, ValueError, SyntaxError, struct.error, EOFError) as e:
             raise CorruptFileError(f"cannot count the pages ({type(e).__name__}: {e})", p) from e
         check_claimed_pixels((n, im.size[1], im.size[0]), p, f"the {im.format} header")
+    if colour == "refuse" and "colour" in side:    # the sidecar may ask for the conversion
+        colour = side["colour"]
     reader = _ImageFrames(p, sp, calib, side, side_path, colour)
     first = reader(0)  # decode the first page now, so a bad file fails here
     cache = {0: first}

@@ -175,6 +175,15 @@ def test_colour_image_refused_or_converted(tmp_path, rng):
     np.testing.assert_allclose(f.bmode, ref, atol=1e-3)
     with pytest.raises(InvalidImageError, match="'refuse' or 'luminance'"):
         read_image(p, colour="gray")
+    # a sidecar asks for the conversion (layerseg infer reads images with the default); the
+    # refusal says so
+    assert '"colour": "luminance"' in str(ei.value)
+    (tmp_path / "c.json").write_text('{"colour": "luminance"}')
+    np.testing.assert_allclose(read_image(p)[0].bmode, ref, atol=1e-3)
+    (tmp_path / "c.json").write_text('{"colour": "grey"}')
+    with pytest.raises(CorruptFileError, match="c.json.*sidecar colour must be"):
+        read_image(p)
+    (tmp_path / "c.json").unlink()
     # RGBA and palette images go the same way
     q = tmp_path / "c4.png"
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(q)
