@@ -123,6 +123,23 @@ def _top_edge_note(S: np.ndarray, labelled_cols: np.ndarray) -> str | None:
             "a lower bound (thickness_truncated)")
 
 
+SATURATED_NOTE_FRACTION = 0.1
+"""Share of the dermis's pixels at the display's top grey level above which a frame gets a QC
+note (the gain drove the dermis into saturation: its echogenicity is clipped)."""
+
+
+def _saturation_note(grey: np.ndarray, dermis: np.ndarray) -> str | None:
+    """The QC note of a frame whose dermis is saturated: more than `SATURATED_NOTE_FRACTION`
+    of its pixels at the top grey level (255 on the display scale); None otherwise."""
+    if not dermis.any():
+        return None
+    top = float(np.mean(grey[dermis] >= 254.5))
+    if top <= SATURATED_NOTE_FRACTION:
+        return None
+    return (f"dermis saturated: {top:.0%} of its pixels at the display's top grey level (gain "
+            "too high?); its echogenicity, low-echo band and the echo ratios to it are clipped")
+
+
 def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | None = None,
           sex=None, age=None, subject_id: str | None = None, confidence=None, surfaces=None,
           qc_fail=None, options: ScoreOptions | None = None, **kwargs) -> FrameScores:
@@ -179,7 +196,8 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
     ``thickness_truncated`` is True where the layer reaches the image bottom, or begins in the
     image's top row, in some column (its thickness there is a lower bound: the image cuts it).
     A frame whose skin begins in the top row in more than `TOP_EDGE_NOTE_FRACTION` of the
-    labelled columns gets a QC note (no gel or stand-off above the skin).
+    labelled columns gets a QC note (no gel or stand-off above the skin), and so does one whose
+    dermis is saturated (more than `SATURATED_NOTE_FRACTION` of its pixels at grey 255).
     ``coverage_fraction`` is the share of labelled columns where the layer is present (SMAS
     continuity for the SMAS). Columns that break the profile's layer order are left out of every
     measure and counted in ``qc_order_violations``.
@@ -332,9 +350,9 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
                        confidence_mean=conf, has_dermis=bool(masks["dermis"].any()),
                        profile_region=prof.region, region_known=region_known, thresholds=opt.qc,
                        image_problem=contrast_problem(grey), source_fails=qc_fail))
-    edge = _top_edge_note(S, labelled_cols)
-    if edge:
-        fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), edge) if x)
+    for extra in (_top_edge_note(S, labelled_cols), _saturation_note(grey, masks["dermis"])):
+        if extra:
+            fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), extra) if x)
     if conf_reason and confidence is not None:
         fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), conf_reason) if x)
     fr["frame_status"] = "scored" if rows else "failed"

@@ -172,6 +172,21 @@ def test_skin_cut_by_the_top_edge_is_truncated_and_noted():
     assert "top edge" not in (so.frame["qc_notes"] or "")
 
 
+def test_saturated_dermis_is_noted():
+    thick = [0.2, 1.2, 1.5, 0.4, 0, 0, 0]
+    frame, lab = tilted_frame(0, (0.03, 0.03), thick, noise=20.0,
+                              rng=np.random.default_rng(4))
+    assert "saturated" not in (score(frame, lab).frame["qc_notes"] or "")
+    # 10 dB more gain on a 60 dB display: +42 grey levels, the dermis (140 +- 20) clips at 255
+    # in a few % of its pixels only; at +25 dB (+106) in most
+    for gain_db, noted in ((10.0, False), (25.0, True)):
+        g = np.clip(np.where(lab > 0, frame.bmode + gain_db * 255 / 60, frame.bmode), 0, 255)
+        sc = score(Frame(g, frame.spacing_mm), lab)
+        share = np.mean(g[lab == 2] >= 254.5)
+        assert ("dermis saturated: " + f"{share:.0%}" in (sc.frame["qc_notes"] or "")) is noted
+        assert bool(share > 0.1) is noted
+
+
 def test_bone_has_depth_not_thickness():
     frame, lab = tilted_frame(0, (0.02, 0.05), [0.2, 1.0, 1.0, 0.3, 0, 1.0, 2.0])
     rows = {r["layer"]: r for r in score(frame, lab).layers}
