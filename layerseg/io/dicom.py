@@ -387,6 +387,11 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
         why = ("its ultrasound regions hold no 2D tissue region ("
                + "; ".join(r.describe() for r in regions) + ")") if regions else \
             "it has neither a Sequence of Ultrasound Regions nor PixelSpacing"
+        if ps is not None:          # there, but unusable: say so, with its value
+            why = (why.replace("it has neither a Sequence of Ultrasound Regions nor "
+                               "PixelSpacing", "it has no Sequence of Ultrasound Regions")
+                   + f"; its PixelSpacing (0028,0030) {[str(v) for v in ps]} is not two "
+                     "positive numbers")
         raise CalibrationError(f"no physical calibration: {why}; pass spacing=(axial_mm, "
                                "lateral_mm) to read it with your own calibration", path)
 

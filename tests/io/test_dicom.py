@@ -338,6 +338,13 @@ def test_no_calibration_refused_user_spacing_recorded(tmp_path, rng):
     f = read_dicom(p, spacing=(0.02, 0.05))[0]
     assert f.meta.calibration == "user" and f.spacing_mm == (0.02, 0.05)
     np.testing.assert_array_equal(f.bmode, g)
+    # a PixelSpacing that is there but unusable is named with its value, not called missing
+    for bad in ([0, 0], [-0.03, 0.03]):
+        q = write_dicom(tmp_path / "badps.dcm", g, pixel_spacing=bad)
+        with pytest.raises(CalibrationError, match=r"PixelSpacing \(0028,0030\) .* is not two "
+                                                   r"positive numbers") as e:
+            read_dicom(q)
+        assert "neither" not in str(e.value)
 
 
 def test_user_spacing_overrides_region(tmp_path, rng):
