@@ -109,10 +109,11 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     deep = field_depth_flag(disp, field_depth_mm)
     sc = scores(disp, prof)
     rows, cols = disp.shape
+    blank = _margin_columns(disp)
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
         res = _decode_on_own_grid(sc, disp, prof, priors=priors, model=model,
                                   return_scores=return_scores,
-                                  log_probabilities=log_probabilities)
+                                  log_probabilities=log_probabilities, blank=blank)
     elif sc.ndim == 3 and sc.shape[1:] != (rows, cols):
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
                             f"{rows} x {cols}; only log-probabilities or a segmenter that says so "
@@ -124,27 +125,37 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
                      image=_image(disp) if log_probabilities else None)
         if log_probabilities:
             res.column_confidence = column_confidence(sc, res.labels)
+            if not blank.all():
+                _flag_uncertain(res, res.column_confidence[~blank], priors)
     if log_probabilities:
         _dermis_junction(res, disp, prof, priors)
-    blank = _unlabel_no_echo_columns(res, disp)
-    if res.column_confidence is not None:
-        flag = confidence_flag(res.column_confidence[~blank], priors)
-        if flag:
-            res.flags.append(flag)
-            res.uncertain = flag
+    if blank.any():
+        _unlabel_margins(res, disp, blank)
     res.flags.extend(f for f in (note, deep) if f)
     return res
 
 
-def _unlabel_no_echo_columns(res: SegmentationResult, disp: Frame) -> np.ndarray:
-    """Leave the columns without echo (`layerseg.checks.no_echo_columns`: screen margins, a
-    panel beside the image) unlabelled, in place: label 0, every surface at the frame's bottom,
-    confidence NaN, and a flag. Returns the mask (cols,) of those columns (none when every
-    column is flat: then nothing here tells image from margin)."""
-    rows, cols = disp.shape
+def _margin_columns(disp: Frame) -> np.ndarray:
+    """The columns without echo beside the image (`layerseg.checks.no_echo_columns`: screen
+    margins, side panels), shape (cols,); none when every column is flat (then nothing tells
+    image from margin)."""
     blank = no_echo_columns(disp.bmode)
-    if not blank.any() or blank.all():
-        return np.zeros(cols, dtype=bool)
+    return np.zeros_like(blank) if blank.all() else blank
+
+
+def _flag_uncertain(res: SegmentationResult, conf: np.ndarray, priors) -> None:
+    """The QC flag of a frame the model does not understand (`confidence_flag` of the
+    confidence of the image's columns), into ``res.flags`` and ``res.uncertain``."""
+    flag = confidence_flag(conf, priors)
+    if flag:
+        res.flags.append(flag)
+        res.uncertain = flag
+
+
+def _unlabel_margins(res: SegmentationResult, disp: Frame, blank: np.ndarray) -> None:
+    """Leave the `blank` columns (`_margin_columns`) unlabelled, in place: label 0, every
+    surface at the frame's bottom, confidence NaN, and a flag."""
+    rows, cols = disp.shape
     res.labels = res.labels.copy()
     res.labels[:, blank] = 0
     res.surfaces = np.array(res.surfaces, dtype=np.float64)
@@ -155,7 +166,6 @@ def _unlabel_no_echo_columns(res: SegmentationResult, disp: Frame) -> np.ndarray
     res.flags.append(f"{int(blank.sum())} of {cols} columns hold no echo (a screen margin or a "
                      "panel beside the image): left unlabelled; crop the frame to the B-mode "
                      "image (bmode_box in its sidecar) so that QC coverage counts the image alone")
-    return blank
 
 
 def _dermis_junction(res: SegmentationResult, disp: Frame, prof: Profile, priors) -> None:
@@ -213,10 +223,12 @@ def field_depth_flag(frame, field_depth_mm: float | None) -> str | None:
 
 def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
                           priors, model: str, return_scores: bool,
-                          log_probabilities: bool = True) -> SegmentationResult:
+                          log_probabilities: bool = True,
+                          blank: np.ndarray | None = None) -> SegmentationResult:
     """Decode scores on their own grid (a model's, or the classical working grid), refine
     log-probabilities to sub-pixel depth, and take the answer onto the frame's grid (see
-    `segment_with`)."""
+    `segment_with`); the uncertainty flag reads the model's columns outside the `blank` frame
+    columns (`_margin_columns`)."""
     rows, cols = disp.shape
     r, c = sc.shape[1:]
     ay, ax = disp.spacing_mm
@@ -232,6 +244,11 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
     out = SegmentationResult(labels, surfaces, prof, list(res.flags), None, model,
                              None if conf is None else
                              np.interp(np.arange(cols, dtype=np.float64), x_from, conf))
+    if conf is not None:   # judged on the grid it was computed on, the margins left out
+        seen = np.ones(c, dtype=bool) if blank is None else \
+            ~blank[np.clip(np.rint(x_from), 0, cols - 1).astype(np.intp)]
+        if seen.any():
+            _flag_uncertain(out, conf[seen], priors)
     if return_scores and not log_probabilities:
         out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
     elif return_scores:
