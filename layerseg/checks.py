@@ -25,8 +25,8 @@ almost certainly in cm or m, or a header field misread."""
 
 MIN_SPACING_MM = 1e-3
 """Smallest plausible pixel spacing (mm per pixel): 1 um, far under the wavelength of any
-clinical ultrasound (31 um at 50 MHz); below it the value is almost certainly in m or cm
-read as mm, or a header field misread."""
+clinical ultrasound (31 um at 50 MHz); below it the value is almost certainly in metres read
+as mm, or a header field misread (a value in cm read as mm is not caught here)."""
 
 MIN_CONTRAST_GREY = 2.0
 """Smallest spread (grey levels 0-255, 1st to 99th percentile) that a frame must have to hold
@@ -271,18 +271,35 @@ def no_echo_columns(grey: np.ndarray, tolerance_grey: float = NO_ECHO_TOLERANCE_
     ndarray of bool, shape (cols,)
         True in the margin columns.
     """
-    g = np.asarray(grey, dtype=np.float32)
+    g = np.asarray(grey)
     if g.ndim != 2:
         raise ValueError(f"grey must be 2-D (rows, cols), got shape {g.shape}")
     cols = g.shape[1]
     out = np.zeros(cols, dtype=bool)
     if g.shape[0] == 0 or cols == 0:
         return out
-    med = np.median(g, axis=0)
-    flat = (np.abs(g - med[None, :]) > float(tolerance_grey)).mean(axis=0) < float(min_fraction)
+    tol, frac = float(tolerance_grey), float(min_fraction)
+
+    def flat_run(cols_in_order: np.ndarray) -> int:
+        # how many of these columns, in this order, are flat before the first that is not:
+        # read in growing chunks, so a frame without margins costs a column or two
+        n, step = 0, 8
+        while n < cols_in_order.size:
+            idx = cols_in_order[n:n + step]
+            blk = g[:, idx].astype(np.float32)
+            flat = (np.abs(blk - np.median(blk, axis=0)) > tol).mean(axis=0) < frac
+            if not flat.all():
+                return n + int(np.argmin(flat))
+            n += idx.size
+            step *= 2
+        return n
+
+    left = flat_run(np.arange(cols))
+    if left == cols:                                   # every column flat
+        out[:] = cols >= max(1, int(np.ceil(float(min_margin_fraction) * cols)))
+        return out
+    right = flat_run(np.arange(cols - 1, left - 1, -1))
     least = max(1, int(np.ceil(float(min_margin_fraction) * cols)))
-    left = int(np.argmin(flat)) if not flat.all() else cols      # flat run from the left
-    right = int(np.argmin(flat[::-1])) if not flat.all() else cols
     if left >= least:
         out[:left] = True
     if right >= least:
