@@ -375,6 +375,9 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
         if user:
             return _Layout(None, tuple(float(s) for s in spacing), "user", notes=notes)
         ps = ds.get("PixelSpacing")
+        if ps is not None:      # one value is read as a number, several as a sequence
+            from pydicom.multival import MultiValue
+            ps = list(ps) if isinstance(ps, (list, tuple, MultiValue)) else [ps]
         if ps is not None and len(ps) == 2:
             try:
                 sp = (float(ps[0]), float(ps[1]))
@@ -384,14 +387,16 @@ def _plan_layout(ds, regions: list[UltrasoundRegion], rows: int, cols: int, path
                 notes["calibration_note"] = ("spacing from PixelSpacing (0028,0030); the file "
                                              "has no ultrasound tissue region")
                 return _Layout(None, sp, "dicom_pixel_spacing", notes=notes)
-        why = ("its ultrasound regions hold no 2D tissue region ("
-               + "; ".join(r.describe() for r in regions) + ")") if regions else \
-            "it has neither a Sequence of Ultrasound Regions nor PixelSpacing"
+        if regions:
+            why = ("its ultrasound regions hold no 2D tissue region ("
+                   + "; ".join(r.describe() for r in regions) + ")")
+        elif ps is None:
+            why = "it has neither a Sequence of Ultrasound Regions nor PixelSpacing"
+        else:
+            why = "it has no Sequence of Ultrasound Regions"
         if ps is not None:          # there, but unusable: say so, with its value
-            why = (why.replace("it has neither a Sequence of Ultrasound Regions nor "
-                               "PixelSpacing", "it has no Sequence of Ultrasound Regions")
-                   + f"; its PixelSpacing (0028,0030) {[str(v) for v in ps]} is not two "
-                     "positive numbers")
+            why += (f"; its PixelSpacing (0028,0030) {[str(v) for v in ps]} is not two "
+                    "positive numbers")
         raise CalibrationError(f"no physical calibration: {why}; pass spacing=(axial_mm, "
                                "lateral_mm) to read it with your own calibration", path)
 

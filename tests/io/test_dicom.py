@@ -339,12 +339,20 @@ def test_no_calibration_refused_user_spacing_recorded(tmp_path, rng):
     assert f.meta.calibration == "user" and f.spacing_mm == (0.02, 0.05)
     np.testing.assert_array_equal(f.bmode, g)
     # a PixelSpacing that is there but unusable is named with its value, not called missing
-    for bad in ([0, 0], [-0.03, 0.03]):
+    for bad in ([0, 0], [-0.03, 0.03], [0.1]):
         q = write_dicom(tmp_path / "badps.dcm", g, pixel_spacing=bad)
         with pytest.raises(CalibrationError, match=r"PixelSpacing \(0028,0030\) .* is not two "
                                                    r"positive numbers") as e:
             read_dicom(q)
         assert "neither" not in str(e.value)
+    # one value alone (pydicom reads it as a number, not a sequence)
+    q = write_dicom(tmp_path / "oneps.dcm", g)
+    ds = pydicom.dcmread(q)
+    ds.PixelSpacing = "0.1"
+    ds.save_as(q)
+    assert not hasattr(pydicom.dcmread(q).PixelSpacing, "__len__")
+    with pytest.raises(CalibrationError, match=r"PixelSpacing \(0028,0030\) \['0.1'\] is not"):
+        read_dicom(q)
 
 
 def test_user_spacing_overrides_region(tmp_path, rng):
