@@ -184,8 +184,10 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
     list of Path
         Files in input order, folders' files sorted by path; hidden files and folders (a name
         starting with ``.``) and sidecar ``.json`` files left out of folders; duplicates (the
-        same file reached twice) kept once. Linked folders are followed, each real folder
-        walked once (a link loop ends there).
+        same file reached twice) kept once. Linked folders inside the input folder are
+        followed, each real folder walked once (a link loop ends there); a link to a folder
+        outside it (its parent, another patient's folder) is not followed, and is named in
+        `skipped`.
 
     Raises
     ------
@@ -205,7 +207,8 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
     for i in inputs:
         p = Path(i)
         if p.is_dir():
-            walked = {os.path.realpath(p)}
+            top = os.path.realpath(p)
+            walked = {top}
 
             def unreadable(err: OSError, skipped=skipped) -> None:
                 if skipped is not None:
@@ -219,6 +222,11 @@ def find_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | os.
                     real = os.path.realpath(sub)
                     if d.startswith(".") or real in walked \
                             or any(_inside(Path(real), e) for e in ex):
+                        continue
+                    if sub.is_symlink() and not _inside(Path(real), Path(top)):
+                        if skipped is not None:
+                            skipped.append((sub, "a link to a folder outside the input, not "
+                                                 "followed (give that folder as an input)"))
                         continue
                     if is_output_folder(sub):
                         if skipped is not None:

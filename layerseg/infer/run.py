@@ -465,6 +465,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
     log = _RunLog(out / "run.log", append=resume, deferred=distributed is not None)
     log(f"layerseg {__version__} infer: {len(files)} input file(s), model {model}{where}"
         + (f", region {region}" if region else "") + (", resume" if resume else ""))
+    for d, why in skipped:       # the folder's name only with --keep-ids (a patient's, often)
+        log(f"skipped {'folder ' + str(d) if keep_ids else 'a folder under the inputs'}: {why}")
 
     status: dict[Path, dict] = {}
     todo = []

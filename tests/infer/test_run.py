@@ -163,12 +163,21 @@ def test_linked_and_unreadable_folders(inputs, tmp_path, kit, capsys, monkeypatc
     for n in ("cheek.png", "cheek.json"):
         (root / "a" / n).write_bytes((inputs / "clinic" / n.replace("cheek", "capture"))
                                      .read_bytes())
-    (root / "linked").symlink_to(inputs / "clinic", target_is_directory=True)
-    (root / "a" / "loop").symlink_to(root, target_is_directory=True)      # a link loop
-    got = find_inputs([root])
-    names = sorted(p.name for p in got)
-    # the linked folder's exams are in, and the loop ends: each real folder walked once
-    assert names == sorted(["cheek.png", "capture.png", "PID-12345_exam_b.dcm"])
+    clinic = root / "store" / "clinic"
+    import shutil
+    shutil.copytree(inputs / "clinic", clinic)
+    (root / "linked").symlink_to(clinic, target_is_directory=True)      # inside the input
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)    # a link loop
+    (root / "a" / "up").symlink_to(inputs, target_is_directory=True)    # outside the input
+    skipped = []
+    got = find_inputs([root], skipped=skipped)
+    # the linked folder's exams once, the loop ends (each real folder walked once), the link
+    # out of the input is not followed but named
+    assert sorted(p.name for p in got) == sorted(["cheek.png", "capture.png",
+                                                  "PID-12345_exam_b.dcm"])
+    assert [(d.name, w.split(",")[0]) for d, w in skipped] == [
+        ("up", "a link to a folder outside the input")]
+    (root / "a" / "up").unlink()
     # a folder that cannot be listed is named, and fails the run (exit status 1)
     locked = os.path.realpath(root / "a")
     real_scandir = os.scandir
@@ -193,6 +202,9 @@ def test_linked_and_unreadable_folders(inputs, tmp_path, kit, capsys, monkeypatc
     (f,) = s["failures"]
     assert f["exam"] is None and "a folder under the inputs cannot be read" in f["error"]
     assert str(root) not in json.dumps(s)
+    logged = (out / "run.log").read_text()
+    assert "skipped a folder under the inputs: cannot be read" in logged
+    assert str(root) not in logged
 
 
 def test_exam_sidecar_states_the_region(inputs):
