@@ -290,7 +290,8 @@ def redact(text: str | None, path: str | os.PathLike, replacement: str = "<input
     folders = {str(p.parent), os.path.dirname(os.path.realpath(p)),
                os.path.dirname(os.path.abspath(p))} - {"", "."}
     for d in sorted(folders, key=len, reverse=True):
-        text = re.sub(re.escape(d.rstrip(os.sep) + os.sep) + r"[^\s:;,'\"()<>]+",
+        # a path ends where a message goes on: ': ' after an error's source, or a bracket
+        text = re.sub(re.escape(d.rstrip(os.sep) + os.sep) + r"[^:;,'\"()<>\n]+",
                       "<input folder>/<file>", text)
     for side in {p.with_suffix(".json").name, p.name.split(".")[0] + ".json"}:
         text = text.replace(side, "<sidecar>")

@@ -304,6 +304,8 @@ def read_image(path: str | os.PathLike, spacing=None, sidecar=None,
     side_path: Path | None = None
     if sidecar is not False:
         side_path = Path(sidecar) if sidecar is not None else p.with_suffix(".json")
+        # absolute, so that the files it names (relative to it) are named in full in messages
+        side_path = Path(os.path.abspath(side_path))
         if sidecar is not None or side_path.is_file():
             side = read_sidecar(side_path)
         else:

@@ -81,3 +81,19 @@ def test_failures_name_no_sidecar_or_map_beside_the_input(inputs, tmp_path, kit)
     assert s["exams"]["failed"] == 2 and len(s["failures"]) == 2
     assert all("<input" in f["error"] for f in s["failures"])
     assert _found(out, ["DOE_JANE", "MRN12345", "ROE_RICHARD", "SMITH_JOHN", str(d)]) == []
+
+    # given as a relative path from inside the folder, with spaces in the names
+    (d / "ROE_RICHARD.png").rename(d / "ROE RICHARD.png")
+    (d / "ROE_RICHARD.json").rename(d / "ROE RICHARD.json")
+    side["elasto"] = {"map": "SMITH JOHN kpa.npy"}
+    (d / "ROE RICHARD.json").write_text(json.dumps(side))
+    import os
+    here = os.getcwd()
+    os.chdir(d)
+    try:
+        out2 = tmp_path / "out2"
+        assert kit.run_cli(".", "--out", out2, "--no-progress") == 1
+    finally:
+        os.chdir(here)
+    assert kit.summary(out2)["exams"]["failed"] == 2
+    assert _found(out2, ["DOE_JANE", "MRN12345", "ROE RICHARD", "SMITH JOHN", str(d)]) == []
