@@ -100,9 +100,11 @@ def _stats(t: np.ndarray) -> dict:
             "thickness_p95_mm": float(np.percentile(v, 95)), "thickness_columns": int(v.size)}
 
 
-TOP_EDGE_ROWS = 1.0
-"""A layer whose top surface lies above this row edge begins in the image's top row: nothing
-above it is in view, so the image may cut it (``thickness_truncated``)."""
+TOP_EDGE_ROWS = 0.5
+"""A layer whose top surface lies at or above this depth (rows: the centre of the first row)
+holds the image's top row: nothing above it is in view, so the image may cut it
+(``thickness_truncated``). Sub-pixel surfaces between 0.5 and 1 leave the first row's centre
+in the gel above."""
 
 TOP_EDGE_NOTE_FRACTION = 0.1
 """Share of the labelled columns whose skin begins in the top row above which a frame gets a
@@ -115,7 +117,7 @@ def _top_edge_note(S: np.ndarray, labelled_cols: np.ndarray) -> str | None:
     n = int(labelled_cols.sum())
     if not n:
         return None
-    cut = float(np.mean(S[0][labelled_cols] < TOP_EDGE_ROWS))
+    cut = float(np.mean(S[0][labelled_cols] <= TOP_EDGE_ROWS))
     if cut <= TOP_EDGE_NOTE_FRACTION:
         return None
     return (f"skin at the image's top edge in {cut:.0%} of columns (no gel or stand-off above "
@@ -267,7 +269,7 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
             ay, ax = spacing
             t = t_norm[k]
             r["thickness_truncated"] = bool(np.any(pres & ((S[k + 1] >= n_rows)
-                                                           | (S[k] < TOP_EDGE_ROWS))))
+                                                           | (S[k] <= TOP_EDGE_ROWS))))
             if lname == "bone":
                 r["thickness_reason"] = r["area_reason"] = (
                     "bone is the periosteal line and its acoustic shadow: no thickness or area "

@@ -170,6 +170,16 @@ def test_skin_cut_by_the_top_edge_is_truncated_and_noted():
     so = score(ok, lab)
     assert not any(r.get("thickness_truncated") for r in so.layers)
     assert "top edge" not in (so.frame["qc_notes"] or "")
+    # sub-pixel surfaces (a model's): a skin 0.7 rows down leaves row 0's centre in the gel,
+    # 0.4 rows down does not
+    base = np.zeros(240)
+    for top, cut in ((0.7, False), (0.4, True)):
+        S = np.array([base + top + 0.0, base + top + 7, base + top + 40, base + top + 90,
+                      base + top + 103, base + top + 103, base + top + 103, base + top + 103])
+        lab = surfaces_to_labels(S, DEFAULT, 120)
+        f = Frame(np.choose(lab, [5, 200, 140, 40, 180, 60, 90, 230]).astype(float), sp)
+        sc = score(f, lab, surfaces=S)
+        assert {r["layer"]: r for r in sc.layers}["epidermis"]["thickness_truncated"] is cut
 
 
 def test_saturated_dermis_is_noted():
