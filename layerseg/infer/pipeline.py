@@ -444,7 +444,7 @@ def _batched(refs: Iterator[_Ref], segmenter, batch_size: int,
     segmented one by one, and each failure is recorded on its own frame. `region` overrides
     the frames' regions as in `infer_frames` (a surface head follows the region's layer
     order)."""
-    from ..segmentation.pipeline import check_frame
+    from ..segmentation.pipeline import check_frame, image_part
     buf: list[_Ref] = []
 
     def flush() -> Iterator[_Ref]:
@@ -453,7 +453,9 @@ def _batched(refs: Iterator[_Ref], segmenter, batch_size: int,
             if r.error is not None:
                 continue
             try:
-                frames.append(check_frame(r.frame()))
+                # the network sees what `segment_with` will ask it about: the image between
+                # any screen margins
+                frames.append(image_part(check_frame(r.frame()))[0])
                 # as `infer_frames` does; None: the frame's own (`scores_for_frames`)
                 regions.append(region if region is not None else r.region)
                 ok.append(r)

@@ -6,6 +6,7 @@ network's answer are decoded, ordered and flagged the same way."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -20,7 +21,7 @@ from ..layers.junction import refine_dermis_junction
 from ..layers.surfaces import resample_surfaces, surfaces_to_labels
 from ..layers.profiles import Profile, resolve_profile
 
-__all__ = ["segment_with", "check_frame", "frame_spacing", "resample_to_shape"]
+__all__ = ["segment_with", "check_frame", "frame_spacing", "resample_to_shape", "image_part"]
 
 
 def check_frame(frame) -> "Frame":
@@ -104,16 +105,22 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     -------
     SegmentationResult
     """
-    disp = check_frame(frame)
+    full = check_frame(frame)
+    disp, part = image_part(full)
+    if part is not None:         # margins beside the image: segment the image alone
+        res = segment_with(lambda d, p: scores(d, p), disp, region=region, priors=priors,
+                           return_scores=return_scores, model=model,
+                           log_probabilities=log_probabilities, other_grid=other_grid,
+                           field_depth_mm=field_depth_mm)
+        return _padded(res, full, part)
     prof, note = resolve_profile(region if region is not None else frame.meta.region)
     deep = field_depth_flag(disp, field_depth_mm)
     sc = scores(disp, prof)
     rows, cols = disp.shape
-    blank = _margin_columns(disp)
     if sc.ndim == 3 and sc.shape[1:] != (rows, cols) and (log_probabilities or other_grid):
         res = _decode_on_own_grid(sc, disp, prof, priors=priors, model=model,
                                   return_scores=return_scores,
-                                  log_probabilities=log_probabilities, blank=blank)
+                                  log_probabilities=log_probabilities)
     elif sc.ndim == 3 and sc.shape[1:] != (rows, cols):
         raise ScoreMapError(f"the segmenter gave scores of shape {sc.shape} for a frame of "
                             f"{rows} x {cols}; only log-probabilities or a segmenter that says so "
@@ -125,22 +132,64 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
                      image=_image(disp) if log_probabilities else None)
         if log_probabilities:
             res.column_confidence = column_confidence(sc, res.labels)
-            if not blank.all():
-                _flag_uncertain(res, res.column_confidence[~blank], priors)
+            _flag_uncertain(res, res.column_confidence, priors)
     if log_probabilities:
         _dermis_junction(res, disp, prof, priors)
-    if blank.any():
-        _unlabel_margins(res, disp, blank)
     res.flags.extend(f for f in (note, deep) if f)
     return res
 
 
-def _margin_columns(disp: Frame) -> np.ndarray:
-    """The columns without echo beside the image (`layerseg.checks.no_echo_columns`: screen
-    margins, side panels), shape (cols,); none when every column is flat (then nothing tells
-    image from margin)."""
+def image_part(disp: Frame) -> tuple[Frame, slice | None]:
+    """The part of a display frame between its side margins (`layerseg.checks.no_echo_columns`:
+    the screen margins or side panels of a capture), and the columns it spans.
+
+    Parameters
+    ----------
+    disp : Frame
+        Display grey levels (`check_frame`).
+
+    Returns
+    -------
+    (Frame, slice or None)
+        The frame cropped to those columns (elastography with it) and their slice; the frame
+        itself and None when it has no margins, or when every column is flat (then nothing
+        tells image from margin).
+    """
     blank = no_echo_columns(disp.bmode)
-    return np.zeros_like(blank) if blank.all() else blank
+    if not blank.any() or blank.all():
+        return disp, None
+    inner = np.nonzero(~blank)[0]
+    part = slice(int(inner[0]), int(inner[-1]) + 1)
+    crop = replace(disp, bmode=disp.bmode[:, part],
+                   elasto=None if disp.elasto is None else disp.elasto[:, part],
+                   elasto_valid=None if disp.elasto_valid is None
+                   else disp.elasto_valid[:, part])
+    return crop, part
+
+
+def _padded(res: SegmentationResult, full: Frame, part: slice) -> SegmentationResult:
+    """A segmentation of the image part (`image_part`) on the whole frame: the margins
+    unlabelled (label 0, every surface at the frame's bottom, confidence and scores NaN), and
+    a flag."""
+    rows, cols = full.shape
+    labels = np.zeros((rows, cols), dtype=res.labels.dtype)
+    labels[:, part] = res.labels
+    surfaces = np.full((res.surfaces.shape[0], cols), float(rows))
+    surfaces[:, part] = res.surfaces
+    conf = None
+    if res.column_confidence is not None:
+        conf = np.full(cols, np.nan)
+        conf[part] = res.column_confidence
+    sc = None
+    if res.scores is not None:
+        sc = np.full(res.scores.shape[:1] + (rows, cols), np.nan)
+        sc[:, :, part] = res.scores
+    n = cols - (part.stop - part.start)
+    flag = (f"{n} of {cols} columns hold no echo (a screen margin or a panel beside the image): "
+            "left unlabelled, the image between them segmented alone; crop the frame to the "
+            "B-mode image (bmode_box in its sidecar) so that QC coverage counts the image alone")
+    return SegmentationResult(labels, surfaces, res.profile, [flag] + list(res.flags), sc,
+                              res.model, conf, res.uncertain)
 
 
 def _flag_uncertain(res: SegmentationResult, conf: np.ndarray, priors) -> None:
@@ -150,22 +199,6 @@ def _flag_uncertain(res: SegmentationResult, conf: np.ndarray, priors) -> None:
     if flag:
         res.flags.append(flag)
         res.uncertain = flag
-
-
-def _unlabel_margins(res: SegmentationResult, disp: Frame, blank: np.ndarray) -> None:
-    """Leave the `blank` columns (`_margin_columns`) unlabelled, in place: label 0, every
-    surface at the frame's bottom, confidence NaN, and a flag."""
-    rows, cols = disp.shape
-    res.labels = res.labels.copy()
-    res.labels[:, blank] = 0
-    res.surfaces = np.array(res.surfaces, dtype=np.float64)
-    res.surfaces[:, blank] = rows
-    if res.column_confidence is not None:
-        res.column_confidence = np.array(res.column_confidence, dtype=np.float64)
-        res.column_confidence[blank] = np.nan
-    res.flags.append(f"{int(blank.sum())} of {cols} columns hold no echo (a screen margin or a "
-                     "panel beside the image): left unlabelled; crop the frame to the B-mode "
-                     "image (bmode_box in its sidecar) so that QC coverage counts the image alone")
 
 
 def _dermis_junction(res: SegmentationResult, disp: Frame, prof: Profile, priors) -> None:
@@ -223,12 +256,10 @@ def field_depth_flag(frame, field_depth_mm: float | None) -> str | None:
 
 def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
                           priors, model: str, return_scores: bool,
-                          log_probabilities: bool = True,
-                          blank: np.ndarray | None = None) -> SegmentationResult:
+                          log_probabilities: bool = True) -> SegmentationResult:
     """Decode scores on their own grid (a model's, or the classical working grid), refine
     log-probabilities to sub-pixel depth, and take the answer onto the frame's grid (see
-    `segment_with`); the uncertainty flag reads the model's columns outside the `blank` frame
-    columns (`_margin_columns`)."""
+    `segment_with`)."""
     rows, cols = disp.shape
     r, c = sc.shape[1:]
     ay, ax = disp.spacing_mm
@@ -244,11 +275,8 @@ def _decode_on_own_grid(sc: np.ndarray, disp: Frame, prof: Profile, *,
     out = SegmentationResult(labels, surfaces, prof, list(res.flags), None, model,
                              None if conf is None else
                              np.interp(np.arange(cols, dtype=np.float64), x_from, conf))
-    if conf is not None:   # judged on the grid it was computed on, the margins left out
-        seen = np.ones(c, dtype=bool) if blank is None else \
-            ~blank[np.clip(np.rint(x_from), 0, cols - 1).astype(np.intp)]
-        if seen.any():
-            _flag_uncertain(out, conf[seen], priors)
+    if conf is not None:   # judged on the grid it was computed on
+        _flag_uncertain(out, conf, priors)
     if return_scores and not log_probabilities:
         out.scores = resample_to_shape(sc, (rows, cols), order=1).astype(np.float64)
     elif return_scores:

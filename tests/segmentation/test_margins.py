@@ -39,14 +39,32 @@ def test_margins_unlabelled_and_flagged(model):
     assert flag.startswith(f"{L + R} of {cap.shape[1]} columns")
     assert (b.labels[:, :L] == 0).all() and (b.labels[:, -R:] == 0).all()
     assert (b.surfaces[:, :L] == cap.shape[0]).all() and (b.surfaces[:, -R:] == cap.shape[0]).all()
-    inner = b.labels[:, L:-R]
-    for lab in (1, 2, 3):                        # entry echo, dermis, fat as without margins
-        assert dice(inner == lab, a.labels == lab) > 0.9, lab
+    # the image between the margins is segmented alone: exactly as without them
+    np.testing.assert_array_equal(b.labels[:, L:-R], a.labels)
+    np.testing.assert_allclose(b.surfaces[:, L:-R], a.surfaces)
+    assert b.flags[1:] == a.flags and b.uncertain == a.uncertain
     if model == "default":
         c = b.column_confidence
         assert np.isnan(c[:L]).all() and np.isnan(c[-R:]).all()
-        assert np.isfinite(c[L:-R]).all()
-        # the uncertainty flag reads the image's columns only
-        assert b.uncertain is None and a.uncertain is None
+        np.testing.assert_allclose(c[L:-R], a.column_confidence)
     else:
         assert b.column_confidence is None
+    # asked for, the scores are the image's, NaN in the margins
+    sc = segment(cap, model=model, return_scores=True).scores if model == "classical" else None
+    if sc is not None:
+        assert np.isnan(sc[:, :, :L]).all() and np.isfinite(sc[:, :, L:-R]).all()
+
+
+def test_batched_inference_scores_the_image_part(tmp_path):
+    # layerseg infer computes a trained model's scores ahead in batches: on the image part too
+    pytest.importorskip("torch")
+    from layerseg.infer import infer_frames
+    plain, cap = _frames()
+    Image.fromarray(np.clip(cap.bmode, 0, 255).astype(np.uint8)).save(tmp_path / "cap.png")
+    (tmp_path / "cap.json").write_text('{"spacing_mm": [0.03125, 0.03125], '
+                                       '"frequency_mhz": 24, "region": "cheek"}')
+    batched = list(infer_frames([tmp_path / "cap.png"], model="default", batch_size=4))
+    alone = segment(cap, model="default", return_scores=True)
+    (r,) = batched
+    assert r.ok
+    np.testing.assert_array_equal(r.segmentation.labels, alone.labels)
