@@ -69,6 +69,10 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
                  field_depth_mm: float | None = None) -> SegmentationResult:
     """Check the frame, resolve its profile, score it with `scores` and decode.
 
+    A frame with screen margins or side panels beside the image (`image_part`) is segmented
+    between them alone (`scores` gets that crop) and the margins are left unlabelled, with a
+    flag.
+
     Parameters
     ----------
     scores : callable(frame, profile) -> ndarray, shape (8, rows, cols)
