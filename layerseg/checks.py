@@ -283,7 +283,7 @@ def no_echo_columns(grey: np.ndarray, tolerance_grey: float = NO_ECHO_TOLERANCE_
     def flat_run(cols_in_order: np.ndarray) -> int:
         # how many of these columns, in this order, are flat before the first that is not:
         # read in growing chunks, so a frame without margins costs a column or two
-        n, step = 0, 8
+        n, step = 0, 1
         while n < cols_in_order.size:
             idx = cols_in_order[n:n + step]
             blk = g[:, idx].astype(np.float32)
