@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import (CalibrationError, ColourBarError, CorruptFileError, InvalidImageError,
-                      LayersegError, MissingFileError,
+                      LayersegError, MissingFileError, ReadError,
                       UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
 from ._grey import pixels_to_grey, rgb_to_grey
@@ -95,12 +95,20 @@ _ELASTO_KEYS = ("kind", "map", "lut", "vmin", "vmax", "bar_box", "orientation", 
 def load_json_object(path: Path, known_keys, what: str = "sidecar") -> dict[str, Any]:
     """Parse a sidecar JSON file that must hold one object with only `known_keys` at top level.
 
-    Raises `CorruptFileError` naming the file for invalid JSON, a non-object, or unknown keys.
-    Shared by the image and RF sidecars.
+    Raises `CorruptFileError` naming the file for invalid JSON, a non-object, or unknown keys,
+    and `ReadError` for a file that cannot be read or is not a regular file. Shared by the
+    image and RF sidecars.
     """
+    if Path(path).exists() and not Path(path).is_file():   # a pipe would block the read
+        raise ReadError(f"{what} is not a regular file (a folder, pipe or device)", path)
     try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ReadError(f"{what} cannot be read ({e.strerror or type(e).__name__})",
+                        path) from None
+    try:
+        d = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptFileError(f"{what} is not valid JSON ({e})", path) from None
     if not isinstance(d, dict):
         raise CorruptFileError(f"{what} JSON must be an object ({{...}})", path)
@@ -118,7 +126,7 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     unknown keys, `CalibrationError` for a malformed ``spacing_mm``.
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():      # not a regular file: load_json_object says so
         raise MissingFileError("sidecar JSON does not exist", p)
     d = load_json_object(p, SIDECAR_KEYS)
     if "spacing_mm" in d:

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -81,6 +82,20 @@ def test_bad_sidecar(tmp_path, rng, content, exc, match):
     with pytest.raises(exc, match=match) as ei:
         read_image(p)
     assert "scan.json" in str(ei.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_sidecar_that_is_no_regular_file_is_refused_not_waited_on(tmp_path, rng):
+    p = tmp_path / "scan.png"
+    Image.fromarray(_grey(rng)).save(p)
+    os.mkfifo(tmp_path / "scan.json")
+    assert read_image(p)[0].spacing_mm is None      # the default sidecar must be a file
+    with pytest.raises(ReadError, match="scan.json.*not a regular file"):
+        read_image(p, sidecar=tmp_path / "scan.json")
+    os.unlink(tmp_path / "scan.json")
+    (tmp_path / "scan.json").mkdir()
+    with pytest.raises(ReadError, match="scan.json.*not a regular file"):
+        read_image(p, sidecar=tmp_path / "scan.json")
 
 
 def test_missing_explicit_sidecar(tmp_path, rng):
