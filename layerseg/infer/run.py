@@ -115,7 +115,9 @@ def _exam_table(exam: ExamResult, keep_ids: bool) -> pd.DataFrame:
         t.insert(0, "frame_index", fr.frame_index)
         t.insert(0, "exam", exam.key)
         if fr.ok:
-            t["segmentation_flags"] = "; ".join(fr.flags) or None
+            # the model's uncertainty flag is a QC fail reason already (qc_reason)
+            t["segmentation_flags"] = "; ".join(
+                f for f in fr.flags if f != fr.segmentation.uncertain) or None
             t["model"] = fr.segmentation.model
         parts.append(t)
     df = pd.concat(parts, ignore_index=True)

@@ -262,6 +262,10 @@ def test_a_frame_the_model_does_not_understand_fails_qc(tmp_path, kit):
     out = tmp_path / "out"
     assert kit.run_cli(d, "--out", out, "--model", "default", "--no-progress") == 0
     assert kit.summary(out)["frames"]["qc_flagged"] == 1
+    tab = pd.read_csv(out / "scores.csv")
+    flagged = tab[tab["qc_pass"] == False]  # noqa: E712
+    assert len(flagged) and flagged["qc_reason"].str.contains("model uncertain").all()
+    assert not tab["segmentation_flags"].fillna("").str.contains("model uncertain").any()
     texts = [p.read_text() for p in sorted((out / "exams").rglob("report.html"))]
     assert len(texts) == 2 and sorted(t.count("model uncertain") for t in texts) == [0, 1]
     (text,) = [t for t in texts if "model uncertain" in t]
