@@ -16,8 +16,8 @@ import numpy as np
 from .errors import CalibrationError, InvalidImageError, ProfileError, SpacingRequiredError
 
 __all__ = ["check_spacing", "check_label_map", "check_image_2d", "LabelMapError", "contrast_problem",
-           "no_echo_columns", "MAX_SPACING_MM", "MIN_SPACING_MM", "MIN_CONTRAST_GREY", "NO_ECHO_TOLERANCE_GREY",
-           "MIN_ECHO_FRACTION", "MIN_MARGIN_FRACTION"]
+           "no_echo_columns", "MAX_SPACING_MM", "MIN_SPACING_MM", "MIN_CONTRAST_GREY",
+           "NO_ECHO_TOLERANCE_GREY", "MIN_ECHO_FRACTION", "MIN_MARGIN_FRACTION"]
 
 MAX_SPACING_MM = 10.0
 """Largest plausible pixel spacing (mm per pixel) of an ultrasound frame; above it the value is
@@ -294,12 +294,12 @@ def no_echo_columns(grey: np.ndarray, tolerance_grey: float = NO_ECHO_TOLERANCE_
             step *= 2
         return n
 
+    least = max(1, int(np.ceil(float(min_margin_fraction) * cols)))
     left = flat_run(np.arange(cols))
-    if left == cols:                                   # every column flat
-        out[:] = cols >= max(1, int(np.ceil(float(min_margin_fraction) * cols)))
+    if left == cols:                                   # every column flat: one run
+        out[:] = cols >= least
         return out
     right = flat_run(np.arange(cols - 1, left - 1, -1))
-    least = max(1, int(np.ceil(float(min_margin_fraction) * cols)))
     if left >= least:
         out[:left] = True
     if right >= least:

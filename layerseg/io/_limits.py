@@ -103,6 +103,17 @@ def file_size(path: str | os.PathLike) -> int:
     return os.stat(path).st_size
 
 
+def refuse_special_file(path, what: str = "") -> None:
+    """Refuse a path that exists but is neither a folder nor a regular file: a named pipe,
+    socket or device, whose read would block forever or never end (`ReadError` naming it;
+    `what`, e.g. ``"sidecar"``, starts the message)."""
+    from pathlib import Path
+    p = Path(path)
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise ReadError(f"{what + ' is ' if what else ''}not a regular file (a named pipe, "
+                        "socket or device): layerseg reads files only", p)
+
+
 def require_file(path) -> "os.PathLike":
     """The path of an existing, non-empty regular file, or the reader's error for it.
 
@@ -120,6 +131,7 @@ def require_file(path) -> "os.PathLike":
     if not p.is_file():
         if not p.exists():
             raise MissingFileError("file does not exist", p)
+        refuse_special_file(p)
         raise ReadError("not a file", p)
     if p.stat().st_size == 0:
         raise CorruptFileError("file is empty (0 bytes)", p)

@@ -81,7 +81,7 @@ from ..errors import (CalibrationError, ColourBarError, CorruptFileError, Invali
                       UnsupportedFormatError)
 from ..frame import ELASTO_KINDS, Frame, FrameMeta, FrameSeries
 from ._grey import pixels_to_grey, rgb_to_grey
-from ._limits import MAX_PIXELS, check_claimed_pixels, require_file
+from ._limits import MAX_PIXELS, check_claimed_pixels, refuse_special_file, require_file
 
 __all__ = ["read_image", "rgb_to_grey", "read_sidecar", "SIDECAR_KEYS"]
 
@@ -99,8 +99,9 @@ def load_json_object(path: Path, known_keys, what: str = "sidecar") -> dict[str,
     and `ReadError` for a file that cannot be read or is not a regular file. Shared by the
     image and RF sidecars.
     """
-    if Path(path).exists() and not Path(path).is_file():   # a pipe would block the read
-        raise ReadError(f"{what} is not a regular file (a folder, pipe or device)", path)
+    if Path(path).is_dir():
+        raise ReadError(f"{what} is not a regular file (a folder)", path)
+    refuse_special_file(path, what)
     try:
         text = Path(path).read_text()
     except OSError as e:

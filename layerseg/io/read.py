@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import CorruptFileError, MissingFileError, ReadError, UnsupportedFormatError
 from ..frame import Frame, FrameSeries
+from ._limits import refuse_special_file
 
 __all__ = ["read", "read_frame", "sniff_format", "FORMATS"]
 
@@ -118,10 +119,7 @@ def sniff_format(path: str | os.PathLike) -> str:
     if p.is_dir():
         raise ReadError("is a folder, not a file (give a file, or a dataset folder to "
                         "read_dataset)", p)
-    if not p.is_file():
-        # a named pipe would block the read forever, a device would stream without end
-        raise ReadError("not a regular file (a named pipe, socket or device): layerseg reads "
-                        "image files only", p)
+    refuse_special_file(p)
     try:
         with open(p, "rb") as f:
             head = f.read(_HEAD)

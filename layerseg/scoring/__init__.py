@@ -10,8 +10,8 @@ Tables (`FrameScores.to_long` / ``to_wide``; ``layerseg score`` writes the same)
 - long: one row per frame and present layer: ``id``, ``subject_id``, ``region``, ``sex``, ``age``,
   ``layer``; thickness along the normal (``thickness_mean_mm``, ``_median_mm``, ``_sd_mm``,
   ``_p05_mm``, ``_p95_mm``; ``thickness_vertical_mean_mm``; ``thickness_truncated`` where the layer
-  reaches the image bottom or begins in its top row), ``area_mm2``, ``coverage_fraction`` (SMAS continuity for the SMAS),
-  ``depth_mm`` (below the skin surface; bone surface depth for bone), echogenicity
+  reaches the image bottom or begins in its top row), ``area_mm2``, ``coverage_fraction`` (SMAS
+  continuity for the SMAS), ``depth_mm`` (below the skin surface; bone surface depth for bone), echogenicity
   (``echo_mean_db``/``echo_median_db`` only where the log compression is known, always
   ``echo_mean_grey``/``echo_median_grey``, ``echo_ratio_to_dermis``, ``low_echo_fraction``,
   ``echo_cv``), GLCM texture (``glcm_contrast``, ``_homogeneity``, ``_energy``, ``_correlation``),

@@ -40,8 +40,8 @@ none; ``sdc_relative_percent`` of the baseline value where its ``sdc_basis`` is 
 roughness markers of a layer cut off by the image's bottom or top edge (``thickness_truncated``
 of the score table, True in any frame of either visit: its thickness is a lower bound that
 moves with the layers above or the probe's placement, and one of its surfaces is partly the
-image edge). `repeatability` leaves those
-truncated values out too, so the SDC describes the layers it is applied to. The SDC is that of single
+image edge). `repeatability` leaves those truncated values out too, so the SDC describes the
+layers it is applied to. The SDC is that of single
 scans, so a visit averaged over several frames is judged conservatively. Pairs found in one
 visit only are listed (`VisitComparison.unmatched`), never dropped.
 """

@@ -112,7 +112,7 @@ def segment_with(scores: Callable[[Frame, Profile], np.ndarray], frame: Frame, *
     full = check_frame(frame)
     disp, part = image_part(full)
     if part is not None:         # margins beside the image: segment the image alone
-        res = segment_with(lambda d, p: scores(d, p), disp, region=region, priors=priors,
+        res = segment_with(scores, disp, region=region, priors=priors,
                            return_scores=return_scores, model=model,
                            log_probabilities=log_probabilities, other_grid=other_grid,
                            field_depth_mm=field_depth_mm)
