@@ -14,13 +14,19 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..layers.profiles import canonical_region, get_profile
+from .ranges import draw_value
 
-__all__ = ["SIM_REGIONS", "anatomy_table", "Anatomy", "draw_anatomy", "layer_acoustics",
-           "sleb_probability"]
+__all__ = ["SIM_REGIONS", "ANATOMY_VARIANTS", "anatomy_table", "Anatomy", "draw_anatomy",
+           "layer_acoustics", "sleb_probability"]
 
 SIM_REGIONS: tuple[str, ...] = ("forehead", "temple", "zygoma", "cheek", "nasolabial", "chin",
                                 "jaw")
 """Regions with anatomy in the table (the ``default`` profile draws as ``cheek``)."""
+
+ANATOMY_VARIANTS: tuple[str, ...] = ("default", "varied")
+"""Names accepted by ``draw_anatomy(variant=...)`` and ``layerseg simulate --anatomy``:
+``default`` draws the regions' table as it is, ``varied`` replaces layer presence and scales
+layer thicknesses (``variants`` of ``sim_anatomy.json``)."""
 
 
 @lru_cache(maxsize=1)
@@ -31,6 +37,9 @@ def anatomy_table() -> dict:
     for r in SIM_REGIONS:
         if r not in t["regions"]:
             raise ConfigError(f"sim_anatomy.json lacks region {r!r}")
+    for v in ANATOMY_VARIANTS[1:]:
+        if v not in t.get("variants", {}):
+            raise ConfigError(f"sim_anatomy.json lacks the anatomy variant {v!r}")
     return t
 
 
@@ -85,7 +94,8 @@ def sleb_probability(age: float) -> float:
 
 def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Generator, *,
                  missing_muscle: bool | None = None, missing_deep_fat: bool | None = None,
-                 bone: bool | None = None, partial_bone: bool | None = None) -> Anatomy:
+                 bone: bool | None = None, partial_bone: bool | None = None,
+                 variant: str = "default") -> Anatomy:
     """Draw one frame's anatomy.
 
     Parameters
@@ -98,6 +108,11 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
     rng : numpy Generator
     missing_muscle, missing_deep_fat, bone, partial_bone : bool or None
         Force a variation; None draws it from the table's presence probabilities.
+    variant : {'default', 'varied'}
+        ``default`` draws the region's table (same rng stream as before variants existed);
+        ``varied`` draws presence from the variant's probabilities (every region alike) and
+        multiplies each of its ``scaled_layers``' thickness by a factor drawn per layer
+        (``sim_anatomy.json`` ``variants``). Forced variations still win.
 
     Returns
     -------
@@ -107,12 +122,15 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
         raise ConfigError(f"sex must be 'F' or 'M', got {sex!r}")
     if not (10.0 <= float(age) <= 100.0):
         raise ConfigError(f"age must lie in 10-100 years, got {age}")
+    if variant not in ANATOMY_VARIANTS:
+        raise ConfigError(f"anatomy variant must be one of {ANATOMY_VARIANTS}, got {variant!r}")
     name = canonical_region(region)
     key = "cheek" if name == "default" else name
     prof = get_profile(name)
     t = anatomy_table()
     reg = t["regions"][key]
     ag = t["aging"]
+    var = None if variant == "default" else t["variants"][variant]
     an = Anatomy(name, float(age), sex, prof.layers)
     for layer in prof.layers:
         if layer == "bone":
@@ -137,6 +155,10 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
             d = ag["fat_change"]
             th *= 1.0 + d["fraction"].get(key, 0.0) * _ramp(age, d["from_age"], d["to_age"])
         p = e.get("p_present", 1.0)
+        if var is not None:
+            p = var["p_present"].get(layer, p)
+            if layer in var["scaled_layers"]:
+                th *= draw_value(var["thickness_scale"], rng)
         present = rng.random() < p
         if layer == "muscle" and missing_muscle is not None:
             present = not missing_muscle
@@ -144,7 +166,8 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
             present = not missing_deep_fat
         an.thickness_mm[layer] = float(th) if present else 0.0
     b = reg["bone"]
-    an.bone_present = bool(rng.random() < b["p_present"]) if bone is None else bool(bone)
+    p_bone = b["p_present"] if var is None else var["bone_p_present"]
+    an.bone_present = bool(rng.random() < p_bone) if bone is None else bool(bone)
     an.bone_partial = (bool(rng.random() < b["p_partial"]) if partial_bone is None
                        else bool(partial_bone)) and an.bone_present
     an.sun_exposure = float(rng.uniform(0.0, 1.0))

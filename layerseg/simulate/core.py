@@ -128,7 +128,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                    return_rf: bool = False, scan_seed: int | None = None,
                    shift_mm: float = 0.0, compression: float = 0.0,
                    thickness_change_mm: dict | None = None,
-                   ranges: str = "default") -> SimulatedFrame:
+                   ranges: str = "default", anatomy: str = "default") -> SimulatedFrame:
     """Simulate one facial HFUS frame with exact ground truth.
 
     Parameters
@@ -190,6 +190,11 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         areas at the focus) as a scanner preset would. Settings passed explicitly (not None)
         still win. Anatomy, stand-off, tilt and artefacts are drawn
         as in ``default``.
+    anatomy : {'default', 'varied'}
+        ``default``: the region's anatomy table. ``varied``: layer presence (deep fat, muscle,
+        bone) and per-layer thickness factors from the table's ``variants`` (see
+        `layerseg.simulate.anatomy.draw_anatomy`), for training and robustness sets; truth
+        records it under ``anatomy_variant``.
 
     Returns
     -------
@@ -296,7 +301,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
 
     an = draw_anatomy(region, age, sex, anat_rng if anat_rng is not None else rng,
                       missing_muscle=missing_muscle, missing_deep_fat=missing_deep_fat,
-                      bone=bone, partial_bone=partial_bone)
+                      bone=bone, partial_bone=partial_bone, variant=anatomy)
     if anat_rng is not None:
         for ly, dmm in (thickness_change_mm or {}).items():
             if ly not in an.thickness_mm:
@@ -402,6 +407,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
                          "compression": float(compression),
                          "thickness_change_mm": dict(thickness_change_mm or {})}
     truth["ranges"] = {"name": ranges} if wide is None else {"name": ranges, "drawn": wide}
+    if anatomy != "default":
+        truth["anatomy_variant"] = anatomy
     meta = FrameMeta(source=None, frequency_mhz=float(frequency_mhz), device=DEVICE,
                      calibration="simulator", region=an.region,
                      extra={"simulator": "layerseg.simulate", "seed": seed_repr})

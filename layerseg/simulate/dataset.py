@@ -164,7 +164,8 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
                      region: str | None = None, age_range: tuple[float, float] = (20, 80),
                      workers: int = 1, fmt: str = "dataset", progress: bool = True,
                      image_format: str = "png", write_rf: str | None = None,
-                     ranges: str = "default", **sim_kwargs) -> Path:
+                     ranges: str = "default", anatomy: str = "default",
+                     **sim_kwargs) -> Path:
     """Simulate `n` frames into the folder `out`.
 
     Parameters
@@ -199,6 +200,10 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         existed; ``wide`` draws probe, display and per-layer echogenicity per frame from
         ``layerseg/data/sim_ranges.json`` (the exam plan's frequency is then not used; each
         frame's truth JSON records its drawn values under ``ranges``).
+    anatomy : {'default', 'varied'}
+        Anatomy variant (`simulate_frame`): ``varied`` draws layer presence and per-layer
+        thickness factors from ``variants`` of ``sim_anatomy.json`` (training and robustness
+        sets); ``default`` writes the same bytes as before variants existed.
     **sim_kwargs
         Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
 
@@ -220,6 +225,11 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         raise ConfigError(f"ranges must be one of {RANGES}, got {ranges!r}")
     if ranges != "default":
         sim_kwargs = {**sim_kwargs, "ranges": ranges}
+    from .anatomy import ANATOMY_VARIANTS
+    if anatomy not in ANATOMY_VARIANTS:
+        raise ConfigError(f"anatomy must be one of {ANATOMY_VARIANTS}, got {anatomy!r}")
+    if anatomy != "default":
+        sim_kwargs = {**sim_kwargs, "anatomy": anatomy}
     from .core import DEFAULT_DEPTH_MM, DEFAULT_SHAPE, DEFAULT_WIDTH_MM, check_field
     check_field(sim_kwargs.get("shape", DEFAULT_SHAPE),
                 sim_kwargs.get("depth_mm", DEFAULT_DEPTH_MM),

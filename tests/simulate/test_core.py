@@ -253,3 +253,42 @@ def test_nasolabial_smas_is_not_stretched_to_the_bottom():
     assert not t["truncated"] and t["thickness_apparent_mm"] < 1.0
     assert abs((s.labels == 4).sum(axis=0).mean() * dz - t["thickness_apparent_drawn_mm"]) <= dz
     assert 0.0 <= s.truth["deep_tissue"]["fraction_of_columns"] <= 1.0
+
+
+def test_anatomy_variant_presence_and_thickness():
+    """The 'varied' anatomy draws presence from the variant's probabilities in every region
+    (the cheek's table has muscle always and bone in 15 %) and scales each listed layer by its
+    own factor (log-uniform over the variant's range: the spread of log thickness grows by the
+    factor's variance); 'default' draws the table on the same random stream as before."""
+    import math
+
+    from layerseg.simulate.anatomy import anatomy_table, draw_anatomy
+    var = anatomy_table()["variants"]["varied"]
+    a = draw_anatomy("cheek", 40, "F", np.random.default_rng(3))
+    b = draw_anatomy("cheek", 40, "F", np.random.default_rng(3), variant="default")
+    assert a.thickness_mm == b.thickness_mm and a.bone_present == b.bone_present
+    n = 3000
+    rng_d, rng_v = np.random.default_rng(11), np.random.default_rng(12)
+    dflt = [draw_anatomy("cheek", 40, "F", rng_d) for _ in range(n)]
+    vard = [draw_anatomy("cheek", 40, "F", rng_v, variant="varied") for _ in range(n)]
+    tol = 4 * math.sqrt(0.25 / n)
+    assert all(x.thickness_mm["muscle"] > 0 for x in dflt)
+    assert np.mean([x.thickness_mm["muscle"] > 0 for x in vard]) == pytest.approx(
+        var["p_present"]["muscle"], abs=tol)
+    assert np.mean([x.thickness_mm["deep_fat"] > 0 for x in vard]) == pytest.approx(
+        var["p_present"]["deep_fat"], abs=tol)
+    assert np.mean([x.bone_present for x in vard]) == pytest.approx(var["bone_p_present"],
+                                                                      abs=tol)
+    lo, hi = var["thickness_scale"]["low"], var["thickness_scale"]["high"]
+    var_log_factor = (math.log(hi) - math.log(lo)) ** 2 / 12.0
+    for layer in ("dermis", "fat"):
+        ld = np.log([x.thickness_mm[layer] for x in dflt])
+        lv = np.log([x.thickness_mm[layer] for x in vard])
+        assert lv.var() - ld.var() == pytest.approx(var_log_factor, rel=0.25)
+        assert abs(lv.mean() - ld.mean() - (math.log(lo) + math.log(hi)) / 2) < 0.03
+    # the entry echo is not scaled
+    le = np.log([x.thickness_mm["epidermis"] for x in dflt])
+    lve = np.log([x.thickness_mm["epidermis"] for x in vard])
+    assert lve.var() == pytest.approx(le.var(), rel=0.15)
+    with pytest.raises(ConfigError, match="variant"):
+        draw_anatomy("cheek", 40, "F", np.random.default_rng(0), variant="wide")
