@@ -707,6 +707,14 @@ def _register(values: np.ndarray, valid: np.ndarray, src_region: UltrasoundRegio
 
 
 # ---------------------------------------------------------------------------- the reader
+_EOI_SYNTAX_SUFFIXES = frozenset({"50", "51", "57", "70", "80", "81", "90", "91", "92", "93",
+                                  "201", "202", "203"})
+"""Last UID components (under 1.2.840.10008.1.2.4.) of the JPEG, JPEG-LS, JPEG 2000 and HTJ2K
+transfer syntaxes, whose frame streams end with the marker ``FF D9`` (EOI / EOC)."""
+_EOI_TAIL_BYTES = 16
+"""The marker must lie in a frame's last bytes (item padding and encoder fill may follow it)."""
+
+
 class _Decoder:
     """Decodes frame i of a DICOM file to float32 grey (rows, cols) or RGB (rows, cols, 3),
     0-255 scale, one frame at a time."""
@@ -721,6 +729,7 @@ class _Decoder:
         self.signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
         self.is_float = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
         self._ds_full = None
+        self._unterminated: set[int] | None = None
         self._check_decoder()
         self.complete, self.frame_bytes, self.data_bytes = self._complete_frames(ds)
 
@@ -795,12 +804,38 @@ class _Decoder:
             arr = pixel_array(self._ds_full, index=index)
         return arr
 
+    def _unterminated_frames(self) -> set[int]:
+        """Frames whose JPEG-family stream (JPEG, JPEG-LS, JPEG 2000, HTJ2K) lacks its
+        end-of-image marker (``FF D9``) in its last bytes: a stream cut short inside a
+        well-formed item, which the decoders fill with grey instead of failing. Read once."""
+        if self._unterminated is None:
+            from pydicom.encaps import generate_frames
+
+            bad: set[int] = set()
+            if self.ts.is_compressed and self.ts.rsplit(".", 1)[-1] in _EOI_SYNTAX_SUFFIXES \
+                    and str(self.ts).startswith("1.2.840.10008.1.2.4."):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        data = self.header.PixelData
+                        for k, frame in enumerate(generate_frames(data, number_of_frames=self.n)):
+                            if b"\xff\xd9" not in bytes(frame[-_EOI_TAIL_BYTES:]):
+                                bad.add(k)
+                except Exception:  # noqa: BLE001 - malformed items: the decoder names them
+                    bad = set()
+            self._unterminated = bad
+        return self._unterminated
+
     def __call__(self, i: int) -> np.ndarray:
         if i >= self.complete:
             raise CorruptFileError(
                 f"frame {i} is truncated: the pixel data hold {self.data_bytes:,} bytes, enough "
                 f"for frames 0-{self.complete - 1} of {self.n} ({self.frame_bytes:,} bytes each)",
                 self.path)
+        if i in self._unterminated_frames():
+            raise CorruptFileError(
+                f"frame {i} is truncated: its compressed stream ({self.ts.name}) ends without "
+                "the end-of-image marker", self.path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -894,3 +894,31 @@ def test_sex_and_age_for_the_reference_ranges(tmp_path, rng, sex, age, want_sex,
         assert "age_years" not in extra
     else:
         assert extra["age_years"] == pytest.approx(want_age)
+
+
+def test_jpeg_stream_cut_short_inside_its_item(tmp_path, rng):
+    """A frame whose JPEG stream was cut short (no end-of-image marker) inside a well-formed
+    item is refused as truncated, naming the file and the frame; the whole frames still
+    decode, and an intact file passes the check."""
+    g = np.stack([speckle(rng, (40, 48)) for _ in range(3)])
+    p = write_dicom(tmp_path / "cine.dcm", g, jpeg=True, photometric="MONOCHROME2",
+                    regions=[region(0, 0, 47, 39, 0.003, 0.003)])
+    ds = pydicom.dcmread(p)
+    frames = []
+    for f in g:
+        buf = _io.BytesIO()
+        Image.fromarray(f.astype(np.uint8)).save(buf, format="JPEG", quality=95)
+        frames.append(buf.getvalue())
+    frames[1] = frames[1][:500]  # the stream cut, the item well formed
+    ds.PixelData = encapsulate(frames)
+    ds["PixelData"].VR = "OB"
+    q = tmp_path / "cut stream.dcm"
+    ds.save_as(q, enforce_file_format=True)
+    s = read_dicom(q)
+    np.testing.assert_allclose(s[0].bmode, g[0], atol=40)
+    np.testing.assert_allclose(s[2].bmode, g[2], atol=40)
+    with pytest.raises(CorruptFileError, match="cut stream.dcm.*frame 1 is truncated.*end-of"):
+        s[1]
+    s_ok = read_dicom(p)
+    for k in range(3):
+        np.testing.assert_allclose(s_ok[k].bmode, g[k], atol=40)
