@@ -15,7 +15,8 @@
    255 and anything ``dynamic_range_db`` or more below it is 0.
 
 The frame has ``intensity='display'``, ``dynamic_range_db`` set (so its echogenicity can be given
-in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given instead).
+in dB) and calibration ``'rf_sampling'`` (``'user'`` where ``spacing`` was given instead,
+``'sidecar'`` where a .npy file's sidecar gives ``spacing_mm``).
 
 `read_rf` reads files:
 
@@ -396,7 +397,10 @@ def _read_npy(p: Path, given) -> FrameSeries:
         raise CorruptFileError(f".npy cannot be read ({e}); {why}", p) from e
     except OSError as e:
         raise CorruptFileError(f".npy cannot be read ({e}); the file may be truncated", p) from e
-    params = _params(given, _sidecar(p))
+    side = _sidecar(p)
+    params = _params(given, side)
+    if given.get("spacing") is None and side.get("spacing") is not None:
+        params["calibration"] = "sidecar"   # the file's own calibration, not a user override
     if a.ndim == 2:
         return _series(p, 1, lambda k: np.asarray(a), params, {"format": "npy"})
     if a.ndim == 3:

@@ -181,6 +181,14 @@ def test_read_npy_2d_3d_and_sidecar(tmp_path):
     assert loop[2].dynamic_range_db == 45 and loop[2].meta.frame_index == 2
     np.testing.assert_allclose(loop[2].bmode, loop[0].bmode, atol=1e-3)  # max-referenced
     assert read_rf(q, dynamic_range_db=70)[1].dynamic_range_db == 70      # arguments win
+    assert loop[0].meta.calibration == "rf_sampling"
+    # spacing from the sidecar is the file's calibration, not a user override
+    (tmp_path / "loop.json").write_text(json.dumps({"spacing_mm": [0.006, 0.08]}))
+    f = read_rf(q)[0]
+    assert f.spacing_mm == (0.006, 0.08) and f.meta.calibration == "sidecar"
+    assert "spacing_override" not in f.meta.extra
+    f = read_rf(q, spacing=(0.005, 0.1))[0]                                # arguments win
+    assert f.spacing_mm == (0.005, 0.1) and f.meta.calibration == "user"
     (tmp_path / "loop.json").write_text('{"fs": 200}')
     with pytest.raises(CorruptFileError, match="unknown key"):
         read_rf(q)
