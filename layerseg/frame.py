@@ -61,6 +61,9 @@ class FrameMeta:
         Facial region name (selects the layer profile), where known.
     extra : dict
         Anything else a reader knows (region boxes, transfer syntax...). JSON-serialisable.
+        ``extra["reader_notes"]`` (list of str), where present, says what the reader assumed
+        or could not apply (an unstated unit, a header it corrected); scoring carries it into
+        the frame's QC notes.
     """
 
     source: str | None = None

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,9 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
         sp = src.spacing_mm()
         calib = "header" if sp is not None else None
     extra = {"format": src.format, "volume_shape": list(shape), **src.extra}
+    notes = getattr(src, "notes", None)
+    if notes:
+        extra["reader_notes"] = list(notes)
     if calib == "user":
         extra["spacing_override"] = True
 
@@ -181,6 +186,29 @@ def read_volume(path: str | os.PathLike, spacing=None, *, intensity: str = "disp
     first = load(0)
     cache = {0: first}
     return FrameSeries(n, lambda k: cache.pop(k) if k in cache else load(k), source=str(p))
+
+
+def _affine_rotation_deg(img) -> float | None:
+    """The in-plane angle (degrees) by which a NIfTI's stated affine (sform, else qform)
+    turns its first two voxel axes off the world axes, when more than 1 degree; None when no
+    affine is stated or it only scales or flips them."""
+    try:
+        h = img.header
+        if int(h.get("sform_code", 0)) > 0:
+            aff = h.get_sform()
+        elif int(h.get("qform_code", 0)) > 0:
+            aff = h.get_qform()
+        else:
+            return None
+        m = np.asarray(aff, dtype=float)[:3, :2]
+        cols = m / np.linalg.norm(m, axis=0, keepdims=True)
+    except Exception:  # noqa: BLE001 - a malformed affine is not ours to judge here
+        return None
+    if not np.isfinite(cols).all():
+        return None
+    # the angle of each voxel axis from its nearest world axis
+    worst = max(math.degrees(math.acos(min(1.0, float(np.abs(c).max())))) for c in cols.T)
+    return worst if worst > 1.0 else None
 
 
 def check_nifti_size(img, path: Path) -> None:
@@ -213,17 +241,45 @@ def check_nifti_size(img, path: Path) -> None:
                         f"{' x '.join(map(str, shape))} voxels of {img.header.get_data_dtype()})")
 
 
+_NIB_LOG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _nibabel_messages(into: list[str]):
+    """Collect what nibabel logs about a header while it is read (e.g. "pixdim[1,2,3] should be
+    non-zero; setting 0 dims to 1", written to stderr with no file name) into `into`."""
+    import logging
+
+    import nibabel.imageglobals as nib_globals
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(record.getMessage())
+
+    lg = nib_globals.logger
+    with _NIB_LOG_LOCK:
+        saved, propagate = lg.handlers[:], lg.propagate
+        lg.handlers, lg.propagate = [_Collect()], False
+        try:
+            yield
+        finally:
+            lg.handlers, lg.propagate = saved, propagate
+
+
 class _NiftiSource:
     format = "nifti"
 
     def __init__(self, p: Path):
         import nibabel as nib
         self.path = p
+        self.notes: list[str] = []
+        header_msgs: list[str] = []
         try:
-            if p.name.lower().endswith(NIFTI_SUFFIXES):
-                img = nib.load(str(p))
-            else:
-                img = self._load_by_content(p)
+            with _nibabel_messages(header_msgs):
+                if p.name.lower().endswith(NIFTI_SUFFIXES):
+                    img = nib.load(str(p))
+                else:
+                    img = self._load_by_content(p)
         except LayersegError:
             raise
         except FileNotFoundError as e:
@@ -245,6 +301,12 @@ class _NiftiSource:
         self.shape = tuple(int(s) for s in img.shape)
         self.extra: dict[str, Any] = {}
         check_nifti_size(img, p)
+        self.notes += [f"NIfTI header: {m}" for m in dict.fromkeys(header_msgs)]
+        rotated = _affine_rotation_deg(img)
+        if rotated is not None:
+            self.notes.append(f"NIfTI affine turns the image plane by {rotated:.0f} degrees; "
+                              "frames are read as stored (axis 0 lateral, axis 1 depth), "
+                              "not reoriented")
 
     @staticmethod
     def _load_by_content(p: Path):
@@ -283,12 +345,14 @@ class _NiftiSource:
         dx, dy = zooms[0], zooms[1]
         if unit == "unknown" and dx == 1.0 and dy == 1.0:
             self.extra["header_spacing_ignored"] = "pixdim 1 x 1 with no unit (placeholder)"
+            self.notes.append("NIfTI pixdim 1 x 1 with no unit is a placeholder: no spacing")
             return None
         scale = {"mm": 1.0, "meter": 1000.0, "micron": 1e-3, "unknown": 1.0}.get(unit)
         if scale is None:
             raise CalibrationError(f"NIfTI spatial unit {unit!r} is not a length", self.path)
         if unit == "unknown":
             self.extra["spacing_unit_assumed"] = "mm"
+            self.notes.append("NIfTI header states no spatial unit; pixdim taken as mm")
         if not all(math.isfinite(z) and z > 0 for z in (dx, dy)):
             raise CalibrationError(f"NIfTI pixdim ({dx}, {dy}) must be positive; fix the header "
                                    "or pass spacing=(axial_mm, lateral_mm)", self.path)

@@ -352,7 +352,9 @@ def score(frame: Frame, labels, *, region: str | None = None, frame_id: str | No
                        confidence_mean=conf, has_dermis=bool(masks["dermis"].any()),
                        profile_region=prof.region, region_known=region_known, thresholds=opt.qc,
                        image_problem=contrast_problem(grey), source_fails=qc_fail))
-    for extra in (_top_edge_note(S, labelled_cols), _saturation_note(grey, masks["dermis"])):
+    reader_notes = frame.meta.extra.get("reader_notes") or []
+    for extra in (*reader_notes, _top_edge_note(S, labelled_cols),
+                  _saturation_note(grey, masks["dermis"])):
         if extra:
             fr["qc_notes"] = "; ".join(x for x in (fr.get("qc_notes"), extra) if x)
     if conf_reason and confidence is not None:

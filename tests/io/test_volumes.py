@@ -231,3 +231,41 @@ def test_missing_files_are_missing_file_errors(tmp_path, rng):
     with pytest.raises(ReadError, match="not a file") as ei:
         read_volume(tmp_path)
     assert not isinstance(ei.value, MissingFileError)
+
+
+def test_nifti_reader_notes(tmp_path, rng, capfd):
+    """What the reader assumed or did not apply is in meta.extra['reader_notes'] (carried into
+    QC notes): nibabel's header corrections (which it would print with no file name), an
+    unstated unit, an affine that turns the image plane; a plain header gives none."""
+    vol = rng.integers(0, 256, (30, 20)).astype(np.uint8)
+    f = read_volume(_nifti(tmp_path / "plain.nii", vol, zooms=(0.05, 0.025)))[0]
+    assert "reader_notes" not in f.meta.extra
+    # pixdim 0: nibabel sets it to 1 and logs it; the note names it, nothing goes to stderr
+    img = nib.Nifti1Image(vol, np.eye(4))
+    img.header["pixdim"][1:4] = 0
+    nib.save(img, str(tmp_path / "zero.nii"))
+    capfd.readouterr()
+    f = read_volume(tmp_path / "zero.nii")[0]
+    assert "pixdim" not in capfd.readouterr().err
+    notes = f.meta.extra["reader_notes"]
+    assert any(n.startswith("NIfTI header: ") and "pixdim" in n for n in notes), notes
+    assert f.spacing_mm is None
+    # no unit: taken as mm, said so
+    f = read_volume(_nifti(tmp_path / "nounit.nii", vol, zooms=(0.05, 0.025), unit=None))[0]
+    assert f.spacing_mm == pytest.approx((0.025, 0.05))
+    assert any("no spatial unit" in n for n in f.meta.extra["reader_notes"])
+    # an affine turning the image plane by 30 degrees: read as stored, noted
+    a = np.radians(30.0)
+    aff = np.eye(4)
+    aff[:2, :2] = [[np.cos(a) * 0.05, -np.sin(a) * 0.025], [np.sin(a) * 0.05, np.cos(a) * 0.025]]
+    img = nib.Nifti1Image(vol, aff)
+    img.header.set_xyzt_units(xyz="mm")
+    nib.save(img, str(tmp_path / "turned.nii"))
+    f = read_volume(tmp_path / "turned.nii")[0]
+    np.testing.assert_array_equal(f.bmode, vol.T)
+    assert any("turns the image plane by 30 degrees" in n for n in f.meta.extra["reader_notes"])
+    # flips are not turns
+    img = nib.Nifti1Image(vol, np.diag([-0.05, 0.025, 1.0, 1.0]))
+    img.header.set_xyzt_units(xyz="mm")
+    nib.save(img, str(tmp_path / "flipped.nii"))
+    assert "reader_notes" not in read_volume(tmp_path / "flipped.nii")[0].meta.extra

@@ -240,3 +240,18 @@ def test_unknown_options_rejected():
     frame, lab = tilted_frame(0, (0.02, 0.05), [0.2, 1.0, 1.0, 0, 0, 0, 0])
     with pytest.raises(TypeError, match="roughnes_cutoff"):
         score(frame, lab, roughnes_cutoff=1.0)
+
+
+def test_reader_notes_reach_the_qc_notes():
+    """What a reader assumed (meta.extra['reader_notes']) is carried into the frame's QC notes."""
+    from layerseg.frame import FrameMeta
+    thick = [0.2, 1.2, 1.5, 0.4, 0, 0, 0]
+    frame, lab = tilted_frame(0, (0.03, 0.03), thick, noise=20.0,
+                              rng=np.random.default_rng(4))
+    base = score(frame, lab).frame["qc_notes"] or ""
+    assert "pixdim" not in base
+    note = "NIfTI header states no spatial unit; pixdim taken as mm"
+    noted = Frame(frame.bmode, frame.spacing_mm,
+                  meta=FrameMeta(extra={"reader_notes": [note]}))
+    sc = score(noted, lab)
+    assert note in sc.frame["qc_notes"] and sc.frame["qc_pass"]
