@@ -341,7 +341,30 @@ def exam_region(path: str | os.PathLike) -> str | None:
     # images and RF files have sidecars of their own, read by their readers
     if not side.is_file() or sniff_format(p) not in ("dicom", "nifti", "nrrd"):
         return None
-    return load_json_object(side, EXAM_SIDECAR_KEYS, "exam sidecar").get("region")
+    known = EXAM_SIDECAR_KEYS
+    if _shares_sidecar(p, side):
+        # scan.dcm beside scan.png: the one scan.json is the image's too (its spacing and
+        # display keys are the image reader's to check); the exam takes its region
+        from ..io.images import SIDECAR_KEYS
+        from ..io.rf import _SIDECAR_KEYS as RF_KEYS
+        known = tuple(dict.fromkeys(EXAM_SIDECAR_KEYS + SIDECAR_KEYS + RF_KEYS))
+    return load_json_object(side, known, "exam sidecar").get("region")
+
+
+def _shares_sidecar(p: Path, side: Path) -> bool:
+    """Whether another file beside `p` has the sidecar `side` as its own (same stem)."""
+    stem = side.name[:-len(".json")]
+    try:
+        for q in p.parent.iterdir():
+            if q == p or q == side or not q.is_file():
+                continue
+            n = q.name
+            qstem = n[:-7] if n.lower().endswith(".nii.gz") else q.stem
+            if qstem == stem:
+                return True
+    except OSError:
+        return False
+    return False
 
 
 def _open(p: Path, spacing) -> tuple[Any, int, str | None]:

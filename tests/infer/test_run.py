@@ -223,6 +223,27 @@ def test_exam_sidecar_states_the_region(inputs):
     assert all(r.ok for r in res[1:]) and {r.path for r in res[1:]} == {b}
 
 
+def test_a_sidecar_shared_by_an_exam_and_an_image(inputs, tmp_path):
+    """scan.dcm beside scan.png share scan.json: the image's keys (spacing and the like) do
+    not fail the exam, which takes the region; alone, the exam still refuses them."""
+    import shutil
+    d = tmp_path / "shared"
+    d.mkdir()
+    png = inputs / "clinic" / "capture.png"
+    shutil.copy(inputs / "exam_a.dcm", d / "scan.dcm")
+    shutil.copy(png, d / "scan.png")
+    side = json.loads(png.with_suffix(".json").read_text())
+    side["region"] = "forehead"
+    (d / "scan.json").write_text(json.dumps(side))
+    res = list(infer_frames([d / "scan.dcm", d / "scan.png"]))
+    assert res and all(r.ok for r in res), [r.error for r in res]
+    assert {r.segmentation.profile.region for r in res} == {"forehead"}
+    assert {r.path.suffix for r in res} == {".dcm", ".png"}
+    (d / "scan.png").unlink()
+    res = list(infer_frames([d / "scan.dcm"]))
+    assert not res[0].ok and "spacing_mm" in res[0].error
+
+
 def test_a_trained_models_confidence_reaches_the_frame_qc(inputs):
     pytest.importorskip("torch")
     res = list(infer_frames([inputs / "exam_a.dcm"], region="cheek", model="default"))
