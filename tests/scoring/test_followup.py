@@ -109,7 +109,7 @@ def test_packaged_table_covers_every_marker_and_is_positive():
     ok = t[t["n_subjects"] >= 5]
     assert len(ok) and (ok["sdc"] > 0).all()
     assert np.allclose(ok["sdc"], 1.96 * math.sqrt(2) * ok["within_sd"])
-    assert (ok["n_subjects"] >= 20).sum() > len(ok) / 2          # 30 subjects per region
+    assert (ok["n_subjects"] >= 40).sum() > len(ok) / 2          # 60 subjects per region
     rel = t[t["sdc_basis"] == "relative"]
     assert len(rel) and (rel["relative_loglik_gain"] > 2).all()
     assert np.allclose(rel["sdc_relative_percent"], 1.96 * math.sqrt(2) * rel["within_cv_percent"])
@@ -186,23 +186,15 @@ def test_no_change_pairs_are_rarely_called_changed():
     assert (ch["verdict"] != "within measurement noise").mean() <= 0.2
 
 
-# the default model meets the targets (measured: 4.7 % of 343 markers called changed, 2-SDC
-# dermis change found in 20/20, other layers' thickness 4.6 %); the classical segmenter not yet
-_CLASSICAL_NOT_MET = ("not met yet: measured (20 cheek subjects, seed 202; SDC "
-                      "table of 30 subjects per region, seed 0; truncated layers not assessed; "
-                      "relative SDC where it fits better) false-positive rate 8.0 % of 326 markers "
-                      "(thickness 10.5 %, roughness 9.5 %, echo 4.3 %); detection of a 2-SDC "
-                      "dermis change 100 %, other layers' thickness called changed in 13.8 % "
-                      "(muscle 4/10, smas 3/20, epidermis 3/20, deep fat 2/17, fat 0/20). The "
-                      "worst is the cheek muscle thickness (5 of 8 no-change pairs called changed): "
-                      "the segmented deep fat/muscle boundary jumps by 0.7-1.7 mm between scans, a "
-                      "heavy-tailed error that a normal-theory SDC does not bound")
+# both segmenters meet the targets with their 60-subject SDC tables (measured, 20 cheek
+# subjects, seed 202: classical 4.4 % of 320 markers called changed, default model v3 4.3 % of
+# 326; a 2-SDC dermis change found in 20/20 by both; other layers' thickness called changed in
+# 5.0 % / 4.8 %). With 30-subject tables the classical segmenter was at 8.0 % and v3 at 5.8 %:
+# 30 subjects under-estimated the heavy-tailed roughness SDCs.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [
-    pytest.param("classical", marks=pytest.mark.xfail(strict=False, reason=_CLASSICAL_NOT_MET)),
-    "default"])
+@pytest.mark.parametrize("model", ["classical", "default"])
 def test_false_positive_and_detection_rates(model):
     """Done-when: no anatomical change -> at most 5 % of markers called changed; a set change of
     2 SDC in the dermis thickness found in >= 90 % of subjects, no other layer called changed
