@@ -37,6 +37,8 @@ td.l,th.l{text-align:left} .out{background:#ffe3e3} .meta td{text-align:left}
 .flags li{margin:2px 0} .ok{color:#11772b;font-weight:600} .bad{color:#b3261e;font-weight:600}
 img.overlay{max-width:100%;border:1px solid #99a;image-rendering:auto}
 .swatch{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #555}
+.wide{overflow-x:auto;max-width:100%}
+tr.layer-notes td{font-size:12px;color:#3d4550;background:#fafafc}
 """
 
 
@@ -166,7 +168,7 @@ def _layer_table(fr, refs, z_limit: float) -> str:
     head = ("<tr><th class=l>layer</th><th>thickness mean (mm)</th><th>median (mm)</th>"
             "<th>reference mean &plusmn; SD (mm)</th><th>z</th><th>depth (mm)</th>"
             "<th>echo mean (grey)</th><th>stiffness median (kPa)</th>"
-            "<th>reference mean &plusmn; SD (kPa)</th><th>z</th><th class=l>notes</th></tr>")
+            "<th>reference mean &plusmn; SD (kPa)</th><th>z</th></tr>")
     rows = []
     for r in sc.layers:
         name = r["layer"]
@@ -180,11 +182,15 @@ def _layer_table(fr, refs, z_limit: float) -> str:
                  f"<td>{_fmt(r.get('stiffness_median_kpa'))}</td>",
                  f"<td>{_ref_text(refs, 'stiffness_median_kpa', name, region)}</td>",
                  _z(r.get("stiffness_median_kpa_z"), z_limit)]
-        notes = [x for x in (r.get("thickness_reason"), r.get("reference_reason")) if x]
-        cells.append(f"<td class=l>{html.escape('; '.join(notes))}</td>")
         rows.append(f'<tr class="layer-row" data-layer="{html.escape(name)}">'
                     + "".join(cells) + "</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+        # the layer's notes on a full-width row of their own, under its figures
+        notes = [x for x in (r.get("thickness_reason"), r.get("reference_reason")) if x]
+        if notes:
+            rows.append(f'<tr class="layer-notes"><td class=l colspan={len(cells)}>'
+                        f"{html.escape('; '.join(notes))}</td></tr>")
+    # a narrow window scrolls the table rather than cutting its notes off
+    return f"<div class=wide><table>{head}{''.join(rows)}</table></div>"
 
 
 def _frame_section(fr, overlay_png: bytes, refs, z_limit: float) -> str:

@@ -37,6 +37,15 @@ def test_report_content(inputs, tmp_path, kit):
         img = Image.open(io.BytesIO(base64.b64decode(u)))
         img.load()
         assert img.mode == "RGB" and img.size[0] > 400
+    # a layer's notes sit on a full-width row under its figures (as a last column they ran
+    # off the page of a narrow window), and the table scrolls rather than being cut
+    table = text[text.index("Layers against the reference ranges"):]
+    table = table[:table.index("</table>")]
+    n_cols = len(re.findall(r"<th[ >]", table[:table.index("</tr>")]))
+    notes = re.findall(r'<tr class="layer-notes"><td class=l colspan=(\d+)>([^<]+)</td>', table)
+    assert notes and all(int(c) == n_cols for c, _ in notes)
+    assert any("no published reference range" in t for _, t in notes)
+    assert ">notes</th>" not in table and '<div class=wide><table>' in text
     assert "src=\"http" not in text and "href=" not in text  # self-contained
 
 
