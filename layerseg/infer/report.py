@@ -55,6 +55,19 @@ def _fmt(v, digits: int = 3) -> str:
         return html.escape(str(v))
 
 
+_MARKER_WORDS = (("skin skin_thickness_mean_mm", "skin thickness"),
+                 ("thickness_mean_mm", "thickness"), ("stiffness_median_kpa", "stiffness"))
+"""The scores table's marker names as the report says them (aging profile)."""
+
+
+def _profile_words(text: str) -> str:
+    """The aging profile of the scores table ("dermis thickness_mean_mm below (z=-2.10)") in
+    words: "dermis thickness below range (z=-2.10)"."""
+    for name, words in _MARKER_WORDS:
+        text = text.replace(name, words)
+    return text.replace(" above (z=", " above range (z=").replace(" below (z=", " below range (z=")
+
+
 def _zval(z) -> str:
     return "&ndash;" if z is None or not math.isfinite(float(z)) else f"{float(z):+.2f}"
 
@@ -196,6 +209,7 @@ def _layer_table(fr, refs, z_limit: float) -> str:
 def _frame_section(fr, overlay_png: bytes, refs, z_limit: float) -> str:
     sc, seg, frame = fr.scores, fr.segmentation, fr.frame
     f = sc.frame
+    profile = html.escape(_profile_words(str(f.get("aging_profile") or "")))
     uri = "data:image/png;base64," + base64.b64encode(overlay_png).decode("ascii")
     ay, ax = frame.spacing_mm
     qc_ok = bool(f.get("qc_pass"))
@@ -221,7 +235,7 @@ wide (spacing {ay:.4g} &times; {ax:.4g} mm, {html.escape(str(frame.meta.calibrat
 <tr><td>elastography</td><td>{html.escape(elasto)}</td></tr>
 <tr><td>QC</td><td class="{'ok' if qc_ok else 'bad'}">{'pass' if qc_ok else 'FAIL'}</td></tr>
 <tr><td>skin thickness (epidermis + dermis)</td><td>{_fmt(skin)} mm (z {_zval(f.get('skin_thickness_mean_mm_z'))})</td></tr>
-<tr><td>aging profile</td><td>{html.escape(str(f.get('aging_profile') or ''))}</td></tr>
+<tr><td>aging profile</td><td>{profile}</td></tr>
 </table>
 <img class="overlay" alt="frame {fr.frame_index}: layer outlines on the B-mode" src="{uri}">
 <h3>Layers against the reference ranges</h3>

@@ -49,6 +49,16 @@ def test_report_content(inputs, tmp_path, kit):
     assert "src=\"http" not in text and "href=" not in text  # self-contained
 
 
+def test_aging_profile_in_words():
+    from layerseg.infer.report import _profile_words
+    text = ("skin skin_thickness_mean_mm below (z=-3.50); dermis thickness_mean_mm above "
+            "(z=+2.10); muscle stiffness_median_kpa below (z=-2.00)")
+    assert _profile_words(text) == ("skin thickness below range (z=-3.50); dermis thickness "
+                                    "above range (z=+2.10); muscle stiffness below range "
+                                    "(z=-2.00)")
+    assert _profile_words("all within range") == "all within range"
+
+
 def test_thickness_svg_draws_gaps_where_absent():
     t = np.full((2, 10), np.nan)
     t[0] = 1.0
