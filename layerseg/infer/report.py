@@ -56,15 +56,22 @@ def _fmt(v, digits: int = 3) -> str:
 
 
 _MARKER_WORDS = (("skin skin_thickness_mean_mm", "skin thickness"),
-                 ("thickness_mean_mm", "thickness"), ("stiffness_median_kpa", "stiffness"))
+                 ("thickness_mean_mm", "thickness"), ("thickness_sd_mm", "thickness SD"),
+                 ("stiffness_median_kpa", "stiffness"))
 """The scores table's marker names as the report says them (aging profile)."""
+
+
+def _marker_words(text: str) -> str:
+    """A scores-table text with its marker names in words ("thickness_mean_mm" -> "thickness")."""
+    for name, words in _MARKER_WORDS:
+        text = text.replace(name, words)
+    return text
 
 
 def _profile_words(text: str) -> str:
     """The aging profile of the scores table ("dermis thickness_mean_mm below (z=-2.10)") in
     words: "dermis thickness below range (z=-2.10)"."""
-    for name, words in _MARKER_WORDS:
-        text = text.replace(name, words)
+    text = _marker_words(text)
     return text.replace(" above (z=", " above range (z=").replace(" below (z=", " below range (z=")
 
 
@@ -201,7 +208,7 @@ def _layer_table(fr, refs, z_limit: float) -> str:
         notes = [x for x in (r.get("thickness_reason"), r.get("reference_reason")) if x]
         if notes:
             rows.append(f'<tr class="layer-notes"><td class=l colspan={len(cells)}>'
-                        f"{html.escape('; '.join(notes))}</td></tr>")
+                        f"{html.escape(_marker_words('; '.join(notes)))}</td></tr>")
     # a narrow window scrolls the table rather than cutting its notes off
     return f"<div class=wide><table>{head}{''.join(rows)}</table></div>"
 

@@ -45,6 +45,8 @@ def test_report_content(inputs, tmp_path, kit):
     notes = re.findall(r'<tr class="layer-notes"><td class=l colspan=(\d+)>([^<]+)</td>', table)
     assert notes and all(int(c) == n_cols for c, _ in notes)
     assert any("no published reference range" in t for _, t in notes)
+    assert not any(m in t for _, t in notes                          # marker names in words
+                   for m in ("thickness_mean_mm", "thickness_sd_mm", "stiffness_median_kpa"))
     assert ">notes</th>" not in table and '<div class=wide><table>' in text
     assert "src=\"http" not in text and "href=" not in text  # self-contained
 
