@@ -336,8 +336,7 @@ def exam_region(path: str | os.PathLike) -> str | None:
     from ..io.images import load_json_object
     from ..io.read import sniff_format
     p = Path(path)
-    side = p.with_suffix(".json") if not p.name.endswith(".nii.gz") else \
-        p.with_name(p.name[:-7] + ".json")
+    side = _sidecar_path(p)
     # images and RF files have sidecars of their own, read by their readers
     if not side.is_file() or sniff_format(p) not in ("dicom", "nifti", "nrrd"):
         return None
@@ -351,20 +350,20 @@ def exam_region(path: str | os.PathLike) -> str | None:
     return load_json_object(side, known, "exam sidecar").get("region")
 
 
+def _sidecar_path(p: Path) -> Path:
+    """The sidecar ``<stem>.json`` of a file (``scan.nii.gz`` -> ``scan.json``)."""
+    if p.name.endswith(".nii.gz"):
+        return p.with_name(p.name[:-7] + ".json")
+    return p.with_suffix(".json")
+
+
 def _shares_sidecar(p: Path, side: Path) -> bool:
     """Whether another file beside `p` has the sidecar `side` as its own (same stem)."""
-    stem = side.name[:-len(".json")]
     try:
-        for q in p.parent.iterdir():
-            if q == p or q == side or not q.is_file():
-                continue
-            n = q.name
-            qstem = n[:-7] if n.lower().endswith(".nii.gz") else q.stem
-            if qstem == stem:
-                return True
+        return any(q != p and q != side and q.is_file() and _sidecar_path(q) == side
+                   for q in p.parent.iterdir())
     except OSError:
         return False
-    return False
 
 
 def _open(p: Path, spacing) -> tuple[Any, int, str | None]:

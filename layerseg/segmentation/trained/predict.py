@@ -41,6 +41,14 @@ BACKEND_ENV = "LAYERSEG_BACKEND"
 ``auto`` (default), ``onnxruntime``, ``torchscript`` or ``eager``."""
 
 
+def _require_checkpoint_file(p: Path) -> None:
+    """`ConfigError` naming `p` unless it is an existing file (a folder is named as one)."""
+    if p.is_dir():
+        raise ConfigError("is a folder, not a checkpoint file (give the .ckpt file)", p)
+    if not p.is_file():
+        raise ConfigError("checkpoint does not exist", p)
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a Lightning checkpoint safely: ``torch.load(weights_only=True)`` on the CPU.
 
@@ -61,10 +69,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         tensors and plain data (refused), or lacks a state dict or hyperparameters.
     """
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError("is a folder, not a checkpoint file (give the .ckpt file)", p)
-    if not p.is_file():
-        raise ConfigError("checkpoint does not exist", p)
+    _require_checkpoint_file(p)
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -275,10 +280,7 @@ class TrainedSegmenter:
     def __init__(self, path: str | os.PathLike, exported: bool | str = True,
                  threads: int | None = None, grid: str = "model", device: str = "cpu"):
         p = Path(path)
-        if p.is_dir():
-            raise ConfigError("is a folder, not a checkpoint file (give the .ckpt file)", p)
-        if not p.is_file():
-            raise ConfigError("checkpoint does not exist", p)
+        _require_checkpoint_file(p)
         st = p.stat()
         self.path = str(p)
         self._key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
