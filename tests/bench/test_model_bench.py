@@ -22,7 +22,7 @@ def result(tiny_checkpoint):
 def test_model_benchmark_reports_every_case(result, tiny_checkpoint):
     r = result
     assert r["checkpoint"] == str(tiny_checkpoint) and r["shape"] == [96, 128]
-    assert r["backend"] in ("onnxruntime", "torchscript") and r["threads"] >= 1
+    assert r["backend"] in ("openvino", "onnxruntime", "torchscript") and r["threads"] >= 1
     assert r["labels_identical"] is True
     fps, sec = r["frames_per_s"], r["seconds"]
     assert set(fps) == set(sec) == set(CASES)

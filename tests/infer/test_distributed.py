@@ -67,9 +67,12 @@ def test_one_process_under_lightning_matches_the_plain_run(inputs, tmp_path, kit
     kit.assert_same_outputs(ref, out)
 
 
-def test_two_cpu_processes_share_the_exams_once_each(inputs, tmp_path, kit):
+def test_two_cpu_processes_share_the_exams_once_each(inputs, tmp_path, kit, monkeypatch):
     bad = _with_bad_files(inputs)
     ref, out = tmp_path / "plain", tmp_path / "ddp"
+    # the plain run on the ranks' thread count: the OpenVINO graph's logits on one thread differ
+    # from those on two in the last bits (another kernel), and the scores are written in full
+    monkeypatch.setenv("LAYERSEG_THREADS", "1")
     assert kit.run_cli(inputs, "--out", ref, "--no-progress") == 1
     p = subprocess.run([kit.PY, "-m", "layerseg", "infer", str(inputs), "--out", str(out),
                         "--no-progress", "--devices", "2", "--device", "cpu"],

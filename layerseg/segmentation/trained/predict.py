@@ -38,7 +38,7 @@ __all__ = ["load_checkpoint", "load_task", "scores_for_frame", "scores_for_frame
 
 BACKEND_ENV = "LAYERSEG_BACKEND"
 """Environment variable naming the inference backend of `TrainedSegmenter` when it is not given:
-``auto`` (default), ``onnxruntime``, ``torchscript`` or ``eager``."""
+``auto`` (default), ``openvino``, ``onnxruntime``, ``torchscript`` or ``eager``."""
 
 
 def _require_checkpoint_file(p: Path) -> None:
@@ -257,8 +257,8 @@ class TrainedSegmenter:
     exported : bool or str
         True: the fast CPU backend (``LAYERSEG_BACKEND``, default ``auto``: see
         `layerseg.segmentation.trained.export.export_task`); False: the eager network; or a
-        backend name (``onnxruntime``, ``torchscript``, ``eager``). The export is made at the
-        first frame, once per checkpoint, backend and thread count.
+        backend name (``openvino``, ``onnxruntime``, ``torchscript``, ``eager``). The export is
+        made at the first frame, once per checkpoint, backend and thread count.
     threads : int, optional
         CPU threads (default `layerseg.segmentation.trained.export.inference_threads`).
     grid : {'model', 'frame'}

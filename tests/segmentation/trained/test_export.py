@@ -16,9 +16,17 @@ from layerseg.segmentation.trained.predict import (TrainedSegmenter, load_task, 
                                                    scores_for_frame)
 from layerseg.simulate import simulate_frame  # noqa: E402
 
-BACKENDS = ["torchscript", pytest.param("onnxruntime", marks=pytest.mark.skipif(
-    not all(__import__("importlib").util.find_spec(m) for m in ("onnxruntime", "onnx")),
-    reason="onnxruntime / onnx not installed (layerseg[fast])"))]
+def _installed(*mods):
+    return all(__import__("importlib").util.find_spec(m) for m in mods)
+
+
+BACKENDS = ["torchscript",
+            pytest.param("onnxruntime", marks=pytest.mark.skipif(
+                not _installed("onnxruntime", "onnx"),
+                reason="onnxruntime / onnx not installed (layerseg[fast])")),
+            pytest.param("openvino", marks=pytest.mark.skipif(
+                not _installed("openvino", "onnx"),
+                reason="openvino / onnx not installed (layerseg[fast])"))]
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +86,13 @@ def test_failed_export_falls_back_to_eager_with_a_warning(task, tiny_checkpoint,
     def boom(*a, **k):
         raise RuntimeError("unsupported operator")
 
-    monkeypatch.setattr(export, "_onnxruntime", boom)
-    monkeypatch.setattr(export, "_torchscript", boom)
+    for name in ("_openvino", "_onnxruntime", "_torchscript"):
+        monkeypatch.setattr(export, name, boom)
     with pytest.warns(RuntimeWarning, match="unsupported operator") as rec:
         pred = export_task(task)
-    assert pred.backend == "eager" and set(pred.skipped) == {"onnxruntime", "torchscript"}
-    assert len(rec) == 2   # one warning per backend tried, none at run time
+    assert pred.backend == "eager"
+    assert set(pred.skipped) == {"openvino", "onnxruntime", "torchscript"}
+    assert len(rec) == 3   # one warning per backend tried, none at run time
     fr = frames[0]
     np.testing.assert_array_equal(scores_for_frame(task, fr, predictor=pred),
                                   scores_for_frame(task, fr))
@@ -99,14 +108,42 @@ def test_export_that_disagrees_is_not_used(task, monkeypatch):
     assert pred.backend == "eager" and "differs" in pred.skipped["torchscript"]
 
 
-def test_missing_onnxruntime_is_not_a_warning(task, monkeypatch, recwarn):
+def test_missing_optional_packages_are_not_a_warning(task, monkeypatch, recwarn):
     def missing(*a, **k):
         raise ImportError("No module named 'onnxruntime'")
 
+    monkeypatch.setattr(export, "_openvino", missing)
     monkeypatch.setattr(export, "_onnxruntime", missing)
     pred = export_task(task)
-    assert pred.backend == "torchscript" and "not installed" in pred.skipped["onnxruntime"]
+    assert pred.backend == "torchscript"
+    assert all("not installed" in pred.skipped[b] for b in ("openvino", "onnxruntime"))
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.skipif(not _installed("openvino", "onnx"), reason="openvino / onnx not installed")
+def test_openvino_keeps_a_few_fixed_shape_models(task, monkeypatch):
+    """The openvino backend compiles one model per input shape, keeps the last few, and every
+    shape, new or seen again after being dropped, gives the eager network's logits."""
+    monkeypatch.setattr(export, "OPENVINO_SHAPES", 2)
+    pred = export_task(task, backend="openvino", threads=1)
+    assert pred.backend == "openvino" and pred.threads == 1
+    g = torch.Generator().manual_seed(3)
+    shapes = [(1, 1, 32, 48), (3, 1, 64, 32), (1, 1, 16, 16), (1, 1, 32, 48), (3, 1, 64, 32)]
+    for shape in shapes:
+        x = torch.rand(*shape, generator=g)
+        with torch.inference_mode():
+            ref = task.net(x)
+        got = pred(x)
+        assert got.dtype == torch.float32 and got.shape == ref.shape
+        np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=1e-4, rtol=0)
+        # the answer is the caller's: a later call does not overwrite it
+        again = got.clone()
+        pred(torch.rand(*shape, generator=g))
+        np.testing.assert_array_equal(got.numpy(), again.numpy())
+        # a frame's logits do not depend on the batch it comes in
+        for i in range(shape[0]):
+            np.testing.assert_array_equal(pred(x[i:i + 1]).numpy(), got[i:i + 1].numpy())
+    assert tuple(pred(torch.zeros(0, 1, 32, 32)).shape) == (0, 8, 32, 32)
 
 
 def test_bad_backend_names(task, tiny_checkpoint, monkeypatch):
