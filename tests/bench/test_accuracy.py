@@ -118,7 +118,8 @@ def test_cli_accuracy_end_to_end(tmp_path):
     out = tmp_path / "res" / "acc.json"
     assert main(["bench", "accuracy", "--data", str(ds), "--json", str(out)]) == 0
     s = json.loads(out.read_text())
-    assert set(s) == {"frames", "order_violations", "layers"}
+    assert set(s) == {"frames", "order_violations", "layers", "segmenter"}
+    assert s["segmenter"] == {"model": "classical"}
     assert s["frames"] == 2 and s["order_violations"] == 0
     assert s["layers"]["dermis"]["dice"] > 0.7
     for v in s["layers"].values():
@@ -138,6 +139,8 @@ def test_cli_accuracy_bad_input(tmp_path, capsys):
                  "--json", str(tmp_path / "b.json")]) == 1
     rows = list(csv.DictReader(open(tmp_path / "b.csv")))
     assert all("is not available" in r["error"] for r in rows)
+    s = json.loads((tmp_path / "b.json").read_text())
+    assert s["frames"] == 0 and "is not available" in s["segmenter"]["error"]
 
 
 def test_cli_speed_quick(tmp_path):

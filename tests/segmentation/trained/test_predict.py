@@ -58,6 +58,22 @@ def test_bench_accuracy_with_checkpoint(ckpt, tiny_dataset, tmp_path):
     summary = json.loads(out.read_text())
     assert summary["frames"] == 4 and summary["order_violations"] == 0
     assert "dermis" in summary["layers"] and "dice" in summary["layers"]["dermis"]
+    # the record says what made the answers: which checkpoint (by content) and how it ran
+    import hashlib
+
+    from layerseg.segmentation.trained.export import BACKENDS
+    seg = summary["segmenter"]
+    assert seg["model"] == str(ckpt) and seg["checkpoint"] == str(ckpt)
+    assert seg["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert seg["backend"] in BACKENDS and seg["threads"] >= 1
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERSEG_BACKEND", "eager")
+        assert main(["bench", "accuracy", "--data", str(tiny_dataset), "--model", str(ckpt),
+                     "--json", str(tmp_path / "eager.json")]) == 0
+    eager = json.loads((tmp_path / "eager.json").read_text())
+    assert eager["segmenter"]["backend"] == "eager"
+    assert eager["layers"]["dermis"]["dice"] == pytest.approx(
+        summary["layers"]["dermis"]["dice"], abs=1e-3)
 
 
 def test_pickle_bearing_checkpoint_is_refused(ckpt, tmp_path, tiny_dataset):
