@@ -41,9 +41,10 @@ from ..layers.profiles import LABEL_NAMES, resolve_profile
 from ..layers.surfaces import check_spacing, labels_to_surfaces, order_violations
 from ..layers.thickness import thickness_normal_mm
 from ..metrics import layer_metrics
+from ..segmentation import model_info
 
 __all__ = ["mean_thickness_mm", "frame_metrics", "summarise", "evaluate_dataset",
-           "segmenter_info", "write_accuracy", "LAYER_NAMES", "CSV_METRICS"]
+           "write_accuracy", "LAYER_NAMES", "CSV_METRICS"]
 
 LAYER_NAMES = LABEL_NAMES[1:]
 """The layers scored: labels 1-7 (background is not a layer)."""
@@ -184,8 +185,8 @@ def evaluate_dataset(data, model: str = "classical", config=None,
     Returns
     -------
     summary : dict
-        As `summarise`, and ``segmenter`` (`segmenter_info`; ``model`` and ``error`` when the
-        model cannot run) when `predict` is not given.
+        As `summarise`, and ``segmenter`` (`layerseg.segmentation.model_info`; ``model`` and
+        ``error`` when the model cannot run) when `predict` is not given.
     rows : list of dict
         One per frame: ``id``, ``region``, ``status`` (``ok`` / ``failed``), ``error``,
         ``order_violations``, ``seconds`` and ``<layer>_<metric>`` for `CSV_METRICS`.
@@ -239,46 +240,10 @@ def evaluate_dataset(data, model: str = "classical", config=None,
     summary = summarise(per_frame)
     if custom is None:
         try:
-            summary["segmenter"] = segmenter_info(model)
+            summary["segmenter"] = model_info(model)
         except LayersegError as e:   # every frame has failed with the same reason
             summary["segmenter"] = {"model": str(model), "error": str(e)}
     return summary, rows
-
-
-def segmenter_info(model) -> dict[str, Any]:
-    """What produced a run's answers, for its record: ``model`` (as given), and for a trained
-    model its ``checkpoint`` path, ``checkpoint_sha256``, the CPU ``backend`` and ``threads``
-    (`layerseg.segmentation.trained.export`) or the accelerator ``device``.
-
-    Parameters
-    ----------
-    model : str or path
-        ``classical``, a shipped model name or a checkpoint path
-        (`layerseg.segmentation.check_model`).
-
-    Returns
-    -------
-    dict
-    """
-    import hashlib
-
-    from ..segmentation import check_model
-
-    info: dict[str, Any] = {"model": str(model)}
-    seg = check_model(model)
-    if seg is None:
-        return info
-    h = hashlib.sha256()
-    with open(seg.path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    info.update(checkpoint=str(seg.path), checkpoint_sha256=h.hexdigest())
-    if seg.device != "cpu":
-        info["device"] = seg.device
-    else:
-        pred = seg.predictor   # the cached predictor the frames ran through
-        info.update(backend=pred.backend, threads=pred.threads)
-    return info
 
 
 def write_accuracy(summary: dict, rows: list[dict], json_path, csv_path=None) -> tuple[Path, Path]:

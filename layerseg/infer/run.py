@@ -150,7 +150,7 @@ def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, regio
     dict
         The content of ``done.json``: ``exam``, ``input_size``, ``input_mtime_ns``, ``frames``,
         ``frames_scored``, ``frames_failed`` ([{frame_index, error, error_type}]), ``model``,
-        ``region``, ``layerseg_version``, ``files``.
+        ``model_sha256`` (`model_weights`), ``region``, ``layerseg_version``, ``files``.
 
     Raises
     ------
@@ -166,6 +166,7 @@ def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, regio
     from .report import exam_report_html
     folder = Path(folder)
     stat = _input_stat(exam.path)  # before the writes: a changed input is redone next time
+    weights = model_weights(model)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -201,9 +202,10 @@ def write_exam(exam: ExamResult, folder: str | os.PathLike, *, model: str, regio
         done = {"exam": exam.key, **stat, "frames": len([f for f in exam.frames
                                                           if f.frame_index >= 0]),
                 "frames_scored": len(ok), "frames_failed": failed, "model": model,
-                "region": region, "layerseg_version": __version__}
-        html = exam_report_html(exam, overlays, model=model, version=__version__,
-                                failures=failed)
+                "model_sha256": weights, "region": region, "layerseg_version": __version__}
+        html = exam_report_html(exam, overlays, model=model + (
+            f" (weights sha256 {weights[:12]})" if weights else ""), version=__version__,
+            failures=failed)
         write_text_atomic(folder / "report.html", html)
         files.append("report.html")
         done["files"] = files
@@ -247,11 +249,21 @@ def _quiet(msg: str) -> None:
 
 
 def _resumable(folder: Path, key: str, f: Path, model: str, region: str | None) -> bool:
-    """The exam folder holds a complete run of this input (unchanged), model and region."""
+    """The exam folder holds a complete run of this input (unchanged), model (the same weights:
+    a checkpoint replaced under the same name, or another release's default model, is not) and
+    region."""
     done = read_done(folder)
     return done is not None and done.get("exam") == key and \
         {k: done.get(k) for k in ("input_size", "input_mtime_ns")} == _input_stat(f) and \
-        done.get("model") == model and done.get("region") == region
+        done.get("model") == model and done.get("model_sha256") == model_weights(model) and \
+        done.get("region") == region
+
+
+def model_weights(model: str) -> str | None:
+    """SHA-256 of the checkpoint `model` names (``default`` or a path), None for the classical
+    segmenter: what ``done.json`` and ``summary.json`` record as ``model_sha256``."""
+    from ..segmentation import model_info
+    return model_info(model, runtime=False).get("checkpoint_sha256")
 
 
 def exam_entry(outcome, exam: ExamResult, shown: str, *, keep_ids: bool,
@@ -572,7 +584,8 @@ def run_infer(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *,
         n_qc = int(((w["frame_status"] == "scored") & (w["qc_pass"] == False)).sum())  # noqa: E712
     n_ok = sum(1 for r in exam_rows if r["status"] == "done")
     summary = {
-        "layerseg_version": __version__, "model": model, "region": region,
+        "layerseg_version": __version__, "model": model, "model_sha256": model_weights(model),
+        "region": region,
         "spacing_mm": list(spacing) if spacing is not None else None,
         "keep_ids": bool(keep_ids),
         "exams": {"total": len(files), "done": n_ok, "failed": len(files) - n_ok},

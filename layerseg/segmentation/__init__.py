@@ -6,6 +6,8 @@ model."""
 
 from __future__ import annotations
 
+import functools
+
 from .classical import (SegmentationResult, classical_scores, frame_features, label_scores,
                         segment_classical)
 from .config import default_config, load_config, thickness_limits_mm
@@ -13,7 +15,7 @@ from ..errors import ConfigError
 
 __all__ = ["segment", "SegmentationResult", "segment_classical", "frame_features",
            "label_scores", "classical_scores", "load_config", "default_config", "thickness_limits_mm", "MODELS",
-           "check_model", "model_path"]
+           "check_model", "model_path", "model_info"]
 
 MODELS = ("classical", "default")
 """Named models `segment` can run: ``classical`` (training-free) and ``default`` (the trained
@@ -104,6 +106,57 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
                        return_scores=return_scores, model=str(model), log_probabilities=True,
                        field_depth_mm=seg.field_depth_mm)
     return res if return_scores else res.labels
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file's bytes (cached by path, modification time and size)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_info(model, runtime: bool = True) -> dict:
+    """What a model name or path stands for, for a run's record.
+
+    Parameters
+    ----------
+    model : str or path
+        ``classical``, a shipped model name (``default``) or a checkpoint path.
+    runtime : bool
+        Also say how a trained network runs here: the CPU ``backend`` and ``threads`` of its
+        exported graph (`layerseg.segmentation.trained.export`; made now if no frame has run
+        yet) or its accelerator ``device``.
+
+    Returns
+    -------
+    dict
+        ``model`` (as given); for a trained model ``checkpoint`` (the file's name),
+        ``checkpoint_sha256`` (of its bytes: which weights, whatever the file is called) and,
+        with `runtime`, ``backend`` and ``threads`` or ``device``.
+
+    Raises
+    ------
+    ConfigError
+        As `check_model`.
+    """
+    from pathlib import Path
+
+    info: dict = {"model": str(model)}
+    seg = check_model(model)
+    if seg is None:
+        return info
+    info.update(checkpoint=Path(seg.path).name, checkpoint_sha256=_file_sha256(*seg._key))
+    if runtime:
+        if seg.device != "cpu":
+            info["device"] = seg.device
+        else:
+            pred = seg.predictor   # cached: the predictor the frames ran through
+            info.update(backend=pred.backend, threads=pred.threads)
+    return info
 
 
 def check_model(model, device: str = "cpu"):

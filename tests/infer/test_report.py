@@ -27,7 +27,10 @@ def test_report_content(inputs, tmp_path, kit):
     report = _report(inputs, tmp_path, kit)
     text = report.read_text()
     assert "Research use only, not a medical device" in text
-    assert '<td id="model">default</td>' in text and "layerseg 0.1.0" in text
+    from layerseg.segmentation import model_info
+    sha = model_info("default", runtime=False)["checkpoint_sha256"]
+    assert f'<td id="model">default (weights sha256 {sha[:12]})</td>' in text
+    assert "layerseg 0.1.0" in text
     assert "<svg" in text and text.count("<polyline") >= 4        # thickness plots
     assert "QC flags and why" in text
     assert "10.7 &plusmn; 1.8" in text  # jaw muscle stiffness reference range, kPa

@@ -4,6 +4,7 @@ byte-identical to an uninterrupted run, except the files carrying the time of th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -62,3 +63,39 @@ def test_resume_redoes_incomplete_and_changed_exams(inputs, tmp_path, kit):
     os.utime(src, ns=(src.stat().st_atime_ns, src.stat().st_mtime_ns + 10**9))
     assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress") == 0
     assert kit.summary(out)["run"]["exams_processed"] == 1
+
+
+def test_resume_redoes_exams_of_other_weights(inputs, tmp_path, kit, tiny_checkpoint):
+    """A checkpoint replaced under the same name (or another release's default model) is not the
+    model the done exams were made with: they are redone, and every record names the weights."""
+    import hashlib
+    import shutil
+
+    import torch
+    ck = tmp_path / "model.ckpt"
+    shutil.copyfile(tiny_checkpoint, ck)
+    out = tmp_path / "out"
+    assert kit.run_cli(inputs, "--out", out, "--no-progress", "--model", ck) == 0
+    sha = hashlib.sha256(ck.read_bytes()).hexdigest()
+    s = kit.summary(out)
+    assert s["model"] == str(ck) and s["model_sha256"] == sha
+    exams = sorted((out / "exams").iterdir())
+    assert all(json.loads((e / "done.json").read_text())["model_sha256"] == sha for e in exams)
+    assert f"(weights sha256 {sha[:12]})" in (exams[0] / "report.html").read_text()
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress", "--model", ck) == 0
+    assert kit.summary(out)["run"]["exams_resumed"] == kit.N_EXAMS
+    # other weights under the same name (and a newer modification time)
+    state = torch.load(ck, weights_only=True)
+    name = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
+    state["state_dict"][name] = state["state_dict"][name] + 0.5
+    torch.save(state, ck)
+    assert kit.run_cli(inputs, "--out", out, "--resume", "--no-progress", "--model", ck) == 0
+    s = kit.summary(out)
+    assert s["run"]["exams_resumed"] == 0 and s["run"]["exams_processed"] == kit.N_EXAMS
+    new = hashlib.sha256(ck.read_bytes()).hexdigest()
+    assert new != sha and s["model_sha256"] == new
+    assert all(json.loads((e / "done.json").read_text())["model_sha256"] == new for e in exams)
+    # the classical segmenter has no weights
+    out2 = tmp_path / "classical"
+    assert kit.run_cli(inputs, "--out", out2, "--no-progress", "--model", "classical") == 0
+    assert kit.summary(out2)["model_sha256"] is None

@@ -63,7 +63,7 @@ def test_bench_accuracy_with_checkpoint(ckpt, tiny_dataset, tmp_path):
 
     from layerseg.segmentation.trained.export import BACKENDS
     seg = summary["segmenter"]
-    assert seg["model"] == str(ckpt) and seg["checkpoint"] == str(ckpt)
+    assert seg["model"] == str(ckpt) and seg["checkpoint"] == ckpt.name
     assert seg["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assert seg["backend"] in BACKENDS and seg["threads"] >= 1
     with pytest.MonkeyPatch.context() as mp:
