@@ -21,6 +21,7 @@ identical label maps. Threads: `layerseg.segmentation.trained.export.inference_t
 from __future__ import annotations
 
 import time
+import warnings
 
 __all__ = ["run_model_benchmark", "format_model_benchmark", "CASES"]
 
@@ -53,7 +54,9 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
         backends not used and why), ``export_seconds``, ``network_input`` (the padded size the
         network sees end to end), ``seconds`` and ``frames_per_s`` of each case of `CASES`,
         ``exported_vs_eager`` {``net``, ``segment``} and ``segment_vs_classical``
-        {``exported``, ``eager``} (frames/s ratios), ``labels_identical``.
+        {``exported``, ``eager``} (frames/s ratios), ``net_frames_per_s_by_backend`` (the
+        network alone through every backend that builds here, the chosen one and eager
+        included, timed in the same rounds), ``labels_identical``.
 
     Raises
     ------
@@ -81,6 +84,7 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
     if seg is None:
         raise ConfigError("the model suite times a trained model; give a checkpoint path, not "
                           "'classical'")
+    from ..segmentation.trained.export import BACKENDS, export_task
     from ..segmentation.trained.predict import TrainedSegmenter
     from ..segmentation.trained.transforms import spacing_shape
 
@@ -100,6 +104,17 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
                 pred(x)
         return run
 
+    # every other exported backend that builds here, network alone, timed in the same rounds:
+    # the measurement behind the order `auto` tries them in
+    others = {}
+    for name in BACKENDS:
+        if name in ("eager", fast.backend):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a backend that fails falls back: left out
+            pred = export_task(task, backend=name, threads=fast.threads)
+        if pred.backend == name:
+            others[name] = net(pred)
     cases = {"net_eager": net(slow), "net_exported": net(fast),
              "segment_exported": lambda: segment(frame, model=model),
              "segment_eager": lambda: segment_with(eager.scores, frame, model=str(model),
@@ -111,11 +126,19 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
                                                  log_probabilities=True).labels))
     for k in ("net_eager", "net_exported", "classical"):
         cases[k]()
+    for run in others.values():
+        run()
     best = dict.fromkeys(CASES, float("inf"))
+    best_other = dict.fromkeys(others, float("inf"))
     for _ in range(max(1, int(repeat))):
         for k in CASES:
             best[k] = min(best[k], best_time(cases[k], 1))
+        for k, run in others.items():
+            best_other[k] = min(best_other[k], best_time(run, 1))
     fps = {k: 1.0 / t for k, t in best.items()}
+    by_backend = {fast.backend: fps["net_exported"], **{k: 1.0 / t for k, t in
+                                                        best_other.items()},
+                  "eager": fps["net_eager"]}
     m = task.size_multiple
     rows, cols = spacing_shape(frame.shape, frame.spacing_mm, task.hparams.spacing_mm)
     return {"model": str(model), "checkpoint": seg.path, "shape": list(shape),
@@ -127,6 +150,7 @@ def run_model_benchmark(model: str = "default", shape: tuple[int, int] = (512, 5
                                   "segment": fps["segment_exported"] / fps["segment_eager"]},
             "segment_vs_classical": {"exported": fps["segment_exported"] / fps["classical"],
                                      "eager": fps["segment_eager"] / fps["classical"]},
+            "net_frames_per_s_by_backend": by_backend,
             "labels_identical": identical}
 
 
@@ -146,6 +170,10 @@ def format_model_benchmark(res: dict) -> str:
              f"{f['segment_exported']:.1f} | {res['exported_vs_eager']['segment']:.2f} |",
              "", f"classical segmenter: {f['classical']:.1f} frames/s; end to end over "
              f"classical: exported {v['exported']:.2f}, eager {v['eager']:.2f}"]
+    nb = res.get("net_frames_per_s_by_backend") or {}
+    if len(nb) > 2:
+        lines.append("\nnetwork alone by backend, frames/s (same rounds): " + ", ".join(
+            f"{k} {x:.1f}" for k, x in sorted(nb.items(), key=lambda kv: -kv[1])))
     for name, why in res.get("skipped", {}).items():
         lines.append(f"\n{name} not used: {why}")
     if not res.get("labels_identical", True):

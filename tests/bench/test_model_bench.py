@@ -34,6 +34,14 @@ def test_model_benchmark_reports_every_case(result, tiny_checkpoint):
     table = format_model_benchmark(r)
     assert "network alone (96 x 128)" in table and "end to end" in table
     assert "classical segmenter" in table
+    # every exported backend that builds here, beside the chosen one and eager
+    from importlib.util import find_spec
+    by = r["net_frames_per_s_by_backend"]
+    assert by[r["backend"]] == fps["net_exported"] and by["eager"] == fps["net_eager"]
+    assert "torchscript" in by and all(x > 0 for x in by.values())
+    for name, mods in (("openvino", ("openvino", "onnx")), ("onnxruntime", ("onnxruntime", "onnx"))):
+        assert (name in by) == all(find_spec(m) for m in mods)
+    assert "network alone by backend" in table and "torchscript" in table
 
 
 def test_model_flat_ratio_keys(result):
