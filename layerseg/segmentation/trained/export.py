@@ -37,7 +37,10 @@ Why OpenVINO first (session 19). The shipped default model, network alone on a 5
 2 threads, the 2-core development machine (AVX2, no AVX-512), best of interleaved runs: idle, eager
 16.9, ONNX Runtime 25.5, OpenVINO 39.2 dynamic and 45.8 at a fixed shape frames/s; with a busy loop
 on one of the two cores, eager 5.4, ONNX Runtime 20.0, OpenVINO 28.2 and 33.1. Its logits agree
-with the eager network's within 3e-5 (logits of order 10), as ONNX Runtime's do.
+with the eager network's within 3e-5 (logits of order 10), as ONNX Runtime's do. Through
+``layerseg bench speed --suite model`` (which times every backend that builds), the frozen
+TorchScript graph was level with OpenVINO on the quiet machine (36 against 31-35 frames/s) and
+behind it with a busy core (19.0 against 21.2); OpenVINO is first for that.
 
 Why ONNX Runtime before TorchScript. Measured at 512 x 512 on the 2-core development machine while a model was
 training on the same cores (load average about 2.5, so every figure is noisy and lower than an idle
