@@ -6,8 +6,6 @@ model."""
 
 from __future__ import annotations
 
-import functools
-
 from .classical import (SegmentationResult, classical_scores, frame_features, label_scores,
                         segment_classical)
 from .config import default_config, load_config, thickness_limits_mm
@@ -108,17 +106,6 @@ def segment(frame, model: str = "classical", config=None, region: str | None = N
     return res if return_scores else res.labels
 
 
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    """SHA-256 of a file's bytes (cached by path, modification time and size)."""
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_info(model, runtime: bool = True) -> dict:
     """What a model name or path stands for, for a run's record.
 
@@ -149,7 +136,7 @@ def model_info(model, runtime: bool = True) -> dict:
     seg = check_model(model)
     if seg is None:
         return info
-    info.update(checkpoint=Path(seg.path).name, checkpoint_sha256=_file_sha256(*seg._key))
+    info.update(checkpoint=Path(seg.path).name, checkpoint_sha256=seg.checkpoint_sha256)
     if runtime:
         if seg.device != "cpu":
             info["device"] = seg.device

@@ -16,6 +16,7 @@ checkpoint and kept in memory; ``TrainedSegmenter(path, exported=False)`` or
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -125,6 +126,16 @@ def load_task(path: str | os.PathLike) -> SegmentationTask:
 @lru_cache(maxsize=4)
 def _cached_task(path: str, mtime_ns: int, size: int) -> SegmentationTask:
     return load_task(path)
+
+
+@lru_cache(maxsize=16)
+def _cached_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a checkpoint file's bytes (cached by path, modification time and size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @lru_cache(maxsize=4)
@@ -299,6 +310,12 @@ class TrainedSegmenter:
             raise ConfigError(f"grid must be 'frame' or 'model', got {grid!r}")
         self.grid = grid
         self.device = resolve_device(device)
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        """SHA-256 of the checkpoint file's bytes: which weights, whatever the file is called
+        (read once per file version)."""
+        return _cached_sha256(*self._key)
 
     @property
     def field_depth_mm(self) -> float | None:
