@@ -39,7 +39,8 @@ def test_model_benchmark_reports_every_case(result, tiny_checkpoint):
     by = r["net_frames_per_s_by_backend"]
     assert by[r["backend"]] == fps["net_exported"] and by["eager"] == fps["net_eager"]
     assert "torchscript" in by and all(x > 0 for x in by.values())
-    for name, mods in (("openvino", ("openvino", "onnx")), ("onnxruntime", ("onnxruntime", "onnx"))):
+    for name, mods in (("openvino", ("openvino", "onnx")),
+                       ("onnxruntime", ("onnxruntime", "onnx"))):
         assert (name in by) == all(find_spec(m) for m in mods)
     assert "network alone by backend" in table and "torchscript" in table
 

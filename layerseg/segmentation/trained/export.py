@@ -14,8 +14,8 @@ in place of the eager network. Backends, in the order ``backend='auto'`` tries t
     the dynamic graph; on the CPU a batch gains little). Its answers are the same run to run and
     for any batch; on one thread they differ from those on two or more in the last bits (up to
     1e-5 in logits of order 10: OpenVINO picks another kernel), which left every Dice of the 224
-    held-out frames tried unchanged but shows in scores written at full precision. Needs the optional packages
-    openvino and onnx (``pip install 'layerseg[fast]'``).
+    held-out frames tried unchanged but shows in scores written at full precision. Needs the
+    optional packages openvino and onnx (``pip install 'layerseg[fast]'``).
 ``onnxruntime``
     The network exported to ONNX in memory (``torch.onnx.export``, batch, rows and cols left
     free, batch norm folded into the convolutions) and run by an ONNX Runtime CPU session with
@@ -42,10 +42,10 @@ with the eager network's within 3e-5 (logits of order 10), as ONNX Runtime's do.
 TorchScript graph was level with OpenVINO on the quiet machine (36 against 31-35 frames/s) and
 behind it with a busy core (19.0 against 21.2); OpenVINO is first for that.
 
-Why ONNX Runtime before TorchScript. Measured at 512 x 512 on the 2-core development machine while a model was
-training on the same cores (load average about 2.5, so every figure is noisy and lower than an idle
-machine's), the default 8-128-channel UNet (one residual unit, batch norm) ran, as best frames/s
-over interleaved runs: on 2 threads, eager 4.7, TorchScript frozen 7.6 (channels-last 10.0), ONNX
+Why ONNX Runtime before TorchScript. Measured at 512 x 512 on the 2-core development machine while
+a model was training on the same cores (load average about 2.5, so every figure is noisy and lower
+than an idle machine's), the default 8-128-channel UNet (one residual unit, batch norm) ran, as
+best frames/s over interleaved runs: on 2 threads, eager 4.7, TorchScript frozen 7.6 (channels-last 10.0), ONNX
 Runtime 14.5; on 1 thread, eager 17.3, frozen 16.7 (channels-last 23.1), ONNX Runtime 21.1. On a
 loaded machine torch's OpenMP threads spin-wait for each other, and when the other load takes one
 core away they stall (eager fell to about 1 frame/s on 2 threads at times); ONNX Runtime's own
@@ -58,9 +58,9 @@ variable ``LAYERSEG_THREADS``, else the user's own torch setting when there is o
 (``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` in the environment, or a ``torch.set_num_threads``
 call: torch's count differs from its start-up count; when torch was imported before layerseg's
 trained-model code, its count is kept as it is), else the CPUs this process may run on
-(``os.sched_getaffinity``). An ONNX Runtime session or OpenVINO compiled model gets it as its own pool size; the torch
-backends set torch's intra-op threads to it for the duration of each call only and put back the
-previous count, so a user's setting is never overwritten.
+(``os.sched_getaffinity``). An ONNX Runtime session or OpenVINO compiled model gets it as its own
+pool size; the torch backends set torch's intra-op threads to it for the duration of each call only
+and put back the previous count, so a user's setting is never overwritten.
 """
 
 from __future__ import annotations
