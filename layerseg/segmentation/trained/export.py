@@ -45,13 +45,14 @@ behind it with a busy core (19.0 against 21.2); OpenVINO is first for that.
 Why ONNX Runtime before TorchScript. Measured at 512 x 512 on the 2-core development machine while
 a model was training on the same cores (load average about 2.5, so every figure is noisy and lower
 than an idle machine's), the default 8-128-channel UNet (one residual unit, batch norm) ran, as
-best frames/s over interleaved runs: on 2 threads, eager 4.7, TorchScript frozen 7.6
-(channels-last 10.0), ONNX Runtime 14.5; on 1 thread, eager 17.3, frozen 16.7 (channels-last
-23.1), ONNX Runtime 21.1. On a loaded machine torch's OpenMP threads spin-wait for each other, and when the other load takes one
-core away they stall (eager fell to about 1 frame/s on 2 threads at times); ONNX Runtime's own
-thread pool, with spinning off, degrades gracefully instead. On 1 thread the backends are close, as
-they should be on an idle machine (the network is bound by its convolutions; not measured here). The
-outputs agree within about 4e-7 (logits of order 1), batch norm folding included.
+best frames/s over interleaved runs: on 2 threads, eager 4.7, TorchScript frozen 7.6 (channels-last
+10.0), ONNX Runtime 14.5; on 1 thread, eager 17.3, frozen 16.7 (channels-last 23.1), ONNX Runtime
+21.1. On a loaded machine torch's OpenMP threads spin-wait for each other, and when the other load
+takes one core away they stall (eager fell to about 1 frame/s on 2 threads at times); ONNX
+Runtime's own thread pool, with spinning off, degrades gracefully instead. On 1 thread the backends
+are close, as they should be on an idle machine (the network is bound by its convolutions; not
+measured here). The outputs agree within about 4e-7 (logits of order 1), batch norm folding
+included.
 
 Threads. `inference_threads` picks the count: the ``threads`` argument, else the environment
 variable ``LAYERSEG_THREADS``, else the user's own torch setting when there is one
