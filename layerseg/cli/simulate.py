@@ -26,16 +26,20 @@ def register(sub) -> None:
     p.add_argument("--image-format", choices=("png", "npy"), default="png")
     p.add_argument("--rf", choices=("rf", "iq"), default=None,
                    help="also write RF (after TGC) or IQ lines per frame under rf/")
-    p.add_argument("--ranges", choices=("default", "wide"), default="default",
+    p.add_argument("--ranges", choices=("default", "wide", "wide_faint"), default="default",
                    help="per-frame parameter ranges: 'default' (today's settings, same seed same "
                         "frames) or 'wide' (probe 15-50 MHz, bandwidth, F-number, TGC, dynamic "
                         "range 40-80 dB, grey map, noise and per-layer echogenicity drawn per "
-                        "frame from layerseg/data/sim_ranges.json)")
-    p.add_argument("--anatomy", choices=("default", "varied"), default="default",
-                   help="anatomy: 'default' (the regions' table) or 'varied' (deep fat and "
+                        "frame from layerseg/data/sim_ranges.json) or 'wide_faint' (wide, with "
+                        "the fat 1-8 dB darker than the dermis)")
+    p.add_argument("--anatomy", choices=("default", "varied", "decoupled"),
+                   default="default",
+                   help="anatomy: 'default' (the regions' table), 'varied' (deep fat and "
                         "muscle present in 60 %% of frames and bone in 50 %% in every region, "
-                        "each layer's thickness scaled by its own factor of 0.65-1.55; "
-                        "for training and robustness sets)")
+                        "each layer's thickness scaled by its own factor of 0.65-1.55) or "
+                        "'decoupled' (that presence, each layer's thickness drawn from one "
+                        "range for every region: dermis 0.45-2.8 mm); for training and "
+                        "robustness sets")
     p.add_argument("--depth-mm", type=float, default=None, metavar="MM",
                    help="field depth of each frame in mm (default 12)")
     p.add_argument("--width-mm", type=float, default=None, metavar="MM",

@@ -23,10 +23,11 @@ SIM_REGIONS: tuple[str, ...] = ("forehead", "temple", "zygoma", "cheek", "nasola
                                 "jaw")
 """Regions with anatomy in the table (the ``default`` profile draws as ``cheek``)."""
 
-ANATOMY_VARIANTS: tuple[str, ...] = ("default", "varied")
+ANATOMY_VARIANTS: tuple[str, ...] = ("default", "varied", "decoupled")
 """Names accepted by ``draw_anatomy(variant=...)`` and ``layerseg simulate --anatomy``:
 ``default`` draws the regions' table as it is, ``varied`` replaces layer presence and scales
-layer thicknesses (``variants`` of ``sim_anatomy.json``)."""
+layer thicknesses, ``decoupled`` replaces layer presence and draws each layer's thickness from
+one range for every region (``variants`` of ``sim_anatomy.json``)."""
 
 
 @lru_cache(maxsize=1)
@@ -108,10 +109,12 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
     rng : numpy Generator
     missing_muscle, missing_deep_fat, bone, partial_bone : bool or None
         Force a variation; None draws it from the table's presence probabilities.
-    variant : {'default', 'varied'}
+    variant : {'default', 'varied', 'decoupled'}
         ``default`` draws the region's table (same rng stream as before variants existed);
         ``varied`` draws presence from the variant's probabilities (every region alike) and
-        multiplies each of its ``scaled_layers``' thickness by a factor drawn per layer
+        multiplies each of its ``scaled_layers``' thickness by a factor drawn per layer;
+        ``decoupled`` draws presence the same way and each of its ``thickness_mm`` layers'
+        anatomical thickness from that range, in every region, with no aging
         (``sim_anatomy.json`` ``variants``). Forced variations still win.
 
     Returns
@@ -157,8 +160,10 @@ def draw_anatomy(region: str | None, age: float, sex: str, rng: np.random.Genera
         p = e.get("p_present", 1.0)
         if var is not None:
             p = var["p_present"].get(layer, p)
-            if layer in var["scaled_layers"]:
+            if layer in var.get("scaled_layers", ()):
                 th *= draw_value(var["thickness_scale"], rng)
+            if layer in var.get("thickness_mm", {}):
+                th = draw_value(var["thickness_mm"][layer], rng)
         present = rng.random() < p
         if layer == "muscle" and missing_muscle is not None:
             present = not missing_muscle

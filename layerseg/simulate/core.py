@@ -180,7 +180,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``{layer: mm}`` added to the drawn mean anatomical thickness of present layers (a set
         anatomical change between visits; the result is kept >= 0.01 mm); only with
         `scan_seed`.
-    ranges : {'default', 'wide'}
+    ranges : {'default', 'wide', 'wide_faint'}
         ``default``: the settings above (same seed, same bytes as before ranges existed).
         ``wide`` (needs `vary`): the probe, display chain and per-layer echogenicity are drawn
         per frame from ``layerseg/data/sim_ranges.json`` (`layerseg.simulate.ranges`): centre
@@ -189,12 +189,14 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         gain is offset by ``probe_gain_db = -10 log10(cell / cell_24MHz)`` (resolution cell
         areas at the focus) as a scanner preset would. Settings passed explicitly (not None)
         still win. Anatomy, stand-off, tilt and artefacts are drawn
-        as in ``default``.
-    anatomy : {'default', 'varied'}
+        as in ``default``. ``wide_faint`` (needs `vary`): ``wide`` with the superficial fat
+        1-8 dB darker than the dermis (a faint dermis-fat junction).
+    anatomy : {'default', 'varied', 'decoupled'}
         ``default``: the region's anatomy table. ``varied``: layer presence (deep fat, muscle,
-        bone) and per-layer thickness factors from the table's ``variants`` (see
-        `layerseg.simulate.anatomy.draw_anatomy`), for training and robustness sets; truth
-        records it under ``anatomy_variant``.
+        bone) and per-layer thickness factors from the table's ``variants``; ``decoupled``:
+        that presence, and each layer's thickness drawn from one range for every region (see
+        `layerseg.simulate.anatomy.draw_anatomy`). Both for training and robustness sets;
+        truth records the variant under ``anatomy_variant``.
 
     Returns
     -------
@@ -232,13 +234,13 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     if ranges not in RANGES:
         raise ConfigError(f"ranges must be one of {RANGES}, got {ranges!r}")
     wide = None
-    if ranges == "wide":
+    if ranges != "default":
         if not vary:
-            raise ConfigError("ranges='wide' draws settings per frame; it needs vary=True")
+            raise ConfigError(f"ranges={ranges!r} draws settings per frame; it needs vary=True")
         # a repeat scan (scan_seed) keeps the subject's scanner, display chain and tissue
         # backscatter: they come from a child stream of the subject's seed, which leaves the
         # subject's anatomy stream as it is; a first scan draws them as before
-        wide = draw_wide(rng if anat_rng is None else child_rng(anat_rng))
+        wide = draw_wide(rng if anat_rng is None else child_rng(anat_rng), ranges)
         wa = wide["acoustics"]
         frequency_mhz = wa["frequency_mhz"] if frequency_mhz is None else frequency_mhz
         fractional_bandwidth = _pick(fractional_bandwidth, False, None, wa["fractional_bandwidth"])

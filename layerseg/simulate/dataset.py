@@ -109,8 +109,9 @@ def _run_exam(args) -> list[dict[str, Any]]:
     root = Path(root)
     rows, frames = [], []
     for idx, fid in zip(exam.indices, exam.frame_ids):
-        # with ranges='wide' every frame draws its own probe (the plan's frequency is ignored)
-        freq = None if sim_kwargs.get("ranges", "default") == "wide" else exam.frequency_mhz
+        # with drawn ranges ('wide', 'wide_faint') every frame draws its own probe (the plan's
+        # frequency is ignored)
+        freq = None if sim_kwargs.get("ranges", "default") != "default" else exam.frequency_mhz
         s = simulate_frame(_frame_seed(seed, idx), region=exam.region, age=exam.age,
                            sex=exam.sex, frequency_mhz=freq,
                            elasto_kind=exam.elasto_kind, return_rf=write_rf == "rf",
@@ -195,15 +196,15 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
     write_rf : {None, 'rf', 'iq'}
         Also write ``rf/<id>.npy`` (RF lines after TGC, or baseband IQ before TGC) with a sidecar
         JSON that `layerseg.io.read_rf` reads (manifest column ``rf``).
-    ranges : {'default', 'wide'}
+    ranges : {'default', 'wide', 'wide_faint'}
         Parameter ranges (`simulate_frame`): ``default`` writes the same bytes as before ranges
-        existed; ``wide`` draws probe, display and per-layer echogenicity per frame from
+        existed; ``wide`` (and ``wide_faint``, its faint-fat form) draws probe, display and per-layer echogenicity per frame from
         ``layerseg/data/sim_ranges.json`` (the exam plan's frequency is then not used; each
         frame's truth JSON records its drawn values under ``ranges``).
-    anatomy : {'default', 'varied'}
+    anatomy : {'default', 'varied', 'decoupled'}
         Anatomy variant (`simulate_frame`): ``varied`` draws layer presence and per-layer
-        thickness factors from ``variants`` of ``sim_anatomy.json`` (training and robustness
-        sets); ``default`` writes the same bytes as before variants existed.
+        thickness factors, ``decoupled`` that presence and region-independent thicknesses, from
+        ``variants`` of ``sim_anatomy.json`` (training and robustness sets); ``default`` writes the same bytes as before variants existed.
     **sim_kwargs
         Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
 

@@ -4,7 +4,8 @@
 bit-for-bit); ``wide`` draws the probe (centre frequency, bandwidth, F-number, focus), the
 display chain (TGC, gain, dynamic range, grey map, noise floor) and each layer's backscatter,
 scatterer density and interface echoes from the distributions of the data file, whose entries
-each say where the range comes from.
+each say where the range comes from. ``wide_faint`` is ``wide`` with the superficial fat
+nearly as bright as the dermis (a set's ``base`` and ``override`` in the file).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["RANGES", "ranges_table", "draw_value", "draw_wide"]
+__all__ = ["RANGES", "ranges_table", "range_spec", "draw_value", "draw_wide"]
 
-RANGES: tuple[str, ...] = ("default", "wide")
-"""Names accepted by ``simulate_frame(ranges=...)`` and ``layerseg simulate --ranges``."""
+RANGES: tuple[str, ...] = ("default", "wide", "wide_faint")
+"""Names accepted by ``simulate_frame(ranges=...)`` and ``layerseg simulate --ranges``. Every
+name but ``default`` draws its settings per frame (`draw_wide`)."""
 
 
 @lru_cache(maxsize=1)
@@ -33,6 +35,48 @@ def ranges_table() -> dict:
         if name not in t["ranges"]:
             raise ConfigError(f"sim_ranges.json lacks the range set {name!r}")
     return t
+
+
+def range_spec(name: str = "wide") -> dict:
+    """The distributions of one drawn range set, with a ``base`` set's entries resolved.
+
+    Parameters
+    ----------
+    name : str
+        A name of `RANGES` other than ``default``.
+
+    Returns
+    -------
+    dict
+        Groups as in ``wide`` (``acoustics``, ``layers``, ``specular_db``, ``texture_db``,
+        ``display``, ``textures``): the base set's, with the set's ``override`` entries
+        replacing those of the same group and key (a new copy; the table is not changed).
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, ``default`` (not drawn), or an override naming an entry the base lacks
+        (which would change the draw order).
+    """
+    t = ranges_table()["ranges"]
+    if name not in RANGES or name == "default":
+        raise ConfigError(f"range set must be one of {RANGES[1:]}, got {name!r}")
+    entry = t[name]
+    if "base" not in entry:
+        return json.loads(json.dumps(entry))
+    out = range_spec(entry["base"])
+    _override(out, entry.get("override", {}), f"ranges.{name}.override")
+    return out
+
+
+def _override(base: dict, over: dict, where: str) -> None:
+    for k, v in over.items():
+        if k not in base:
+            raise ConfigError(f"sim_ranges.json {where} names {k!r}, which its base set lacks")
+        if isinstance(v, dict) and "dist" not in v:
+            _override(base[k], v, f"{where}.{k}")
+        else:
+            base[k] = v
 
 
 def draw_value(spec: dict, rng: np.random.Generator, drawn: dict | None = None) -> float:
@@ -73,12 +117,14 @@ def draw_value(spec: dict, rng: np.random.Generator, drawn: dict | None = None) 
     return v
 
 
-def draw_wide(rng: np.random.Generator) -> dict:
-    """Draw one frame's ``wide`` settings.
+def draw_wide(rng: np.random.Generator, name: str = "wide") -> dict:
+    """Draw one frame's settings of a drawn range set (``wide`` or one based on it).
 
     Parameters
     ----------
     rng : numpy Generator
+    name : str
+        The range set (`range_spec`).
 
     Returns
     -------
@@ -92,7 +138,7 @@ def draw_wide(rng: np.random.Generator) -> dict:
         second child stream). Draw order is the file's order, so the same generator state gives
         the same values.
     """
-    w = ranges_table()["ranges"]["wide"]
+    w = range_spec(name)
     out: dict = {"acoustics": {}, "layers": {}, "specular_db": {}}
     for k, spec in w["acoustics"].items():
         out["acoustics"][k] = draw_value(spec, rng)

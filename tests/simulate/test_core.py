@@ -292,3 +292,37 @@ def test_anatomy_variant_presence_and_thickness():
     assert lve.var() == pytest.approx(le.var(), rel=0.15)
     with pytest.raises(ConfigError, match="variant"):
         draw_anatomy("cheek", 40, "F", np.random.default_rng(0), variant="wide")
+
+
+def test_decoupled_anatomy_draws_thickness_from_one_range_in_every_region():
+    """'decoupled': each listed layer's thickness comes from the variant's log-uniform range
+    whatever the region (the chin's thin dermis and the cheek's thick one alike: their log
+    thickness has the range's mean and variance), with the variant's presence; the entry echo
+    still follows the region."""
+    import math
+
+    from layerseg.simulate.anatomy import ANATOMY_VARIANTS, anatomy_table, draw_anatomy
+    assert "decoupled" in ANATOMY_VARIANTS
+    var = anatomy_table()["variants"]["decoupled"]
+    n = 2000
+    tol = 4 * math.sqrt(0.25 / n)
+    draws = {r: [draw_anatomy(r, 70, "M", np.random.default_rng(50 + i), variant="decoupled")
+                 for i in range(n)] for r in ("chin", "cheek")}
+    for layer in ("dermis", "fat"):
+        spec = var["thickness_mm"][layer]
+        lo, hi = math.log(spec["low"]), math.log(spec["high"])
+        for r, xs in draws.items():
+            lt = np.log([x.thickness_mm[layer] for x in xs])
+            assert lt.min() >= lo and lt.max() <= hi
+            assert lt.mean() == pytest.approx((lo + hi) / 2, abs=0.04)
+            assert lt.var() == pytest.approx((hi - lo) ** 2 / 12, rel=0.1)
+    for r, xs in draws.items():
+        assert np.mean([x.thickness_mm["muscle"] > 0 for x in xs]) == pytest.approx(
+            var["p_present"]["muscle"], abs=tol)
+        assert np.mean([x.bone_present for x in xs]) == pytest.approx(var["bone_p_present"],
+                                                                      abs=tol)
+    # the entry echo is the region's, not the variant's
+    ch = np.mean([x.thickness_mm["epidermis"] for x in draws["chin"]])
+    dflt = np.mean([draw_anatomy("chin", 70, "M", np.random.default_rng(i)).thickness_mm[
+        "epidermis"] for i in range(n)])
+    assert ch == pytest.approx(dflt, rel=0.05)

@@ -167,3 +167,23 @@ def test_cli_anatomy_varied(tmp_path):
     with pytest.raises(ConfigError, match="anatomy"):
         simulate_dataset(tmp_path / "x", 1, seed=4, progress=False, anatomy="odd", **SMALL)
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_decoupled_anatomy_and_faint_ranges(tmp_path):
+    """--anatomy decoupled --ranges wide_faint: the library call's frames, both recorded in
+    each frame's truth (the fat's drawn backscatter inside the faint range)."""
+    from layerseg.simulate.ranges import range_spec
+    rc = main(["simulate", "--n", "2", "--out", str(tmp_path / "c"), "--seed", "5",
+               "--anatomy", "decoupled", "--ranges", "wide_faint", "--shape", "96", "64",
+               "--depth-mm", "6", "--width-mm", "3.2", "--no-progress"])
+    assert rc == 0
+    b = simulate_dataset(tmp_path / "b", 2, seed=5, progress=False, anatomy="decoupled",
+                         ranges="wide_faint", **SMALL)
+    _same_tree(tmp_path / "c" / "images", b / "images")
+    _same_tree(tmp_path / "c" / "labels", b / "labels")
+    spec = range_spec("wide_faint")["layers"]["fat"]["backscatter_db"]
+    for it in read_dataset(b):
+        assert it.truth["anatomy_variant"] == "decoupled"
+        assert it.truth["ranges"]["name"] == "wide_faint"
+        fb = it.truth["ranges"]["drawn"]["layers"]["fat"]["backscatter_db"]
+        assert spec["low"] <= fb <= spec["high"]

@@ -190,7 +190,7 @@ def test_layer_backscatter_override_shifts_the_mean_log_level_by_its_db(monkeypa
     def run(fat_db):
         w = copy.deepcopy(base)
         w["layers"]["fat"]["backscatter_db"] = fat_db
-        monkeypatch.setattr(core, "draw_wide", lambda rng: (rng.random(), w)[1])
+        monkeypatch.setattr(core, "draw_wide", lambda rng, name="wide": (rng.random(), w)[1])
         return simulate_frame(2, region="cheek", shape=(256, 96), depth_mm=8.0, width_mm=4.0,
                               ranges="wide", with_elasto=False, standoff_mm=0.3, tilt_deg=0.0)
 
@@ -244,8 +244,8 @@ def test_wide_frames_smooth_the_envelope_like_a_scanner(monkeypatch):
     from layerseg.simulate.ranges import draw_wide as real_draw
 
     def frame(factor):
-        def draw(rng):
-            w = real_draw(rng)
+        def draw(rng, name="wide"):
+            w = real_draw(rng, name)
             if factor is not None:
                 w["display"]["envelope_smoothing"] = factor
             return w
@@ -286,3 +286,70 @@ def test_wide_frames_smooth_the_envelope_like_a_scanner(monkeypatch):
 
     assert cracks(smooth) < 0.5 * cracks(plain)
     assert cracks(plain) > 0.001     # unsmoothed speckle does have them (Rayleigh: 0.7 %)
+
+
+def test_wide_faint_is_wide_with_only_the_fat_backscatter_drawn_from_its_own_range():
+    """'wide_faint' resolves to 'wide' with the override's entries replaced: the same generator
+    state draws every other value identically (same keys, same order), the fat's backscatter
+    from the override's range (and the deep fat's, drawn relative to it, follows it)."""
+    from layerseg.simulate.ranges import RANGES, range_spec
+    assert "wide_faint" in RANGES
+    w, f = range_spec("wide"), range_spec("wide_faint")
+    over = ranges_table()["ranges"]["wide_faint"]["override"]["layers"]["fat"]["backscatter_db"]
+    assert f["layers"]["fat"]["backscatter_db"] == over
+    f2 = copy.deepcopy(f)
+    f2["layers"]["fat"]["backscatter_db"] = w["layers"]["fat"]["backscatter_db"]
+    assert f2 == w
+    assert ranges_table()["ranges"]["wide"]["layers"]["fat"]["backscatter_db"] != over
+    fats = []
+    for seed in range(40):
+        a = draw_wide(np.random.default_rng(seed))
+        b = draw_wide(np.random.default_rng(seed), "wide_faint")
+        fa, fb = a["layers"]["fat"]["backscatter_db"], b["layers"]["fat"]["backscatter_db"]
+        assert over["low"] <= fb <= over["high"]
+        fats.append(fb)
+        # uniform draws from one stream: the same quantile of each range
+        wf = w["layers"]["fat"]["backscatter_db"]
+        qa = (fa - wf["low"]) / (wf["high"] - wf["low"])
+        assert (fb - over["low"]) / (over["high"] - over["low"]) == pytest.approx(qa)
+        da, db = (x["layers"]["deep_fat"]["backscatter_db"] for x in (a, b))
+        assert db - fb == pytest.approx(da - fa)
+        for x in (a, b):
+            del x["layers"]["fat"]["backscatter_db"], x["layers"]["deep_fat"]["backscatter_db"]
+        assert a == b
+    assert np.ptp(fats) > 0.5 * (over["high"] - over["low"])
+    with pytest.raises(ConfigError, match="range set"):
+        range_spec("default")
+    with pytest.raises(ConfigError, match="range set"):
+        draw_wide(np.random.default_rng(0), "narrow")
+
+
+def test_an_override_naming_an_entry_the_base_lacks_is_refused(monkeypatch):
+    """An override may only replace entries of its base (a new key would change what a seed
+    draws); the error names the entry."""
+    from layerseg.simulate import ranges as rmod
+    t = copy.deepcopy(ranges_table())
+    t["ranges"]["wide_faint"]["override"] = {"layers": {"fat": {"echo_db": {
+        "dist": "uniform", "low": 0.0, "high": 1.0}}}}
+    monkeypatch.setattr(rmod, "ranges_table", lambda: t)
+    with pytest.raises(ConfigError, match="'echo_db'"):
+        rmod.range_spec("wide_faint")
+
+
+def test_wide_faint_frames_show_fat_nearly_as_bright_as_dermis():
+    """Frames of 'wide_faint' record their ranges' name and draws, and their fat's mean display
+    grey level (log-compressed) lies closer to the dermis's than in 'wide' frames of the same seeds whose fat
+    was drawn more than 12 dB darker."""
+    gaps = {"wide": [], "wide_faint": []}
+    for seed in range(12):
+        for name in gaps:
+            s = simulate_frame(seed, shape=(160, 96), depth_mm=8.0, width_mm=4.8,
+                               region="cheek", ranges=name, with_elasto=False)
+            assert s.truth["ranges"]["name"] == name
+            fb = s.truth["ranges"]["drawn"]["layers"]["fat"]["backscatter_db"]
+            if name == "wide" and fb > -12.0:
+                continue
+            img = np.asarray(s.frame.bmode, float)  # log-compressed display grey
+            gaps[name].append(img[s.labels == 2].mean() - img[s.labels == 3].mean())
+    assert len(gaps["wide"]) >= 4 and len(gaps["wide_faint"]) == 12
+    assert np.median(gaps["wide_faint"]) < np.median(gaps["wide"])
