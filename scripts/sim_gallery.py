@@ -2,9 +2,9 @@
 label map outline, to compare by eye with published 20-24 MHz facial HFUS images.
 
     python scripts/sim_gallery.py --out sim_gallery.png [--seed 0] [--ages 25 45 70] [--labels]
-        [--ranges default|wide] [--dpi 110]
+        [--ranges default|wide|wide_faint] [--anatomy default|varied|decoupled] [--dpi 110]
 
-With ``--ranges wide`` every frame draws its own probe, display chain and layer echogenicity
+With ``--ranges wide`` (or ``wide_faint``) every frame draws its own probe, display chain and layer echogenicity
 (`layerseg/data/sim_ranges.json`; frequency from the ranges, not ``--frequency``) and the
 title gives the drawn centre frequency and dynamic range.
 """
@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from layerseg.simulate import SIM_REGIONS, simulate_frame  # noqa: E402
+from layerseg.simulate.anatomy import ANATOMY_VARIANTS  # noqa: E402
+from layerseg.simulate.ranges import RANGES  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -32,10 +34,11 @@ def main(argv=None) -> int:
     ap.add_argument("--labels", action="store_true", help="draw label boundaries")
     ap.add_argument("--vary", action="store_true", help="random settings and artefacts")
     ap.add_argument("--frequency", type=float, default=24.0)
-    ap.add_argument("--ranges", choices=("default", "wide"), default="default")
+    ap.add_argument("--ranges", choices=RANGES, default="default")
+    ap.add_argument("--anatomy", choices=ANATOMY_VARIANTS, default="default")
     ap.add_argument("--dpi", type=int, default=110)
     args = ap.parse_args(argv)
-    wide = args.ranges == "wide"
+    wide = args.ranges != "default"
     nr, nc = len(args.regions), len(args.ages)
     fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc, 3.1 * nr), squeeze=False)
     for i, reg in enumerate(args.regions):
@@ -43,7 +46,7 @@ def main(argv=None) -> int:
             s = simulate_frame(args.seed + 100 * i + j, region=reg, age=age, sex=args.sex,
                                vary=args.vary or wide, with_elasto=False,
                                frequency_mhz=None if wide else args.frequency,
-                               ranges=args.ranges)
+                               ranges=args.ranges, anatomy=args.anatomy)
             f = s.frame
             dz, dx = f.spacing_mm
             r, c = f.shape

@@ -26,6 +26,8 @@ def register(sub) -> None:
     p.add_argument("--image-format", choices=("png", "npy"), default="png")
     p.add_argument("--rf", choices=("rf", "iq"), default=None,
                    help="also write RF (after TGC) or IQ lines per frame under rf/")
+    # the simulator's RANGES and ANATOMY_VARIANTS, written out so that `layerseg --help` does not
+    # import the simulator (a test holds them equal)
     p.add_argument("--ranges", choices=("default", "wide", "wide_faint"), default="default",
                    help="per-frame parameter ranges: 'default' (today's settings, same seed same "
                         "frames) or 'wide' (probe 15-50 MHz, bandwidth, F-number, TGC, dynamic "

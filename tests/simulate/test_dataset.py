@@ -187,3 +187,16 @@ def test_cli_decoupled_anatomy_and_faint_ranges(tmp_path):
         assert it.truth["ranges"]["name"] == "wide_faint"
         fb = it.truth["ranges"]["drawn"]["layers"]["fat"]["backscatter_db"]
         assert spec["low"] <= fb <= spec["high"]
+
+
+def test_cli_choices_are_the_simulators_names():
+    """`layerseg simulate --ranges/--anatomy` list their choices without importing the
+    simulator (a second import of numba would slow every command's start): they must be the
+    simulator's own names (`RANGES`, `ANATOMY_VARIANTS`)."""
+    from layerseg.cli import build_parser
+    from layerseg.simulate.anatomy import ANATOMY_VARIANTS
+    from layerseg.simulate.ranges import RANGES
+    sub = next(a for a in build_parser()._actions if a.choices and "simulate" in a.choices)
+    opts = {a.dest: a.choices for a in sub.choices["simulate"]._actions}
+    assert tuple(opts["ranges"]) == RANGES
+    assert tuple(opts["anatomy"]) == ANATOMY_VARIANTS
