@@ -9,26 +9,72 @@ network (`layerseg.segmentation.trained.predict.load_task`).
 
 from __future__ import annotations
 
+import os
+
 from lightning.pytorch.cli import LightningCLI
 
 from ...errors import ConfigError
 from .data import FrameDataModule
 from .task import SegmentationTask
 
-__all__ = ["SegmentationCLI", "run_cli", "LIGHTNING_COMMANDS"]
+__all__ = ["SegmentationCLI", "run_cli", "write_last_checkpoint", "LIGHTNING_COMMANDS"]
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 """The LightningCLI subcommands that ``layerseg`` passes through."""
 
 
 class SegmentationCLI(LightningCLI):
-    """`LightningCLI` with the data module's geometry linked to the task."""
+    """`LightningCLI` with the data module's geometry linked to the task, and ``last.ckpt``
+    written at the step a finished ``fit`` ended on (`after_fit`)."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.spacing_mm", "model.spacing_mm")
         parser.link_arguments("data.patch_size", "model.patch_size")
         parser.link_arguments("data.elasto", "model.in_channels",
                               compute_fn=lambda elasto: 2 if elasto else 1)
+
+    def after_fit(self) -> None:
+        """Write every ``save_last`` checkpoint callback's ``last.ckpt`` at the final step.
+
+        Lightning 2.6 writes ``last.ckpt`` only beside a scheduled checkpoint, so a run whose
+        ``max_steps`` is not a multiple of ``every_n_train_steps`` (our configs save every 500
+        steps) would end with the last steps missing from it: a 750-step run left step 500
+        there, and `scripts/ship_model.py` would have shipped that. An interrupted run is left
+        as Lightning wrote it.
+        """
+        write_last_checkpoint(self.trainer)
+
+
+def write_last_checkpoint(trainer) -> list[str]:
+    """Save the trainer's state as ``last.ckpt`` of each checkpoint callback with
+    ``save_last`` (replacing a link there, never writing through it).
+
+    Parameters
+    ----------
+    trainer : lightning.pytorch.Trainer
+        After ``fit``.
+
+    Returns
+    -------
+    list of str
+        The paths written (none after an interrupted run, a ``fast_dev_run`` or on a run
+        without such a callback).
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    if trainer.interrupted or trainer.fast_dev_run:
+        return []
+    written = []
+    for cb in trainer.checkpoint_callbacks:
+        if not (isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath):
+            continue
+        path = cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
+        if trainer.is_global_zero and os.path.islink(path):
+            os.unlink(path)
+        trainer.save_checkpoint(path)
+        cb.last_model_path = path
+        written.append(path)
+    return written
 
 
 def run_cli(args: list[str]) -> int:

@@ -137,3 +137,25 @@ def test_two_process_cpu_ddp_fit(tmp_path):
     assert len(ckpts) == 1
     task = load_task(ckpts[0])
     assert task.hparams.channels == [4, 8, 16] or list(task.hparams.channels) == [4, 8, 16]
+
+
+def test_last_checkpoint_holds_the_final_step(tmp_path):
+    """A run whose max_steps is not a multiple of its checkpoint's every_n_train_steps (as the
+    configs' 500 with --trainer.max_steps=750): Lightning alone leaves the last scheduled step
+    (3) in last.ckpt; `layerseg fit` writes the final one (5)."""
+    import torch
+    root = tmp_path / "runs"
+    args = [a for a in TINY if not a.startswith("--trainer.fast_dev_run")]
+    assert main(["fit", "--config", str(CONFIGS / "default_cpu_widen.yaml"), *args,
+                 "--model.init_from=null", "--trainer.max_steps=5",
+                 "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
+                 '--trainer.callbacks=[{"class_path": "lightning.pytorch.callbacks.'
+                 'ModelCheckpoint", "init_args": {"save_last": true, "save_top_k": 1, '
+                 '"every_n_train_steps": 3}}]',
+                 f"--trainer.default_root_dir={root}"]) == 0
+    ckpts = sorted(root.rglob("last.ckpt"))
+    assert len(ckpts) == 1
+    ck = torch.load(ckpts[0], map_location="cpu", weights_only=False)
+    assert ck["global_step"] == 5
+    # the scheduled one is still there, at step 3
+    assert [p.name for p in ckpts[0].parent.glob("*step=3*.ckpt")]
