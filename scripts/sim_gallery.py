@@ -4,9 +4,9 @@ label map outline, to compare by eye with published 20-24 MHz facial HFUS images
     python scripts/sim_gallery.py --out sim_gallery.png [--seed 0] [--ages 25 45 70] [--labels]
         [--ranges default|wide|wide_faint] [--anatomy default|varied|decoupled] [--dpi 110]
 
-With ``--ranges wide`` (or ``wide_faint``) every frame draws its own probe, display chain and layer echogenicity
-(`layerseg/data/sim_ranges.json`; frequency from the ranges, not ``--frequency``) and the
-title gives the drawn centre frequency and dynamic range.
+With ``--ranges wide`` (or ``wide_faint``) every frame draws its own probe, display chain and
+layer echogenicity (`layerseg/data/sim_ranges.json`; frequency from the ranges, not
+``--frequency``) and the title gives the drawn centre frequency and dynamic range.
 """
 
 from __future__ import annotations

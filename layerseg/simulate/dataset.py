@@ -198,13 +198,15 @@ def simulate_dataset(out: str | os.PathLike, n: int, *, seed: int = 0,
         JSON that `layerseg.io.read_rf` reads (manifest column ``rf``).
     ranges : {'default', 'wide', 'wide_faint'}
         Parameter ranges (`simulate_frame`): ``default`` writes the same bytes as before ranges
-        existed; ``wide`` (and ``wide_faint``, its faint-fat form) draws probe, display and per-layer echogenicity per frame from
-        ``layerseg/data/sim_ranges.json`` (the exam plan's frequency is then not used; each
-        frame's truth JSON records its drawn values under ``ranges``).
+        existed; ``wide`` (and ``wide_faint``, its faint-fat form) draws probe, display and
+        per-layer echogenicity per frame from ``layerseg/data/sim_ranges.json`` (the exam
+        plan's frequency is then not used; each frame's truth JSON records its drawn values
+        under ``ranges``).
     anatomy : {'default', 'varied', 'decoupled'}
         Anatomy variant (`simulate_frame`): ``varied`` draws layer presence and per-layer
         thickness factors, ``decoupled`` that presence and region-independent thicknesses, from
-        ``variants`` of ``sim_anatomy.json`` (training and robustness sets); ``default`` writes the same bytes as before variants existed.
+        ``variants`` of ``sim_anatomy.json`` (training and robustness sets); ``default``
+        writes the same bytes as before variants existed.
     **sim_kwargs
         Passed to `simulate_frame` (e.g. ``shape``, ``depth_mm``, ``vary``).
 

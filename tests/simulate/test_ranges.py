@@ -338,8 +338,8 @@ def test_an_override_naming_an_entry_the_base_lacks_is_refused(monkeypatch):
 
 def test_wide_faint_frames_show_fat_nearly_as_bright_as_dermis():
     """Frames of 'wide_faint' record their ranges' name and draws, and their fat's mean display
-    grey level (log-compressed) lies closer to the dermis's than in 'wide' frames of the same seeds whose fat
-    was drawn more than 12 dB darker."""
+    grey level (log-compressed) lies closer to the dermis's than in 'wide' frames of the same
+    seeds whose fat was drawn more than 12 dB darker."""
     gaps = {"wide": [], "wide_faint": []}
     for seed in range(12):
         for name in gaps:
