@@ -71,7 +71,8 @@ def write_last_checkpoint(trainer) -> list[str]:
         path = cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
         if trainer.is_global_zero and os.path.islink(path):
             os.unlink(path)
-        trainer.save_checkpoint(path)
+        # what the callback itself would write (a full state unless save_weights_only)
+        trainer.save_checkpoint(path, weights_only=cb.save_weights_only)
         cb.last_model_path = path
         written.append(path)
     return written
