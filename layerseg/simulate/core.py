@@ -143,7 +143,7 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
     sex : {'F', 'M'}
     frequency_mhz : float or None
         Transmit centre frequency, 15-50 MHz; None: 24 MHz with ``ranges='default'``, drawn
-        with ``ranges='wide'``.
+        with any other range set (``wide``, ``wide_faint``).
     shape : (rows, cols)
         Output pixel grid; with `depth_mm` and `width_mm` it sets the spacing (default 512 x 512
         over 12 mm x 12.8 mm: 0.0234 x 0.025 mm per pixel).
@@ -214,8 +214,8 @@ def simulate_frame(seed_or_rng, *, region: str | None = "cheek", age: float = 45
         ``sleb`` (present, anatomical thickness), ``upper_lower_dermis_db``, ``acoustics`` (all
         settings and derived pulse/beam sizes), ``phantom`` (stand-off, tilt, artefacts...),
         ``entry_echo`` (definition), ``elasto`` (info from the elastography module),
-        ``ranges`` (``name``; with ``wide`` also ``drawn``: every value drawn from the ranges
-        file, before explicit settings override them).
+        ``ranges`` (``name``; with a drawn set, ``wide`` or ``wide_faint``, also ``drawn``: every
+        value drawn from the ranges file, before explicit settings override them).
     """
     rng, seed_repr = _rng(seed_or_rng)
     anat_rng = None

@@ -46,8 +46,9 @@ class SegmentationCLI(LightningCLI):
 
 
 def write_last_checkpoint(trainer) -> list[str]:
-    """Save the trainer's state as ``last.ckpt`` of each checkpoint callback with
-    ``save_last`` (replacing a link there, never writing through it).
+    """Save the trainer's state as the ``last`` checkpoint of each checkpoint callback with
+    ``save_last`` whose last save was at an earlier step (replacing a link there, never
+    writing through it).
 
     Parameters
     ----------
@@ -57,23 +58,29 @@ def write_last_checkpoint(trainer) -> list[str]:
     Returns
     -------
     list of str
-        The paths written (none after an interrupted run, a ``fast_dev_run`` or on a run
-        without such a callback).
+        The paths written: none when every such callback last saved at the final step, after
+        an interrupted run or a ``fast_dev_run``, in the launching process of a spawned run
+        (it holds no trained state: step 0), or on a run without such a callback.
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    if trainer.interrupted or trainer.fast_dev_run:
+    step = trainer.global_step
+    if trainer.interrupted or trainer.fast_dev_run or step == 0:
         return []
     written = []
     for cb in trainer.checkpoint_callbacks:
         if not (isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath):
             continue
-        path = cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
+        if getattr(cb, "_last_global_step_saved", -1) == step and cb.last_model_path:
+            continue                        # Lightning saved the final step itself
+        # the file Lightning last wrote as `last` (last-v1.ckpt when a run reuses a folder)
+        path = cb.last_model_path or cb.format_checkpoint_name({}, cb.CHECKPOINT_NAME_LAST)
         if trainer.is_global_zero and os.path.islink(path):
             os.unlink(path)
+        trainer.strategy.barrier("layerseg_last_checkpoint")
+        cb.last_model_path = path           # the saved callback state names the file
         # what the callback itself would write (a full state unless save_weights_only)
         trainer.save_checkpoint(path, weights_only=cb.save_weights_only)
-        cb.last_model_path = path
         written.append(path)
     return written
 

@@ -159,3 +159,28 @@ def test_last_checkpoint_holds_the_final_step(tmp_path):
     assert ck["global_step"] == 5
     # the scheduled one is still there, at step 3
     assert [p.name for p in ckpts[0].parent.glob("*step=3*.ckpt")]
+
+
+def test_last_checkpoint_left_alone_when_lightning_saved_the_final_step(tmp_path):
+    """max_steps a multiple of every_n_train_steps: Lightning's own last.ckpt holds the final
+    step, and `write_last_checkpoint` (run again after the fit) writes nothing."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from layerseg.segmentation.trained.cli import write_last_checkpoint
+    from layerseg.segmentation.trained.data import FrameDataModule
+    from layerseg.segmentation.trained.task import SegmentationTask
+
+    cb = ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True, save_top_k=1,
+                         every_n_train_steps=2)
+    kw = dict(spacing_mm=(0.1, 0.1), patch_size=(32, 32))
+    task = SegmentationTask(channels=[4, 8, 16], **kw)
+    dm = FrameDataModule(datasets=[], batch_size=2, num_workers=0, sim_frames=(4, 2, 2),
+                         sim_shape=(80, 64), sim_depth_mm=8.0, sim_width_mm=6.4, **kw)
+    tr = Trainer(max_steps=4, callbacks=[cb], logger=False, enable_progress_bar=False,
+                 limit_val_batches=0, accelerator="cpu", devices=1)
+    tr.fit(task, datamodule=dm)
+    last = tmp_path / "ck" / "last.ckpt"
+    before = last.stat().st_mtime_ns
+    assert write_last_checkpoint(tr) == []
+    assert last.stat().st_mtime_ns == before
