@@ -10,6 +10,7 @@ nearly as bright as the dermis (a set's ``base`` and ``override`` in the file).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from functools import lru_cache
@@ -63,7 +64,7 @@ def range_spec(name: str = "wide") -> dict:
         raise ConfigError(f"range set must be one of {RANGES[1:]}, got {name!r}")
     entry = t[name]
     if "base" not in entry:
-        return json.loads(json.dumps(entry))
+        return copy.deepcopy(entry)
     out = range_spec(entry["base"])
     _override(out, entry.get("override", {}), f"ranges.{name}.override")
     return out
